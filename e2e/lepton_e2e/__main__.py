@@ -1,0 +1,65 @@
+"""``python -m lepton_e2e {build|up|down|status|pod-runner}``: the local cluster's CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from lepton_e2e import binaries
+from lepton_e2e.cluster import Cluster
+
+
+def _pod_runner() -> None:
+    from kubernetes import config
+
+    from lepton_e2e.images import load_image_table
+    from lepton_e2e.podrunner import PodRunner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cluster = Cluster()
+    api = config.new_client_from_config(str(cluster.config.kubeconfig))  # type: ignore[no-untyped-call]
+    runner = PodRunner(
+        api,
+        load_image_table(),
+        cluster.config.network,
+        cluster.dir,
+        (cluster.dir / "cluster-id").read_text(),
+        cluster.config.apiserver_port,
+    )
+    runner.run_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lepton_e2e", description=__doc__)
+    parser.add_argument("command", choices=["build", "up", "down", "status", "pod-runner"])
+    args = parser.parse_args(argv)
+    cluster = Cluster()
+    if args.command == "build":
+        print(binaries.ensure_built())
+    elif args.command == "up":
+        kubeconfig = cluster.up()
+        timings_file = cluster.dir / "timings.json"
+        if timings_file.exists():
+            timings = json.loads(timings_file.read_text())
+            print(
+                f"cluster up: built in {timings['build_s']} s, ready in "
+                f"{timings['start_to_ready_s']} s",
+                file=sys.stderr,
+            )
+        print(f"export KUBECONFIG={kubeconfig}")
+        print(f"export PATH={binaries.bin_dir()}:$PATH")
+    elif args.command == "down":
+        cluster.down()
+    elif args.command == "status":
+        up = cluster.is_up()
+        print("up" if up else "down")
+        return 0 if up else 1
+    else:
+        _pod_runner()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""pytest fixtures for the real local cluster.
+
+``kube`` (session-scoped) brings the harness's cluster up once per test session and
+takes it down at the end, unless ``KUBECONFIG`` points at a cluster already running
+(then it is used and left alone), or ``LEPTON_E2E_KEEP=1`` asks to keep it for the
+next run. ``namespace`` gives each test a namespace of its own, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from lepton_e2e import binaries
+from lepton_e2e.cluster import Cluster
+
+
+@dataclass
+class Kube:
+    """A handle on the cluster under test: its kubeconfig, kubectl, and API clients."""
+
+    kubeconfig: Path
+    bin_dir: Path
+    api: client.ApiClient
+    runs_process_pods: bool
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def apply(self, *documents: dict[str, Any], namespace: str | None = None) -> None:
+        args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+        self.kubectl(*args, stdin=yaml.safe_dump_all(documents))
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        out = self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
+        document: dict[str, Any] = json.loads(out)
+        return document
+
+    def list(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
+        items: list[dict[str, Any]] = json.loads(self.kubectl(*args).stdout)["items"]
+        return items
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "condition"
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[Kube]:
+    bin_dir = binaries.ensure_built()
+    external = os.environ.get("KUBECONFIG")
+    cluster = Cluster()
+    started_here = False
+    if external:
+        kubeconfig = Path(external)
+    else:
+        started_here = not cluster.is_up()
+        kubeconfig = cluster.up()
+    api = config.new_client_from_config(str(kubeconfig))  # type: ignore[no-untyped-call]
+    try:
+        yield Kube(kubeconfig=kubeconfig, bin_dir=bin_dir, api=api, runs_process_pods=not external)
+    finally:
+        api.close()
+        if started_here and os.environ.get("LEPTON_E2E_KEEP") != "1":
+            cluster.down(quiet=True)
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    name = f"e2e-{secrets.token_hex(3)}"
+    kube.kubectl("create", "namespace", name)
+    # Pods may only start once the namespace's default ServiceAccount exists.
+    wait_for(
+        lambda: (
+            kube.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
+            == 0
+        ),
+        what=f"the default ServiceAccount in {name}",
+    )
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -1,0 +1,74 @@
+"""The table that maps container images to local entrypoints.
+
+No container engine runs here, so a pod that stands for the product's real work
+(a builder Job, a Triton replica, the operator itself) runs as a local process from
+the very command, args and env the pod spec names. This table says which images
+get that treatment and what their ENTRYPOINT and PATH are.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_IMAGES_FILE = REPO_ROOT / "e2e" / "cluster" / "images.yaml"
+_TAG_OR_DIGEST = re.compile(r"(@sha256:[0-9a-f]+|:[^:/]+)$")
+
+
+def repository(image: str) -> str:
+    """``repo/name:tag`` or ``repo/name@sha256:...`` -> ``repo/name``."""
+    return _TAG_OR_DIGEST.sub("", image)
+
+
+class LocalImage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entrypoint: list[str] = Field(default_factory=list)
+    path: list[str] = Field(default_factory=lambda: ["/usr/local/bin", "/usr/bin", "/bin"])
+
+    def resolved_path(self) -> str:
+        venv_bin = str(Path(sys.executable).parent)
+        return ":".join(
+            entry.replace("{venv}", str(Path(venv_bin).parent)).replace("{repo}", str(REPO_ROOT))
+            for entry in self.path
+        )
+
+    def argv(self, container: dict[str, Any]) -> list[str]:
+        """Docker's rule: ``command`` replaces ENTRYPOINT, ``args`` replace CMD."""
+        command = container.get("command") or self.entrypoint
+        return [*command, *(container.get("args") or [])]
+
+
+class ImageTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    images: dict[str, LocalImage]
+
+    def lookup(self, image: str) -> LocalImage | None:
+        return self.images.get(repository(image))
+
+    def runs_pod(self, pod_spec: dict[str, Any]) -> bool:
+        containers = [*(pod_spec.get("initContainers") or []), *pod_spec.get("containers", [])]
+        return bool(containers) and all(self.lookup(c.get("image", "")) for c in containers)
+
+    def kwok_exclusion(self) -> dict[str, Any]:
+        """A KWOK stage selector term that skips every pod with a listed image.
+
+        KWOK evaluates ``key`` as a jq query; for pods it must leave to the runner,
+        the repository of some container is in the table.
+        """
+        return {
+            "key": '.spec.containers.[].image | sub("(@sha256:[0-9a-f]+|:[^:/]+)$"; "")',
+            "operator": "NotIn",
+            "values": sorted(self.images),
+        }
+
+
+def load_image_table(path: Path = DEFAULT_IMAGES_FILE) -> ImageTable:
+    return ImageTable.model_validate(yaml.safe_load(path.read_text()))

@@ -1,0 +1,51 @@
+"""Inside a pod's network and mount namespaces: mount its volumes, then exec it.
+
+Started by the runner as ``ip netns exec NS unshare --mount --propagation private
+python -m lepton_e2e.podexec SPEC.json``. The bind mounts live in the private mount
+namespace only, so the process sees its volumes at their real ``mountPath`` (the
+service-account token at /var/run/secrets/..., a model repository at /models) and
+the host does not. Mount points that do not exist yet are created empty on the
+host's filesystem, as a container runtime would inside the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _ensure_target(source: Path, target: Path) -> None:
+    if source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.touch()
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    for mount in spec["mounts"]:
+        source, target = Path(mount["source"]), Path(mount["target"])
+        if not source.exists():
+            source.mkdir(parents=True, exist_ok=True)
+        _ensure_target(source, target)
+        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        if mount["read_only"]:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+    os.chdir(spec.get("workingDir") or "/")
+    argv: list[str] = spec["argv"]
+    try:
+        os.execvpe(argv[0], argv, spec["env"])
+    except OSError as error:
+        # What a runtime reports as "exec format error"/"not found": exit 127 like a shell.
+        sys.stderr.write(f"podexec: cannot start {argv[0]!r}: {error}\n")
+        Path(spec["terminationLog"]).write_text(f"cannot start {argv[0]!r}: {error}")
+        sys.exit(127)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
