@@ -1,0 +1,339 @@
+"""The ``LeptonModel`` spec: what a platform team asks for.
+
+These pydantic models are the single source of the API. The CRD in ``crds/`` is
+generated from them (``python -m lepton_operator.api.crd``), descriptions included,
+so ``kubectl explain`` reads the docstrings and ``Field(description=...)`` below.
+Cross-field rules are CEL (``x-kubernetes-validations``), enforced by the apiserver
+at admission; the operator validates again with these very models and reports what
+the apiserver could not know (such as pool names) as a status condition.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lepton_operator.api.kube import CEL, full_default, list_type
+
+GPU_ONLY_VARIANTS = ("fp16", "bf16", "torch-compile", "tensorrt")
+TORCH_SOURCE_VARIANTS = ("int8-dynamic", "torchscript", "torch-compile", "fp16", "bf16")
+
+
+class Spec(BaseModel):
+    """Base of every API object: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+
+
+class ModelFormat(StrEnum):
+    SAFETENSORS = "safetensors"
+    TORCHSCRIPT = "torchscript"
+    ONNX = "onnx"
+    TORCH_EXPORT = "torch-export"
+
+
+class DType(StrEnum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT64 = "int64"
+    INT32 = "int32"
+    INT8 = "int8"
+    BOOL = "bool"
+
+
+class Variant(StrEnum):
+    FP32 = "fp32"
+    INT8_DYNAMIC = "int8-dynamic"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
+    TORCHSCRIPT = "torchscript"
+    TORCH_COMPILE = "torch-compile"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    TENSORRT = "tensorrt"
+
+
+class AccuracyMetric(StrEnum):
+    COSINE = "cosine"
+    TOP1_AGREEMENT = "top1-agreement"
+    MAX_ABS_ERROR = "max-abs-error"
+
+
+class TensorSpec(Spec):
+    """One input or output tensor, per sample (the batch dimension is implicit)."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$",
+        description="Tensor name as the model and Triton know it.",
+    )
+    dtype: DType = Field(description="Element type.")
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+        max_length=8,
+        description="Per-sample shape; -1 marks a dynamic dimension (e.g. sequence length).",
+    )
+
+
+class ModelSource(Spec):
+    """Where the trained model is and how to read it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=CEL(
+            (
+                "!self.uri.startsWith('hf://') || self.format == 'safetensors'",
+                "an hf:// model must have format safetensors",
+                ".format",
+            ),
+        )
+    )
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=r"^(pvc|s3|https|hf)://[^\s]+$",
+        description="pvc://<claim>/<path>, s3://<bucket>/<key>, https://... or hf://<repo>.",
+    )
+    format: ModelFormat = Field(description="How the model is stored.")
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Expected SHA-256 of the model file; the build fails on a mismatch.",
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        alias="credentialsSecret",
+        max_length=253,
+        description="Secret in this namespace with credentials for s3:// or https:// sources.",
+    )
+    inputs: list[TensorSpec] = Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra=list_type("map", "name"),
+        description="Input tensors.",
+    )
+    outputs: list[TensorSpec] = Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra=list_type("map", "name"),
+        description="Output tensors.",
+    )
+
+
+class AccuracyGuard(Spec):
+    """How far a variant may drift from the fp32 baseline and still be served."""
+
+    model_config = ConfigDict(
+        json_schema_extra=CEL(
+            (
+                "self.metric == 'max-abs-error' || self.tolerance <= 1.0",
+                "tolerance of cosine or top1-agreement is a fraction in (0, 1]",
+                ".tolerance",
+            ),
+        )
+    )
+
+    metric: AccuracyMetric = Field(
+        default=AccuracyMetric.COSINE,
+        description="cosine: minimum cosine similarity of outputs; top1-agreement: minimum "
+        "share of equal argmax; max-abs-error: largest absolute difference allowed.",
+    )
+    tolerance: float = Field(
+        default=0.99,
+        gt=0,
+        description="The bound for the metric: a minimum for cosine and top1-agreement, a "
+        "maximum for max-abs-error.",
+    )
+
+
+class Optimization(Spec):
+    """Which variants to build and how to judge them."""
+
+    variants: list[Variant] | None = Field(
+        default=None,
+        max_length=16,
+        json_schema_extra=list_type("set"),
+        description="Variants to try; default: every one that applies to the target pools.",
+    )
+    batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default=[1, 8, 32],
+        alias="batchSizes",
+        min_length=1,
+        max_length=12,
+        json_schema_extra=list_type("set"),
+        description="Batch sizes to profile.",
+    )
+    accuracy: AccuracyGuard = Field(
+        default_factory=AccuracyGuard,
+        json_schema_extra=full_default(AccuracyGuard),
+        description="The accuracy guard.",
+    )
+    calibration_uri: str | None = Field(
+        default=None,
+        alias="calibrationUri",
+        max_length=2048,
+        pattern=r"^(pvc|s3|https)://[^\s]+$",
+        description="Representative inputs for calibration and the accuracy guard; default: "
+        "generated from the input signature.",
+    )
+
+
+class SLO(Spec):
+    """The latency promise the operator keeps at the lowest cost."""
+
+    p95_latency_ms: float = Field(
+        alias="p95LatencyMs",
+        gt=0,
+        le=600_000,
+        description="Target 95th-percentile request latency.",
+    )
+    min_throughput_rps: float | None = Field(
+        default=None,
+        alias="minThroughputRps",
+        gt=0,
+        description="Capacity to keep ready regardless of observed load.",
+    )
+
+
+class Budget(Spec):
+    """Spending limit."""
+
+    max_hourly_usd: float = Field(
+        alias="maxHourlyUSD", gt=0, description="Never plan above this spend per hour."
+    )
+
+
+class Toleration(Spec):
+    key: str | None = Field(default=None, max_length=317)
+    operator: str | None = Field(default=None, pattern=r"^(Exists|Equal)$")
+    value: str | None = Field(default=None, max_length=63)
+    effect: str | None = Field(default=None, pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$")
+
+
+class Accelerator(Spec):
+    resource: str = Field(default="nvidia.com/gpu", description="Extended resource to request.")
+    count: int = Field(default=1, ge=1, le=16, description="Accelerators per replica.")
+    type: str = Field(max_length=63, description="Accelerator model, e.g. nvidia-l4.")
+
+
+class PoolSpec(Spec):
+    """A node pool a model may run on, with its price."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
+    accelerator: Accelerator | None = Field(
+        default=None, description="Set for GPU pools; absent means CPU."
+    )
+    hourly_price_usd: float = Field(
+        alias="hourlyPriceUSD", ge=0, description="Price of one replica's node share per hour."
+    )
+    provisioning_seconds: int = Field(
+        default=60,
+        alias="provisioningSeconds",
+        ge=0,
+        le=3600,
+        description="Typical time to get a new node.",
+    )
+    resources: dict[str, str] = Field(
+        default_factory=dict, description="Requests per replica, e.g. {cpu: '2', memory: 4Gi}."
+    )
+
+
+class Scaling(Spec):
+    """Bounds and pace of scaling."""
+
+    model_config = ConfigDict(
+        json_schema_extra=CEL(
+            (
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+                ".minReplicas",
+            ),
+            (
+                "self.minReplicas > 0 || self.scaleToZero",
+                "minReplicas 0 needs scaleToZero: true",
+                ".minReplicas",
+            ),
+        )
+    )
+
+    min_replicas: int = Field(default=1, alias="minReplicas", ge=0, le=1000)
+    max_replicas: int = Field(default=4, alias="maxReplicas", ge=1, le=1000)
+    scale_up_stabilization_seconds: int = Field(
+        default=0, alias="scaleUpStabilizationSeconds", ge=0, le=3600
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300, alias="scaleDownStabilizationSeconds", ge=0, le=86400
+    )
+    scale_to_zero: bool = Field(
+        default=False,
+        alias="scaleToZero",
+        description="Allow zero replicas when there is no traffic.",
+    )
+
+
+def _variants_need(variants: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{v}'" for v in variants)
+    return f"self.optimization.variants.exists(v, v in [{listed}])"
+
+
+SPEC_RULES = CEL(
+    (
+        f"!has(self.optimization) || !has(self.optimization.variants) || !has(self.pools) || "
+        f"!{_variants_need(GPU_ONLY_VARIANTS)} || self.pools.exists(p, has(p.accelerator))",
+        "a GPU-only variant (fp16, bf16, torch-compile, tensorrt) needs a pool with an accelerator",
+        ".optimization.variants",
+    ),
+    (
+        f"!has(self.optimization) || !has(self.optimization.variants) || "
+        f"self.model.format != 'onnx' || !{_variants_need(TORCH_SOURCE_VARIANTS)}",
+        "an onnx model can only build onnx, onnx-int8, fp32 and tensorrt variants",
+        ".optimization.variants",
+    ),
+    (
+        "!has(self.replicas) || (self.replicas >= self.scaling.minReplicas && "
+        "self.replicas <= self.scaling.maxReplicas)",
+        "replicas must lie within scaling.minReplicas and scaling.maxReplicas",
+        ".replicas",
+    ),
+)
+
+
+class LeptonModelSpec(Spec):
+    """A model to serve at a latency SLO for the lowest cost."""
+
+    model_config = ConfigDict(json_schema_extra=SPEC_RULES)
+
+    model: ModelSource = Field(description="The trained model and its signature.")
+    optimization: Optimization = Field(
+        default_factory=Optimization,
+        json_schema_extra=full_default(Optimization),
+        description="Variants to build and the accuracy guard.",
+    )
+    slo: SLO = Field(description="Latency objective.")
+    budget: Budget | None = Field(default=None, description="Spending limit.")
+    pools: list[PoolSpec] | None = Field(
+        default=None,
+        max_length=16,
+        json_schema_extra=list_type("map", "name"),
+        description="Pools this model may use; default: the operator's configured pools.",
+    )
+    scaling: Scaling = Field(
+        default_factory=Scaling,
+        json_schema_extra=full_default(Scaling),
+        description="Replica bounds and pace.",
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Pins the replica count (set by `kubectl scale` or an HPA through the "
+        "scale subresource); the planner then chooses only variant and pool.",
+    )
+
+
+def parse_spec(raw: dict[str, Any]) -> LeptonModelSpec:
+    return LeptonModelSpec.model_validate(raw)

@@ -1,0 +1,132 @@
+"""The ``LeptonModel`` status: what the operator did and why, for people and tools.
+
+Written only by the operator (the status subresource), never into the spec, so
+GitOps tools see no drift. Every decision carries a reason a person can read.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from lepton_operator.api.kube import list_type
+from lepton_operator.api.spec import Spec
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    BUILDING = "Building"
+    DEPLOYING = "Deploying"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    VALID = "Valid"
+    BUILT = "Built"
+    DEPLOYED = "Deployed"
+    READY = "Ready"
+    SLO_MET = "SLOMet"
+    WITHIN_BUDGET = "WithinBudget"
+
+
+class Condition(Spec):
+    type: str = Field(max_length=64)
+    status: str = Field(pattern=r"^(True|False|Unknown)$")
+    reason: str = Field(max_length=128, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = Field(default="", max_length=4096)
+    last_transition_time: str = Field(alias="lastTransitionTime")
+    observed_generation: int = Field(default=0, alias="observedGeneration", ge=0)
+
+
+class BuildStatus(Spec):
+    """One build Job: per target pool and spec hash."""
+
+    pool: str
+    job: str = Field(description="Name of the build Job.")
+    phase: str = Field(description="Running, Succeeded or Failed.")
+    message: str = Field(default="", max_length=4096)
+
+
+class VariantStatus(Spec):
+    """One (variant, pool) row of the profile table from a build report."""
+
+    variant: str
+    pool: str
+    batch_size: int = Field(alias="batchSize", description="Batch size of these figures.")
+    p50_ms: float | None = Field(default=None, alias="p50Ms")
+    p95_ms: float | None = Field(default=None, alias="p95Ms")
+    p99_ms: float | None = Field(default=None, alias="p99Ms")
+    throughput_rps: float | None = Field(default=None, alias="throughputRps")
+    accuracy: float | None = Field(
+        default=None, description="Measured value of the spec's accuracy metric."
+    )
+    size_bytes: int | None = Field(default=None, alias="sizeBytes")
+    cost_per_1k_usd: float | None = Field(
+        default=None,
+        alias="costPer1kUSD",
+        description="Cost of 1,000 inferences at full load on this pool.",
+    )
+    accepted: bool
+    reason: str = Field(
+        default="",
+        max_length=1024,
+        description="Why it was rejected or failed; empty when accepted.",
+    )
+
+
+class Decision(Spec):
+    """The planner's current choice."""
+
+    variant: str
+    pool: str
+    replicas: int = Field(ge=0)
+    predicted_p95_ms: float | None = Field(default=None, alias="predictedP95Ms")
+    hourly_cost_usd: float = Field(alias="hourlyCostUSD", ge=0)
+    reason: str = Field(max_length=4096)
+    time: str
+
+
+class LiveFigures(Spec):
+    p95_ms: float | None = Field(default=None, alias="p95Ms")
+    request_rate: float | None = Field(
+        default=None, alias="requestRate", description="Requests per second."
+    )
+    hourly_cost_usd: float | None = Field(default=None, alias="hourlyCostUSD")
+    time: str
+
+
+class Endpoint(Spec):
+    service: str
+    http: str = Field(description="host:port of Triton's HTTP API.")
+    grpc: str = Field(description="host:port of Triton's gRPC API.")
+
+
+class LeptonModelStatus(Spec):
+    phase: Phase | None = None
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    conditions: list[Condition] = Field(
+        default_factory=list, json_schema_extra=list_type("map", "type")
+    )
+    build_hash: str | None = Field(
+        default=None,
+        alias="buildHash",
+        description="Hash of the spec fields that decide the build.",
+    )
+    builds: list[BuildStatus] = Field(default_factory=list)
+    variants: list[VariantStatus] = Field(default_factory=list)
+    decision: Decision | None = None
+    live: LiveFigures | None = None
+    endpoint: Endpoint | None = None
+    replicas: int | None = Field(default=None, description="Ready replicas (scale subresource).")
+    selector: str | None = Field(
+        default=None, description="Label selector of the serving pods (scale)."
+    )
+    p95_ms: float | None = Field(
+        default=None, alias="p95Ms", description="Observed p95, else predicted."
+    )
+    hourly_cost_usd: float | None = Field(
+        default=None, alias="hourlyCostUSD", description="Observed spend per hour, else predicted."
+    )

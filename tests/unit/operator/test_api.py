@@ -1,0 +1,70 @@
+"""The pydantic API and the CRD generated from it."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from lepton_operator import api
+from lepton_operator.api import crd
+
+
+def test_the_committed_crds_match_the_models():
+    assert crd.main(["--check"]) == 0, "run `make crds` and commit the result"
+
+
+def test_defaults_fill_in_what_the_user_left_out(spec):
+    parsed = api.parse_spec(spec)
+    assert parsed.scaling.min_replicas == 1 and parsed.scaling.max_replicas == 4
+    assert parsed.optimization.batch_sizes == [1, 8, 32]
+    assert parsed.optimization.accuracy.metric == "cosine"
+
+
+def test_unknown_fields_are_rejected_by_name(spec):
+    spec["slo"]["p95LatencyMS"] = 3
+    with pytest.raises(ValidationError, match="p95LatencyMS"):
+        api.parse_spec(spec)
+
+
+def test_crd_schema_is_structural_and_explains_itself():
+    schema = crd.render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+    def walk(node, path):
+        assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
+        assert node.get("additionalProperties") is not False, path
+        assert "type" in node or "x-kubernetes-preserve-unknown-fields" in node, path
+        for key, child in (node.get("properties") or {}).items():
+            walk(child, f"{path}.{key}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+
+    walk(schema, "")
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["model", "slo"]
+    assert spec["properties"]["slo"]["properties"]["p95LatencyMs"]["description"]
+    assert spec["properties"]["scaling"]["default"]["maxReplicas"] == 4
+    exclusive = spec["properties"]["slo"]["properties"]["p95LatencyMs"]
+    assert (exclusive["minimum"], exclusive["exclusiveMinimum"]) == (0, True)
+    rules = [r["rule"] for r in spec["properties"]["scaling"]["x-kubernetes-validations"]]
+    assert "self.minReplicas <= self.maxReplicas" in rules
+
+
+def test_crd_has_scale_status_printer_columns_and_short_name():
+    version = crd.render_crd()["spec"]["versions"][0]
+    assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
+    assert "status" in version["subresources"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "Variant",
+        "Pool",
+        "Replicas",
+        "P95",
+        "$/H",
+        "Age",
+    ]
+    assert crd.render_crd()["spec"]["names"]["shortNames"] == ["lm"]
+
+
+def test_a_union_a_crd_cannot_express_is_refused():
+    with pytest.raises(ValueError, match="union"):
+        crd.to_structural({"anyOf": [{"type": "string"}, {"type": "integer"}]})
