@@ -1,0 +1,88 @@
+"""The operator's own configuration: pools, prices, images, Prometheus, namespaces.
+
+Rendered by the Helm chart from its ``config`` values into a ConfigMap and read from
+``$LEPTON_CONFIG`` at start. It is validated here, once, so a typo in the chart's
+values stops the operator with a message naming the field instead of surfacing later
+as a confusing reconcile error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lepton_operator.api.spec import PoolSpec
+
+DEFAULT_CONFIG_PATH = Path("/etc/lepton/config.yaml")
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Images(_Config):
+    builder: str = Field(min_length=1, description="Image of the build-and-profile Job.")
+    triton: str = Field(min_length=1, description="Triton Inference Server image.")
+
+
+class Prometheus(_Config):
+    url: str = Field(pattern=r"^https?://", description="Base URL of the Prometheus API.")
+
+
+class ModelRepository(_Config):
+    storage_class_name: str = Field(
+        default="", alias="storageClassName", description="'' uses the cluster's default class."
+    )
+    size: str = Field(default="20Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
+
+
+class OperatorConfig(_Config):
+    watch_namespaces: list[str] = Field(
+        default_factory=list, alias="watchNamespaces", description="Empty: every namespace."
+    )
+    peering: str = Field(
+        default="lepton-operator",
+        description="kopf peering name; replicas sharing it act one at a time.",
+    )
+    prometheus: Prometheus
+    images: Images
+    model_repository: ModelRepository = Field(
+        default_factory=ModelRepository, alias="modelRepository"
+    )
+    pools: list[PoolSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_pool_names(self) -> OperatorConfig:
+        names = [pool.name for pool in self.pools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"pool names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def pool(self, name: str) -> PoolSpec | None:
+        return next((pool for pool in self.pools if pool.name == name), None)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the fields."""
+
+
+def load_config(path: Path | None = None) -> OperatorConfig:
+    path = path or Path(os.environ.get("LEPTON_CONFIG", DEFAULT_CONFIG_PATH))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read operator config {path}: {error}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"operator config {path} is not valid YAML: {error}") from error
+    try:
+        return OperatorConfig.model_validate(raw or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigError(f"operator config {path} is invalid: {problems}") from error

@@ -1,0 +1,97 @@
+"""kopf handlers: when to reconcile, and how the outcome reaches status and Events.
+
+Every handler calls the same idempotent pass (``Reconciler.reconcile``): on create, on
+a spec change, on resume after a restart, and on a timer that follows builds and
+rollouts. Handlers are sync, so kopf runs them in its thread pool and the blocking
+Kubernetes client never stalls the event loop. They return nothing: kopf would store
+return values in ``status``, which belongs to the LeptonModel's own schema.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from lepton_operator import metrics
+from lepton_operator.api.kube import GROUP, PLURAL, VERSION
+from lepton_operator.config import OperatorConfig
+from lepton_operator.kube import Kube
+from lepton_operator.reconcile import Outcome, Reconciler
+
+RESYNC_SECONDS = 5.0
+_state: dict[str, Reconciler] = {}
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def install(config: OperatorConfig, api_client: client.ApiClient) -> None:
+    """Bind the handlers to a configuration and a client (once, at start)."""
+    _state["reconciler"] = Reconciler(Kube(api_client), config, utc_now)
+
+
+def _run(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    trigger: str,
+) -> None:
+    started = time.monotonic()
+    name = f"{body.metadata.namespace}/{body.metadata.name}"
+    try:
+        outcome: Outcome = _state["reconciler"].reconcile(dict(body))
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
+        raise  # kopf logs it and retries with back-off
+    finally:
+        metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.monotonic() - started)
+    current = dict(body.get("status") or {})
+    if outcome.status != current:
+        for key, value in outcome.status.items():
+            if current.get(key) != value:
+                patch.status[key] = value
+    for event in outcome.events:
+        if event.type == "Warning":
+            kopf.warn(body, reason=event.reason, message=event.message)
+        else:
+            kopf.info(body, reason=event.reason, message=event.message)
+        logger.info("%s %s: %s", name, event.reason, event.message)
+    metrics.observe_status(body.metadata.namespace or "", body.metadata.name or "", outcome.status)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+def on_change(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    reason: str,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    _run(body, patch, logger, trigger=str(reason))
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def on_spec_change(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    _run(body, patch, logger, trigger="update")
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def on_timer(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    _run(body, patch, logger, trigger="timer")

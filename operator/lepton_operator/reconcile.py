@@ -1,0 +1,377 @@
+"""One idempotent pass over a LeptonModel: build -> read reports -> decide -> serve.
+
+Run it twice, or after a crash at any line, and it yields the same objects: names are
+derived from the spec, writes are server-side applies, and objects that must not be
+overwritten once made (a Job, a report ConfigMap) are created only when absent. The
+pass returns the status it observed and the events worth telling; the kopf handler
+writes the status only when it differs, so a quiet cluster sees no update storm.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from lepton_operator.api.spec import GPU_ONLY_VARIANTS, LeptonModelSpec, PoolSpec, parse_spec
+from lepton_operator.api.status import ConditionType, Phase, VariantStatus
+from lepton_operator.conditions import condition_status, set_condition
+from lepton_operator.config import OperatorConfig
+from lepton_operator.kube import Kube
+from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan, variant_rows
+from lepton_operator.report import REPORT_KEY, ReportError, parse_report
+from lepton_operator.resources import build as build_objects
+from lepton_operator.resources import names, serving
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+def _spec_errors(error: ValidationError) -> str:
+    return "; ".join(
+        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+    )
+
+
+def _job_state(job: dict[str, Any] | None) -> tuple[str, str]:
+    """(Running|Succeeded|Failed, message) from a Job's conditions."""
+    for condition in ((job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition["type"] == "Complete":
+            return "Succeeded", ""
+        if condition["type"] == "Failed":
+            return "Failed", condition.get("message") or condition.get("reason") or "failed"
+    return "Running", ""
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, config: OperatorConfig, clock: Callable[[], str]) -> None:
+        self.kube = kube
+        self.config = config
+        self.clock = clock
+
+    # ---- the pass ------------------------------------------------------------------
+    def reconcile(self, body: dict[str, Any]) -> Outcome:
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 0))
+        status = copy.deepcopy(body.get("status") or {})
+        before = list(status.get("conditions") or [])
+        now = self.clock()
+
+        def condition(kind: ConditionType, ok: bool | None, reason: str, message: str) -> None:
+            status["conditions"] = set_condition(
+                status.get("conditions") or [], kind.value, ok, reason, message, generation, now
+            )
+
+        status["observedGeneration"] = generation
+        try:
+            spec = parse_spec(body.get("spec") or {})
+        except ValidationError as error:
+            condition(ConditionType.VALID, False, "InvalidSpec", _spec_errors(error))
+            return self._finish(status, before, Phase.FAILED)
+        pools = spec.pools or self.config.pools
+        problem = self._unservable(spec, pools)
+        if problem:
+            condition(ConditionType.VALID, False, problem[0], problem[1])
+            return self._finish(status, before, Phase.FAILED)
+        condition(
+            ConditionType.VALID, True, "SpecAccepted", f"pools: {', '.join(p.name for p in pools)}"
+        )
+
+        build = names.build_hash(spec, pools, self.config.images.builder)
+        events: list[Event] = []
+        if status.get("buildHash") != build:
+            events.append(
+                Event(
+                    "Normal",
+                    "BuildStarted",
+                    f"building variants for {', '.join(p.name for p in pools)} (build {build})",
+                )
+            )
+            status["buildHash"] = build
+        self._ensure_build_objects(body, spec, pools, build)
+        builds, rows, triton_models = self._read_builds(body, spec, pools, build)
+        status["builds"] = builds
+        status["variants"] = [
+            r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in rows
+        ]
+        running = [b for b in builds if b["phase"] == "Running"]
+        succeeded = [b for b in builds if b["phase"] == "Succeeded"]
+        if running:
+            condition(
+                ConditionType.BUILT,
+                False,
+                "Building",
+                f"{len(running)} of {len(builds)} build Job(s) running",
+            )
+            return self._finish(status, before, Phase.BUILDING, events)
+        if not succeeded:
+            condition(
+                ConditionType.BUILT,
+                False,
+                "BuildFailed",
+                "; ".join(f"{b['pool']}: {b['message']}" for b in builds),
+            )
+            return self._finish(status, before, Phase.FAILED, events)
+        accepted = [r for r in rows if r.accepted]
+        condition(
+            ConditionType.BUILT,
+            True,
+            "BuildSucceeded",
+            f"{len(accepted)} of {len(rows)} variant(s) accepted on "
+            f"{len(succeeded)} of {len(builds)} pool(s)",
+        )
+        self._delete_stale_builds(body, build)
+
+        plan = self._plan(spec, pools, accepted)
+        if isinstance(plan, NoPlan):
+            condition(ConditionType.DEPLOYED, False, "NoPlan", plan.reason)
+            if spec.budget:
+                condition(ConditionType.WITHIN_BUDGET, False, "OverBudget", plan.reason)
+            return self._finish(status, before, Phase.DEGRADED, events)
+        self._record_decision(status, plan, now, events)
+        ready = self._serve(
+            body, pools, plan, build, triton_models[(plan.pool, plan.variant)], status
+        )
+        condition(
+            ConditionType.DEPLOYED,
+            True,
+            "DeploymentApplied",
+            f"{names.serving_deployment(meta['name'], plan.pool)} with {plan.replicas} "
+            f"replica(s) of {plan.variant}",
+        )
+        condition(
+            ConditionType.READY,
+            ready >= plan.replicas,
+            "Available" if ready >= plan.replicas else "RollingOut",
+            f"{ready}/{plan.replicas} replica(s) ready",
+        )
+        condition(
+            ConditionType.SLO_MET,
+            plan.slo_met,
+            "PredictedWithinSLO" if plan.slo_met else "PredictedOverSLO",
+            plan.reason,
+        )
+        if spec.budget:
+            condition(
+                ConditionType.WITHIN_BUDGET,
+                plan.within_budget,
+                "WithinBudget" if plan.within_budget else "OverBudget",
+                f"planned ${plan.hourly_cost_usd:.2f}/h of ${spec.budget.max_hourly_usd:.2f}/h",
+            )
+        phase = Phase.READY if ready >= plan.replicas else Phase.DEPLOYING
+        return self._finish(status, before, phase, events)
+
+    # ---- steps ---------------------------------------------------------------------
+    @staticmethod
+    def _unservable(spec: LeptonModelSpec, pools: list[PoolSpec]) -> tuple[str, str] | None:
+        gpu_only = sorted(set(spec.optimization.variants or []) & set(GPU_ONLY_VARIANTS))
+        if gpu_only and not any(p.accelerator for p in pools):
+            return (
+                "NoGPUPool",
+                f"variants {', '.join(gpu_only)} need a GPU pool, and none "
+                f"of {', '.join(p.name for p in pools)} has an accelerator",
+            )
+        return None
+
+    def _ensure_build_objects(
+        self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
+    ) -> None:
+        meta = body["metadata"]
+        model, namespace = meta["name"], meta["namespace"]
+        repo = self.config.model_repository
+        self.kube.apply(
+            build_objects.model_volume_claim(model, namespace, repo.size, repo.storage_class_name),
+            body,
+        )
+        jobs = [names.build_job(model, pool.name, build) for pool in pools]
+        self.kube.apply(build_objects.builder_service_account(model, namespace), body)
+        self.kube.apply(
+            build_objects.builder_role(
+                model, namespace, [names.report_configmap(job) for job in jobs]
+            ),
+            body,
+        )
+        self.kube.apply(build_objects.builder_role_binding(model, namespace), body)
+        for pool, job in zip(pools, jobs, strict=True):
+            # Created once: re-applying would wipe the report the builder wrote into it.
+            if self.kube.get("v1", "ConfigMap", names.report_configmap(job), namespace) is None:
+                self.kube.apply(build_objects.report_configmap(model, namespace, job, build), body)
+            if self.kube.get("batch/v1", "Job", job, namespace) is None:
+                self.kube.apply(
+                    build_objects.job(
+                        model, namespace, spec, pool, build, self.config.images.builder
+                    ),
+                    body,
+                )
+
+    def _read_builds(
+        self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
+    ) -> tuple[list[dict[str, Any]], list[VariantStatus], dict[tuple[str, str], str]]:
+        meta = body["metadata"]
+        builds: list[dict[str, Any]] = []
+        rows: list[VariantStatus] = []
+        triton_models: dict[tuple[str, str], str] = {}
+        for pool in pools:
+            job_name = names.build_job(meta["name"], pool.name, build)
+            phase, message = _job_state(
+                self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
+            )
+            if phase == "Succeeded":
+                report_cm = (
+                    self.kube.get(
+                        "v1", "ConfigMap", names.report_configmap(job_name), meta["namespace"]
+                    )
+                    or {}
+                )
+                try:
+                    report = parse_report((report_cm.get("data") or {}).get(REPORT_KEY))
+                except ReportError as error:
+                    phase, message = "Failed", str(error)
+                else:
+                    rows += variant_rows(report, pool, spec.slo.p95_latency_ms)
+                    for variant in report.variants:
+                        triton_models[(pool.name, variant.name)] = (
+                            variant.triton_model or variant.name
+                        )
+            builds.append({"pool": pool.name, "job": job_name, "phase": phase, "message": message})
+        return builds, rows, triton_models
+
+    def _delete_stale_builds(self, body: dict[str, Any], build: str) -> None:
+        meta = body["metadata"]
+        for api_version, kind, component in (
+            ("batch/v1", "Job", "builder"),
+            ("v1", "ConfigMap", "build-report"),
+        ):
+            for obj in self.kube.list_owned(
+                api_version,
+                kind,
+                meta["namespace"],
+                names.owned_selector(meta["name"], component),
+                meta["uid"],
+            ):
+                if (obj["metadata"].get("labels") or {}).get(names.BUILD_HASH_LABEL) != build:
+                    self.kube.delete_owned(obj, meta["uid"])
+
+    @staticmethod
+    def _plan(
+        spec: LeptonModelSpec, pools: list[PoolSpec], accepted: list[VariantStatus]
+    ) -> Plan | NoPlan:
+        prices = {p.name: p.hourly_price_usd for p in pools}
+        candidates = [
+            Candidate(r.variant, r.pool, r.p95_ms or 0.0, r.throughput_rps or 0.0, prices[r.pool])
+            for r in accepted
+        ]
+        return initial_plan(
+            candidates,
+            spec.slo.p95_latency_ms,
+            spec.scaling.min_replicas,
+            spec.scaling.max_replicas,
+            spec.slo.min_throughput_rps,
+            spec.budget.max_hourly_usd if spec.budget else None,
+            spec.replicas,
+        )
+
+    @staticmethod
+    def _record_decision(status: dict[str, Any], plan: Plan, now: str, events: list[Event]) -> None:
+        previous = status.get("decision") or {}
+        chosen = (plan.variant, plan.pool, plan.replicas)
+        if (previous.get("variant"), previous.get("pool"), previous.get("replicas")) != chosen:
+            events.append(Event("Normal", "Decision", plan.reason))
+            previous = {"time": now}
+        status["decision"] = {
+            "variant": plan.variant,
+            "pool": plan.pool,
+            "replicas": plan.replicas,
+            "predictedP95Ms": round(plan.predicted_p95_ms, 3),
+            "hourlyCostUSD": round(plan.hourly_cost_usd, 4),
+            "reason": plan.reason,
+            "time": previous.get("time", now),
+        }
+        status["p95Ms"] = round(plan.predicted_p95_ms, 3)
+        status["hourlyCostUSD"] = round(plan.hourly_cost_usd, 4)
+
+    def _serve(
+        self,
+        body: dict[str, Any],
+        pools: list[PoolSpec],
+        plan: Plan,
+        build: str,
+        triton_model: str,
+        status: dict[str, Any],
+    ) -> int:
+        """Apply the chosen Deployment and the Service; returns its ready replicas.
+
+        Deployments on other pools are drained only once the chosen one is fully ready,
+        so a pool change never leaves fewer ready replicas than before.
+        """
+        meta = body["metadata"]
+        model, namespace = meta["name"], meta["namespace"]
+        pool = next(p for p in pools if p.name == plan.pool)
+        live = self.kube.apply(
+            serving.deployment(
+                model,
+                namespace,
+                pool,
+                plan.replicas,
+                self.config.images.triton,
+                build,
+                triton_model,
+                plan.variant,
+            ),
+            body,
+        )
+        ready = int((live.get("status") or {}).get("readyReplicas") or 0)
+        available = int((live.get("status") or {}).get("availableReplicas") or 0)
+        ready = min(ready, available)
+        self.kube.apply(serving.service(model, namespace, plan.pool), body)
+        if ready >= plan.replicas:
+            for other in self.kube.list_owned(
+                "apps/v1",
+                "Deployment",
+                namespace,
+                names.owned_selector(model, "triton"),
+                meta["uid"],
+            ):
+                if other["metadata"]["name"] != names.serving_deployment(model, plan.pool):
+                    self.kube.delete_owned(other, meta["uid"])
+        status["replicas"] = ready
+        status["selector"] = serving.selector_string(model, plan.pool)
+        status["endpoint"] = {
+            "service": names.service(model),
+            "http": f"{names.service(model)}.{namespace}.svc:{serving.HTTP_PORT}",
+            "grpc": f"{names.service(model)}.{namespace}.svc:{serving.GRPC_PORT}",
+        }
+        return ready
+
+    # ---- closing -------------------------------------------------------------------
+    @staticmethod
+    def _finish(
+        status: dict[str, Any],
+        before: list[dict[str, Any]],
+        phase: Phase,
+        events: list[Event] | None = None,
+    ) -> Outcome:
+        status["phase"] = phase.value
+        events = list(events or [])
+        for cond in status.get("conditions") or []:
+            if condition_status(before, cond["type"]) != cond["status"]:
+                kind = "Normal" if cond["status"] == "True" else "Warning"
+                if cond["type"] == ConditionType.BUILT and cond["reason"] == "Building":
+                    kind = "Normal"
+                events.append(Event(kind, cond["reason"], f"{cond['type']}: {cond['message']}"))
+        return Outcome(status=status, events=events)

@@ -1,0 +1,76 @@
+"""The build report: the builder's account of every variant it tried on one pool.
+
+The builder (``runtimes/builder``, another image) writes it as JSON into the report
+ConfigMap the operator prepared for its Job; the operator reads it here. The schema
+is versioned: a report of an unknown ``schemaVersion`` is refused with a clear reason
+rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPORT_KEY = "report.json"
+SCHEMA_VERSION = 1
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class Profile(_Report):
+    batch_size: int = Field(alias="batchSize", ge=1)
+    p50_ms: float = Field(alias="p50Ms", ge=0)
+    p95_ms: float = Field(alias="p95Ms", ge=0)
+    p99_ms: float = Field(alias="p99Ms", ge=0)
+    throughput_rps: float = Field(alias="throughputRps", ge=0)
+    peak_memory_bytes: int | None = Field(default=None, alias="peakMemoryBytes")
+
+
+class VariantReport(_Report):
+    name: str
+    status: Literal["accepted", "rejected", "failed", "skipped"]
+    reason: str = ""
+    accuracy: float | None = None
+    size_bytes: int | None = Field(default=None, alias="sizeBytes")
+    triton_model: str | None = Field(
+        default=None, alias="tritonModel", description="Model name in the generated repository."
+    )
+    profiles: list[Profile] = Field(default_factory=list)
+
+
+class BuildReport(_Report):
+    schema_version: Literal[1] = Field(alias="schemaVersion")
+    pool: str
+    device: Literal["cpu", "cuda"]
+    accuracy_metric: str = Field(alias="accuracyMetric")
+    repository: str = Field(description="Path of the Triton model repository on the volume.")
+    variants: list[VariantReport]
+
+
+class ReportError(ValueError):
+    """The report is missing or malformed; the message says which."""
+
+
+def parse_report(text: str | None) -> BuildReport:
+    if not text:
+        raise ReportError("the build Job finished without writing its report")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReportError(f"the build report is not JSON: {error}") from error
+    if isinstance(raw, dict) and raw.get("schemaVersion") != SCHEMA_VERSION:
+        raise ReportError(
+            f"build report schemaVersion {raw.get('schemaVersion')!r} is not "
+            f"supported (this operator reads {SCHEMA_VERSION})"
+        )
+    try:
+        return BuildReport.model_validate(raw)
+    except ValidationError as error:
+        raise ReportError(
+            f"the build report is malformed: {error.errors()[0]['msg']} at "
+            f"{'.'.join(str(p) for p in error.errors()[0]['loc'])}"
+        ) from error

@@ -1,0 +1,196 @@
+"""The objects of a build: the Job per target pool and what it needs.
+
+The builder writes its report into a ConfigMap the operator created for it, through a
+ServiceAccount whose Role may update only those ConfigMaps (by name): the narrowest
+grant that lets a Job hand back a result larger than a termination message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
+from lepton_operator.report import REPORT_KEY
+from lepton_operator.resources import names
+from lepton_operator.resources.security import (
+    container_security_context,
+    pod_security_context,
+    pool_placement,
+)
+
+MODELS_MOUNT = "/models"
+BUILD_DEADLINE_SECONDS = 3 * 3600
+BUILD_REQUEST_VERSION = 1
+
+
+def device(pool: PoolSpec) -> str:
+    return "cuda" if pool.accelerator else "cpu"
+
+
+def build_request(
+    model: str, spec: LeptonModelSpec, pool: PoolSpec, build: str, job: str
+) -> dict[str, Any]:
+    """Everything the builder needs, passed as one JSON argument (versioned)."""
+    return {
+        "requestVersion": BUILD_REQUEST_VERSION,
+        "modelName": model,
+        "pool": pool.name,
+        "device": device(pool),
+        "model": spec.model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "optimization": spec.optimization.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "repository": f"{MODELS_MOUNT}/{names.repository_path(build, pool.name)}",
+        "reportConfigMap": names.report_configmap(job),
+    }
+
+
+def resources(pool: PoolSpec) -> dict[str, Any]:
+    requests = dict(pool.resources)
+    limits: dict[str, str] = {}
+    if "memory" in requests:
+        limits["memory"] = requests["memory"]
+    if pool.accelerator:
+        limits[pool.accelerator.resource] = str(pool.accelerator.count)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def job(
+    model: str, namespace: str, spec: LeptonModelSpec, pool: PoolSpec, build: str, image: str
+) -> dict[str, Any]:
+    name = names.build_job(model, pool.name, build)
+    labels = names.labels(
+        model, "builder", **{names.POOL_LABEL: pool.name, names.BUILD_HASH_LABEL: build}
+    )
+    request = build_request(model, spec, pool, build, name)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 1,
+            "activeDeadlineSeconds": BUILD_DEADLINE_SECONDS,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": names.builder_account(model),
+                    "securityContext": pod_security_context(),
+                    **pool_placement(
+                        pool.node_selector,
+                        [t.model_dump(exclude_none=True) for t in pool.tolerations],
+                    ),
+                    "containers": [
+                        {
+                            "name": "builder",
+                            "image": image,
+                            "args": ["--request", json.dumps(request, sort_keys=True)],
+                            "env": [
+                                {
+                                    "name": "POD_NAMESPACE",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                }
+                            ],
+                            "resources": resources(pool),
+                            "securityContext": container_security_context(),
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "volumeMounts": [
+                                {"name": "models", "mountPath": MODELS_MOUNT},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "models",
+                            "persistentVolumeClaim": {"claimName": names.model_volume(model)},
+                        },
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def report_configmap(model: str, namespace: str, job_name: str, build: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.report_configmap(job_name),
+            "namespace": namespace,
+            "labels": names.labels(model, "build-report", **{names.BUILD_HASH_LABEL: build}),
+        },
+        "data": {REPORT_KEY: ""},
+    }
+
+
+def builder_service_account(model: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": names.builder_account(model),
+            "namespace": namespace,
+            "labels": names.labels(model, "builder"),
+        },
+    }
+
+
+def builder_role(model: str, namespace: str, report_configmaps: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {
+            "name": names.builder_account(model),
+            "namespace": namespace,
+            "labels": names.labels(model, "builder"),
+        },
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": sorted(report_configmaps),
+                "verbs": ["get", "update", "patch"],
+            }
+        ],
+    }
+
+
+def builder_role_binding(model: str, namespace: str) -> dict[str, Any]:
+    account = names.builder_account(model)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": account,
+            "namespace": namespace,
+            "labels": names.labels(model, "builder"),
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+
+
+def model_volume_claim(model: str, namespace: str, size: str, storage_class: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": names.model_volume(model),
+            "namespace": namespace,
+            "labels": names.labels(model, "model-repository"),
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,86 @@
+"""Names and labels of everything the operator creates, derived from the spec.
+
+Names come from hashes of what decides an object, never from randomness, so a
+retried or restarted reconcile finds the object it made before instead of making a
+second one, and a spec change that alters the build yields new names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
+
+MANAGED_BY = "lepton-operator"
+MODEL_LABEL = "lepton.ai/model"
+POOL_LABEL = "lepton.ai/pool"
+COMPONENT_LABEL = "lepton.ai/component"
+BUILD_HASH_LABEL = "lepton.ai/build-hash"
+
+
+def stable_hash(*parts: Any, length: int = 10) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def build_hash(spec: LeptonModelSpec, pools: list[PoolSpec], builder_image: str) -> str:
+    """What decides the build: the model, the optimization, the target hardware and the
+    builder. SLO, budget and scaling are left out: changing them never rebuilds."""
+    return stable_hash(
+        spec.model.model_dump(mode="json", by_alias=True),
+        spec.optimization.model_dump(mode="json", by_alias=True),
+        sorted(
+            (p.name, p.accelerator.model_dump(mode="json") if p.accelerator else None)
+            for p in pools
+        ),
+        builder_image,
+    )
+
+
+def build_job(model: str, pool: str, build: str) -> str:
+    return f"{model}-b-{stable_hash(build, pool, length=8)}"
+
+
+def report_configmap(job: str) -> str:
+    return f"{job}-report"
+
+
+def builder_account(model: str) -> str:
+    return f"{model}-builder"
+
+
+def model_volume(model: str) -> str:
+    return f"{model}-models"
+
+
+def serving_deployment(model: str, pool: str) -> str:
+    return f"{model}-{pool}"
+
+
+def service(model: str) -> str:
+    return model
+
+
+def repository_path(build: str, pool: str) -> str:
+    """Where a build writes its Triton model repository on the model volume."""
+    return f"{build}/{pool}"
+
+
+def labels(model: str, component: str, **extra: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": "lepton",
+        MODEL_LABEL: model,
+        COMPONENT_LABEL: component,
+        **extra,
+    }
+
+
+def owned_selector(model: str, component: str) -> str:
+    """Label selector of the objects of one component that this operator made for a model."""
+    return (
+        f"app.kubernetes.io/managed-by={MANAGED_BY},{MODEL_LABEL}={model},"
+        f"{COMPONENT_LABEL}={component}"
+    )

@@ -1,0 +1,157 @@
+"""Triton serving objects: a Deployment per (model, pool) and one Service per model.
+
+Triton is told the device explicitly through the model's config.pbtxt (written by the
+builder) and loads only the chosen variant (explicit model control), so what runs is
+the planner's decision and never Triton's silent CPU fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lepton_operator.api.spec import PoolSpec
+from lepton_operator.resources import names
+from lepton_operator.resources.build import MODELS_MOUNT, resources
+from lepton_operator.resources.security import (
+    container_security_context,
+    pod_security_context,
+    pool_placement,
+)
+
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+
+
+def selector(model: str, pool: str) -> dict[str, str]:
+    return {names.MODEL_LABEL: model, names.POOL_LABEL: pool, names.COMPONENT_LABEL: "triton"}
+
+
+def selector_string(model: str, pool: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(selector(model, pool).items()))
+
+
+def triton_args(repository: str, triton_model: str) -> list[str]:
+    return [
+        f"--model-repository={repository}",
+        "--model-control-mode=explicit",
+        f"--load-model={triton_model}",
+        "--strict-readiness=true",
+        f"--http-port={HTTP_PORT}",
+        f"--grpc-port={GRPC_PORT}",
+        f"--metrics-port={METRICS_PORT}",
+        "--allow-metrics=true",
+        # Triton exports only counters by default; summaries give p50/p95/p99.
+        "--metrics-config=summary_latencies=true",
+    ]
+
+
+def deployment(
+    model: str,
+    namespace: str,
+    pool: PoolSpec,
+    replicas: int,
+    image: str,
+    build: str,
+    triton_model: str,
+    variant: str,
+) -> dict[str, Any]:
+    labels = {
+        **names.labels(model, "triton", **{names.POOL_LABEL: pool.name}),
+        **selector(model, pool.name),
+    }
+    repository = f"{MODELS_MOUNT}/{names.repository_path(build, pool.name)}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.serving_deployment(model, pool.name),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"lepton.ai/variant": variant, "lepton.ai/build-hash": build},
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector(model, pool.name)},
+            # Never fewer Ready replicas than asked for while rolling.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(METRICS_PORT),
+                        "prometheus.io/path": "/metrics",
+                        "lepton.ai/variant": variant,
+                    },
+                },
+                "spec": {
+                    "securityContext": pod_security_context(),
+                    **pool_placement(
+                        pool.node_selector,
+                        [t.model_dump(exclude_none=True) for t in pool.tolerations],
+                    ),
+                    "containers": [
+                        {
+                            "name": "triton",
+                            "image": image,
+                            "command": ["tritonserver"],
+                            "args": triton_args(repository, triton_model),
+                            "ports": [
+                                {"name": "http", "containerPort": HTTP_PORT},
+                                {"name": "grpc", "containerPort": GRPC_PORT},
+                                {"name": "metrics", "containerPort": METRICS_PORT},
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/v2/health/ready", "port": "http"},
+                                "periodSeconds": 2,
+                                "failureThreshold": 3,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/v2/health/live", "port": "http"},
+                                "initialDelaySeconds": 30,
+                                "periodSeconds": 10,
+                            },
+                            "resources": resources(pool),
+                            "securityContext": container_security_context(),
+                            "volumeMounts": [
+                                {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "models",
+                            "persistentVolumeClaim": {
+                                "claimName": names.model_volume(model),
+                                "readOnly": True,
+                            },
+                        },
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(model: str, namespace: str, pool: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names.service(model),
+            "namespace": namespace,
+            "labels": names.labels(model, "triton"),
+        },
+        "spec": {
+            "selector": selector(model, pool),
+            "ports": [
+                {"name": "http", "port": HTTP_PORT, "targetPort": "http"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc"},
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+            ],
+        },
+    }

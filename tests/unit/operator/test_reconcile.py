@@ -1,0 +1,300 @@
+"""The reconcile pass against an in-memory stand-in for the Kubernetes adapter.
+
+This pins down the orchestration (what is created when, idempotence, what a spec
+change rebuilds); the e2e lifecycle test proves the same pass against the real
+apiserver, controllers and pod runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from lepton_operator.kube import is_owned_by, owner_reference
+from lepton_operator.reconcile import Reconciler
+from lepton_operator.report import REPORT_KEY
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.writes = 0
+
+    @staticmethod
+    def key(kind: str, name: str, namespace: str) -> tuple[str, str, str]:
+        return (kind, namespace, name)
+
+    def apply(self, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        key = self.key(obj["kind"], meta["name"], meta["namespace"])
+        body = copy.deepcopy(obj)
+        body["metadata"]["ownerReferences"] = [owner_reference(owner)]
+        body["metadata"]["uid"] = f"uid-{meta['name']}"
+        current = self.objects.get(key)
+        if current is not None and "status" in current:
+            body["status"] = current["status"]
+        if current != body:
+            self.writes += 1
+        self.objects[key] = body
+        return copy.deepcopy(body)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        obj = self.objects.get(self.key(kind, name, namespace))
+        return copy.deepcopy(obj) if obj else None
+
+    def list_owned(
+        self, api_version: str, kind: str, namespace: str, selector: str, owner_uid: str
+    ) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=") for part in selector.split(","))
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind
+            and ns == namespace
+            and is_owned_by(o, owner_uid)
+            and all(o["metadata"]["labels"].get(a) == b for a, b in wanted.items())
+        ]
+
+    def delete_owned(self, obj: dict[str, Any], owner_uid: str) -> bool:
+        if not is_owned_by(obj, owner_uid):
+            return False
+        meta = obj["metadata"]
+        return (
+            self.objects.pop(self.key(obj["kind"], meta["name"], meta["namespace"]), None)
+            is not None
+        )
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [o for (k, _, _), o in self.objects.items() if k == kind]
+
+
+def _body(
+    spec: dict[str, Any], status: dict[str, Any] | None = None, generation: int = 1
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "lepton.ai/v1alpha1",
+        "kind": "LeptonModel",
+        "metadata": {
+            "name": "minilm",
+            "namespace": "ml",
+            "uid": "lm-uid",
+            "generation": generation,
+        },
+        "spec": spec,
+        "status": status or {},
+    }
+
+
+def _complete_builds(kube: FakeKube, reports: dict[str, list[dict[str, Any]]]) -> None:
+    for job in kube.of_kind("Job"):
+        pool = job["metadata"]["labels"]["lepton.ai/pool"]
+        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+        request = json.loads(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
+        report = {
+            "schemaVersion": 1,
+            "pool": pool,
+            "device": request["device"],
+            "accuracyMetric": "cosine",
+            "repository": request["repository"],
+            "variants": reports[pool],
+        }
+        cm = kube.objects[("ConfigMap", "ml", request["reportConfigMap"])]
+        cm["data"] = {REPORT_KEY: json.dumps(report)}
+
+
+def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dict[str, Any]:
+    return {
+        "name": name,
+        "status": status,
+        "accuracy": 0.995,
+        "tritonModel": f"m__{name}",
+        "reason": "" if status == "accepted" else "cosine 0.94 < 0.99",
+        "profiles": [
+            {
+                "batchSize": 1,
+                "p50Ms": p95 / 2,
+                "p95Ms": p95,
+                "p99Ms": p95 * 1.2,
+                "throughputRps": rps,
+            }
+        ],
+    }
+
+
+REPORTS = {
+    "cpu-standard": [
+        _variant("fp32", 24, 45),
+        _variant("int8-dynamic", 10, 100, "rejected"),
+        _variant("onnx-int8", 9, 118),
+    ],
+    "gpu-l4": [_variant("fp16", 4.9, 1900)],
+}
+
+
+def _reconciler(kube: FakeKube, config) -> Reconciler:
+    return Reconciler(kube, config, clock=lambda: "2026-11-24T00:00:00Z")  # type: ignore[arg-type]
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def test_first_pass_starts_one_build_per_pool_and_reports_building(spec, config):
+    kube = FakeKube()
+    outcome = _reconciler(kube, config).reconcile(_body(spec))
+    assert outcome.status["phase"] == "Building"
+    assert sorted(j["metadata"]["labels"]["lepton.ai/pool"] for j in kube.of_kind("Job")) == [
+        "cpu-standard",
+        "gpu-l4",
+    ]
+    assert {o["kind"] for o in kube.objects.values()} == {
+        "Job",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    }
+    role = kube.of_kind("Role")[0]
+    assert sorted(role["rules"][0]["resourceNames"]) == sorted(
+        c["metadata"]["name"] for c in kube.of_kind("ConfigMap")
+    )
+    assert any(e.reason == "BuildStarted" for e in outcome.events)
+    assert all(is_owned_by(o, "lm-uid") for o in kube.objects.values())
+
+
+def test_reconcile_is_idempotent(spec, config):
+    kube = FakeKube()
+    reconciler = _reconciler(kube, config)
+    first = reconciler.reconcile(_body(spec))
+    writes = kube.writes
+    second = reconciler.reconcile(_body(spec, first.status))
+    assert kube.writes == writes
+    assert second.status == first.status
+    assert second.events == []
+
+
+def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
+    kube = FakeKube()
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    outcome = reconciler.reconcile(_body(spec, status))
+    status = outcome.status
+    assert status["phase"] == "Deploying"
+    assert _condition(status, "Built")["status"] == "True"
+    decision = status["decision"]
+    assert (decision["variant"], decision["pool"], decision["replicas"]) == (
+        "onnx-int8",
+        "cpu-standard",
+        1,
+    )
+    rejected = next(v for v in status["variants"] if v["variant"] == "int8-dynamic")
+    assert not rejected["accepted"] and "0.94" in rejected["reason"]
+    (deployment,) = kube.of_kind("Deployment")
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {
+        "lepton.ai/pool": "cpu-standard"
+    }
+    assert (
+        "--load-model=m__onnx-int8"
+        in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert kube.of_kind("Service")[0]["spec"]["selector"]["lepton.ai/pool"] == "cpu-standard"
+    assert any(e.reason == "Decision" for e in outcome.events)
+
+    deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["phase"] == "Ready" and status["replicas"] == 1
+    assert _condition(status, "Ready")["status"] == "True"
+    assert status["selector"] == (
+        "lepton.ai/component=triton,lepton.ai/model=minilm,lepton.ai/pool=cpu-standard"
+    )
+
+
+def test_an_slo_change_does_not_rebuild_but_a_model_change_does(spec, config):
+    kube = FakeKube()
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    jobs = {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    spec["slo"]["p95LatencyMs"] = 5
+    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    assert {j["metadata"]["name"] for j in kube.of_kind("Job")} == jobs
+    spec["model"]["uri"] = "pvc://models/minilm-v2"
+    reconciler.reconcile(_body(spec, status, generation=3))
+    assert {j["metadata"]["name"] for j in kube.of_kind("Job")} > jobs
+
+
+def test_a_tight_slo_moves_serving_to_the_gpu_and_drains_cpu_only_when_ready(spec, config):
+    kube = FakeKube()
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    spec["slo"]["p95LatencyMs"] = 5
+    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    assert status["decision"]["pool"] == "gpu-l4"
+    assert len(kube.of_kind("Deployment")) == 2  # CPU keeps serving until the GPU is ready
+    gpu = next(d for d in kube.of_kind("Deployment") if d["metadata"]["name"] == "minilm-gpu-l4")
+    assert (
+        gpu["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+        == "1"
+    )
+    gpu["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    reconciler.reconcile(_body(spec, status, generation=2))
+    assert [d["metadata"]["name"] for d in kube.of_kind("Deployment")] == ["minilm-gpu-l4"]
+
+
+def test_an_invalid_spec_becomes_a_condition_and_creates_nothing(spec, config):
+    kube = FakeKube()
+    spec["scaling"] = {"minReplicas": "many"}
+    outcome = _reconciler(kube, config).reconcile(_body(spec))
+    valid = _condition(outcome.status, "Valid")
+    assert (outcome.status["phase"], valid["status"], valid["reason"]) == (
+        "Failed",
+        "False",
+        "InvalidSpec",
+    )
+    assert "spec.scaling.minReplicas" in valid["message"]
+    assert kube.objects == {}
+
+
+def test_gpu_variants_without_a_gpu_pool_in_the_config_is_a_condition(spec, config):
+    kube = FakeKube()
+    config.pools = [p for p in config.pools if not p.accelerator]
+    spec["optimization"] = {"variants": ["fp16"]}
+    outcome = _reconciler(kube, config).reconcile(_body(spec))
+    assert _condition(outcome.status, "Valid")["reason"] == "NoGPUPool"
+    assert kube.objects == {}
+
+
+def test_a_missing_report_fails_the_build_with_a_reason(spec, config):
+    kube = FakeKube()
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    for job in kube.of_kind("Job"):
+        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    outcome = reconciler.reconcile(_body(spec, status))
+    built = _condition(outcome.status, "Built")
+    assert (outcome.status["phase"], built["reason"]) == ("Failed", "BuildFailed")
+    assert "without writing its report" in built["message"]
+
+
+def test_never_deletes_what_it_does_not_own(config):
+    kube = FakeKube()
+    foreign = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "theirs", "namespace": "ml", "labels": {}},
+    }
+    assert kube.delete_owned(foreign, "lm-uid") is False
+    assert not is_owned_by(
+        {
+            "metadata": {
+                "labels": {"app.kubernetes.io/managed-by": "lepton-operator"},
+                "ownerReferences": [{"uid": "other"}],
+            }
+        },
+        "lm-uid",
+    )
