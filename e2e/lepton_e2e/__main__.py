@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 
 from lepton_e2e import binaries
 from lepton_e2e.cluster import Cluster
@@ -19,7 +20,7 @@ def _pod_runner() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cluster = Cluster()
-    api = config.new_client_from_config(str(cluster.config.kubeconfig))  # type: ignore[no-untyped-call]
+    api = config.new_client_from_config(str(cluster.config.kubeconfig))
     runner = PodRunner(
         api,
         load_image_table(),
@@ -28,6 +29,7 @@ def _pod_runner() -> None:
         (cluster.dir / "cluster-id").read_text(),
         cluster.config.apiserver_port,
     )
+    threading.Thread(target=runner.provision_forever, name="provisioner", daemon=True).start()
     runner.run_forever()
 
 

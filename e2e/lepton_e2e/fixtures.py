@@ -93,7 +93,7 @@ def kube() -> Iterator[Kube]:
     else:
         started_here = not cluster.is_up()
         kubeconfig = cluster.up()
-    api = config.new_client_from_config(str(kubeconfig))  # type: ignore[no-untyped-call]
+    api = config.new_client_from_config(str(kubeconfig))
     try:
         yield Kube(kubeconfig=kubeconfig, bin_dir=bin_dir, api=api, runs_process_pods=not external)
     finally:

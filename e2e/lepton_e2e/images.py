@@ -31,13 +31,18 @@ class LocalImage(BaseModel):
 
     entrypoint: list[str] = Field(default_factory=list)
     path: list[str] = Field(default_factory=lambda: ["/usr/local/bin", "/usr/bin", "/bin"])
+    env: dict[str, str] = Field(default_factory=dict, description="The image's ENV.")
+
+    @staticmethod
+    def _resolve(text: str) -> str:
+        venv = str(Path(sys.executable).parent.parent)
+        return text.replace("{venv}", venv).replace("{repo}", str(REPO_ROOT))
 
     def resolved_path(self) -> str:
-        venv_bin = str(Path(sys.executable).parent)
-        return ":".join(
-            entry.replace("{venv}", str(Path(venv_bin).parent)).replace("{repo}", str(REPO_ROOT))
-            for entry in self.path
-        )
+        return ":".join(self._resolve(entry) for entry in self.path)
+
+    def resolved_env(self) -> dict[str, str]:
+        return {key: self._resolve(value) for key, value in self.env.items()}
 
     def argv(self, container: dict[str, Any]) -> list[str]:
         """Docker's rule: ``command`` replaces ENTRYPOINT, ``args`` replace CMD."""

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 
-def _ensure_target(source: Path, target: Path) -> None:
-    if source.is_dir():
+def _ensure_target(is_dir: bool, target: Path) -> None:
+    if is_dir:
         target.mkdir(parents=True, exist_ok=True)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -28,14 +28,23 @@ def _ensure_target(source: Path, target: Path) -> None:
 
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
+    # Open every source before mounting anything: a volume mounted at /tmp would
+    # otherwise hide sources that live under /tmp on the host (the pod's own folder).
+    sources = []
     for mount in spec["mounts"]:
-        source, target = Path(mount["source"]), Path(mount["target"])
+        source = Path(mount["source"])
         if not source.exists():
             source.mkdir(parents=True, exist_ok=True)
-        _ensure_target(source, target)
-        subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+        sources.append((os.open(source, os.O_PATH), source.is_dir(), mount))
+    for fd, is_dir, mount in sources:
+        target = Path(mount["target"])
+        _ensure_target(is_dir, target)
+        subprocess.run(
+            ["mount", "--bind", f"/proc/self/fd/{fd}", str(target)], check=True, pass_fds=(fd,)
+        )
         if mount["read_only"]:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        os.close(fd)
     os.chdir(spec.get("workingDir") or "/")
     argv: list[str] = spec["argv"]
     try:
@@ -43,7 +52,7 @@ def main(spec_path: str) -> None:
     except OSError as error:
         # What a runtime reports as "exec format error"/"not found": exit 127 like a shell.
         sys.stderr.write(f"podexec: cannot start {argv[0]!r}: {error}\n")
-        Path(spec["terminationLog"]).write_text(f"cannot start {argv[0]!r}: {error}")
+        Path(spec["terminationMessagePath"]).write_text(f"cannot start {argv[0]!r}: {error}")
         sys.exit(127)
 
 

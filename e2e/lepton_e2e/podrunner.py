@@ -19,6 +19,7 @@ import datetime
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,8 +174,9 @@ class PodWorker(threading.Thread):
         name = container["name"]
         image = self.runner.images.lookup(container["image"])
         assert image is not None  # the runner only takes pods whose images are listed
-        env = podspec.container_env(container, facts, objects, self.runner.service_env)
-        env["PATH"] = image.resolved_path()
+        service_env = {**image.resolved_env(), **self.runner.service_env}
+        env = podspec.container_env(container, facts, objects, service_env)
+        env.setdefault("PATH", image.resolved_path())
         env.setdefault("HOME", str(self.dir / "home"))
         (self.dir / "home").mkdir(exist_ok=True)
         termination_log = self.dir / f"{name}.termination-log"
@@ -184,7 +186,7 @@ class PodWorker(threading.Thread):
             "argv": podspec.expand_argv(image.argv(container), env),
             "env": env,
             "workingDir": container.get("workingDir"),
-            "terminationLog": str(termination_log),
+            "terminationMessagePath": mounts[-1].target,
             "mounts": [
                 {"source": str(m.source), "target": m.target, "read_only": m.read_only}
                 for m in mounts
@@ -515,6 +517,67 @@ class PodRunner:
             if "fieldRef" in item:
                 (target / item["path"]).write_text(facts.field(item["fieldRef"]["fieldPath"]))
 
+    # ---- volumes: a tiny provisioner ---------------------------------------------------
+    def provision_forever(self) -> None:
+        """Bind every pending PVC to a hostPath PV of its own folder, and reclaim them.
+
+        kube-scheduler holds back pods whose claims are unbound, and this cluster has no
+        storage provisioner; this plays that part (as local-path-provisioner would) with
+        the folder the runner mounts for the claim.
+        """
+        while True:
+            try:
+                self._provision_once()
+            except Exception as error:  # the apiserver restarting must not stop it
+                log.warning("provisioner: %s", error)
+            time.sleep(1)
+
+    def _list(self, method: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        response: Any = method(_preload_content=False, **kwargs)
+        items: list[dict[str, Any]] = json.loads(response.data)["items"]
+        return items
+
+    def _provision_once(self) -> None:
+        for claim in self._list(self.core.list_persistent_volume_claim_for_all_namespaces):
+            meta, spec = claim["metadata"], claim["spec"]
+            if claim.get("status", {}).get("phase") != "Pending" or spec.get("volumeName"):
+                continue
+            folder = self.state_dir / "pvcs" / meta["namespace"] / meta["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            volume: Any = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {
+                    "name": f"pvc-{meta['uid']}",
+                    "labels": {"lepton.ai/e2e-provisioned": "true"},
+                },
+                "spec": {
+                    "capacity": {"storage": spec["resources"]["requests"].get("storage", "1Gi")},
+                    "accessModes": spec["accessModes"],
+                    "storageClassName": spec.get("storageClassName") or "",
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": str(folder)},
+                    "claimRef": {
+                        "namespace": meta["namespace"],
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                    },
+                },
+            }
+            try:
+                self.core.create_persistent_volume(volume)
+                log.info("provisioned a volume for %s/%s", meta["namespace"], meta["name"])
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+        for released in self._list(
+            self.core.list_persistent_volume, label_selector="lepton.ai/e2e-provisioned=true"
+        ):
+            if released.get("status", {}).get("phase") == "Released":
+                shutil.rmtree(released["spec"]["hostPath"]["path"], ignore_errors=True)
+                with contextlib.suppress(ApiException):
+                    self.core.delete_persistent_volume(released["metadata"]["name"])
+
     # ---- the watch loop --------------------------------------------------------------
     def handle(self, event_type: str, pod: dict[str, Any]) -> None:
         meta, spec = pod["metadata"], pod["spec"]
@@ -565,7 +628,7 @@ class PodRunner:
                     for item in document["items"]:
                         self.handle("ADDED", item)
                     resource_version = document["metadata"]["resourceVersion"]
-                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                stream = watch.Watch().stream(
                     self.core.list_pod_for_all_namespaces,
                     field_selector="spec.nodeName!=",
                     resource_version=resource_version,

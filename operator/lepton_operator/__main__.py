@@ -39,7 +39,9 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.watching.server_timeout = 300
 
 
-def run(operator_config: OperatorConfig, metrics_port: int, health_port: int) -> None:
+def run(
+    operator_config: OperatorConfig, metrics_port: int, health_port: int, standalone: bool = False
+) -> None:
     handlers.install(operator_config, _api_client())
     metrics.serve(metrics_port)
     namespaces = operator_config.watch_namespaces
@@ -47,7 +49,8 @@ def run(operator_config: OperatorConfig, metrics_port: int, health_port: int) ->
         kopf.operator(
             clusterwide=not namespaces,
             namespaces=namespaces,
-            peering_name=operator_config.peering,
+            standalone=standalone,
+            peering_name=None if standalone else operator_config.peering,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
         )
     )
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=8080)
     parser.add_argument("--health-port", type=int, default=8081)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: for a single developer run, never with replicas",
+    )
     args = parser.parse_args(argv)
     kopf.configure(
         verbose=args.verbose,
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"lepton-operator: {error}", file=sys.stderr)
         return 2
-    run(operator_config, args.metrics_port, args.health_port)
+    run(operator_config, args.metrics_port, args.health_port, args.standalone)
     return 0
 
 

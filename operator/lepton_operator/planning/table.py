@@ -34,21 +34,35 @@ def variant_rows(report: BuildReport, pool: PoolSpec, slo_p95_ms: float) -> list
         accepted = variant.status == "accepted" and profile is not None
         reason = variant.reason or ("" if accepted else f"{variant.status} without a profile")
         rows.append(
-            VariantStatus(
-                variant=variant.name,
-                pool=pool.name,
-                batch_size=profile.batch_size if profile else 1,
-                p50_ms=profile.p50_ms if profile else None,
-                p95_ms=profile.p95_ms if profile else None,
-                p99_ms=profile.p99_ms if profile else None,
-                throughput_rps=profile.throughput_rps if profile else None,
-                accuracy=variant.accuracy,
-                size_bytes=variant.size_bytes,
-                cost_per_1k_usd=cost_per_1k(pool.hourly_price_usd, profile.throughput_rps)
-                if profile
-                else None,
-                accepted=accepted,
-                reason="" if accepted else reason,
+            _rounded(
+                VariantStatus(
+                    variant=variant.name,
+                    pool=pool.name,
+                    batch_size=profile.batch_size if profile else 1,
+                    p50_ms=profile.p50_ms if profile else None,
+                    p95_ms=profile.p95_ms if profile else None,
+                    p99_ms=profile.p99_ms if profile else None,
+                    throughput_rps=profile.throughput_rps if profile else None,
+                    accuracy=variant.accuracy,
+                    size_bytes=variant.size_bytes,
+                    cost_per_1k_usd=cost_per_1k(pool.hourly_price_usd, profile.throughput_rps)
+                    if profile
+                    else None,
+                    accepted=accepted,
+                    reason="" if accepted else reason,
+                )
             )
         )
     return rows
+
+
+def _rounded(row: VariantStatus) -> VariantStatus:
+    """Figures as a person reads them: ms to the microsecond, cost to 4 significant digits."""
+    update = {
+        name: round(value, 3)
+        for name in ("p50_ms", "p95_ms", "p99_ms", "throughput_rps")
+        if (value := getattr(row, name)) is not None
+    }
+    if row.cost_per_1k_usd is not None:
+        update["cost_per_1k_usd"] = float(f"{row.cost_per_1k_usd:.4g}")
+    return row.model_copy(update=update)
