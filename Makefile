@@ -47,10 +47,15 @@ lint: deps ## ruff, mypy (strict) and the import-layer contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) -m lepton_operator.api.crd --check
 
 .PHONY: unit
 unit: deps ## fast tests of pure logic
 	$(PY) -m pytest tests/unit
+
+.PHONY: crds
+crds: deps ## regenerate crds/ and the chart's copy from the pydantic API
+	$(PY) -m lepton_operator.api.crd
 
 .PHONY: cluster-bin
 cluster-bin: deps ## build the cluster binaries from Go modules (cached by go.sum)

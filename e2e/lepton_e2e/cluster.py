@@ -29,7 +29,7 @@ import yaml
 
 from lepton_e2e import binaries
 from lepton_e2e.images import load_image_table
-from lepton_e2e.netns import Network, namespaces_with_prefix
+from lepton_e2e.netns import Network, kill_processes_in, namespaces_with_prefix
 from lepton_e2e.pools import load_pools, node_manifests
 
 KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
@@ -143,6 +143,7 @@ class Cluster:
         )
         if cluster_id:
             for name in namespaces_with_prefix(f"lepton-{cluster_id}-"):
+                kill_processes_in(name)  # pods outlive a runner that is already gone
                 subprocess.run(["ip", "netns", "del", name], check=False)
         self.config.network.down()
         if self.dir.exists():

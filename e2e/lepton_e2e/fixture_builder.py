@@ -4,7 +4,8 @@ It takes the same ``--request`` argument as the real builder, runs as a real pro
 pod with the Job's ServiceAccount, writes a marker into the model volume and hands
 its report back through the report ConfigMap, so everything around the build (RBAC,
 volumes, the report's path into status) is the production path. Only the figures are
-fixed: each variant's ``reason`` says "fixture".
+fixed: each variant's ``reason`` says "fixture". A model URI with the query
+``fixture-build-seconds=N`` makes the build take N seconds, for tests that act mid-build.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import json
 import os
 import sys
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--request", required=True)
     args = parser.parse_args(argv)
     request = json.loads(args.request)
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(request["model"]["uri"]).query)
+    time.sleep(float(query.get("fixture-build-seconds", ["0"])[0]))
     repository = Path(request["repository"])
     repository.mkdir(parents=True, exist_ok=True)
     (repository / "FIXTURE").write_text("written by lepton_e2e.fixture_builder\n")

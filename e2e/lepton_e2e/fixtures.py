@@ -85,8 +85,10 @@ def wait_for(
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:
     bin_dir = binaries.ensure_built()
-    external = os.environ.get("KUBECONFIG")
     cluster = Cluster()
+    external = os.environ.get("KUBECONFIG")
+    if external and Path(external).resolve() == cluster.config.kubeconfig.resolve():
+        external = None  # pointed at the harness's own cluster: it runs process pods
     started_here = False
     if external:
         kubeconfig = Path(external)

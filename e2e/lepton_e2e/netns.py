@@ -8,7 +8,10 @@ on the pod's usual ports. Needs root and iproute2.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
+import signal
 import subprocess
 from dataclasses import dataclass
 
@@ -82,6 +85,13 @@ class PodNamespace:
 
     def exec_prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.name]
+
+
+def kill_processes_in(name: str) -> None:
+    """SIGKILL whatever still runs in a pod namespace (the runner may be gone already)."""
+    for pid in _ip("netns", "pids", name, check=False).stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def namespaces_with_prefix(prefix: str) -> list[str]:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
+import os
+import socket
 import sys
 
 import kopf
@@ -37,6 +40,13 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     settings.watching.server_timeout = 300
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # probes every 2 s
+
+
+def peering_priority(pod_name: str) -> int:
+    """A priority of this replica's own: kopf freezes peers of equal priority, so each
+    replica gets a distinct one derived from its pod name, and the highest acts."""
+    return int(hashlib.sha256(pod_name.encode()).hexdigest()[:7], 16)
 
 
 def run(
@@ -50,6 +60,7 @@ def run(
             clusterwide=not namespaces,
             namespaces=namespaces,
             standalone=standalone,
+            priority=peering_priority(os.environ.get("POD_NAME", socket.gethostname())),
             peering_name=None if standalone else operator_config.peering,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
         )

@@ -1,0 +1,275 @@
+"""The operator on the real local cluster, installed by its Helm chart.
+
+The chart's own Deployment runs the operator as real processes (two replicas, kopf
+peering) under the chart's ServiceAccount with RBAC enforced, in a namespace that
+enforces the restricted Pod Security profile; models live in another restricted
+namespace. The build Jobs run the fixture builder (a real process pod that writes a
+fixed report, each variant labelled 'fixture'), hence "fixture_report" in the test
+names; Triton pods are simulated by KWOK until real serving lands.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lepton_e2e.fixtures import Kube, wait_for
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "lepton-operator"
+EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text())
+OPERATOR_NAMESPACE = "lepton-system"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
+
+
+def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(kube.bin_dir / "helm"), f"--kubeconfig={kube.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def operator(kube: Kube) -> Iterator[None]:
+    assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
+    kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)
+    helm(
+        kube,
+        "install",
+        "lepton",
+        str(CHART),
+        "-n",
+        OPERATOR_NAMESPACE,
+        "--set",
+        f"config.images.builder={FIXTURE_BUILDER}",
+        "--set",
+        "logFormat=plain",
+        "--wait",
+        "--timeout",
+        "180s",
+    )
+    yield
+    helm(kube, "uninstall", "lepton", "-n", OPERATOR_NAMESPACE, "--wait")
+    kube.kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false")
+
+
+@pytest.fixture
+def models(kube: Kube, namespace: str, operator: None) -> str:
+    kube.kubectl("label", "namespace", namespace, RESTRICTED)
+    return namespace
+
+
+def _model(name: str, **spec_changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(EXAMPLE)
+    doc["metadata"]["name"] = name
+    doc["spec"].update(spec_changes)
+    return doc
+
+
+def _status(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
+    status: dict[str, Any] = kube.get("lm", name, namespace).get("status") or {}
+    return status
+
+
+def _phase(kube: Kube, name: str, namespace: str, phase: str) -> dict[str, Any] | None:
+    status = _status(kube, name, namespace)
+    return status if status.get("phase") == phase else None
+
+
+def _owned(kube: Kube, namespace: str, name: str) -> dict[str, list[str]]:
+    kinds = (
+        "jobs,deployments,replicasets,services,configmaps,persistentvolumeclaims,"
+        "serviceaccounts,roles,rolebindings,pods"
+    )
+    out = json.loads(
+        kube.kubectl(
+            "get", kinds, "-n", namespace, "-l", f"lepton.ai/model={name}", "-o", "json"
+        ).stdout
+    )
+    found: dict[str, list[str]] = {}
+    for item in out["items"]:
+        found.setdefault(item["kind"], []).append(item["metadata"]["name"])
+    return found
+
+
+def test_fixture_report_model_goes_from_apply_to_ready_on_the_chosen_pool(
+    kube: Kube, models: str
+) -> None:
+    kube.apply(_model("minilm"), namespace=models)
+    status = wait_for(
+        lambda: _phase(kube, "minilm", models, "Ready"), timeout=120, what="minilm Ready"
+    )
+    decision = status["decision"]
+    assert (decision["variant"], decision["pool"], decision["replicas"]) == (
+        "onnx-int8",
+        "cpu-standard",
+        1,
+    )
+    assert {b["pool"]: b["phase"] for b in status["builds"]} == {
+        "cpu-standard": "Succeeded",
+        "gpu-l4": "Succeeded",
+    }
+    rejected = next(v for v in status["variants"] if v["variant"] == "int8-dynamic")
+    assert rejected["accepted"] is False and "below the guard" in rejected["reason"]
+    conditions = {c["type"]: (c["status"], c["observedGeneration"]) for c in status["conditions"]}
+    assert conditions == {
+        kind: ("True", 1)
+        for kind in ("Valid", "Built", "Deployed", "Ready", "SLOMet", "WithinBudget")
+    }
+
+    # The build Jobs ran on their pools, under restricted Pod Security, for real.
+    jobs = kube.list("jobs", models, "lepton.ai/model=minilm")
+    assert sorted(j["metadata"]["labels"]["lepton.ai/pool"] for j in jobs) == [
+        "cpu-standard",
+        "gpu-l4",
+    ]
+    builder_pods = kube.list("pods", models, "lepton.ai/component=builder")
+    assert {p["status"]["phase"] for p in builder_pods} == {"Succeeded"}
+    gpu_pod = next(p for p in builder_pods if p["metadata"]["labels"]["lepton.ai/pool"] == "gpu-l4")
+    assert gpu_pod["spec"]["nodeName"].startswith("gpu-l4-")
+
+    # Triton on the chosen pool, and the Service selecting it.
+    serving = kube.list("pods", models, "lepton.ai/component=triton")
+    assert len(serving) == 1 and serving[0]["spec"]["nodeName"].startswith("cpu-standard-")
+    service = kube.get("service", "minilm", models)
+    assert service["spec"]["selector"]["lepton.ai/pool"] == "cpu-standard"
+
+    # kubectl get lm shows the printer columns filled.
+    line = kube.kubectl("get", "lm", "minilm", "-n", models, "--no-headers").stdout.split()
+    assert line[:7] == ["minilm", "Ready", "onnx-int8", "cpu-standard", "1", "9", "0.34"]
+    reasons = {
+        e["reason"]
+        for e in kube.list("events", models)
+        if e["involvedObject"]["kind"] == "LeptonModel"
+    }
+    assert {"BuildStarted", "Decision", "Available"} <= reasons
+
+    # A scaling change re-plans without rebuilding.
+    kube.kubectl(
+        "patch",
+        "lm",
+        "minilm",
+        "-n",
+        models,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"scaling": {"minReplicas": 2, "maxReplicas": 6}}}),
+    )
+    wait_for(
+        lambda: (
+            _status(kube, "minilm", models).get("replicas") == 2
+            and _phase(kube, "minilm", models, "Ready")
+        ),
+        timeout=60,
+        what="two ready replicas",
+    )
+    assert sorted(
+        j["metadata"]["name"] for j in kube.list("jobs", models, "lepton.ai/model=minilm")
+    ) == sorted(j["metadata"]["name"] for j in jobs)
+
+
+def test_fixture_report_restart_mid_build_creates_no_second_job_and_loses_no_status(
+    kube: Kube, models: str
+) -> None:
+    doc = _model("slow")
+    doc["spec"]["model"]["uri"] = "pvc://models/minilm?fixture-build-seconds=20"
+    kube.apply(doc, namespace=models)
+    building = wait_for(
+        lambda: _phase(kube, "slow", models, "Building"), timeout=60, what="slow Building"
+    )
+    jobs = sorted(j["metadata"]["name"] for j in kube.list("jobs", models, "lepton.ai/model=slow"))
+    assert len(jobs) == 2
+    kube.kubectl(
+        "delete",
+        "pod",
+        "-n",
+        OPERATOR_NAMESPACE,
+        "-l",
+        "app.kubernetes.io/name=lepton-operator",
+        "--wait=true",
+    )
+    kube.kubectl("rollout", "status", "deployment", "-n", OPERATOR_NAMESPACE, "--timeout=120s")
+    ready = wait_for(
+        lambda: _phase(kube, "slow", models, "Ready"),
+        timeout=120,
+        what="slow Ready after the restart",
+    )
+    assert (
+        sorted(j["metadata"]["name"] for j in kube.list("jobs", models, "lepton.ai/model=slow"))
+        == jobs
+    )
+    assert ready["buildHash"] == building["buildHash"]
+    assert [b["job"] for b in ready["builds"]] == [b["job"] for b in building["builds"]]
+    valid = next(c for c in ready["conditions"] if c["type"] == "Valid")
+    before = next(c for c in building["conditions"] if c["type"] == "Valid")
+    assert valid["lastTransitionTime"] == before["lastTransitionTime"]
+
+
+def test_fixture_report_delete_leaves_nothing_behind_and_spares_what_is_not_ours(
+    kube: Kube, models: str
+) -> None:
+    kube.apply(_model("gone"), namespace=models)
+    wait_for(lambda: _phase(kube, "gone", models, "Ready"), timeout=120, what="gone Ready")
+    # Someone else's ConfigMap that merely carries our label: never ours to delete.
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "not-ours", "labels": {"lepton.ai/model": "gone"}},
+            "data": {"keep": "me"},
+        },
+        namespace=models,
+    )
+    before = _owned(kube, models, "gone")
+    assert {
+        "Job",
+        "Deployment",
+        "Service",
+        "PersistentVolumeClaim",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    } <= set(before)
+    kube.kubectl("delete", "lm", "gone", "-n", models, "--wait=true", "--timeout=60s")
+    left = wait_for(
+        lambda: (lambda o: o if o == {"ConfigMap": ["not-ours"]} else None)(
+            _owned(kube, models, "gone")
+        ),
+        timeout=90,
+        what="everything but not-ours gone",
+    )
+    assert left == {"ConfigMap": ["not-ours"]}
+
+
+def test_the_operator_runs_under_its_own_least_privilege_account(
+    kube: Kube, operator: None
+) -> None:
+    pods = kube.list("pods", OPERATOR_NAMESPACE, "app.kubernetes.io/name=lepton-operator")
+    assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
+    account = pods[0]["spec"]["serviceAccountName"]
+    subject = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{account}"
+
+    def can(*args: str) -> bool:
+        result = kube.kubectl("auth", "can-i", *args, f"--as={subject}", check=False)
+        return result.stdout.strip() == "yes"
+
+    assert can("create", "jobs.batch", "-n", "default")
+    assert can("patch", "leptonmodels.lepton.ai/status", "-n", "default")
+    assert not can("create", "secrets", "-n", "default")
+    assert not can("delete", "nodes")
+    assert not can("create", "clusterrolebindings")

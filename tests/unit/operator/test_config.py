@@ -1,0 +1,54 @@
+"""The operator's configuration: validated once at start, errors name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lepton_operator.__main__ import main, peering_priority
+from lepton_operator.config import ConfigError, OperatorConfig, load_config
+
+CHART_VALUES = Path(__file__).resolve().parents[3] / "charts" / "lepton-operator" / "values.yaml"
+
+
+def test_the_charts_default_config_is_valid():
+    config = OperatorConfig.model_validate(yaml.safe_load(CHART_VALUES.read_text())["config"])
+    assert {p.name for p in config.pools} == {"cpu-standard", "gpu-l4"}
+    assert config.pool("gpu-l4").accelerator.resource == "nvidia.com/gpu"
+
+
+def test_a_typo_names_the_field(tmp_path, config):
+    raw = config.model_dump(mode="json", by_alias=True)
+    raw["pools"][0]["hourlyPrice"] = raw["pools"][0].pop("hourlyPriceUSD")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"pools\.0\.hourlyPriceUSD: Field required"):
+        load_config(path)
+
+
+def test_duplicate_pools_and_unreadable_files_are_errors(tmp_path, config):
+    raw = config.model_dump(mode="json", by_alias=True)
+    raw["pools"].append(raw["pools"][0])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="repeated: cpu-standard"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_the_operator_exits_2_on_a_bad_config_without_starting(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text("pools: []\n")
+    monkeypatch.setenv("LEPTON_CONFIG", str(path))
+    assert main(["--log-format", "plain"]) == 2
+    assert "operator config" in capsys.readouterr().err
+
+
+def test_replicas_get_distinct_stable_peering_priorities():
+    names = [f"lepton-operator-7684f6998d-{suffix}" for suffix in ("9wf9q", "9xghv", "abcde")]
+    priorities = [peering_priority(n) for n in names]
+    assert len(set(priorities)) == 3
+    assert peering_priority(names[0]) == priorities[0]
