@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +275,33 @@ def test_the_operator_runs_under_its_own_least_privilege_account(
     assert not can("create", "secrets", "-n", "default")
     assert not can("delete", "nodes")
     assert not can("create", "clusterrolebindings")
+
+
+def _metrics(pod: dict[str, Any]) -> str:
+    url = f"http://{pod['status']['podIP']}:8080/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: str = response.read().decode()
+    return text
+
+
+def test_fixture_report_only_one_replica_acts_and_it_exports_the_models_figures(
+    kube: Kube, models: str
+) -> None:
+    kube.apply(_model("watched"), namespace=models)
+    wait_for(lambda: _phase(kube, "watched", models, "Ready"), timeout=120, what="watched Ready")
+    pods = kube.list("pods", OPERATOR_NAMESPACE, "app.kubernetes.io/name=lepton-operator")
+    scraped = [_metrics(p) for p in pods]
+
+    def reconciles(text: str) -> float:
+        counts = re.findall(r"^lepton_reconcile_duration_seconds_count\{[^}]*\} (\S+)$", text, re.M)
+        return sum(float(c) for c in counts)
+
+    acting = [text for text in scraped if reconciles(text) > 0]
+    assert len(pods) == 2 and len(acting) == 1, "kopf peering: exactly one replica reconciles"
+    cost = re.search(
+        rf'^lepton_model_hourly_cost_usd\{{model="watched",namespace="{models}"\}}'
+        r" (\S+)$",
+        acting[0],
+        re.M,
+    )
+    assert cost is not None and float(cost.group(1)) == 0.34
