@@ -32,13 +32,13 @@ system-deps:
 $(VENV_STAMP): pyproject.toml $(CONSTRAINTS)
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev,builder]'
 	touch $@
 
 .PHONY: lock
 lock: ## re-resolve the pinned Python constraints from pyproject.toml
 	rm -rf /tmp/lepton-lock && $(PYTHON) -m venv /tmp/lepton-lock
-	/tmp/lepton-lock/bin/pip install -q -e '.[dev]'
+	/tmp/lepton-lock/bin/pip install -q -e '.[dev,builder]'
 	/tmp/lepton-lock/bin/pip freeze --exclude-editable > $(CONSTRAINTS)
 
 .PHONY: lint

@@ -8,6 +8,7 @@ next run. ``namespace`` gives each test a namespace of its own, deleted afterwar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -118,3 +119,50 @@ def namespace(kube: Kube) -> Iterator[str]:
     )
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+OPERATOR_NAMESPACE = "lepton-system"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "lepton-operator"
+
+
+def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(kube.bin_dir / "helm"), f"--kubeconfig={kube.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@contextlib.contextmanager
+def installed_operator(kube: Kube, builder_image: str) -> Iterator[None]:
+    """The chart installed into a namespace enforcing restricted Pod Security; the
+    operator runs as real process pods (two replicas, peering). Removed afterwards."""
+    assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
+    kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)
+    helm(
+        kube,
+        "install",
+        "lepton",
+        str(CHART),
+        "-n",
+        OPERATOR_NAMESPACE,
+        "--set",
+        f"config.images.builder={builder_image}",
+        "--set",
+        "logFormat=plain",
+        "--wait",
+        "--timeout",
+        "180s",
+    )
+    try:
+        yield
+    finally:
+        helm(kube, "uninstall", "lepton", "-n", OPERATOR_NAMESPACE, "--wait")
+        kube.kubectl(
+            "delete", "namespace", OPERATOR_NAMESPACE, "--wait=true", "--timeout=120s", check=False
+        )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,52 +21,25 @@ from typing import Any
 import pytest
 import yaml
 
-from lepton_e2e.fixtures import Kube, wait_for
+from lepton_e2e.fixtures import (
+    OPERATOR_NAMESPACE,
+    RESTRICTED,
+    Kube,
+    installed_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "lepton-operator"
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text())
-OPERATOR_NAMESPACE = "lepton-system"
-RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
-
-
-def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(kube.bin_dir / "helm"), f"--kubeconfig={kube.kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")
 def operator(kube: Kube) -> Iterator[None]:
-    assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
-    kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
-    kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)
-    helm(
-        kube,
-        "install",
-        "lepton",
-        str(CHART),
-        "-n",
-        OPERATOR_NAMESPACE,
-        "--set",
-        f"config.images.builder={FIXTURE_BUILDER}",
-        "--set",
-        "logFormat=plain",
-        "--wait",
-        "--timeout",
-        "180s",
-    )
-    yield
-    helm(kube, "uninstall", "lepton", "-n", OPERATOR_NAMESPACE, "--wait")
-    kube.kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false")
+    with installed_operator(kube, FIXTURE_BUILDER):
+        yield
 
 
 @pytest.fixture

@@ -44,6 +44,20 @@ def build_request(
     }
 
 
+SOURCES_MOUNT = "/sources"
+
+
+def source_claims(spec: LeptonModelSpec) -> list[str]:
+    """PVCs named by pvc:// URIs of the model and its calibration data, in order."""
+    claims: list[str] = []
+    for uri in (spec.model.uri, spec.optimization.calibration_uri):
+        if uri and uri.startswith("pvc://"):
+            claim = uri.removeprefix("pvc://").split("/", 1)[0]
+            if claim not in claims:
+                claims.append(claim)
+    return claims
+
+
 def resources(pool: PoolSpec) -> dict[str, Any]:
     requests = dict(pool.resources)
     limits: dict[str, str] = {}
@@ -67,6 +81,7 @@ def job(
         model, "builder", **{names.POOL_LABEL: pool.name, names.BUILD_HASH_LABEL: build}
     )
     request = build_request(model, spec, pool, build, name)
+    claims = source_claims(spec)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -101,6 +116,15 @@ def job(
                             "volumeMounts": [
                                 {"name": "models", "mountPath": MODELS_MOUNT},
                                 {"name": "tmp", "mountPath": "/tmp"},
+                                # pvc://<claim>/<path> is read at /sources/<claim>/<path>.
+                                *(
+                                    {
+                                        "name": f"source-{i}",
+                                        "readOnly": True,
+                                        "mountPath": f"{SOURCES_MOUNT}/{claim}",
+                                    }
+                                    for i, claim in enumerate(claims)
+                                ),
                             ],
                         }
                     ],
@@ -110,6 +134,13 @@ def job(
                             "persistentVolumeClaim": {"claimName": names.model_volume(model)},
                         },
                         {"name": "tmp", "emptyDir": {}},
+                        *(
+                            {
+                                "name": f"source-{i}",
+                                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+                            }
+                            for i, claim in enumerate(claims)
+                        ),
                     ],
                 },
             },

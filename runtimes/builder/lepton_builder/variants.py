@@ -1,0 +1,248 @@
+"""Building each optimized variant from the loaded model.
+
+Every builder returns a ``Built`` variant: a function from numpy inputs to numpy
+outputs (what profiling and the accuracy guard call, the same way for every variant)
+and a writer of the artifact Triton serves. A builder that fails raises; the caller
+reports the error and carries on with the next variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lepton_builder.loading import LoadedModel
+
+Arrays = list[npt.NDArray[Any]]
+ONNX_OPSET = 17
+
+
+@contextlib.contextmanager
+def _third_party_notices() -> Iterator[None]:
+    """Silence deprecation and tracer notices from torch's exporters while we call them.
+
+    torch 2.15 warns on every TorchScript and legacy-ONNX call; the builder uses those
+    paths on purpose (the legacy exporter is 4x faster here), and a notice must not turn
+    into a failed variant where warnings are errors.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@dataclass
+class Built:
+    name: str
+    run: Callable[[Arrays], Arrays]
+    save: Callable[[Path], str]  # writes the artifact into a folder, returns its file name
+    runtime: str  # onnxruntime | torchscript (what the Triton model loads)
+    size_bytes: int
+
+
+class Variants:
+    """Builds variants of one model for one device, sharing intermediate artifacts."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        device: str,
+        example: Arrays,
+        input_names: list[str],
+        output_names: list[str],
+        threads: int = 0,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.example = example
+        self.input_names = input_names
+        self.output_names = output_names
+        self.threads = threads
+        self.workdir = Path(tempfile.mkdtemp(prefix="lepton-build-"))
+        self._onnx_fp32: Path | None = model.onnx_path
+
+    # ---- torch ---------------------------------------------------------------------
+    def _torch_runner(self, module: Any, dtype: Any = None) -> Callable[[Arrays], Arrays]:
+        import torch
+
+        def run(arrays: Arrays) -> Arrays:
+            with torch.inference_mode():
+                tensors = []
+                for array in arrays:
+                    tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+                    if dtype is not None and tensor.is_floating_point():
+                        tensor = tensor.to(dtype)
+                    tensors.append(tensor)
+                result = module(*tensors)
+            items = result if isinstance(result, (tuple, list)) else (result,)
+            return [r.float().cpu().numpy() for r in items]
+
+        return run
+
+    def _torch_tensors(self, dtype: Any = None) -> tuple[Any, ...]:
+        import torch
+
+        tensors = []
+        for array in self.example:
+            tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            tensors.append(tensor)
+        return tuple(tensors)
+
+    def _scripted(self, module: Any, dtype: Any = None) -> Any:
+        import torch
+
+        if isinstance(module, torch.jit.ScriptModule):
+            return module
+        return torch.jit.trace(module, self._torch_tensors(dtype), strict=False, check_trace=False)
+
+    def _torch_variant(
+        self, name: str, module: Any, dtype: Any = None, serve: Any | None = None
+    ) -> Built:
+        import torch
+
+        scripted = self._scripted(serve if serve is not None else module, dtype)
+        path = self.workdir / f"{name}.pt"
+        torch.jit.save(scripted, str(path))
+
+        def save(folder: Path) -> str:
+            (folder / "model.pt").write_bytes(path.read_bytes())
+            return "model.pt"
+
+        return Built(
+            name, self._torch_runner(module, dtype), save, "torchscript", path.stat().st_size
+        )
+
+    def _require_torch(self) -> Any:
+        if self.model.module is None:
+            raise ValueError("needs a torch source model")
+        return self.model.module.to(self.device)
+
+    def fp32(self) -> Built:
+        if self.model.module is None:
+            return self.onnx(name="fp32")
+        return self._torch_variant("fp32", self._require_torch())
+
+    def int8_dynamic(self) -> Built:
+        import torch
+
+        module = self._require_torch()
+        if isinstance(module, torch.jit.ScriptModule) or type(module).__name__ == "GraphModule":
+            raise ValueError(
+                "dynamic int8 quantization needs an eager torch model; this "
+                f"source is {self.model.format}"
+            )
+        quantized = torch.ao.quantization.quantize_dynamic(
+            module, {torch.nn.Linear}, dtype=torch.qint8
+        )
+        return self._torch_variant("int8-dynamic", quantized)
+
+    def torchscript(self) -> Built:
+        import torch
+
+        scripted = self._scripted(self._require_torch())
+        # Frozen only: optimize_for_inference bakes in MKLDNN layouts that a saved module
+        # cannot load again ("required keyword attribute 'value' is undefined"), and what
+        # is profiled must be what Triton serves.
+        return self._torch_variant("torchscript", torch.jit.freeze(scripted.eval()))
+
+    def half(self, name: str, dtype_name: str) -> Built:
+        import torch
+
+        dtype = getattr(torch, dtype_name)
+        module = copy.deepcopy(self._require_torch()).to(dtype)  # .to() is in place
+        return self._torch_variant(name, module, dtype)
+
+    def torch_compile(self) -> Built:
+        import torch
+
+        module = copy.deepcopy(self._require_torch()).to(torch.float16)
+        compiled = torch.compile(module, mode="max-autotune-no-cudagraphs")
+        # Triton loads the fp16 TorchScript; the compiled kernels exist in-process only.
+        return self._torch_variant("torch-compile", compiled, torch.float16, serve=module)
+
+    # ---- ONNX ----------------------------------------------------------------------
+    def _export_onnx(self) -> Path:
+        if self._onnx_fp32 is not None:
+            return self._onnx_fp32
+        import torch
+
+        module = self._require_torch()
+        path = self.workdir / "model.onnx"
+        dynamic_axes = {name: {0: "batch"} for name in self.input_names + self.output_names}
+        for name, array in zip(self.input_names, self.example, strict=True):
+            for axis in range(1, array.ndim):
+                dynamic_axes[name][axis] = f"{name}_{axis}"
+        torch.onnx.export(
+            module,
+            self._torch_tensors(),
+            str(path),
+            dynamo=False,
+            input_names=self.input_names,
+            output_names=self.output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=ONNX_OPSET,
+        )
+        self._onnx_fp32 = path
+        return path
+
+    def _ort_variant(self, name: str, path: Path) -> Built:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        providers = ["CUDAExecutionProvider"] if self.device == "cuda" else ["CPUExecutionProvider"]
+        session = ort.InferenceSession(str(path), options, providers=providers)
+
+        def run(arrays: Arrays) -> Arrays:
+            feeds = dict(zip(self.input_names, arrays, strict=True))
+            return [np.asarray(o) for o in session.run(self.output_names, feeds)]
+
+        def save(folder: Path) -> str:
+            (folder / "model.onnx").write_bytes(path.read_bytes())
+            return "model.onnx"
+
+        return Built(name, run, save, "onnxruntime", path.stat().st_size)
+
+    def onnx(self, name: str = "onnx") -> Built:
+        return self._ort_variant(name, self._export_onnx())
+
+    def onnx_int8(self) -> Built:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        source = self._export_onnx()
+        target = self.workdir / "model.int8.onnx"
+        # Per-channel weight scales: per-tensor ones cost MiniLM its accuracy (anchors).
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
+        return self._ort_variant("onnx-int8", target)
+
+    def tensorrt(self) -> Built:
+        raise ValueError("TensorRT engines are not built by this builder version")
+
+    def build(self, variant: str) -> Built:
+        with _third_party_notices():
+            return self._build(variant)
+
+    def _build(self, variant: str) -> Built:
+        builders: dict[str, Callable[[], Built]] = {
+            "fp32": self.fp32,
+            "int8-dynamic": self.int8_dynamic,
+            "torchscript": self.torchscript,
+            "onnx": self.onnx,
+            "onnx-int8": self.onnx_int8,
+            "fp16": lambda: self.half("fp16", "float16"),
+            "bf16": lambda: self.half("bf16", "bfloat16"),
+            "torch-compile": self.torch_compile,
+            "tensorrt": self.tensorrt,
+        }
+        return builders[variant]()

@@ -1,0 +1,166 @@
+"""The builder on real models: every CPU variant profiled with its accuracy, or
+rejected/failed/skipped with a reason; the model repository served by a real Triton."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lepton_builder.cli import main
+from lepton_builder.selection import ALL_VARIANTS
+from lepton_e2e import models
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--profile-seconds", "0.3", "--min-iterations", "5", "--threads", "2"]
+
+
+def _build(
+    source,
+    tmp_path: Path,
+    name: str,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    fmt: str,
+    metric: str,
+    tolerance: float,
+    batch_sizes: list[int],
+) -> dict[str, Any]:
+    request = {
+        "requestVersion": 1,
+        "modelName": name,
+        "pool": "cpu-standard",
+        "device": "cpu",
+        "model": {"uri": source.uri, "format": fmt, "inputs": inputs, "outputs": outputs},
+        "optimization": {
+            "batchSizes": batch_sizes,
+            "calibrationUri": source.calibration_uri,
+            "accuracy": {"metric": metric, "tolerance": tolerance},
+        },
+        "repository": str(tmp_path / "repository"),
+    }
+    report_file = tmp_path / "report.json"
+    assert (
+        main(
+            [
+                "--request",
+                json.dumps(request),
+                "--report-file",
+                str(report_file),
+                "--sources-root",
+                str(source.sources_root),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    report: dict[str, Any] = json.loads(report_file.read_text())
+    return report
+
+
+def _rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in report["variants"]}
+
+
+def _assert_every_variant_accounted_for(report: dict[str, Any], batch_sizes: list[int]) -> None:
+    rows = _rows(report)
+    assert set(rows) == set(ALL_VARIANTS)
+    for name, row in rows.items():
+        if row["status"] in ("accepted", "rejected"):
+            assert isinstance(row["accuracy"], float), name
+            assert [p["batchSize"] for p in row["profiles"]] == batch_sizes, name
+            for p in row["profiles"]:
+                assert 0 < p["p50Ms"] <= p["p95Ms"] <= p["p99Ms"] and p["throughputRps"] > 0
+        else:
+            assert row["reason"], f"{name} {row['status']} without a reason"
+        if row["status"] == "rejected":
+            assert "guard" in row["reason"], name
+
+
+@pytest.fixture(scope="module")
+def digits_build(digits, tmp_path_factory) -> tuple[dict[str, Any], Path]:
+    tmp = tmp_path_factory.mktemp("digits-build")
+    report = _build(
+        digits,
+        tmp,
+        "digits",
+        models.DIGITS_INPUTS,
+        models.DIGITS_OUTPUTS,
+        "torchscript",
+        "top1-agreement",
+        0.98,
+        [1, 16],
+    )
+    return report, tmp / "repository"
+
+
+def test_digits_cnn_is_trained_for_real(digits):
+    assert digits.extra.test_accuracy > 0.9
+
+
+def test_digits_every_cpu_variant_is_profiled_or_explained(digits_build):
+    report, _ = digits_build
+    _assert_every_variant_accounted_for(report, [1, 16])
+    rows = _rows(report)
+    assert rows["fp32"]["status"] == "accepted" and rows["fp32"]["accuracy"] == 1.0
+    assert rows["onnx"]["status"] == "accepted" and rows["onnx"]["accuracy"] == 1.0
+    assert rows["torchscript"]["status"] == "accepted"
+    # TorchScript sources cannot be dynamically quantized: a reported failure, not a crash.
+    assert rows["int8-dynamic"]["status"] == "failed"
+    assert "eager torch model" in rows["int8-dynamic"]["reason"]
+    assert rows["fp16"]["status"] == "skipped"
+
+
+def test_digits_repository_is_served_by_a_real_triton(digits_build, digits, tmp_path):
+    import tritonclient.http as httpclient
+
+    from lepton_e2e.triton import TritonServer
+
+    report, repository = digits_build
+    served = [row["tritonModel"] for row in report["variants"] if row.get("tritonModel")]
+    assert {"digits__fp32", "digits__onnx", "digits__torchscript"} <= set(served)
+    server = TritonServer(repository, tmp_path, served, address="127.0.0.1")
+    try:
+        server.wait_ready()
+        client = httpclient.InferenceServerClient(server.http)
+        x_test, y_test = digits.extra.x_test, digits.extra.y_test
+        for model in served:
+            reference = np.load(repository / model / "1" / "reference.npz")
+            predictions = []
+            for start in range(0, len(x_test), 16):  # max_batch_size is the largest profiled
+                chunk = x_test[start : start + 16]
+                inputs = httpclient.InferInput("pixels", list(chunk.shape), "FP32")
+                inputs.set_data_from_numpy(chunk)
+                predictions.append(client.infer(model, [inputs]).as_numpy("logits").argmax(1))
+            assert float((np.concatenate(predictions) == y_test).mean()) > 0.9, model
+            one = httpclient.InferInput("pixels", [1, 1, 8, 8], "FP32")
+            one.set_data_from_numpy(reference["input:pixels"])
+            answer = client.infer(model, [one]).as_numpy("logits")
+            np.testing.assert_allclose(answer, reference["output:logits"], atol=1e-3)
+    finally:
+        server.stop()
+
+
+def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tmp_path):
+    report = _build(
+        minilm,
+        tmp_path,
+        "minilm",
+        models.MINILM_INPUTS,
+        models.MINILM_OUTPUTS,
+        "safetensors",
+        "cosine",
+        0.99,
+        [1, 8],
+    )
+    _assert_every_variant_accounted_for(report, [1, 8])
+    rows = _rows(report)
+    for exact in ("fp32", "onnx", "torchscript"):
+        assert rows[exact]["status"] == "accepted" and rows[exact]["accuracy"] > 0.9999, exact
+    # torch's per-tensor dynamic int8 loses accuracy on MiniLM; ORT per-channel keeps more.
+    assert rows["int8-dynamic"]["status"] == "rejected"
+    assert rows["onnx-int8"]["accuracy"] > rows["int8-dynamic"]["accuracy"]
