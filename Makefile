@@ -75,6 +75,10 @@ test: deps lint cluster-bin ## everything CI runs: lint, unit, integration and e
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
 
+.PHONY: bench-builder
+bench-builder: deps ## each CPU variant's speedup over fp32 and accuracy, digits and MiniLM, one run
+	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/bench.py --out bench-builder.json
+
 .PHONY: clean
 clean: ## remove the virtualenv (the cluster binaries stay cached in ~/.cache/lepton-operator)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lepton_builder import calibration, tritonrepo
-from lepton_builder.accuracy import judge
+from lepton_builder.accuracy import judge, mask_padding
 from lepton_builder.loading import SOURCES_ROOT, load_model, resolve_uri
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
@@ -96,6 +96,14 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     repository.mkdir(parents=True, exist_ok=True)
     accuracy = request.optimization.accuracy
     batch_sizes = sorted(set(request.optimization.batch_sizes))
+    mask = next(
+        (
+            a
+            for t, a in zip(source.inputs, inputs, strict=True)
+            if "attention_mask" in t.name.lower()
+        ),
+        None,
+    )
     baseline: Arrays | None = None
     rows: list[dict[str, Any]] = []
     for index, choice in enumerate(choices, start=1):
@@ -130,7 +138,12 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 }
             )
             continue
-        verdict = judge(accuracy.metric, accuracy.tolerance, baseline, outputs)
+        verdict = judge(
+            accuracy.metric,
+            accuracy.tolerance,
+            mask_padding(baseline, mask),
+            mask_padding(outputs, mask),
+        )
         row = _profiled_row(prefix, built, inputs, batch_sizes, settings)
         row.update(accuracy=verdict.value, sizeBytes=built.size_bytes)
         if not verdict.accepted:

@@ -136,3 +136,15 @@ def test_summary_table_lists_every_variant():
         }
     )
     assert "fp32" in table and "2.50" in table and "needs a GPU" in table
+
+
+def test_padding_positions_do_not_count_in_the_guard():
+    from lepton_builder.accuracy import mask_padding
+
+    mask = np.array([[1, 1, 0]])
+    base = [np.ones((1, 3, 2))]
+    noisy = [np.array([[[1.0, 1.0], [1.0, 1.0], [-5.0, 9.0]]])]
+    assert min_cosine(base, noisy) < 0.5
+    assert min_cosine(mask_padding(base, mask), mask_padding(noisy, mask)) == pytest.approx(1.0)
+    logits = [np.ones((1, 10))]
+    assert mask_padding(logits, mask)[0] is logits[0]  # other shapes untouched
