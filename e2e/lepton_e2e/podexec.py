@@ -26,6 +26,12 @@ def _ensure_target(is_dir: bool, target: Path) -> None:
             target.touch()
 
 
+def _bind(fd: int, target: Path) -> None:
+    subprocess.run(
+        ["mount", "--bind", f"/proc/self/fd/{fd}", str(target)], check=True, pass_fds=(fd,)
+    )
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     # Open every source before mounting anything: a volume mounted at /tmp would
@@ -36,14 +42,22 @@ def main(spec_path: str) -> None:
         if not source.exists():
             source.mkdir(parents=True, exist_ok=True)
         sources.append((os.open(source, os.O_PATH), source.is_dir(), mount))
+    # The image's own files (this checkout, its virtualenv) live on the host's root: a
+    # volume mounted over one of their parents (an emptyDir at /tmp, with a checkout
+    # under /tmp) would hide them, which a container's own root filesystem never does.
+    image_paths = [(Path(p), os.open(p, os.O_PATH)) for p in spec.get("imagePaths", [])]
     for fd, is_dir, mount in sources:
         target = Path(mount["target"])
         _ensure_target(is_dir, target)
-        subprocess.run(
-            ["mount", "--bind", f"/proc/self/fd/{fd}", str(target)], check=True, pass_fds=(fd,)
-        )
+        _bind(fd, target)
         if mount["read_only"]:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        os.close(fd)
+    targets = [Path(m["target"]) for m in spec["mounts"]]
+    for path, fd in image_paths:
+        if any(path == t or t in path.parents for t in targets):
+            path.mkdir(parents=True, exist_ok=True)
+            _bind(fd, path)
         os.close(fd)
     os.chdir(spec.get("workingDir") or "/")
     argv: list[str] = spec["argv"]

@@ -187,6 +187,7 @@ class PodWorker(threading.Thread):
             "env": env,
             "workingDir": container.get("workingDir"),
             "terminationMessagePath": mounts[-1].target,
+            "imagePaths": [str(E2E_DIR.parent), sys.prefix],
             "mounts": [
                 {"source": str(m.source), "target": m.target, "read_only": m.read_only}
                 for m in mounts

@@ -164,3 +164,112 @@ def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tm
     # torch's per-tensor dynamic int8 loses accuracy on MiniLM; ORT per-channel keeps more.
     assert rows["int8-dynamic"]["status"] == "rejected"
     assert rows["onnx-int8"]["accuracy"] > rows["int8-dynamic"]["accuracy"]
+    _assert_triton_answers_like_the_reference(
+        tmp_path / "repository", tmp_path, ["minilm__onnx", "minilm__torchscript"]
+    )
+
+
+def _assert_triton_answers_like_the_reference(
+    repository: Path, workdir: Path, served: list[str]
+) -> None:
+    import tritonclient.http as httpclient
+
+    from lepton_e2e.triton import TritonServer
+
+    server = TritonServer(repository, workdir, served)
+    try:
+        server.wait_ready()
+        client = httpclient.InferenceServerClient(server.http)
+        for model in served:
+            reference = np.load(repository / model / "1" / "reference.npz")
+            inputs = []
+            for key in (k for k in reference.files if k.startswith("input:")):
+                array = reference[key]
+                tensor = httpclient.InferInput(
+                    key.removeprefix("input:"),
+                    list(array.shape),
+                    "INT64" if array.dtype == np.int64 else "FP32",
+                )
+                tensor.set_data_from_numpy(array)
+                inputs.append(tensor)
+            result = client.infer(model, inputs)
+            for key in (k for k in reference.files if k.startswith("output:")):
+                answer = result.as_numpy(key.removeprefix("output:"))
+                np.testing.assert_allclose(answer, reference[key], atol=1e-4, err_msg=model)
+    finally:
+        server.stop()
+
+
+def _digits_request(digits, tmp_path: Path, uri: str, fmt: str, **model: Any) -> str:
+    return json.dumps(
+        {
+            "requestVersion": 1,
+            "modelName": "digits",
+            "pool": "cpu",
+            "device": "cpu",
+            "model": {
+                "uri": uri,
+                "format": fmt,
+                "inputs": models.DIGITS_INPUTS,
+                "outputs": models.DIGITS_OUTPUTS,
+                **model,
+            },
+            "optimization": {
+                "batchSizes": [1],
+                "calibrationUri": digits.calibration_uri,
+                "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
+            },
+            "repository": str(tmp_path / "repository"),
+        }
+    )
+
+
+def test_an_onnx_source_builds_only_onnx_variants(digits, tmp_path):
+    import torch
+
+    module = torch.jit.load(str(digits.sources_root / "models" / "digits.pt"))
+    example = torch.zeros(1, 1, 8, 8)
+    torch.onnx.export(
+        module,
+        (example,),
+        str(digits.sources_root / "models" / "digits.onnx"),
+        dynamo=False,
+        input_names=["pixels"],
+        output_names=["logits"],
+        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    report_file = tmp_path / "onnx.json"
+    assert (
+        main(
+            [
+                "--request",
+                _digits_request(digits, tmp_path, "pvc://models/digits.onnx", "onnx"),
+                "--report-file",
+                str(report_file),
+                "--sources-root",
+                str(digits.sources_root),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    rows = _rows(json.loads(report_file.read_text()))
+    assert {n for n, r in rows.items() if r["status"] == "accepted"} == {
+        "fp32",
+        "onnx",
+        "onnx-int8",
+    }
+    assert "torch source" in rows["torchscript"]["reason"]
+
+
+def test_a_checksum_mismatch_or_a_malformed_model_fails_with_the_reason(digits, tmp_path, capsys):
+    request = _digits_request(digits, tmp_path, digits.uri, "torchscript", sha256="0" * 64)
+    assert main(["--request", request, "--sources-root", str(digits.sources_root)]) == 1
+    assert "sha256 mismatch for digits.pt" in capsys.readouterr().err
+    (digits.sources_root / "models" / "broken.pt").write_bytes(b"not a model")
+    request = _digits_request(digits, tmp_path, "pvc://models/broken.pt", "torchscript")
+    assert main(["--request", request, "--sources-root", str(digits.sources_root)]) == 1
+    assert "cannot load torchscript model from pvc://models/broken.pt" in (capsys.readouterr().err)
+    request = _digits_request(digits, tmp_path, "s3://bucket/model.pt", "torchscript")
+    assert main(["--request", request, "--sources-root", str(digits.sources_root)]) == 1
+    assert "s3:// sources are not supported" in capsys.readouterr().err
