@@ -10,9 +10,9 @@ host's filesystem, as a container runtime would inside the image.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,10 +26,29 @@ def _ensure_target(is_dir: bool, target: Path) -> None:
             target.touch()
 
 
-def _bind(fd: int, target: Path) -> None:
-    subprocess.run(
-        ["mount", "--bind", f"/proc/self/fd/{fd}", str(target)], check=True, pass_fds=(fd,)
-    )
+_LIBC = ctypes.CDLL(None, use_errno=True)
+MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
+
+
+def _mount(source: str | None, target: Path, flags: int) -> None:
+    if (
+        _LIBC.mount(source.encode() if source else None, str(target).encode(), None, flags, None)
+        != 0
+    ):
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+
+def _bind(fd: int, target: Path, read_only: bool = False) -> None:
+    """Bind the file object ``fd`` holds onto ``target``, by mount(2) itself.
+
+    The kernel follows /proc/self/fd/N to the very object opened earlier; the mount(8)
+    command would canonicalize it back to a path name, and that name may by now resolve
+    inside a volume mounted over it.
+    """
+    _mount(f"/proc/self/fd/{fd}", target, MS_BIND)
+    if read_only:
+        _mount(None, target, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def main(spec_path: str) -> None:
@@ -49,9 +68,7 @@ def main(spec_path: str) -> None:
     for fd, is_dir, mount in sources:
         target = Path(mount["target"])
         _ensure_target(is_dir, target)
-        _bind(fd, target)
-        if mount["read_only"]:
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        _bind(fd, target, read_only=mount["read_only"])
         os.close(fd)
     targets = [Path(m["target"]) for m in spec["mounts"]]
     for path, fd in image_paths:
