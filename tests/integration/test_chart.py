@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,37 @@ from lepton_e2e import binaries
 pytestmark = pytest.mark.integration
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "lepton-operator"
+NAMESPACE = "lepton-system"
+OPTIONAL = ("serviceMonitor.enabled=true", "networkPolicy.enabled=true")
+
+# The ClusterRole's whole grant, (apiGroup, resource) -> verbs: least privilege, so
+# anything more (or less) is a change to review here.
+EXPECTED_GRANTS = {
+    ("lepton.ai", "leptonmodels"): {"get", "list", "watch", "patch", "update"},
+    ("lepton.ai", "leptonmodels/status"): {"get", "patch", "update"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "update", "delete"},
+    **{
+        ("", resource): {"get", "list", "watch", "create", "patch", "update", "delete"}
+        for resource in ("services", "configmaps", "persistentvolumeclaims", "serviceaccounts")
+    },
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    },
+    ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
+    ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+}
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -27,7 +59,7 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def render(*sets: str) -> list[dict[str, Any]]:
     args = [a for s in sets for a in ("--set", s)]
-    out = helm("template", "lepton", str(CHART), "-n", "lepton-system", *args).stdout
+    out = helm("template", "lepton", str(CHART), "-n", NAMESPACE, *args).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -35,8 +67,30 @@ def by_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in documents if d["kind"] == kind]
 
 
-def test_lint_strict_passes():
-    helm("lint", "--strict", str(CHART))
+def crd_documents() -> list[dict[str, Any]]:
+    return [
+        d
+        for path in sorted((CHART / "crds").glob("*.yaml"))
+        for d in yaml.safe_load_all(path.read_text())
+        if d
+    ]
+
+
+def default_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+def test_lint_passes(strict):
+    helm("lint", *(["--strict"] if strict else []), str(CHART))
+
+
+def test_chart_metadata():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2" and chart["name"] == "lepton-operator"
+    assert chart["version"] == "0.1.0" and chart["appVersion"] == "0.1.0"
+    assert chart["kubeVersion"] == ">=1.30.0-0"
 
 
 def test_default_render_has_the_core_objects_and_no_optional_ones():
@@ -53,38 +107,163 @@ def test_default_render_has_the_core_objects_and_no_optional_ones():
 
 
 def test_optional_objects_render_when_enabled():
-    kinds = {d["kind"] for d in render("serviceMonitor.enabled=true", "networkPolicy.enabled=true")}
-    assert {"ServiceMonitor", "NetworkPolicy"} <= kinds
+    documents = render(*OPTIONAL)
+    (service,) = by_kind(documents, "Service")
+    (monitor,) = by_kind(documents, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
+    assert by_kind(documents, "NetworkPolicy")
+    assert not by_kind(
+        render("serviceAccount.create=false", "serviceAccount.name=x"), "ServiceAccount"
+    )
 
 
-def test_rbac_has_no_wildcards_and_no_secrets():
-    for role in by_kind(render(), "ClusterRole"):
+def test_network_policy_admits_only_prometheus_to_the_metrics_port_and_leaves_egress_open():
+    (policy,) = by_kind(
+        render(
+            "networkPolicy.enabled=true",
+            "networkPolicy.prometheusNamespaceSelector.matchLabels.team=monitoring",
+        ),
+        "NetworkPolicy",
+    )
+    (deployment,) = by_kind(render(), "Deployment")
+    spec = policy["spec"]
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    (rule,) = spec["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [8080]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]
+    assert "Egress" not in spec["policyTypes"] or spec["egress"] == [{}]
+
+
+def test_rbac_has_no_wildcards_and_exactly_the_expected_grants():
+    documents = render()
+    roles = by_kind(documents, "ClusterRole") + by_kind(documents, "Role")
+    assert roles
+    grants: dict[tuple[str, str], set[str]] = {}
+    for role in roles:
         for rule in role["rules"]:
-            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
-                assert "*" not in rule.get(key, []), (key, rule)
-            assert "secrets" not in rule["resources"]
+            for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                assert not any("*" in item for item in rule.get(key, [])), (key, rule)
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    grants.setdefault((group, resource), set()).update(rule["verbs"])
+    assert grants == EXPECTED_GRANTS
+
+
+def test_rbac_binds_the_operators_service_account():
+    documents = render()
+    (role,) = by_kind(documents, "ClusterRole")
+    (binding,) = by_kind(documents, "ClusterRoleBinding")
+    (account,) = by_kind(documents, "ServiceAccount")
+    (deployment,) = by_kind(documents, "Deployment")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    name = account["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == name
 
 
 def test_deployment_is_restricted_pod_security():
     (deployment,) = by_kind(render(), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    assert "initContainers" not in pod
     (container,) = pod["containers"]
-    security = container["securityContext"]
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all(set(v) <= {"name", "configMap", "emptyDir"} for v in volumes.values())
+
+
+def test_deployment_runs_the_operator_as_configured():
+    documents = render()
+    (deployment,) = by_kind(documents, "Deployment")
+    (configmap,) = by_kind(documents, "ConfigMap")
+    assert deployment["spec"]["replicas"] == 2
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    assert labels.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["terminationGracePeriodSeconds"] == 30
+    (container,) = pod["containers"]
+    assert container["image"] == "ghcr.io/lepton-ai/lepton-operator:0.1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
     assert "command" not in container  # the image's entrypoint is lepton-operator
-    assert {"name": "LEPTON_CONFIG", "value": "/etc/lepton/config.yaml"} in container["env"]
+    args = container["args"]
+    assert args[args.index("--log-format") + 1] == "json"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["LEPTON_CONFIG"] == {"name": "LEPTON_CONFIG", "value": "/etc/lepton/config.yaml"}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "512Mi"},
+    }
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    assert mounts["/etc/lepton"]["readOnly"] is True and "/tmp" in mounts
+    assert mounts["/etc/lepton"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert (
+        volumes[mounts["/etc/lepton"]["name"]]["configMap"]["name"]
+        == (configmap["metadata"]["name"])
+    )
+    assert volumes[mounts["/tmp"]["name"]]["emptyDir"] == {}
+
+
+def test_values_reach_the_deployment():
+    (deployment,) = by_kind(
+        render(
+            "logFormat=plain",
+            "replicaCount=3",
+            "image.tag=dev",
+            "metrics.port=9090",
+            "health.port=9091",
+            "priorityClassName=system-cluster-critical",
+            "podLabels.team=ml",
+        ),
+        "Deployment",
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[args.index("--log-format") + 1] == "plain"
+    # The operator listens where the chart says it does.
+    assert args[args.index("--metrics-port") + 1] == "9090"
+    assert args[args.index("--health-port") + 1] == "9091"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "metrics": 9090,
+        "health": 9091,
+    }
+    assert container["image"].endswith(":dev")
+    assert deployment["spec"]["replicas"] == 3
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["team"] == "ml"
 
 
 def test_configmap_is_the_config_values_verbatim():
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
     (configmap,) = by_kind(render(), "ConfigMap")
-    assert yaml.safe_load(configmap["data"]["config.yaml"]) == values["config"]
+    assert yaml.safe_load(configmap["data"]["config.yaml"]) == default_values()["config"]
 
 
 def test_config_change_rolls_the_operator():
@@ -94,6 +273,7 @@ def test_config_change_rolls_the_operator():
         return annotations["checksum/config"]
 
     assert checksum() != checksum("config.prometheus.url=http://other:9090")
+    assert checksum() == checksum("replicaCount=3")  # only a config change restarts it
 
 
 @pytest.mark.parametrize(
@@ -101,30 +281,87 @@ def test_config_change_rolls_the_operator():
     [
         ("replicaCont=2", "replicaCont"),
         ("config.pools[0].hourlyPrice=1", "hourlyPrice"),
+        ("config.prometheus.ur=http://x:9090", "ur"),
+        ("serviceMonitor.enable=true", "enable"),
         ("logFormat=xml", "logFormat"),
-        ("metrics.port=70000", "port"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("replicaCount=0", "replicaCount"),
+        ("metrics.port=70000", "/metrics/port"),
+        ("health.port=0", "/health/port"),
     ],
 )
 def test_typos_and_bad_values_are_rejected_by_name(setting, named):
     result = helm("template", "lepton", str(CHART), "--set", setting, check=False)
-    assert result.returncode != 0 and named in result.stderr
+    assert result.returncode != 0
+    assert "schema" in result.stderr and named in result.stderr, result.stderr
+
+
+def test_pool_fields_are_checked(tmp_path):
+    pool = {"name": "cpu", "nodeSelector": {"lepton.ai/pool": "cpu"}, "hourlyPriceUSD": 0.1}
+    cases = {
+        "hourlyPriceUSD": {**pool, "hourlyPriceUSD": -1},
+        "nodeSelector": {"name": "cpu", "hourlyPriceUSD": 0.1},
+        "acceleratr": {**pool, "acceleratr": {"type": "nvidia-l4"}},
+        "/accelerator": {**pool, "accelerator": {"type": "nvidia-l4", "cnt": 1}},
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"config": {"pools": [pool]}}))
+    helm("template", "lepton", str(CHART), "-f", str(values))
+    for named, bad in cases.items():
+        values.write_text(yaml.safe_dump({"config": {"pools": [bad]}}))
+        result = helm("template", "lepton", str(CHART), "-f", str(values), check=False)
+        assert result.returncode != 0 and named in result.stderr, (named, result.stderr)
+
+
+def test_every_value_is_documented_for_helm_docs():
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if not isinstance(node, yaml.MappingNode) or node.flow_style:
+            return  # lists and inline maps are documented with their key
+        for key, value in node.value:
+            line = key.start_mark.line - 1
+            comments = []
+            while line >= 0 and lines[line].lstrip().startswith("#"):
+                comments.append(lines[line].strip())
+                line -= 1
+            if not any(c.startswith("# -- ") for c in comments):
+                undocumented.append(f"{path}{key.value}")
+            walk(value, f"{path}{key.value}.")
+
+    walk(yaml.compose((CHART / "values.yaml").read_text()), "")
+    assert not undocumented
+
+
+def test_schema_covers_every_value_and_is_closed():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["properties"].keys() == default_values().keys()
+
+    def closed(node: dict[str, Any], path: str) -> None:
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, path
+            for key, child in node["properties"].items():
+                closed(child, f"{path}.{key}")
+        if isinstance(node.get("items"), dict):
+            closed(node["items"], f"{path}[]")
+
+    closed(schema, "")
 
 
 def test_no_hooks_so_argo_cd_can_sync_it():
-    documents = render("serviceMonitor.enabled=true", "networkPolicy.enabled=true")
-    for path in (CHART / "crds").glob("*.yaml"):
-        documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    documents = render(*OPTIONAL) + crd_documents()
     for document in documents:
-        assert "helm.sh/hook" not in (document["metadata"].get("annotations") or {})
+        annotations = document["metadata"].get("annotations") or {}
+        assert not [a for a in annotations if a.startswith("helm.sh/hook")], document["metadata"]
+    for path in CHART.rglob("*"):
+        if path.is_file():
+            assert "helm.sh/hook" not in path.read_text(), path
 
 
 def test_crds_ship_with_the_chart():
-    names = {
-        d["metadata"]["name"]: d["spec"]["scope"]
-        for path in (CHART / "crds").glob("*.yaml")
-        for d in yaml.safe_load_all(path.read_text())
-        if d
-    }
+    names = {d["metadata"]["name"]: d["spec"]["scope"] for d in crd_documents()}
     assert names == {
         "leptonmodels.lepton.ai": "Namespaced",
         "clusterkopfpeerings.kopf.dev": "Cluster",
@@ -132,13 +369,35 @@ def test_crds_ship_with_the_chart():
     }
 
 
+def test_kopf_peering_crds_keep_what_kopf_writes():
+    documents = yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text())
+    crds = {d["spec"]["names"]["kind"]: d for d in documents if d}
+    assert crds.keys() == {"ClusterKopfPeering", "KopfPeering"}
+    for kind, crd in crds.items():
+        assert crd["apiVersion"] == "apiextensions.k8s.io/v1" and crd["kind"] == (
+            "CustomResourceDefinition"
+        )
+        spec = crd["spec"]
+        assert spec["group"] == "kopf.dev"
+        assert crd["metadata"]["name"] == f"{spec['names']['plural']}.kopf.dev"
+        assert spec["names"]["plural"] == f"{kind.lower()}s"
+        (version,) = spec["versions"]
+        assert (version["name"], version["served"], version["storage"]) == ("v1", True, True)
+        schema = version["schema"]["openAPIV3Schema"]
+        assert schema["type"] == "object" and schema["x-kubernetes-preserve-unknown-fields"]
+        status = schema["properties"]["status"]  # kopf keeps the peers here
+        assert status["type"] == "object" and status["x-kubernetes-preserve-unknown-fields"]
+
+
 def test_peering_objects_follow_the_watched_namespaces():
+    # kopf pauses a replica whose peering object does not exist.
     assert [d["metadata"]["name"] for d in by_kind(render(), "ClusterKopfPeering")] == [
         "lepton-operator"
     ]
-    namespaced = render("config.watchNamespaces={a,b}")
+    namespaced = render("config.watchNamespaces={a,b}", "config.peering=p")
     assert not by_kind(namespaced, "ClusterKopfPeering")
-    assert sorted(d["metadata"]["namespace"] for d in by_kind(namespaced, "KopfPeering")) == [
-        "a",
-        "b",
+    peerings = by_kind(namespaced, "KopfPeering")
+    assert sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in peerings) == [
+        ("a", "p"),
+        ("b", "p"),
     ]
