@@ -44,7 +44,20 @@ def operator(kube: Kube) -> Iterator[None]:
 
 @pytest.fixture
 def models(kube: Kube, namespace: str, operator: None) -> str:
+    """A restricted namespace with the claim the example's pvc://models/... names."""
     kube.kubectl("label", "namespace", namespace, RESTRICTED)
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "models"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace=namespace,
+    )
     return namespace
 
 

@@ -92,6 +92,20 @@ class Reconciler:
             ConditionType.VALID, True, "SpecAccepted", f"pools: {', '.join(p.name for p in pools)}"
         )
 
+        missing = [
+            claim
+            for claim in build_objects.source_claims(spec)
+            if self.kube.get("v1", "PersistentVolumeClaim", claim, meta["namespace"]) is None
+        ]
+        if missing:
+            condition(
+                ConditionType.BUILT,
+                False,
+                "SourceClaimMissing",
+                f"PersistentVolumeClaim {', '.join(missing)} named by a pvc:// URI does "
+                f"not exist in {meta['namespace']}; the build waits for it",
+            )
+            return self._finish(status, before, Phase.PENDING)
         build = names.build_hash(spec, pools, self.config.images.builder)
         events: list[Event] = []
         if status.get("buildHash") != build:

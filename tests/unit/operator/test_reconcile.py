@@ -69,6 +69,14 @@ class FakeKube:
         return [o for (k, _, _), o in self.objects.items() if k == kind]
 
 
+def _with_source_claim(kube: FakeKube, name: str = "models") -> FakeKube:
+    kube.objects[("PersistentVolumeClaim", "ml", name)] = {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": "ml", "labels": {}},
+    }
+    return kube
+
+
 def _body(
     spec: dict[str, Any], status: dict[str, Any] | None = None, generation: int = 1
 ) -> dict[str, Any]:
@@ -141,7 +149,7 @@ def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def test_first_pass_starts_one_build_per_pool_and_reports_building(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     outcome = _reconciler(kube, config).reconcile(_body(spec))
     assert outcome.status["phase"] == "Building"
     assert sorted(j["metadata"]["labels"]["lepton.ai/pool"] for j in kube.of_kind("Job")) == [
@@ -156,16 +164,26 @@ def test_first_pass_starts_one_build_per_pool_and_reports_building(spec, config)
         "Role",
         "RoleBinding",
     }
+    job = kube.of_kind("Job")[0]["spec"]["template"]["spec"]
+    assert {
+        "name": "source-0",
+        "persistentVolumeClaim": {"claimName": "models", "readOnly": True},
+    } in job["volumes"]
+    assert {"name": "source-0", "readOnly": True, "mountPath": "/sources/models"} in (
+        job["containers"][0]["volumeMounts"]
+    )
     role = kube.of_kind("Role")[0]
     assert sorted(role["rules"][0]["resourceNames"]) == sorted(
         c["metadata"]["name"] for c in kube.of_kind("ConfigMap")
     )
     assert any(e.reason == "BuildStarted" for e in outcome.events)
-    assert all(is_owned_by(o, "lm-uid") for o in kube.objects.values())
+    assert all(
+        is_owned_by(o, "lm-uid") for o in kube.objects.values() if o["metadata"]["name"] != "models"
+    )
 
 
 def test_reconcile_is_idempotent(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
     first = reconciler.reconcile(_body(spec))
     writes = kube.writes
@@ -176,7 +194,7 @@ def test_reconcile_is_idempotent(spec, config):
 
 
 def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
     status = reconciler.reconcile(_body(spec)).status
     _complete_builds(kube, REPORTS)
@@ -213,7 +231,7 @@ def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
 
 
 def test_an_slo_change_does_not_rebuild_but_a_model_change_does(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
     status = reconciler.reconcile(_body(spec)).status
     jobs = {j["metadata"]["name"] for j in kube.of_kind("Job")}
@@ -226,7 +244,7 @@ def test_an_slo_change_does_not_rebuild_but_a_model_change_does(spec, config):
 
 
 def test_a_tight_slo_moves_serving_to_the_gpu_and_drains_cpu_only_when_ready(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
     status = reconciler.reconcile(_body(spec)).status
     _complete_builds(kube, REPORTS)
@@ -247,7 +265,7 @@ def test_a_tight_slo_moves_serving_to_the_gpu_and_drains_cpu_only_when_ready(spe
 
 
 def test_an_invalid_spec_becomes_a_condition_and_creates_nothing(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     spec["scaling"] = {"minReplicas": "many"}
     outcome = _reconciler(kube, config).reconcile(_body(spec))
     valid = _condition(outcome.status, "Valid")
@@ -257,20 +275,20 @@ def test_an_invalid_spec_becomes_a_condition_and_creates_nothing(spec, config):
         "InvalidSpec",
     )
     assert "spec.scaling.minReplicas" in valid["message"]
-    assert kube.objects == {}
+    assert set(kube.objects) == {("PersistentVolumeClaim", "ml", "models")}
 
 
 def test_gpu_variants_without_a_gpu_pool_in_the_config_is_a_condition(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     config.pools = [p for p in config.pools if not p.accelerator]
     spec["optimization"] = {"variants": ["fp16"]}
     outcome = _reconciler(kube, config).reconcile(_body(spec))
     assert _condition(outcome.status, "Valid")["reason"] == "NoGPUPool"
-    assert kube.objects == {}
+    assert set(kube.objects) == {("PersistentVolumeClaim", "ml", "models")}
 
 
 def test_a_missing_report_fails_the_build_with_a_reason(spec, config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
     status = reconciler.reconcile(_body(spec)).status
     for job in kube.of_kind("Job"):
@@ -282,7 +300,7 @@ def test_a_missing_report_fails_the_build_with_a_reason(spec, config):
 
 
 def test_never_deletes_what_it_does_not_own(config):
-    kube = FakeKube()
+    kube = _with_source_claim(FakeKube())
     foreign = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -298,3 +316,12 @@ def test_never_deletes_what_it_does_not_own(config):
         },
         "lm-uid",
     )
+
+
+def test_a_missing_source_claim_waits_with_a_reason_and_builds_nothing(spec, config):
+    kube = FakeKube()
+    outcome = _reconciler(kube, config).reconcile(_body(spec))
+    built = _condition(outcome.status, "Built")
+    assert (outcome.status["phase"], built["reason"]) == ("Pending", "SourceClaimMissing")
+    assert "PersistentVolumeClaim models" in built["message"]
+    assert kube.objects == {}
