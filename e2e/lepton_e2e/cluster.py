@@ -227,6 +227,11 @@ class Cluster:
             f"--cidr={KWOK_POD_CIDR}",
             f"--node-ip={self.config.network.gateway}",
             "--server-address=127.0.0.1:10247",
+            # The heartbeat-with-lease stage refreshes node conditions only every 10
+            # minutes and relies on node Leases; without them the node lifecycle
+            # controller marks every node NotReady after its grace period, and pods on
+            # them lose Ready for good.
+            "--node-lease-duration-seconds=40",
             f"--config={stages}",
         ]
 

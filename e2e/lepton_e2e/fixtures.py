@@ -140,7 +140,7 @@ def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
 @contextlib.contextmanager
 def installed_operator(kube: Kube, builder_image: str) -> Iterator[None]:
     """The chart installed into a namespace enforcing restricted Pod Security; the
-    operator runs as real process pods (two replicas, peering). Removed afterwards."""
+    operator runs as real process pods (two replicas, one Lease holder). Removed afterwards."""
     assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
     kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
     kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)

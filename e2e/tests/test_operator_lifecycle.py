@@ -1,7 +1,7 @@
 """The operator on the real local cluster, installed by its Helm chart.
 
-The chart's own Deployment runs the operator as real processes (two replicas, kopf
-peering) under the chart's ServiceAccount with RBAC enforced, in a namespace that
+The chart's own Deployment runs the operator as real processes (two replicas, one
+Lease holder) under the chart's ServiceAccount with RBAC enforced, in a namespace that
 enforces the restricted Pod Security profile; models live in another restricted
 namespace. The build Jobs run the fixture builder (a real process pod that writes a
 fixed report, each variant labelled 'fixture'), hence "fixture_report" in the test
@@ -282,7 +282,7 @@ def test_fixture_report_only_one_replica_acts_and_it_exports_the_models_figures(
         return sum(float(c) for c in counts)
 
     acting = [text for text in scraped if reconciles(text) > 0]
-    assert len(pods) == 2 and len(acting) == 1, "kopf peering: exactly one replica reconciles"
+    assert len(pods) == 2 and len(acting) == 1, "leader election: exactly one replica reconciles"
     cost = re.search(
         rf'^lepton_model_hourly_cost_usd\{{model="watched",namespace="{models}"\}}'
         r" (\S+)$",

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
+import http.server
 import logging
 import os
-import socket
 import sys
+import threading
 
 import kopf
 from kubernetes import client, config
 
 from lepton_operator import handlers, metrics
 from lepton_operator.config import ConfigError, OperatorConfig, load_config
+from lepton_operator.election import LeaseElector
+from lepton_operator.election import identity as election_identity
 
 
 def _api_client() -> client.ApiClient:
@@ -40,31 +42,53 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     settings.watching.server_timeout = 300
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # probes every 2 s
 
 
-def peering_priority(pod_name: str) -> int:
-    """A priority of this replica's own: kopf freezes peers of equal priority, so each
-    replica gets a distinct one derived from its pod name, and the highest acts."""
-    return int(hashlib.sha256(pod_name.encode()).hexdigest()[:7], 16)
+class _Health(http.server.BaseHTTPRequestHandler):
+    """/healthz answers while the process lives, holder or standby alike."""
+
+    def do_GET(self) -> None:
+        ok = self.path == "/healthz"
+        self.send_response(200 if ok else 404)
+        self.end_headers()
+        self.wfile.write(b"ok" if ok else b"")
+
+    def log_message(self, *_: object) -> None:  # probes every 2 s would flood the log
+        return
+
+
+def serve_health(port: int) -> None:
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), _Health)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
 
 
 def run(
     operator_config: OperatorConfig, metrics_port: int, health_port: int, standalone: bool = False
 ) -> None:
-    handlers.install(operator_config, _api_client())
+    """Serve health and metrics, wait for the lease (unless standalone), then operate."""
+    api = _api_client()
+    serve_health(health_port)
     metrics.serve(metrics_port)
-    namespaces = operator_config.watch_namespaces
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            standalone=standalone,
-            priority=peering_priority(os.environ.get("POD_NAME", socket.gethostname())),
-            peering_name=None if standalone else operator_config.peering,
-            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
+    elector = None
+    if not standalone:
+        namespace = os.environ.get("POD_NAMESPACE", "default")
+        elector = LeaseElector(
+            client.CoordinationV1Api(api),
+            namespace,
+            operator_config.lease_name,
+            election_identity(),
         )
-    )
+        elector.wait_until_held()
+        elector.keep_renewing(on_lost=lambda: os._exit(1))  # restart as a standby
+    handlers.install(operator_config, api)
+    namespaces = operator_config.watch_namespaces
+    try:
+        asyncio.run(
+            kopf.operator(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+        )
+    finally:
+        if elector is not None:
+            elector.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--standalone",
         action="store_true",
-        help="no peering: for a single developer run, never with replicas",
+        help="no leader election: a single developer run, never with replicas",
     )
     args = parser.parse_args(argv)
     kopf.configure(

@@ -43,9 +43,12 @@ class OperatorConfig(_Config):
     watch_namespaces: list[str] = Field(
         default_factory=list, alias="watchNamespaces", description="Empty: every namespace."
     )
-    peering: str = Field(
+    lease_name: str = Field(
         default="lepton-operator",
-        description="kopf peering name; replicas sharing it act one at a time.",
+        alias="leaseName",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Lease in the operator's namespace; only its holder acts, the other "
+        "replicas stand by.",
     )
     prometheus: Prometheus
     images: Images

@@ -42,9 +42,8 @@ EXPECTED_GRANTS = {
         "patch",
         "delete",
     },
-    ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
-    ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("coordination.k8s.io", "leases"): {"get", "create", "update"},  # namespaced Role
 }
 
 
@@ -100,7 +99,8 @@ def test_default_render_has_the_core_objects_and_no_optional_ones():
         "ConfigMap",
         "ClusterRole",
         "ClusterRoleBinding",
-        "ClusterKopfPeering",
+        "Role",
+        "RoleBinding",
         "Deployment",
         "Service",
     }
@@ -362,42 +362,21 @@ def test_no_hooks_so_argo_cd_can_sync_it():
 
 def test_crds_ship_with_the_chart():
     names = {d["metadata"]["name"]: d["spec"]["scope"] for d in crd_documents()}
-    assert names == {
-        "leptonmodels.lepton.ai": "Namespaced",
-        "clusterkopfpeerings.kopf.dev": "Cluster",
-        "kopfpeerings.kopf.dev": "Namespaced",
-    }
+    assert names == {"leptonmodels.lepton.ai": "Namespaced"}
 
 
-def test_kopf_peering_crds_keep_what_kopf_writes():
-    documents = yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text())
-    crds = {d["spec"]["names"]["kind"]: d for d in documents if d}
-    assert crds.keys() == {"ClusterKopfPeering", "KopfPeering"}
-    for kind, crd in crds.items():
-        assert crd["apiVersion"] == "apiextensions.k8s.io/v1" and crd["kind"] == (
-            "CustomResourceDefinition"
-        )
-        spec = crd["spec"]
-        assert spec["group"] == "kopf.dev"
-        assert crd["metadata"]["name"] == f"{spec['names']['plural']}.kopf.dev"
-        assert spec["names"]["plural"] == f"{kind.lower()}s"
-        (version,) = spec["versions"]
-        assert (version["name"], version["served"], version["storage"]) == ("v1", True, True)
-        schema = version["schema"]["openAPIV3Schema"]
-        assert schema["type"] == "object" and schema["x-kubernetes-preserve-unknown-fields"]
-        status = schema["properties"]["status"]  # kopf keeps the peers here
-        assert status["type"] == "object" and status["x-kubernetes-preserve-unknown-fields"]
-
-
-def test_peering_objects_follow_the_watched_namespaces():
-    # kopf pauses a replica whose peering object does not exist.
-    assert [d["metadata"]["name"] for d in by_kind(render(), "ClusterKopfPeering")] == [
-        "lepton-operator"
+def test_leader_election_is_granted_only_in_the_release_namespace():
+    documents = render("config.leaseName=my-lease")
+    (role,) = by_kind(documents, "Role")
+    assert role["metadata"]["namespace"] == "lepton-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
     ]
-    namespaced = render("config.watchNamespaces={a,b}", "config.peering=p")
-    assert not by_kind(namespaced, "ClusterKopfPeering")
-    peerings = by_kind(namespaced, "KopfPeering")
-    assert sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in peerings) == [
-        ("a", "p"),
-        ("b", "p"),
-    ]
+    (binding,) = by_kind(documents, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    (configmap,) = by_kind(documents, "ConfigMap")
+    assert yaml.safe_load(configmap["data"]["config.yaml"])["leaseName"] == "my-lease"

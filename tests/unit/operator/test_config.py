@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lepton_operator.__main__ import main, peering_priority
+from lepton_operator.__main__ import main
 from lepton_operator.config import ConfigError, OperatorConfig, load_config
+from lepton_operator.election import may_hold
 
 CHART_VALUES = Path(__file__).resolve().parents[3] / "charts" / "lepton-operator" / "values.yaml"
 
@@ -47,8 +49,11 @@ def test_the_operator_exits_2_on_a_bad_config_without_starting(tmp_path, monkeyp
     assert "operator config" in capsys.readouterr().err
 
 
-def test_replicas_get_distinct_stable_peering_priorities():
-    names = [f"lepton-operator-7684f6998d-{suffix}" for suffix in ("9wf9q", "9xghv", "abcde")]
-    priorities = [peering_priority(n) for n in names]
-    assert len(set(priorities)) == 3
-    assert peering_priority(names[0]) == priorities[0]
+def test_a_lease_is_taken_when_free_ours_or_expired_and_never_from_a_live_holder():
+    now = datetime.datetime(2026, 11, 24, 12, 0, tzinfo=datetime.UTC)
+    fresh = now - datetime.timedelta(seconds=5)
+    stale = now - datetime.timedelta(seconds=16)
+    assert may_hold(None, None, 15, "a", now)
+    assert may_hold("a", fresh, 15, "a", now)
+    assert not may_hold("b", fresh, 15, "a", now)
+    assert may_hold("b", stale, 15, "a", now)
