@@ -166,3 +166,22 @@ def installed_operator(kube: Kube, builder_image: str) -> Iterator[None]:
         kube.kubectl(
             "delete", "namespace", OPERATOR_NAMESPACE, "--wait=true", "--timeout=120s", check=False
         )
+
+
+def model_namespace(kube: Kube, namespace: str) -> str:
+    """Make ``namespace`` enforce restricted Pod Security and hold a ``models`` claim,
+    the PVC the examples' pvc://models/... URIs name, as a user's namespace would."""
+    kube.kubectl("label", "namespace", namespace, RESTRICTED)
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "models"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace=namespace,
+    )
+    return namespace

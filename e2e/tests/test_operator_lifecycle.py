@@ -23,9 +23,9 @@ import yaml
 
 from lepton_e2e.fixtures import (
     OPERATOR_NAMESPACE,
-    RESTRICTED,
     Kube,
     installed_operator,
+    model_namespace,
     wait_for,
 )
 
@@ -45,20 +45,7 @@ def operator(kube: Kube) -> Iterator[None]:
 @pytest.fixture
 def models(kube: Kube, namespace: str, operator: None) -> str:
     """A restricted namespace with the claim the example's pvc://models/... names."""
-    kube.kubectl("label", "namespace", namespace, RESTRICTED)
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "models"},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-        namespace=namespace,
-    )
-    return namespace
+    return model_namespace(kube, namespace)
 
 
 def _model(name: str, **spec_changes: Any) -> dict[str, Any]:

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from lepton_builder.selection import ALL_VARIANTS
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
-from lepton_e2e.fixtures import RESTRICTED, Kube, installed_operator, wait_for
+from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -61,19 +62,7 @@ def _digits_model() -> dict[str, Any]:
 def test_real_builder_job_builds_profiles_and_reports_every_variant(
     kube: Kube, namespace: str, operator: None
 ) -> None:
-    kube.kubectl("label", "namespace", namespace, RESTRICTED)
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "models"},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-        namespace=namespace,
-    )
+    model_namespace(kube, namespace)
     wait_for(
         lambda: kube.get("pvc", "models", namespace)["status"].get("phase") == "Bound",
         what="the models claim bound",
@@ -90,17 +79,7 @@ def test_real_builder_job_builds_profiles_and_reports_every_variant(
 
     status = wait_for(ready, timeout=300, interval=2, what="digits Ready")
     rows = {row["variant"]: row for row in status["variants"]}
-    assert set(rows) == {
-        "fp32",
-        "int8-dynamic",
-        "onnx",
-        "onnx-int8",
-        "torchscript",
-        "torch-compile",
-        "fp16",
-        "bf16",
-        "tensorrt",
-    }
+    assert set(rows) == set(ALL_VARIANTS)  # every variant: built, or why not
     for name in ("fp32", "onnx", "torchscript"):
         row = rows[name]
         assert row["accepted"] and row["accuracy"] == 1.0, row

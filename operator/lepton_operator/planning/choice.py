@@ -40,6 +40,20 @@ class NoPlan:
     reason: str
 
 
+def _plan(choice: tuple[Candidate, int, float], slo_met: bool, reason: str) -> Plan:
+    candidate, replicas, cost = choice
+    return Plan(
+        variant=candidate.variant,
+        pool=candidate.pool,
+        replicas=replicas,
+        predicted_p95_ms=candidate.p95_ms,
+        hourly_cost_usd=cost,
+        slo_met=slo_met,
+        within_budget=True,
+        reason=reason,
+    )
+
+
 def _replicas(
     candidate: Candidate, min_replicas: int, min_throughput_rps: float | None, pinned: int | None
 ) -> int:
@@ -79,17 +93,14 @@ def initial_plan(
     within = [s for s in meeting if affordable(s[2])]
     if within:
         c, replicas, cost = within[0]
-        return Plan(
-            c.variant,
-            c.pool,
-            replicas,
-            c.p95_ms,
-            cost,
-            True,
-            True,
-            f"cheapest plan meeting p95 {slo_p95_ms:g} ms: {c.variant} on {c.pool}, "
-            f"{replicas} replica(s), predicted p95 {c.p95_ms:.1f} ms, ${cost:.2f}/h "
-            f"(of {len(meeting)} option(s) meeting the SLO)",
+        return _plan(
+            within[0],
+            slo_met=True,
+            reason=(
+                f"cheapest plan meeting p95 {slo_p95_ms:g} ms: {c.variant} on {c.pool}, "
+                f"{replicas} replica(s), predicted p95 {c.p95_ms:.1f} ms, ${cost:.2f}/h "
+                f"(of {len(meeting)} option(s) meeting the SLO)"
+            ),
         )
     fallback = sorted(
         (s for s in sized if affordable(s[2])),
@@ -103,17 +114,14 @@ def initial_plan(
     )
     if fallback:
         c, replicas, cost = fallback[0]
-        return Plan(
-            c.variant,
-            c.pool,
-            replicas,
-            c.p95_ms,
-            cost,
-            False,
-            True,
-            f"no affordable plan meets p95 {slo_p95_ms:g} ms{cheapest_slo}; serving the "
-            f"fastest affordable: {c.variant} on {c.pool}, predicted p95 "
-            f"{c.p95_ms:.1f} ms, ${cost:.2f}/h",
+        return _plan(
+            fallback[0],
+            slo_met=False,
+            reason=(
+                f"no affordable plan meets p95 {slo_p95_ms:g} ms{cheapest_slo}; serving the "
+                f"fastest affordable: {c.variant} on {c.pool}, predicted p95 "
+                f"{c.p95_ms:.1f} ms, ${cost:.2f}/h"
+            ),
         )
     cheapest = min(sized, key=lambda s: s[2])
     return NoPlan(
