@@ -150,14 +150,13 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             row.update(status="rejected", reason=verdict.reason)
         elif row["status"] == "accepted":
             name = tritonrepo.model_name(request.model_name, choice.variant)
-            artifact = built.save  # written by write_model into the version folder
             config = tritonrepo.config_pbtxt(
                 name,
                 source.inputs,
                 source.outputs,
                 request.device,
                 built.runtime,
-                "model.onnx" if built.runtime == "onnxruntime" else "model.pt",
+                built.artifact,
                 _preferred(row["profiles"]),
                 max(batch_sizes),
                 settings.threads,
@@ -169,7 +168,8 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 repository,
                 name,
                 config,
-                artifact,
+                built.path,
+                built.artifact,
                 sample,
                 built.run(sample),
                 [o[:1] for o in baseline],

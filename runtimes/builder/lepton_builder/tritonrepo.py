@@ -92,7 +92,8 @@ def write_model(
     repository: Path,
     name: str,
     config: str,
-    save_artifact: Any,
+    artifact: Path,
+    artifact_name: str,
     reference_inputs: list[npt.NDArray[Any]],
     variant_outputs: list[npt.NDArray[Any]],
     baseline_outputs: list[npt.NDArray[Any]],
@@ -107,7 +108,7 @@ def write_model(
         shutil.rmtree(folder)
     version.mkdir(parents=True)
     (folder / "config.pbtxt").write_text(config)
-    save_artifact(version)
+    shutil.copyfile(artifact, version / artifact_name)
     shutil.copyfile(MODEL_PY, version / "model.py")
     np.savez(
         version / "reference.npz",

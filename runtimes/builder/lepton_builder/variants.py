@@ -43,9 +43,17 @@ def _third_party_notices() -> Iterator[None]:
 class Built:
     name: str
     run: Callable[[Arrays], Arrays]
-    save: Callable[[Path], str]  # writes the artifact into a folder, returns its file name
+    path: Path  # the artifact Triton serves
     runtime: str  # onnxruntime | torchscript (what the Triton model loads)
-    size_bytes: int
+
+    @property
+    def artifact(self) -> str:
+        """Its file name in the model's version folder."""
+        return "model.onnx" if self.runtime == "onnxruntime" else "model.pt"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
 
 
 class Variants:
@@ -113,14 +121,7 @@ class Variants:
         scripted = self._scripted(serve if serve is not None else module, dtype)
         path = self.workdir / f"{name}.pt"
         torch.jit.save(scripted, str(path))
-
-        def save(folder: Path) -> str:
-            (folder / "model.pt").write_bytes(path.read_bytes())
-            return "model.pt"
-
-        return Built(
-            name, self._torch_runner(module, dtype), save, "torchscript", path.stat().st_size
-        )
+        return Built(name, self._torch_runner(module, dtype), path, "torchscript")
 
     def _require_torch(self) -> Any:
         if self.model.module is None:
@@ -208,11 +209,7 @@ class Variants:
             feeds = dict(zip(self.input_names, arrays, strict=True))
             return [np.asarray(o) for o in session.run(self.output_names, feeds)]
 
-        def save(folder: Path) -> str:
-            (folder / "model.onnx").write_bytes(path.read_bytes())
-            return "model.onnx"
-
-        return Built(name, run, save, "onnxruntime", path.stat().st_size)
+        return Built(name, run, path, "onnxruntime")
 
     def onnx(self, name: str = "onnx") -> Built:
         return self._ort_variant(name, self._export_onnx())
