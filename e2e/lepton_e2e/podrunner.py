@@ -72,6 +72,10 @@ class PodWorker(threading.Thread):
         self.ready: dict[str, bool] = {}
         self.final: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        # Readiness gates, as a kubelet honours them: the pod is Ready only when its
+        # containers are and every gate condition (set by a controller) is True.
+        self.gates_open = podspec.gates_open(pod)
+        self.gates_written = self.gates_open
 
     # ---- lifecycle -------------------------------------------------------------------
     def run(self) -> None:
@@ -153,6 +157,9 @@ class PodWorker(threading.Thread):
                 phase = podspec.terminal_phase(restart_policy, codes) or "Failed"
                 self._patch_status(self._status_document(phase))
                 return
+            gates = self.gates_open
+            if gates != self.gates_written:
+                changed, self.gates_written = True, gates
             if changed:
                 self._patch_status(self._status_document("Running"))
             self.stopping.wait(0.5)
@@ -361,7 +368,7 @@ class PodWorker(threading.Thread):
                         "state": {"waiting": {"reason": "PodInitializing"}},
                     }
                 )
-        all_ready = phase == "Running" and all(s["ready"] for s in statuses)
+        containers_ready = phase == "Running" and all(s["ready"] for s in statuses)
         status: dict[str, Any] = {
             "phase": phase,
             "hostIP": self.runner.network.gateway,
@@ -369,7 +376,9 @@ class PodWorker(threading.Thread):
             "podIP": self.netns.address,
             "podIPs": [{"ip": self.netns.address}],
             "startTime": self.pod.get("status", {}).get("startTime") or now,
-            "conditions": podspec.pod_conditions(now, initialized, all_ready, all_ready),
+            "conditions": podspec.pod_conditions(
+                now, initialized, containers_ready and self.gates_written, containers_ready
+            ),
             "containerStatuses": statuses,
         }
         init = [
@@ -384,8 +393,13 @@ class PodWorker(threading.Thread):
     def _patch_status(self, status: dict[str, Any]) -> None:
         with self.lock:
             try:
+                # Strategic merge: conditions merge by type, so the gate conditions
+                # other controllers set survive the runner's own writes.
                 self.runner.core.patch_namespaced_pod_status(
-                    self.pod_name, self.namespace, {"status": status}
+                    self.pod_name,
+                    self.namespace,
+                    {"status": status},
+                    _content_type="application/strategic-merge-patch+json",
                 )
             except ApiException as error:
                 if error.status != 404:
@@ -594,6 +608,8 @@ class PodRunner:
             ).start()
             return
         phase = (pod.get("status") or {}).get("phase")
+        if worker is not None:
+            worker.gates_open = podspec.gates_open(pod)
         if worker is None and phase not in ("Succeeded", "Failed"):
             worker = PodWorker(self, pod, self.next_index)
             self.next_index += 1

@@ -211,6 +211,16 @@ def container_mounts(
     return mounts
 
 
+def gates_open(pod: dict[str, Any]) -> bool:
+    """Whether every readiness gate of the pod has its condition set to True."""
+    wanted = {g["conditionType"] for g in pod["spec"].get("readinessGates") or []}
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return all(
+        any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+        for kind in wanted
+    )
+
+
 def pod_conditions(
     now: str, initialized: bool, ready: bool, containers_ready: bool
 ) -> list[dict[str, str]]:

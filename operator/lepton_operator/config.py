@@ -39,6 +39,27 @@ class ModelRepository(_Config):
     size: str = Field(default="20Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
 
 
+class Serving(_Config):
+    service_monitor: bool = Field(
+        default=False,
+        alias="serviceMonitor",
+        description="Also create a ServiceMonitor per model (needs the Prometheus "
+        "Operator's CRDs); the pods carry prometheus.io scrape annotations either way.",
+    )
+    service_monitor_labels: dict[str, str] = Field(
+        default_factory=dict,
+        alias="serviceMonitorLabels",
+        description="Labels your Prometheus selects ServiceMonitors by.",
+    )
+    canary_timeout_seconds: float = Field(
+        default=10.0,
+        alias="canaryTimeoutSeconds",
+        gt=0,
+        le=300,
+        description="How long the canary inference may take before it is retried.",
+    )
+
+
 class OperatorConfig(_Config):
     watch_namespaces: list[str] = Field(
         default_factory=list, alias="watchNamespaces", description="Empty: every namespace."
@@ -56,6 +77,7 @@ class OperatorConfig(_Config):
         default_factory=ModelRepository, alias="modelRepository"
     )
     pools: list[PoolSpec] = Field(min_length=1)
+    serving: Serving = Field(default_factory=Serving)
 
     @model_validator(mode="after")
     def _unique_pool_names(self) -> OperatorConfig:

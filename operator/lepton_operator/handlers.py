@@ -10,6 +10,7 @@ return values in ``status``, which belongs to the LeptonModel's own schema.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from kubernetes import client
 
 from lepton_operator import metrics
 from lepton_operator.api.kube import GROUP, PLURAL, VERSION
+from lepton_operator.canary import client as canary_client
 from lepton_operator.config import OperatorConfig
 from lepton_operator.kube import Kube
 from lepton_operator.reconcile import Outcome, Reconciler
@@ -33,7 +35,10 @@ def utc_now() -> str:
 
 def install(config: OperatorConfig, api_client: client.ApiClient) -> None:
     """Bind the handlers to a configuration and a client (once, at start)."""
-    _state["reconciler"] = Reconciler(Kube(api_client), config, utc_now)
+    infer = functools.partial(
+        canary_client.infer, timeout_seconds=config.serving.canary_timeout_seconds
+    )
+    _state["reconciler"] = Reconciler(Kube(api_client), config, utc_now, infer=infer)
 
 
 def _run(

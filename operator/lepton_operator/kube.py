@@ -66,16 +66,33 @@ class Kube:
         result: dict[str, Any] = obj.to_dict()
         return result
 
-    def list_owned(
-        self, api_version: str, kind: str, namespace: str, selector: str, owner_uid: str
+    def list_labelled(
+        self, api_version: str, kind: str, namespace: str, selector: str
     ) -> list[dict[str, Any]]:
+        """Objects by label, owned or not (pods are owned by ReplicaSets, not by us)."""
         listing = self._resource(api_version, kind).get(
             namespace=namespace, label_selector=selector
         )
-        # List items come without apiVersion and kind; delete_owned needs them.
-        items = [
+        return [
             {**item.to_dict(), "apiVersion": api_version, "kind": kind} for item in listing.items
         ]
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str, patch: dict[str, Any]
+    ) -> None:
+        """Strategic-merge patch of a status subresource (pod conditions merge by type)."""
+        self._resource(api_version, kind).status.patch(
+            name=name,
+            namespace=namespace,
+            body=patch,
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    def list_owned(
+        self, api_version: str, kind: str, namespace: str, selector: str, owner_uid: str
+    ) -> list[dict[str, Any]]:
+        # List items come without apiVersion and kind; delete_owned needs them.
+        items = self.list_labelled(api_version, kind, namespace, selector)
         return [item for item in items if is_owned_by(item, owner_uid)]
 
     def delete_owned(self, obj: dict[str, Any], owner_uid: str) -> bool:

@@ -18,11 +18,12 @@ from pydantic import ValidationError
 
 from lepton_operator.api.spec import GPU_ONLY_VARIANTS, LeptonModelSpec, PoolSpec, parse_spec
 from lepton_operator.api.status import ConditionType, Phase, VariantStatus
+from lepton_operator.canary.check import CanaryResult, Infer, check_pods
 from lepton_operator.conditions import condition_status, set_condition
 from lepton_operator.config import OperatorConfig
 from lepton_operator.kube import Kube
 from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan, variant_rows
-from lepton_operator.report import REPORT_KEY, ReportError, parse_report
+from lepton_operator.report import REPORT_KEY, CanaryReference, ReportError, parse_report
 from lepton_operator.resources import build as build_objects
 from lepton_operator.resources import names, serving
 
@@ -59,10 +60,17 @@ def _job_state(job: dict[str, Any] | None) -> tuple[str, str]:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, config: OperatorConfig, clock: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        clock: Callable[[], str],
+        infer: Infer | None = None,
+    ) -> None:
         self.kube = kube
         self.config = config
         self.clock = clock
+        self.infer = infer
 
     # ---- the pass ------------------------------------------------------------------
     def reconcile(self, body: dict[str, Any]) -> Outcome:
@@ -118,7 +126,7 @@ class Reconciler:
             )
             status["buildHash"] = build
         self._ensure_build_objects(body, spec, pools, build)
-        builds, rows, triton_models = self._read_builds(body, spec, pools, build)
+        builds, rows, triton_models, references = self._read_builds(body, spec, pools, build)
         status["builds"] = builds
         status["variants"] = [
             r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in rows
@@ -151,12 +159,27 @@ class Reconciler:
         )
         self._delete_stale_builds(body, build)
 
+        failed = self._check_canaries(body, build, references, status, events, now, condition)
+        accepted = [r for r in accepted if (r.pool, r.variant) not in failed]
+        previous = status.get("decision") or {}
         plan = self._plan(spec, pools, accepted)
         if isinstance(plan, NoPlan):
             condition(ConditionType.DEPLOYED, False, "NoPlan", plan.reason)
             if spec.budget:
                 condition(ConditionType.WITHIN_BUDGET, False, "OverBudget", plan.reason)
             return self._finish(status, before, Phase.DEGRADED, events)
+        if (previous.get("pool"), previous.get("variant")) in failed and (
+            previous.get("pool"),
+            previous.get("variant"),
+        ) != (plan.pool, plan.variant):
+            events.append(
+                Event(
+                    "Warning",
+                    "RolledBack",
+                    f"{previous.get('variant')} on {previous.get('pool')} failed its canary; "
+                    f"serving {plan.variant} on {plan.pool} instead",
+                )
+            )
         self._record_decision(status, plan, now, events)
         ready = self._serve(
             body, pools, plan, build, triton_models[(plan.pool, plan.variant)], status
@@ -235,11 +258,17 @@ class Reconciler:
 
     def _read_builds(
         self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
-    ) -> tuple[list[dict[str, Any]], list[VariantStatus], dict[tuple[str, str], str]]:
+    ) -> tuple[
+        list[dict[str, Any]],
+        list[VariantStatus],
+        dict[tuple[str, str], str],
+        dict[tuple[str, str], CanaryReference | None],
+    ]:
         meta = body["metadata"]
         builds: list[dict[str, Any]] = []
         rows: list[VariantStatus] = []
         triton_models: dict[tuple[str, str], str] = {}
+        references: dict[tuple[str, str], CanaryReference | None] = {}
         for pool in pools:
             job_name = names.build_job(meta["name"], pool.name, build)
             phase, message = _job_state(
@@ -262,8 +291,50 @@ class Reconciler:
                         triton_models[(pool.name, variant.name)] = (
                             variant.triton_model or variant.name
                         )
+                        references[(pool.name, variant.name)] = variant.canary
             builds.append({"pool": pool.name, "job": job_name, "phase": phase, "message": message})
-        return builds, rows, triton_models
+        return builds, rows, triton_models, references
+
+    def _check_canaries(
+        self,
+        body: dict[str, Any],
+        build: str,
+        references: dict[tuple[str, str], CanaryReference | None],
+        status: dict[str, Any],
+        events: list[Event],
+        now: str,
+        condition: Callable[[ConditionType, bool | None, str, str], None],
+    ) -> set[tuple[str, str]]:
+        """Judge the pods waiting at the canary gate; returns the (pool, variant) pairs
+        that failed one for this build, which the plan must not choose again."""
+        meta = body["metadata"]
+        failures = [f for f in status.get("canaryFailures") or [] if f.get("buildHash") == build]
+        results: list[CanaryResult] = []
+        if self.infer is not None:
+            results = check_pods(
+                self.kube, meta["namespace"], meta["name"], references, self.infer, now
+            )
+        known = {(f["pool"], f["variant"]) for f in failures}
+        for result in results:
+            if result.passed:
+                condition(ConditionType.CANARY, True, result.reason, result.message)
+                continue
+            condition(ConditionType.CANARY, False, result.reason, result.message)
+            if (result.pool, result.variant) not in known:
+                known.add((result.pool, result.variant))
+                failures.append(
+                    {
+                        "variant": result.variant,
+                        "pool": result.pool,
+                        "buildHash": build,
+                        "message": result.message,
+                        "time": now,
+                    }
+                )
+                events.append(Event("Warning", "CanaryMismatch", result.message))
+        if failures or status.get("canaryFailures"):
+            status["canaryFailures"] = failures
+        return known
 
     def _delete_stale_builds(self, body: dict[str, Any], build: str) -> None:
         meta = body["metadata"]
@@ -352,7 +423,14 @@ class Reconciler:
         ready = int((live.get("status") or {}).get("readyReplicas") or 0)
         available = int((live.get("status") or {}).get("availableReplicas") or 0)
         ready = min(ready, available)
-        self.kube.apply(serving.service(model, namespace, plan.pool), body)
+        self.kube.apply(serving.service(model, namespace), body)
+        if self.config.serving.service_monitor:
+            self.kube.apply(
+                serving.service_monitor(
+                    model, namespace, self.config.serving.service_monitor_labels
+                ),
+                body,
+            )
         if ready >= plan.replicas:
             for other in self.kube.list_owned(
                 "apps/v1",

@@ -30,6 +30,20 @@ class Profile(_Report):
     peak_memory_bytes: int | None = Field(default=None, alias="peakMemoryBytes")
 
 
+class CanaryTensor(_Report):
+    name: str
+    dtype: str = Field(description="numpy dtype name, e.g. float32 or int64.")
+    shape: list[int]
+    data: str = Field(description="Raw little-endian bytes, base64.")
+
+
+class CanaryReference(_Report):
+    """One sample input and the answer the built artifact gave to it alone."""
+
+    inputs: list[CanaryTensor] = Field(min_length=1)
+    outputs: list[CanaryTensor] = Field(min_length=1)
+
+
 class VariantReport(_Report):
     name: str
     status: Literal["accepted", "rejected", "failed", "skipped"]
@@ -40,6 +54,9 @@ class VariantReport(_Report):
         default=None, alias="tritonModel", description="Model name in the generated repository."
     )
     profiles: list[Profile] = Field(default_factory=list)
+    canary: CanaryReference | None = Field(
+        default=None, description="Absent when the sample was too large to carry."
+    )
 
 
 class BuildReport(_Report):

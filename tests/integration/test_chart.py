@@ -30,6 +30,7 @@ EXPECTED_GRANTS = {
         for resource in ("services", "configmaps", "persistentvolumeclaims", "serviceaccounts")
     },
     ("", "pods"): {"get", "list", "watch"},
+    ("", "pods/status"): {"patch"},
     ("", "namespaces"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
@@ -152,6 +153,20 @@ def test_rbac_has_no_wildcards_and_exactly_the_expected_grants():
                 for resource in rule["resources"]:
                     grants.setdefault((group, resource), set()).update(rule["verbs"])
     assert grants == EXPECTED_GRANTS
+
+
+def test_servicemonitor_grants_only_when_the_operator_creates_them():
+    def grants(*sets: str) -> set[str]:
+        (role,) = by_kind(render(*sets), "ClusterRole")
+        return {
+            resource
+            for rule in role["rules"]
+            if "monitoring.coreos.com" in rule["apiGroups"]
+            for resource in rule["resources"]
+        }
+
+    assert grants() == set()
+    assert grants("config.serving.serviceMonitor=true") == {"servicemonitors"}
 
 
 def test_rbac_binds_the_operators_service_account():

@@ -30,6 +30,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     SLO_MET = "SLOMet"
     WITHIN_BUDGET = "WithinBudget"
+    CANARY = "CanaryPassed"
+    METRICS = "MetricsAvailable"
 
 
 class Condition(Spec):
@@ -89,6 +91,17 @@ class Decision(Spec):
     time: str
 
 
+class CanaryFailure(Spec):
+    """A (variant, pool) whose served answer differed from the build's reference; the
+    planner does not choose it again for this build."""
+
+    variant: str
+    pool: str
+    build_hash: str = Field(alias="buildHash")
+    message: str = Field(max_length=4096)
+    time: str
+
+
 class LiveFigures(Spec):
     p95_ms: float | None = Field(default=None, alias="p95Ms")
     request_rate: float | None = Field(
@@ -118,6 +131,7 @@ class LeptonModelStatus(Spec):
     builds: list[BuildStatus] = Field(default_factory=list)
     variants: list[VariantStatus] = Field(default_factory=list)
     decision: Decision | None = None
+    canary_failures: list[CanaryFailure] = Field(default_factory=list, alias="canaryFailures")
     live: LiveFigures | None = None
     endpoint: Endpoint | None = None
     replicas: int | None = Field(default=None, description="Ready replicas (scale subresource).")

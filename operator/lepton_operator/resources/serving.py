@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lepton_operator.api.spec import PoolSpec
+from lepton_operator.canary.gate import ANNOTATION_TRITON_MODEL, ANNOTATION_VARIANT, GATE
 from lepton_operator.resources import names
 from lepton_operator.resources.build import MODELS_MOUNT, resources
 from lepton_operator.resources.security import (
@@ -27,6 +28,12 @@ def selector(model: str, pool: str) -> dict[str, str]:
 
 def selector_string(model: str, pool: str) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector(model, pool).items()))
+
+
+def service_selector(model: str) -> dict[str, str]:
+    """Every pool's Ready pods: a pool change shifts traffic pod by pod as the new pods
+    pass their canary, and the old pool keeps serving until it is drained."""
+    return {names.MODEL_LABEL: model, names.COMPONENT_LABEL: "triton"}
 
 
 def triton_args(repository: str, triton_model: str) -> list[str]:
@@ -66,7 +73,7 @@ def deployment(
             "name": names.serving_deployment(model, pool.name),
             "namespace": namespace,
             "labels": labels,
-            "annotations": {"lepton.ai/variant": variant, "lepton.ai/build-hash": build},
+            "annotations": {ANNOTATION_VARIANT: variant, "lepton.ai/build-hash": build},
         },
         "spec": {
             "replicas": replicas,
@@ -83,10 +90,14 @@ def deployment(
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(METRICS_PORT),
                         "prometheus.io/path": "/metrics",
-                        "lepton.ai/variant": variant,
+                        ANNOTATION_VARIANT: variant,
+                        ANNOTATION_TRITON_MODEL: triton_model,
                     },
                 },
                 "spec": {
+                    # Not Ready, so no traffic, until the operator's canary inference
+                    # got the builder's recorded answer from this very pod.
+                    "readinessGates": [{"conditionType": GATE}],
                     "securityContext": pod_security_context(),
                     **pool_placement(
                         pool.node_selector,
@@ -137,7 +148,7 @@ def deployment(
     }
 
 
-def service(model: str, namespace: str, pool: str) -> dict[str, Any]:
+def service(model: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -147,11 +158,29 @@ def service(model: str, namespace: str, pool: str) -> dict[str, Any]:
             "labels": names.labels(model, "triton"),
         },
         "spec": {
-            "selector": selector(model, pool),
+            "selector": service_selector(model),
             "ports": [
                 {"name": "http", "port": HTTP_PORT, "targetPort": "http"},
                 {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc"},
                 {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
             ],
+        },
+    }
+
+
+def service_monitor(model: str, namespace: str, extra_labels: dict[str, str]) -> dict[str, Any]:
+    """For clusters whose Prometheus is run by the Prometheus Operator; it compiles to
+    the same endpoint discovery as the scrape annotations on the pods."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": names.service(model),
+            "namespace": namespace,
+            "labels": {**names.labels(model, "triton"), **extra_labels},
+        },
+        "spec": {
+            "selector": {"matchLabels": names.labels(model, "triton")},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         },
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_builder import calibration, tritonrepo
+from lepton_builder import calibration, canary, tritonrepo
 from lepton_builder.accuracy import judge, mask_padding
 from lepton_builder.loading import SOURCES_ROOT, load_model, resolve_uri
 from lepton_builder.profiling import Budget, profile
@@ -164,6 +164,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             sample = [a[:1] for a in inputs]
             # Alone, as a canary request arrives: dynamic quantization scales activations
             # per batch, so a sample's answer inside a batch of 8 differs slightly.
+            answer = built.run(sample)
             tritonrepo.write_model(
                 repository,
                 name,
@@ -171,12 +172,15 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 built.path,
                 built.artifact,
                 sample,
-                built.run(sample),
+                answer,
                 [o[:1] for o in baseline],
                 source.inputs,
                 source.outputs,
             )
             row["tritonModel"] = name
+            reference = canary.reference(input_names, sample, output_names, answer)
+            if reference is not None:
+                row["canary"] = reference
         log.info(
             "%s: %s in %.1f s%s",
             prefix,

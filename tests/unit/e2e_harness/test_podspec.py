@@ -141,3 +141,13 @@ def test_image_table_matches_repositories_and_builds_argv():
     assert image.argv({"command": ["env"], "args": ["A=1"]}) == ["env", "A=1"]
     exclusion = table.kwok_exclusion()
     assert exclusion["operator"] == "NotIn" and exclusion["values"] == ["e2e.lepton.local/toolbox"]
+
+
+def test_readiness_gates_hold_a_pod_until_their_condition_is_true() -> None:
+    pod = {"spec": {"readinessGates": [{"conditionType": "lepton.ai/canary"}]}, "status": {}}
+    assert not podspec.gates_open(pod)
+    pod["status"]["conditions"] = [{"type": "lepton.ai/canary", "status": "False"}]
+    assert not podspec.gates_open(pod)
+    pod["status"]["conditions"] = [{"type": "lepton.ai/canary", "status": "True"}]
+    assert podspec.gates_open(pod)
+    assert podspec.gates_open({"spec": {}})

@@ -11,6 +11,10 @@ import copy
 import json
 from typing import Any
 
+import numpy as np
+
+from lepton_builder.canary import encode_tensor
+from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
 from lepton_operator.kube import is_owned_by, owner_reference
 from lepton_operator.reconcile import Reconciler
 from lepton_operator.report import REPORT_KEY
@@ -64,6 +68,27 @@ class FakeKube:
             self.objects.pop(self.key(obj["kind"], meta["name"], meta["namespace"]), None)
             is not None
         )
+
+    def list_labelled(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=") for part in selector.split(","))
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind
+            and ns == namespace
+            and all(o["metadata"]["labels"].get(a) == b for a, b in wanted.items())
+        ]
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str, patch: dict[str, Any]
+    ) -> None:
+        status = self.objects[self.key(kind, name, namespace)].setdefault("status", {})
+        conditions = status.setdefault("conditions", [])
+        for new in patch["status"]["conditions"]:
+            conditions[:] = [c for c in conditions if c["type"] != new["type"]] + [new]
+        self.writes += 1
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for (k, _, _), o in self.objects.items() if k == kind]
@@ -218,7 +243,14 @@ def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
         "--load-model=m__onnx-int8"
         in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     )
-    assert kube.of_kind("Service")[0]["spec"]["selector"]["lepton.ai/pool"] == "cpu-standard"
+    # The Service takes every pool's Ready pods: a pool change shifts traffic pod by pod.
+    assert kube.of_kind("Service")[0]["spec"]["selector"] == {
+        "lepton.ai/model": "minilm",
+        "lepton.ai/component": "triton",
+    }
+    assert deployment["spec"]["template"]["spec"]["readinessGates"] == [
+        {"conditionType": "lepton.ai/canary"}
+    ]
     assert any(e.reason == "Decision" for e in outcome.events)
 
     deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
@@ -325,3 +357,140 @@ def test_a_missing_source_claim_waits_with_a_reason_and_builds_nothing(spec, con
     assert (outcome.status["phase"], built["reason"]) == ("Pending", "SourceClaimMissing")
     assert "PersistentVolumeClaim models" in built["message"]
     assert kube.objects == {}
+
+
+# ---- the canary gate -------------------------------------------------------------------
+SAMPLE = np.arange(6, dtype=np.float32).reshape(1, 6)
+ANSWERS = {
+    "onnx-int8": np.array([[0.1, 0.9]], dtype=np.float32),
+    "fp32": np.array([[0.2, 0.8]], dtype=np.float32),
+}
+
+
+def _with_canaries(reports: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    reports = copy.deepcopy(reports)
+    for row in reports["cpu-standard"]:
+        if row["name"] in ANSWERS:
+            row["canary"] = {
+                "inputs": [encode_tensor("x", SAMPLE)],
+                "outputs": [encode_tensor("y", ANSWERS[row["name"]])],
+            }
+    return reports
+
+
+def _serving_pod(kube: FakeKube, deployment: dict[str, Any], name: str) -> None:
+    template = copy.deepcopy(deployment["spec"]["template"])
+    kube.objects[("Pod", "ml", name)] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "ml", **template["metadata"]},
+        "spec": template["spec"],
+        "status": {
+            "phase": "Running",
+            "podIP": "10.244.0.9",
+            "conditions": [{"type": "ContainersReady", "status": "True"}],
+        },
+    }
+
+
+class ScriptedTriton:
+    """Answers canary requests like a Triton pod would, from a script."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, address: str, model: str, inputs: Any, outputs: list[str]) -> Any:
+        self.calls.append((address, model))
+        np.testing.assert_array_equal(inputs["x"], SAMPLE)
+        answer = self.answers[model]
+        if isinstance(answer, Exception):
+            raise answer
+        return {"y": answer}
+
+
+def _deployed(spec, config, triton: ScriptedTriton) -> tuple[FakeKube, Reconciler, dict]:
+    kube = _with_source_claim(FakeKube())
+    reconciler = Reconciler(
+        kube,  # type: ignore[arg-type]
+        config,
+        clock=lambda: "2026-11-24T00:00:00Z",
+        infer=triton,
+    )
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, _with_canaries(REPORTS))
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["variant"] == "onnx-int8"
+    return kube, reconciler, status
+
+
+def _gate(kube: FakeKube, pod: str) -> dict[str, Any] | None:
+    conditions = kube.objects[("Pod", "ml", pod)]["status"]["conditions"]
+    return next((c for c in conditions if c["type"] == "lepton.ai/canary"), None)
+
+
+def test_a_pod_that_gives_the_recorded_answer_passes_its_canary(spec, config):
+    triton = ScriptedTriton({"m__onnx-int8": ANSWERS["onnx-int8"] + 1e-6})
+    kube, reconciler, status = _deployed(spec, config, triton)
+    _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
+    outcome = reconciler.reconcile(_body(spec, status))
+    assert triton.calls == [("10.244.0.9:8000", "m__onnx-int8")]
+    assert _gate(kube, "triton-1")["status"] == "True"
+    assert _condition(outcome.status, "CanaryPassed")["reason"] == "CanaryPassed"
+    # Judged once: the next pass sends nothing.
+    reconciler.reconcile(_body(spec, outcome.status))
+    assert len(triton.calls) == 1
+
+
+def test_a_wrong_answer_keeps_the_pod_out_and_rolls_back_to_another_variant(spec, config):
+    triton = ScriptedTriton({"m__onnx-int8": np.array([[0.9, 0.1]], dtype=np.float32)})
+    kube, reconciler, status = _deployed(spec, config, triton)
+    _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
+    outcome = reconciler.reconcile(_body(spec, status))
+    assert _gate(kube, "triton-1")["status"] == "False"
+    canary = _condition(outcome.status, "CanaryPassed")
+    assert (canary["status"], canary["reason"]) == ("False", "CanaryMismatch")
+    assert "relative L2" in canary["message"]
+    (failure,) = outcome.status["canaryFailures"]
+    assert (failure["variant"], failure["pool"]) == ("onnx-int8", "cpu-standard")
+    reasons = [e.reason for e in outcome.events]
+    assert "CanaryMismatch" in reasons and "RolledBack" in reasons
+    assert outcome.status["decision"]["variant"] == "fp32"
+    (deployment,) = kube.of_kind("Deployment")
+    assert "--load-model=m__fp32" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    # The failure is remembered: later passes keep the rollback and say nothing new.
+    again = reconciler.reconcile(_body(spec, outcome.status))
+    assert again.status["decision"]["variant"] == "fp32"
+    assert "CanaryMismatch" not in [e.reason for e in again.events]
+
+
+def test_an_unreachable_pod_is_tried_again_and_not_judged(spec, config):
+    triton = ScriptedTriton({"m__onnx-int8": CanaryUnreachable("connection refused")})
+    kube, reconciler, status = _deployed(spec, config, triton)
+    _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
+    status = reconciler.reconcile(_body(spec, status)).status
+    reconciler.reconcile(_body(spec, status))
+    assert len(triton.calls) == 2 and _gate(kube, "triton-1") is None
+
+
+def test_a_refused_request_fails_the_canary(spec, config):
+    triton = ScriptedTriton({"m__onnx-int8": CanaryRefused("unexpected shape for input 'x'")})
+    kube, reconciler, status = _deployed(spec, config, triton)
+    _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
+    outcome = reconciler.reconcile(_body(spec, status))
+    assert _gate(kube, "triton-1")["status"] == "False"
+    assert "unexpected shape" in outcome.status["canaryFailures"][0]["message"]
+
+
+def test_without_a_reference_the_pod_serves_and_status_says_so(spec, config):
+    triton = ScriptedTriton({})
+    kube = _with_source_claim(FakeKube())
+    reconciler = Reconciler(kube, config, clock=lambda: "t", infer=triton)  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)  # no canary entries
+    status = reconciler.reconcile(_body(spec, status)).status
+    _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
+    outcome = reconciler.reconcile(_body(spec, status))
+    assert triton.calls == []
+    assert _gate(kube, "triton-1")["status"] == "True"
+    assert _condition(outcome.status, "CanaryPassed")["reason"] == "NoReference"

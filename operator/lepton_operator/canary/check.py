@@ -1,0 +1,106 @@
+"""Run the canary on every serving pod that waits for one, and record the verdicts.
+
+The I/O is injected (a Kube adapter and an ``infer`` function), so the reconcile tests
+drive it with fakes while the e2e tests drive the real tritonclient against real pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy.typing as npt
+
+from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
+from lepton_operator.canary.gate import (
+    ANNOTATION_TRITON_MODEL,
+    ANNOTATION_VARIANT,
+    awaiting_canary,
+    condition_patch,
+)
+from lepton_operator.canary.verdict import Verdict, compare, decode
+from lepton_operator.report import CanaryReference
+from lepton_operator.resources import names
+from lepton_operator.resources.serving import HTTP_PORT
+
+Infer = Callable[[str, str, dict[str, npt.NDArray[Any]], list[str]], dict[str, npt.NDArray[Any]]]
+
+
+class PodStatusWriter(Protocol):
+    def list_labelled(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[dict[str, Any]]: ...
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str, patch: dict[str, Any]
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    pod: str
+    variant: str
+    pool: str
+    passed: bool
+    reason: str  # CanaryPassed, NoReference, CanaryMismatch
+    message: str
+
+
+def judge(
+    reference: CanaryReference | None, model: str, address: str, infer: Infer
+) -> tuple[str, Verdict]:
+    """(reason, verdict) for one pod; raises CanaryUnreachable to try again later."""
+    if reference is None:
+        return "NoReference", Verdict(
+            True, "the build report carries no reference answer (sample too large to carry)"
+        )
+    inputs = {t.name: decode(t) for t in reference.inputs}
+    expected = {t.name: decode(t) for t in reference.outputs}
+    try:
+        served = infer(address, model, inputs, list(expected))
+    except CanaryRefused as error:
+        return "CanaryMismatch", Verdict(False, str(error))
+    verdict = compare(expected, served)
+    return ("CanaryPassed" if verdict.passed else "CanaryMismatch"), verdict
+
+
+def check_pods(
+    kube: PodStatusWriter,
+    namespace: str,
+    model: str,
+    references: dict[tuple[str, str], CanaryReference | None],
+    infer: Infer,
+    now: str,
+) -> list[CanaryResult]:
+    results: list[CanaryResult] = []
+    selector = f"{names.MODEL_LABEL}={model},{names.COMPONENT_LABEL}=triton"
+    for pod in kube.list_labelled("v1", "Pod", namespace, selector):
+        if not awaiting_canary(pod):
+            continue
+        meta = pod["metadata"]
+        annotations = meta.get("annotations") or {}
+        variant = annotations.get(ANNOTATION_VARIANT, "")
+        pool = (meta.get("labels") or {}).get(names.POOL_LABEL, "")
+        if (pool, variant) not in references:
+            continue  # a pod of an older build, about to be replaced
+        address = f"{pod['status']['podIP']}:{HTTP_PORT}"
+        try:
+            reason, verdict = judge(
+                references[(pool, variant)],
+                annotations.get(ANNOTATION_TRITON_MODEL, ""),
+                address,
+                infer,
+            )
+        except CanaryUnreachable:
+            continue
+        message = f"{variant} on {pool}: {verdict.message}"
+        kube.patch_status(
+            "v1",
+            "Pod",
+            meta["name"],
+            namespace,
+            condition_patch(verdict.passed, reason, message, now),
+        )
+        results.append(CanaryResult(meta["name"], variant, pool, verdict.passed, reason, message))
+    return results
