@@ -138,9 +138,10 @@ def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def installed_operator(kube: Kube, builder_image: str) -> Iterator[None]:
+def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[None]:
     """The chart installed into a namespace enforcing restricted Pod Security; the
-    operator runs as real process pods (two replicas, one Lease holder). Removed afterwards."""
+    operator runs as real process pods (two replicas, one Lease holder). Removed afterwards.
+    ``sets`` are extra ``--set`` values, e.g. the Prometheus URL."""
     assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
     kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
     kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)
@@ -155,6 +156,7 @@ def installed_operator(kube: Kube, builder_image: str) -> Iterator[None]:
         f"config.images.builder={builder_image}",
         "--set",
         "logFormat=plain",
+        *(arg for value in sets for arg in ("--set", value)),
         "--wait",
         "--timeout",
         "180s",

@@ -34,11 +34,15 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text())
 FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
+# The fixture builder writes a report but no model repository, so its Triton pods are
+# left to KWOK (an image the pod runner does not run): these tests are about the
+# operator's lifecycle; test_serving.py serves a real build on a real tritonserver.
+SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
 
 
 @pytest.fixture(scope="module")
 def operator(kube: Kube) -> Iterator[None]:
-    with installed_operator(kube, FIXTURE_BUILDER):
+    with installed_operator(kube, FIXTURE_BUILDER, f"config.images.triton={SIMULATED_TRITON}"):
         yield
 
 

@@ -19,7 +19,7 @@ from lepton_operator.canary.gate import (
     awaiting_canary,
     condition_patch,
 )
-from lepton_operator.canary.verdict import Verdict, compare, decode
+from lepton_operator.canary.verdict import Verdict, compare, decode, expected
 from lepton_operator.report import CanaryReference
 from lepton_operator.resources import names
 from lepton_operator.resources.serving import HTTP_PORT
@@ -53,15 +53,16 @@ def judge(
     """(reason, verdict) for one pod; raises CanaryUnreachable to try again later."""
     if reference is None:
         return "NoReference", Verdict(
-            True, "the build report carries no reference answer (sample too large to carry)"
+            True,
+            "the build report carries no reference answer (its sample input is too large to carry)",
         )
     inputs = {t.name: decode(t) for t in reference.inputs}
-    expected = {t.name: decode(t) for t in reference.outputs}
+    wanted = {t.name: expected(t) for t in reference.outputs}
     try:
-        served = infer(address, model, inputs, list(expected))
+        served = infer(address, model, inputs, list(wanted))
     except CanaryRefused as error:
         return "CanaryMismatch", Verdict(False, str(error))
-    verdict = compare(expected, served)
+    verdict = compare(wanted, served)
     return ("CanaryPassed" if verdict.passed else "CanaryMismatch"), verdict
 
 

@@ -26,16 +26,34 @@ class Verdict:
     message: str
 
 
-def decode(tensor: CanaryTensor) -> npt.NDArray[Any]:
+@dataclass(frozen=True)
+class Expected:
+    """An output's full shape and its first values in C order (all of them, or a prefix:
+    the builder keeps reports small)."""
+
+    shape: tuple[int, ...]
+    values: npt.NDArray[Any]
+
+
+def _values(tensor: CanaryTensor) -> npt.NDArray[Any]:
     dtype = np.dtype(tensor.dtype).newbyteorder("<")
     flat = np.frombuffer(base64.b64decode(tensor.data), dtype=dtype)
-    return flat.reshape(tensor.shape).astype(dtype.newbyteorder("="))
+    return flat.astype(dtype.newbyteorder("="))
 
 
-def compare(expected: dict[str, npt.NDArray[Any]], served: dict[str, npt.NDArray[Any]]) -> Verdict:
+def decode(tensor: CanaryTensor) -> npt.NDArray[Any]:
+    """An input: always carried whole."""
+    return _values(tensor).reshape(tensor.shape)
+
+
+def expected(tensor: CanaryTensor) -> Expected:
+    return Expected(tuple(tensor.shape), _values(tensor))
+
+
+def compare(want_outputs: dict[str, Expected], served: dict[str, npt.NDArray[Any]]) -> Verdict:
     errors: list[str] = []
     worst = 0.0
-    for name, want in expected.items():
+    for name, want in want_outputs.items():
         got = served.get(name)
         if got is None:
             errors.append(f"output {name} missing from the answer")
@@ -43,7 +61,8 @@ def compare(expected: dict[str, npt.NDArray[Any]], served: dict[str, npt.NDArray
         if got.shape != want.shape:
             errors.append(f"output {name} has shape {list(got.shape)}, expected {list(want.shape)}")
             continue
-        want64, got64 = want.astype(np.float64), got.astype(np.float64)
+        want64 = want.values.astype(np.float64)
+        got64 = got.reshape(-1)[: want.values.size].astype(np.float64)
         scale = max(float(np.linalg.norm(want64)), 1e-12)
         error = float(np.linalg.norm(got64 - want64)) / scale
         worst = max(worst, error)
