@@ -67,7 +67,13 @@ def _run(
         else:
             kopf.info(body, reason=event.reason, message=event.message)
         logger.info("%s %s: %s", name, event.reason, event.message)
-    metrics.observe_status(body.metadata.namespace or "", body.metadata.name or "", outcome.status)
+    metrics.observe(
+        body.metadata.namespace or "",
+        body.metadata.name or "",
+        outcome.status,
+        outcome.events,
+        list(current.get("builds") or []),
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

@@ -10,6 +10,7 @@ writes the status only when it differs, so a quiet cluster sees no update storm.
 from __future__ import annotations
 
 import copy
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,31 @@ def _job_state(job: dict[str, Any] | None) -> tuple[str, str]:
         if condition["type"] == "Failed":
             return "Failed", condition.get("message") or condition.get("reason") or "failed"
     return "Running", ""
+
+
+def _job_seconds(job: dict[str, Any] | None) -> int | None:
+    """Wall time of a finished Job, from the times the Job controller recorded."""
+    status = (job or {}).get("status") or {}
+    start, end = status.get("startTime"), status.get("completionTime")
+    if not end:
+        end = next(
+            (
+                c.get("lastTransitionTime")
+                for c in status.get("conditions") or []
+                if c.get("type") == "Failed" and c.get("status") == "True"
+            ),
+            None,
+        )
+    if not start or not end:
+        return None
+    return int((_as_time(end) - _as_time(start)).total_seconds())
+
+
+def _as_time(value: Any) -> datetime.datetime:
+    """The dynamic client hands back datetimes; a plain dict (tests, JSON) has strings."""
+    if isinstance(value, datetime.datetime):
+        return value
+    return datetime.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 class Reconciler:
@@ -271,9 +297,8 @@ class Reconciler:
         references: dict[tuple[str, str], CanaryReference | None] = {}
         for pool in pools:
             job_name = names.build_job(meta["name"], pool.name, build)
-            phase, message = _job_state(
-                self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
-            )
+            job = self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
+            phase, message = _job_state(job)
             if phase == "Succeeded":
                 report_cm = (
                     self.kube.get(
@@ -292,7 +317,16 @@ class Reconciler:
                             variant.triton_model or variant.name
                         )
                         references[(pool.name, variant.name)] = variant.canary
-            builds.append({"pool": pool.name, "job": job_name, "phase": phase, "message": message})
+            entry: dict[str, Any] = {
+                "pool": pool.name,
+                "job": job_name,
+                "phase": phase,
+                "message": message,
+            }
+            seconds = _job_seconds(job)
+            if seconds is not None and phase != "Running":
+                entry["durationSeconds"] = seconds
+            builds.append(entry)
         return builds, rows, triton_models, references
 
     def _check_canaries(
@@ -316,10 +350,11 @@ class Reconciler:
             )
         known = {(f["pool"], f["variant"]) for f in failures}
         for result in results:
+            message = f"pod {result.pod}: {result.message}"
+            events.append(Event("Normal" if result.passed else "Warning", result.reason, message))
+            condition(ConditionType.CANARY, result.passed, result.reason, result.message)
             if result.passed:
-                condition(ConditionType.CANARY, True, result.reason, result.message)
                 continue
-            condition(ConditionType.CANARY, False, result.reason, result.message)
             if (result.pool, result.variant) not in known:
                 known.add((result.pool, result.variant))
                 failures.append(
@@ -331,7 +366,6 @@ class Reconciler:
                         "time": now,
                     }
                 )
-                events.append(Event("Warning", "CanaryMismatch", result.message))
         if failures or status.get("canaryFailures"):
             status["canaryFailures"] = failures
         return known
@@ -461,6 +495,8 @@ class Reconciler:
         status["phase"] = phase.value
         events = list(events or [])
         for cond in status.get("conditions") or []:
+            if cond["type"] == ConditionType.CANARY:
+                continue  # every verdict has its own Event, naming the pod
             if condition_status(before, cond["type"]) != cond["status"]:
                 kind = "Normal" if cond["status"] == "True" else "Warning"
                 if cond["type"] == ConditionType.BUILT and cond["reason"] == "Building":

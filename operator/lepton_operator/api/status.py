@@ -50,6 +50,9 @@ class BuildStatus(Spec):
     job: str = Field(description="Name of the build Job.")
     phase: str = Field(description="Running, Succeeded or Failed.")
     message: str = Field(default="", max_length=4096)
+    duration_seconds: int | None = Field(
+        default=None, alias="durationSeconds", description="Wall time of the finished Job."
+    )
 
 
 class VariantStatus(Spec):
