@@ -1,8 +1,8 @@
 """Builds the cluster's binaries from Go modules, once per set of pinned versions.
 
 The cache folder is keyed by a hash of everything that decides the binaries
-(go.mod, go.sum, the multi-call main, the pinned tools), so a warm ``make test``
-reuses them and a version bump rebuilds. A build lands in a temporary folder that
+(go.mod, go.sum, the multi-call main, the pinned tools, the stamped tools), so a warm
+``make test`` reuses them and a version bump rebuilds. A build lands in a temporary folder that
 is renamed into place only when complete, so an interrupted build is never reused.
 """
 
@@ -15,11 +15,53 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 CLUSTER_SRC = Path(__file__).resolve().parents[1] / "cluster"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 MULTICALL = "leptoncluster"
+
+
+@dataclass(frozen=True)
+class StampedTool:
+    """A Go program installed with ``go install package@version`` whose release must be
+    stamped into it with ``-ldflags -X``: built from a module it reports an empty or
+    placeholder version otherwise (Prometheus prints ``version  (branch: , revision: )``
+    and exports an empty ``prometheus_build_info``), which hides which build is running.
+    """
+
+    package: str
+    version: str
+    stamps: tuple[tuple[str, str], ...]
+
+    @property
+    def spec(self) -> str:
+        return f"{self.package}@{self.version}"
+
+    def ldflags(self) -> str:
+        return " ".join(["-s", "-w"] + [f"-X {symbol}={value}" for symbol, value in self.stamps])
+
+
+_PROMETHEUS_MODULE = "v0.316.0"  # Prometheus 3.16.0: v3 releases are published as v0.3MM.P
+_PROMETHEUS_VERSION = "github.com/prometheus/common/version"
+
+# Tools beside the control plane that need ldflags; part of the cache key (see cache_key).
+STAMPED_TOOLS = (
+    # Prometheus 3: Debian's 2.42 has no Kubernetes service discovery. Its web UI assets
+    # are built separately upstream and absent from the module; the HTTP API is complete.
+    StampedTool(
+        package="github.com/prometheus/prometheus/cmd/prometheus",
+        version=_PROMETHEUS_MODULE,
+        stamps=(
+            (f"{_PROMETHEUS_VERSION}.Version", "3.16.0"),
+            (f"{_PROMETHEUS_VERSION}.Revision", _PROMETHEUS_MODULE),
+            (f"{_PROMETHEUS_VERSION}.Branch", "HEAD"),
+            (f"{_PROMETHEUS_VERSION}.BuildUser", "lepton-e2e"),
+            (f"{_PROMETHEUS_VERSION}.BuildDate", "19700101-00:00:00"),
+        ),
+    ),
+)
 
 
 def cache_root() -> Path:
@@ -41,6 +83,8 @@ def cache_key() -> str:
     for path in _key_files():
         digest.update(path.relative_to(CLUSTER_SRC).as_posix().encode())
         digest.update(path.read_bytes())
+    for tool in STAMPED_TOOLS:
+        digest.update(f"{tool.spec} {tool.ldflags()}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -108,9 +152,11 @@ def ensure_built(log: bool = True) -> Path:
     )
     for component in COMPONENTS:
         (staging / component).symlink_to(MULTICALL)
-    for tool in tools():
+    installs = [[tool] for tool in tools()]
+    installs += [["-ldflags", stamped.ldflags(), stamped.spec] for stamped in STAMPED_TOOLS]
+    for args in installs:
         subprocess.run(
-            ["go", "install", tool],
+            ["go", "install", *args],
             env={**env, "GOBIN": str(staging), "GOFLAGS": "-buildvcs=false"},
             check=True,
             stdout=out,

@@ -4,6 +4,7 @@
 takes it down at the end, unless ``KUBECONFIG`` points at a cluster already running
 (then it is used and left alone), or ``LEPTON_E2E_KEEP=1`` asks to keep it for the
 next run. ``namespace`` gives each test a namespace of its own, deleted afterwards.
+``prometheus`` (session-scoped) runs a real Prometheus 3 that discovers Triton Services.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +26,8 @@ import yaml
 from kubernetes import client, config
 
 from lepton_e2e import binaries
-from lepton_e2e.cluster import Cluster
+from lepton_e2e.cluster import Cluster, ClusterConfig, state_root
+from lepton_e2e.prometheus import KubeAccess, PrometheusServer, triton_endpoints_job
 
 
 @dataclass
@@ -187,3 +190,33 @@ def model_namespace(kube: Kube, namespace: str) -> str:
         namespace=namespace,
     )
     return namespace
+
+
+PROMETHEUS_PORT = 9090
+
+
+@pytest.fixture(scope="session")
+def prometheus(kube: Kube) -> Iterator[PrometheusServer]:
+    """A real Prometheus 3 discovering the operator's Triton Services on ``kube``.
+
+    On the harness's cluster it listens on the pod bridge's gateway
+    (``http://10.244.0.1:9090``), so the operator, itself a process pod, reaches it as an
+    in-cluster Prometheus; on another cluster, on loopback. Its data is fresh for each
+    session; ``stop()``/``start()`` keep it within one.
+    """
+    host = ClusterConfig.default().network.gateway if kube.runs_process_pods else "127.0.0.1"
+    home = state_root() / "prometheus"
+    shutil.rmtree(home, ignore_errors=True)
+    access = KubeAccess.from_kubeconfig(kube.kubeconfig, home / "secrets")
+    server = PrometheusServer(
+        home,
+        f"{host}:{PROMETHEUS_PORT}",
+        [triton_endpoints_job(access)],
+        binary=kube.bin_dir / "prometheus",
+    )
+    server.start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
