@@ -12,9 +12,17 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lepton_operator.api.spec import PoolSpec
+from lepton_operator.live.queries import DURATION_PATTERN, is_positive_duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/lepton/config.yaml")
 
@@ -30,6 +38,27 @@ class Images(_Config):
 
 class Prometheus(_Config):
     url: str = Field(pattern=r"^https?://", description="Base URL of the Prometheus API.")
+    rate_window: str = Field(
+        default="1m",
+        alias="rateWindow",
+        pattern=DURATION_PATTERN,
+        description="Range of rate() over Triton's counters: at least two scrape "
+        "intervals (four is safer), or rates come back empty.",
+    )
+    timeout_seconds: int = Field(
+        default=5,
+        alias="timeoutSeconds",
+        ge=1,
+        le=60,
+        description="Per query; a dead Prometheus must not stall the reconcile loop.",
+    )
+
+    @field_validator("rate_window")
+    @classmethod
+    def _a_positive_duration(cls, value: str) -> str:
+        if not is_positive_duration(value):
+            raise ValueError(f"{value!r} is not a positive Prometheus duration such as 1m or 90s")
+        return value
 
 
 class ModelRepository(_Config):

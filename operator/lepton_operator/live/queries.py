@@ -1,0 +1,124 @@
+"""The PromQL behind a LeptonModel's live figures: strings only, no I/O.
+
+Every query selects one model's Triton series by the target label ``namespace`` (set by
+the scrape job, as a Prometheus Operator ServiceMonitor sets it) and by Triton's own
+``model`` label, anchored as ``<leptonmodel>__.+``: the operator names Triton models
+``<leptonmodel>__<variant>``, and a LeptonModel name is a DNS-1035 label (no ``_``), so
+``__`` cannot occur inside it and ``minilm`` never picks up ``minilm-v2__onnx``.
+PromQL regex matchers are anchored at both ends; the name is regex-escaped anyway.
+``w`` below is the configured rate window (``prometheus.rateWindow``, e.g. ``1m``);
+``sel`` is the selector above.
+
+``request_rate_rps``
+    ``sum(rate(nv_inference_request_success{sel}[w]))``: successful requests per second
+    over every pod and variant. Empty when no series exist: the adapter's ``NoData``.
+``failure_rate_rps``
+    ``sum(rate(nv_inference_request_failure{sel}[w]))``: Triton splits failures by
+    ``reason`` (BACKEND, REJECTED, CANCELED, OTHER); summed.
+``p95_ms``, ``p99_ms``
+    ``max(nv_inference_request_summary_us{sel,quantile="0.95"}) / 1000``. Triton's
+    summaries (``--metrics-config=summary_latencies=true``: quantiles 0.5, 0.9, 0.95,
+    0.99 and 0.999 over a sliding window) are computed per pod and cannot be averaged
+    or summed across pods; ``max`` is the conservative answer (the slowest pod's p95
+    bounds what a client may see). A pod with no requests in the window exports NaN;
+    ``max`` skips NaN unless every pod is NaN, which reads as None.
+``mean_ms``
+    ``sum(rate(nv_inference_request_duration_us{sel}[w]))
+    / sum(rate(nv_inference_request_success{sel}[w])) / 1000``: the exact fleet mean
+    over the window, since counters do add up across pods; 0/0 (idle) is NaN, so None.
+``queue_mean_ms``, ``queue_p95_ms``
+    The same two forms over ``nv_inference_queue_duration_us`` and
+    ``nv_inference_queue_summary_us``: time waiting for a model instance, the first
+    sign that replicas are short.
+``gpu_utilization``
+    ``avg(DCGM_FI_DEV_GPU_UTIL{ns} and on(namespace, pod) nv_inference_request_success{sel})
+    / 100 or avg(nv_gpu_utilization{ns} and on(namespace, pod) ...same...)``: a fraction
+    0..1. The DCGM exporter's gauge (percent; its ``namespace``/``pod`` name the pod
+    using the GPU when scraped with ``honorLabels``, as the GPU Operator's
+    ServiceMonitor does) when deployed, else Triton's own (already a fraction).
+    ``and on(namespace, pod)`` keeps only GPUs of pods serving this model. Empty, so
+    None, on CPU pools.
+
+Durations are Triton's microseconds, turned into milliseconds here so that callers only
+ever see ms, rps and fractions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MODEL_SEPARATOR = "__"  # <leptonmodel>__<variant>, as the builder names Triton models
+# A Prometheus duration, units largest first as Prometheus requires ("1m30s").
+DURATION_PATTERN = r"^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
+_DURATION = re.compile(DURATION_PATTERN)
+_REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+def is_positive_duration(value: str) -> bool:
+    """Whether ``value`` is a Prometheus duration above zero, units largest first
+    ("1m30s"), as a range selector accepts it."""
+    return bool(_DURATION.match(value)) and any(c in "123456789" for c in value)
+
+
+def promql_string(value: str) -> str:
+    """A double-quoted PromQL string literal holding exactly ``value``."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def regex_literal(value: str) -> str:
+    """``value`` as an RE2 pattern that matches only itself."""
+    return _REGEX_SPECIAL.sub(r"\\\1", value)
+
+
+def model_selector(namespace: str, model: str) -> str:
+    """Label matchers (without braces) for every Triton variant of one LeptonModel."""
+    if not namespace or not model:
+        raise ValueError("namespace and model must be non-empty")
+    variants = regex_literal(model + MODEL_SEPARATOR) + ".+"
+    return f"namespace={promql_string(namespace)},model=~{promql_string(variants)}"
+
+
+@dataclass(frozen=True)
+class ModelQueries:
+    """One instant query per live figure; field names match ``LiveSample``'s."""
+
+    request_rate_rps: str
+    failure_rate_rps: str
+    p95_ms: str
+    p99_ms: str
+    mean_ms: str
+    queue_mean_ms: str
+    queue_p95_ms: str
+    gpu_utilization: str
+
+
+def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQueries:
+    """The queries for ``model`` in ``namespace`` with rates over ``window``."""
+    if not is_positive_duration(window):
+        raise ValueError(f"{window!r} is not a positive Prometheus duration")
+    sel = model_selector(namespace, model)
+    ns = f"namespace={promql_string(namespace)}"
+
+    def rate(metric: str) -> str:
+        return f"sum(rate({metric}{{{sel}}}[{window}]))"
+
+    def quantile(metric: str, q: str) -> str:
+        return f'max({metric}{{{sel},quantile="{q}"}}) / 1000'
+
+    def serving(gauge: str) -> str:
+        return f"avg({gauge}{{{ns}}} and on(namespace, pod) nv_inference_request_success{{{sel}}})"
+
+    success = rate("nv_inference_request_success")
+    return ModelQueries(
+        request_rate_rps=success,
+        failure_rate_rps=rate("nv_inference_request_failure"),
+        p95_ms=quantile("nv_inference_request_summary_us", "0.95"),
+        p99_ms=quantile("nv_inference_request_summary_us", "0.99"),
+        mean_ms=f"{rate('nv_inference_request_duration_us')} / {success} / 1000",
+        queue_mean_ms=f"{rate('nv_inference_queue_duration_us')} / {success} / 1000",
+        queue_p95_ms=quantile("nv_inference_queue_summary_us", "0.95"),
+        gpu_utilization=(
+            f"{serving('DCGM_FI_DEV_GPU_UTIL')} / 100 or {serving('nv_gpu_utilization')}"
+        ),
+    )
