@@ -23,6 +23,7 @@ from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
 from lepton_operator.config import OperatorConfig
 from lepton_operator.kube import Kube
+from lepton_operator.live.prometheus import PrometheusMetrics
 from lepton_operator.reconcile import Outcome, Reconciler
 
 RESYNC_SECONDS = 5.0
@@ -38,7 +39,9 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> None:
     infer = functools.partial(
         canary_client.infer, timeout_seconds=config.serving.canary_timeout_seconds
     )
-    _state["reconciler"] = Reconciler(Kube(api_client), config, utc_now, infer=infer)
+    _state["reconciler"] = Reconciler(
+        Kube(api_client), config, utc_now, infer=infer, live=PrometheusMetrics(config.prometheus)
+    )
 
 
 def _run(

@@ -13,7 +13,7 @@ import copy
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -23,6 +23,14 @@ from lepton_operator.canary.check import CanaryResult, Infer, check_pods
 from lepton_operator.conditions import condition_status, set_condition
 from lepton_operator.config import OperatorConfig
 from lepton_operator.kube import Kube
+from lepton_operator.live.sample import LiveSample, MetricsUnavailable
+from lepton_operator.observation import (
+    hourly_spend,
+    ready_replicas,
+    refresh_due,
+    replicas_by_pool,
+    rounded,
+)
 from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan, variant_rows
 from lepton_operator.report import REPORT_KEY, CanaryReference, ReportError, parse_report
 from lepton_operator.resources import build as build_objects
@@ -85,6 +93,12 @@ def _as_time(value: Any) -> datetime.datetime:
     return datetime.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
+class LiveSource(Protocol):
+    """Where live figures come from: Prometheus in the operator, a fake in unit tests."""
+
+    def sample(self, namespace: str, model: str) -> LiveSample: ...
+
+
 class Reconciler:
     def __init__(
         self,
@@ -92,11 +106,13 @@ class Reconciler:
         config: OperatorConfig,
         clock: Callable[[], str],
         infer: Infer | None = None,
+        live: LiveSource | None = None,
     ) -> None:
         self.kube = kube
         self.config = config
         self.clock = clock
         self.infer = infer
+        self.live = live
 
     # ---- the pass ------------------------------------------------------------------
     def reconcile(self, body: dict[str, Any]) -> Outcome:
@@ -207,9 +223,10 @@ class Reconciler:
                 )
             )
         self._record_decision(status, plan, now, events)
-        ready = self._serve(
+        ready, deployments = self._serve(
             body, pools, plan, build, triton_models[(plan.pool, plan.variant)], status
         )
+        self._observe(body, pools, deployments, status, now, condition)
         condition(
             ConditionType.DEPLOYED,
             True,
@@ -432,8 +449,9 @@ class Reconciler:
         build: str,
         triton_model: str,
         status: dict[str, Any],
-    ) -> int:
-        """Apply the chosen Deployment and the Service; returns its ready replicas.
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Apply the chosen Deployment and the Service; returns its ready replicas and
+        the serving Deployments left (the chosen one, and others until it is ready).
 
         Deployments on other pools are drained only once the chosen one is fully ready,
         so a pool change never leaves fewer ready replicas than before.
@@ -454,9 +472,7 @@ class Reconciler:
             ),
             body,
         )
-        ready = int((live.get("status") or {}).get("readyReplicas") or 0)
-        available = int((live.get("status") or {}).get("availableReplicas") or 0)
-        ready = min(ready, available)
+        ready = ready_replicas(live)
         self.kube.apply(serving.service(model, namespace), body)
         if self.config.serving.service_monitor:
             self.kube.apply(
@@ -465,16 +481,19 @@ class Reconciler:
                 ),
                 body,
             )
+        deployments = self.kube.list_owned(
+            "apps/v1",
+            "Deployment",
+            namespace,
+            names.owned_selector(model, "triton"),
+            meta["uid"],
+        )
         if ready >= plan.replicas:
-            for other in self.kube.list_owned(
-                "apps/v1",
-                "Deployment",
-                namespace,
-                names.owned_selector(model, "triton"),
-                meta["uid"],
-            ):
-                if other["metadata"]["name"] != names.serving_deployment(model, plan.pool):
+            chosen = names.serving_deployment(model, plan.pool)
+            for other in deployments:
+                if other["metadata"]["name"] != chosen:
                     self.kube.delete_owned(other, meta["uid"])
+            deployments = [d for d in deployments if d["metadata"]["name"] == chosen]
         status["replicas"] = ready
         status["selector"] = serving.selector_string(model, plan.pool)
         status["endpoint"] = {
@@ -482,7 +501,62 @@ class Reconciler:
             "http": f"{names.service(model)}.{namespace}.svc:{serving.HTTP_PORT}",
             "grpc": f"{names.service(model)}.{namespace}.svc:{serving.GRPC_PORT}",
         }
-        return ready
+        return ready, deployments
+
+    def _observe(
+        self,
+        body: dict[str, Any],
+        pools: list[PoolSpec],
+        deployments: list[dict[str, Any]],
+        status: dict[str, Any],
+        now: str,
+        condition: Callable[[ConditionType, bool | None, str, str], None],
+    ) -> None:
+        """Refresh ``status.live``: spend from Kubernetes, latency and traffic from
+        Prometheus. Prometheus failing costs a condition, never serving or the pass."""
+        by_pool = replicas_by_pool(deployments)
+        spend = round(hourly_spend(by_pool, {p.name: p.hourly_price_usd for p in pools}), 4)
+        if any(by_pool.values()):
+            status["hourlyCostUSD"] = spend  # observed; the planned figure until then
+        previous = status.get("live") or {}
+        if self.live is None or not refresh_due(previous, now):
+            if previous.get("p95Ms") is not None:
+                status["p95Ms"] = previous["p95Ms"]
+            return
+        meta = body["metadata"]
+        live: dict[str, Any] = {"hourlyCostUSD": spend, "replicasByPool": by_pool, "time": now}
+        try:
+            sample = self.live.sample(meta["namespace"], meta["name"])
+        except MetricsUnavailable as error:
+            condition(ConditionType.METRICS, False, error.reason, error.message)
+            status["live"] = live  # spend and replicas still hold; latency is unknown
+            return
+        live.update(
+            {
+                key: value
+                for key, value in {
+                    "p95Ms": rounded(sample.p95_ms, 2),
+                    "p99Ms": rounded(sample.p99_ms, 2),
+                    "meanMs": rounded(sample.mean_ms, 2),
+                    "queueP95Ms": rounded(sample.queue_p95_ms, 2),
+                    "requestRate": rounded(sample.request_rate_rps),
+                    "failureRate": rounded(sample.failure_rate_rps),
+                    "gpuUtilization": rounded(sample.gpu_utilization),
+                }.items()
+                if value is not None
+            }
+        )
+        status["live"] = live
+        if live.get("p95Ms") is not None:
+            status["p95Ms"] = live["p95Ms"]
+        condition(
+            ConditionType.METRICS,
+            True,
+            "Observed",
+            f"{live['requestRate']} req/s, p95 "
+            + (f"{live['p95Ms']} ms" if "p95Ms" in live else "unknown (no requests)")
+            + f", from {self.config.prometheus.url}",
+        )
 
     # ---- closing -------------------------------------------------------------------
     @staticmethod

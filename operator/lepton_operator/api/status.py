@@ -106,11 +106,30 @@ class CanaryFailure(Spec):
 
 
 class LiveFigures(Spec):
+    """What serving did lately: latency and traffic from Triton's metrics through
+    Prometheus (absent while Prometheus cannot say), spend from the Ready replicas."""
+
     p95_ms: float | None = Field(default=None, alias="p95Ms")
-    request_rate: float | None = Field(
-        default=None, alias="requestRate", description="Requests per second."
+    p99_ms: float | None = Field(default=None, alias="p99Ms")
+    mean_ms: float | None = Field(default=None, alias="meanMs")
+    queue_p95_ms: float | None = Field(
+        default=None, alias="queueP95Ms", description="p95 of time spent in Triton's queue."
     )
-    hourly_cost_usd: float | None = Field(default=None, alias="hourlyCostUSD")
+    request_rate: float | None = Field(
+        default=None, alias="requestRate", description="Successful requests per second."
+    )
+    failure_rate: float | None = Field(
+        default=None, alias="failureRate", description="Failed requests per second."
+    )
+    gpu_utilization: float | None = Field(
+        default=None, alias="gpuUtilization", description="0..1, GPU pools only."
+    )
+    hourly_cost_usd: float | None = Field(
+        default=None,
+        alias="hourlyCostUSD",
+        description="Ready replicas per pool times the pool's price.",
+    )
+    replicas_by_pool: dict[str, int] = Field(default_factory=dict, alias="replicasByPool")
     time: str
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from lepton_builder.canary import encode_tensor
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
 from lepton_operator.kube import is_owned_by, owner_reference
+from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.reconcile import Reconciler
 from lepton_operator.report import REPORT_KEY
 
@@ -494,3 +495,103 @@ def test_without_a_reference_the_pod_serves_and_status_says_so(spec, config):
     assert triton.calls == []
     assert _gate(kube, "triton-1")["status"] == "True"
     assert _condition(outcome.status, "CanaryPassed")["reason"] == "NoReference"
+
+
+# ---- live figures ----------------------------------------------------------------------
+class FakeLive:
+    """Stands in for Prometheus: a scripted answer per call."""
+
+    def __init__(self, *answers: LiveSample | MetricsUnavailable) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def sample(self, namespace: str, model: str) -> LiveSample:
+        assert (namespace, model) == ("ml", "minilm")
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        if isinstance(answer, MetricsUnavailable):
+            raise answer
+        return answer
+
+
+def _sample(p95: float | None = 12.345, rate: float = 7.5) -> LiveSample:
+    return LiveSample(
+        timestamp=0.0,
+        request_rate_rps=rate,
+        failure_rate_rps=0.0,
+        p95_ms=p95,
+        p99_ms=None if p95 is None else p95 * 1.5,
+        mean_ms=None if p95 is None else p95 / 2,
+        queue_mean_ms=0.1,
+        queue_p95_ms=0.2,
+        gpu_utilization=None,
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.seconds = 0
+
+    def __call__(self) -> str:
+        return f"2026-11-24T00:{self.seconds // 60:02d}:{self.seconds % 60:02d}Z"
+
+
+def _ready(spec, config, live: FakeLive) -> tuple[FakeKube, Reconciler, Clock, dict]:
+    kube = _with_source_claim(FakeKube())
+    clock = Clock()
+    reconciler = Reconciler(kube, config, clock=clock, live=live)  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    return kube, reconciler, clock, status
+
+
+def test_live_figures_come_from_prometheus_and_spend_from_ready_replicas(spec, config):
+    live = FakeLive(_sample())
+    _, reconciler, clock, status = _ready(spec, config, live)
+    clock.seconds = 30
+    outcome = reconciler.reconcile(_body(spec, status))
+    figures = outcome.status["live"]
+    assert figures["p95Ms"] == 12.35 and figures["requestRate"] == 7.5
+    assert figures["replicasByPool"] == {"cpu-standard": 1}
+    assert figures["hourlyCostUSD"] == 0.34 and "gpuUtilization" not in figures
+    assert outcome.status["p95Ms"] == 12.35  # the P95 column shows the observed figure
+    assert outcome.status["hourlyCostUSD"] == 0.34
+    metrics = _condition(outcome.status, "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("True", "Observed")
+    # Refreshed every REFRESH_SECONDS, not on every pass.
+    calls = live.calls
+    clock.seconds = 35
+    again = reconciler.reconcile(_body(spec, outcome.status))
+    assert live.calls == calls and again.status["live"] == figures
+
+
+def test_prometheus_down_is_a_condition_and_serving_carries_on(spec, config):
+    down = MetricsUnavailable("PrometheusUnreachable", "connection refused")
+    live = FakeLive(_sample(), _sample(), down, _sample(p95=20.0))  # one per refresh
+    _, reconciler, clock, status = _ready(spec, config, live)
+    clock.seconds = 20
+    status = reconciler.reconcile(_body(spec, status)).status
+    clock.seconds = 40
+    outcome = reconciler.reconcile(_body(spec, status))
+    status = outcome.status
+    metrics = _condition(status, "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusUnreachable")
+    assert ("Warning", "PrometheusUnreachable") in [(e.type, e.reason) for e in outcome.events]
+    assert status["phase"] == "Ready" and status["replicas"] == 1
+    assert "p95Ms" not in status["live"] and status["live"]["hourlyCostUSD"] == 0.34
+    assert status["p95Ms"] == status["decision"]["predictedP95Ms"]  # predicted, said so
+    clock.seconds = 60
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert _condition(status, "MetricsAvailable")["status"] == "True"
+    assert status["p95Ms"] == 20.0
+
+
+def test_no_requests_yet_means_no_observed_p95(spec, config):
+    _, reconciler, clock, status = _ready(spec, config, FakeLive(_sample(p95=None, rate=0.0)))
+    clock.seconds = 20
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["live"]["requestRate"] == 0.0 and "p95Ms" not in status["live"]
+    assert status["p95Ms"] == status["decision"]["predictedP95Ms"]
+    assert "no requests" in _condition(status, "MetricsAvailable")["message"]

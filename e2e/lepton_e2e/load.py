@@ -1,0 +1,154 @@
+"""A bounded, open-loop load generator against Triton, measuring what clients see.
+
+Open loop: request ``i`` is due at ``start + i / rate`` whether or not earlier ones
+have returned (a few worker threads take the due slots), so the offered rate does not
+sag when the server slows down, as real traffic does not. Every answer is recorded
+with its completion time, so a test can compare exactly the window Prometheus saw.
+Requests go to the Service's endpoints round-robin, as kube-proxy would spread them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tritonclient.http as triton_http
+from tritonclient.utils import np_to_triton_dtype
+
+from lepton_e2e.fixtures import Kube
+
+
+def service_endpoints(kube: Kube, service: str, namespace: str, port: str = "http") -> list[str]:
+    """``ip:port`` of the Service's ready endpoints for its port named ``port``: the
+    same mapping (Service port name to the pods' targetPort) kube-proxy applies."""
+    addresses = []
+    for endpoint_slice in kube.list(
+        "endpointslices", namespace, f"kubernetes.io/service-name={service}"
+    ):
+        number = next(
+            (p["port"] for p in endpoint_slice.get("ports") or [] if p.get("name") == port), None
+        )
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            if number is not None and (endpoint.get("conditions") or {}).get("ready"):
+                addresses += [f"{ip}:{number}" for ip in endpoint["addresses"]]
+    return sorted(addresses)
+
+
+def infer(address: str, model: str, inputs: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
+    client = triton_http.InferenceServerClient(address, network_timeout=30)
+    try:
+        result = client.infer(model, _inputs(inputs))
+        return {o["name"]: result.as_numpy(o["name"]) for o in result.get_response()["outputs"]}
+    finally:
+        client.close()
+
+
+def _inputs(arrays: dict[str, npt.NDArray[Any]]) -> list[triton_http.InferInput]:
+    tensors = []
+    for name, array in arrays.items():
+        tensor = triton_http.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors
+
+
+@dataclass
+class Sample:
+    done: float  # time.time() at completion
+    latency_ms: float
+    ok: bool
+
+
+@dataclass
+class LoadReport:
+    samples: list[Sample] = field(default_factory=list)
+
+    def window(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self.samples if start <= s.done < end]
+
+    def rate(self, start: float, end: float) -> float:
+        return sum(s.ok for s in self.window(start, end)) / (end - start)
+
+    def p95_ms(self, start: float, end: float) -> float:
+        latencies = sorted(s.latency_ms for s in self.window(start, end) if s.ok)
+        return statistics.quantiles(latencies, n=100, method="inclusive")[94]
+
+    @property
+    def failed(self) -> int:
+        return sum(not s.ok for s in self.samples)
+
+
+class ConstantLoad:
+    def __init__(
+        self,
+        endpoints: list[str],
+        model: str,
+        inputs: dict[str, npt.NDArray[Any]],
+        rate_rps: float,
+        outputs: list[str],
+        workers: int = 4,
+    ) -> None:
+        assert endpoints, "no ready endpoints to send load to"
+        self.endpoints = itertools.cycle(endpoints)
+        self.model = model
+        self.inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        # Binary outputs, as production clients ask: a JSON-encoded embedding would
+        # time the client's JSON parser, not the model.
+        self.outputs = outputs
+        self.interval = 1.0 / rate_rps
+        self.report = LoadReport()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.next_slot = 0
+        self.start_time = 0.0
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+
+    def __enter__(self) -> ConstantLoad:
+        self.start_time = time.time()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def _work(self) -> None:
+        clients: dict[str, triton_http.InferenceServerClient] = {}
+        try:
+            while not self.stopping.is_set():
+                with self.lock:
+                    due = self.start_time + self.next_slot * self.interval
+                    self.next_slot += 1
+                    address = next(self.endpoints)
+                if self.stopping.wait(max(0.0, due - time.time())):
+                    return
+                client = clients.get(address)
+                if client is None:
+                    client = clients[address] = triton_http.InferenceServerClient(
+                        address, network_timeout=30
+                    )
+                began = time.perf_counter()
+                try:
+                    client.infer(
+                        self.model,
+                        _inputs(self.inputs),
+                        outputs=[triton_http.InferRequestedOutput(o) for o in self.outputs],
+                    )
+                    ok = True
+                except Exception:  # a failed request is a measurement, not a crash
+                    ok = False
+                    clients.pop(address).close()
+                latency = (time.perf_counter() - began) * 1000
+                with self.lock:
+                    self.report.samples.append(Sample(time.time(), latency, ok))
+        finally:
+            for client in clients.values():
+                client.close()

@@ -1,0 +1,202 @@
+"""The whole serving loop, real parts throughout: a real build of MiniLM, served by a
+real tritonserver started from the Deployment's own pod template, canaried by the
+operator through tritonclient, loaded through the Service's port mapping, scraped by a
+real Prometheus through Kubernetes service discovery, and read back by the operator
+with PromQL into ``status.live``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from lepton_e2e import models
+from lepton_e2e.cluster import state_root
+from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
+from lepton_e2e.load import ConstantLoad, infer, service_endpoints
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
+NAMESPACE = "serving-e2e"
+RATE_WINDOW_S = 30
+LOAD_RPS = 6.0
+
+
+@pytest.fixture(scope="module")
+def operator(kube: Kube, prometheus: Any) -> Iterator[None]:
+    with installed_operator(
+        kube,
+        BUILDER,
+        f"config.prometheus.url={prometheus.url}",
+        f"config.prometheus.rateWindow={RATE_WINDOW_S}s",
+        "config.prometheus.timeoutSeconds=3",
+    ):
+        yield
+
+
+def _minilm() -> dict[str, Any]:
+    doc = copy.deepcopy(yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text()))
+    doc["spec"]["model"]["uri"] = "pvc://models/minilm"
+    doc["spec"]["optimization"] = {
+        "variants": ["onnx", "onnx-int8"],
+        "batchSizes": [1, 8],
+        "calibrationUri": "pvc://models/minilm-calibration.npz",
+        "accuracy": {"metric": "cosine", "tolerance": 0.99},
+    }
+    # Two shared cores run Triton, Prometheus, the operator and the load here.
+    doc["spec"]["slo"] = {"p95LatencyMs": 250}
+    doc["spec"]["pools"] = [
+        {
+            "name": "cpu-standard",
+            "nodeSelector": {"lepton.ai/pool": "cpu-standard"},
+            "hourlyPriceUSD": 0.34,
+            "resources": {"cpu": "2", "memory": "4Gi"},
+        }
+    ]
+    return doc
+
+
+def _status(kube: Kube) -> dict[str, Any]:
+    status: dict[str, Any] = kube.get("lm", "minilm", NAMESPACE).get("status") or {}
+    return status
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
+@pytest.fixture(scope="module")
+def served(kube: Kube, operator: None) -> Iterator[dict[str, Any]]:
+    kube.kubectl("create", "namespace", NAMESPACE)
+    try:
+        model_namespace(kube, NAMESPACE)
+        wait_for(
+            lambda: kube.get("pvc", "models", NAMESPACE)["status"].get("phase") == "Bound",
+            what="the models claim bound",
+        )
+        models.copy_minilm(state_root() / "pvcs" / NAMESPACE / "models")
+        kube.apply(_minilm(), namespace=NAMESPACE)
+
+        def ready() -> dict[str, Any] | None:
+            status = _status(kube)
+            assert status.get("phase") not in ("Failed", "Degraded"), status
+            return status if status.get("phase") == "Ready" else None
+
+        yield wait_for(ready, timeout=600, interval=3, what="minilm Ready")
+    finally:
+        kube.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+
+
+def _reference(status: dict[str, Any]) -> dict[str, Any]:
+    """The chosen variant's reference sample from the repository the build wrote."""
+    model = f"minilm__{status['decision']['variant']}"
+    folder = (
+        state_root() / "pvcs" / NAMESPACE / "minilm-models" / status["buildHash"] / "cpu-standard"
+    )
+    with np.load(folder / model / "1" / "reference.npz") as reference:
+        return {"model": model, **{key: reference[key] for key in reference.files}}
+
+
+def test_the_chosen_variant_passed_its_canary_on_a_real_triton_pod(
+    kube: Kube, served: dict[str, Any]
+) -> None:
+    canary = _condition(served, "CanaryPassed")
+    assert (canary.get("status"), canary.get("reason")) == ("True", "CanaryPassed"), canary
+    assert served["decision"]["variant"] in canary["message"]
+    (pod,) = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
+    gate = next(c for c in pod["status"]["conditions"] if c["type"] == "lepton.ai/canary")
+    assert gate["status"] == "True"
+    assert pod["spec"]["containers"][0]["command"] == ["tritonserver"]
+
+
+def test_the_service_answers_like_the_fp32_baseline(kube: Kube, served: dict[str, Any]) -> None:
+    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
+    assert len(endpoints) == 1 and endpoints[0].endswith(":8000")
+    reference = _reference(served)
+    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    answer = infer(endpoints[0], reference["model"], inputs)["last_hidden_state"]
+    baseline = reference["baseline:last_hidden_state"]
+    mask = inputs["attention_mask"].astype(bool)
+    got, want = answer[mask], baseline[mask]
+    cosine = (got * want).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+    assert cosine.min() >= 0.99
+
+
+def test_live_figures_agree_with_what_clients_measured(
+    kube: Kube, served: dict[str, Any], prometheus: Any
+) -> None:
+    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
+    reference = _reference(served)
+    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    with ConstantLoad(
+        endpoints, reference["model"], inputs, LOAD_RPS, ["last_hidden_state"]
+    ) as load:
+        settle = load.start_time + 2 * RATE_WINDOW_S
+
+        def observed_after_settling() -> dict[str, Any] | None:
+            live = _status(kube).get("live") or {}
+            stamp = live.get("time")
+            if not stamp or _epoch(stamp) < settle or live.get("p95Ms") is None:
+                return None
+            return dict(live)
+
+        live = wait_for(observed_after_settling, timeout=180, interval=2, what="status.live")
+    at = _epoch(live["time"])
+    client_rate = load.report.rate(at - RATE_WINDOW_S, at)
+    client_p95 = load.report.p95_ms(at - 2 * RATE_WINDOW_S, at)
+    print(f"client {client_rate:.2f} rps p95 {client_p95:.1f} ms; status.live {live}")
+    assert load.report.failed == 0
+    assert live["requestRate"] == pytest.approx(client_rate, rel=0.2)
+    assert live["p95Ms"] == pytest.approx(client_p95, rel=0.2)
+    status = _status(kube)
+    assert _condition(status, "MetricsAvailable").get("status") == "True"
+    assert status["p95Ms"] == live["p95Ms"]  # the printer column shows what was observed
+
+
+def test_prometheus_down_leaves_serving_untouched_and_is_reported(
+    kube: Kube, served: dict[str, Any], prometheus: Any
+) -> None:
+    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
+    reference = _reference(served)
+    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    with ConstantLoad(endpoints, reference["model"], inputs, 2.0, ["last_hidden_state"]) as load:
+        prometheus.stop()
+        try:
+            down = wait_for(
+                lambda: (
+                    _condition(_status(kube), "MetricsAvailable").get("status") == "False"
+                    and _condition(_status(kube), "MetricsAvailable")
+                ),
+                timeout=60,
+                what="MetricsAvailable=False",
+            )
+            assert down["reason"] == "PrometheusUnreachable", down
+            time.sleep(5)
+            status = _status(kube)
+            assert status["phase"] == "Ready" and status["replicas"] == 1
+        finally:
+            prometheus.start()
+            prometheus.wait_ready()
+        wait_for(
+            lambda: _condition(_status(kube), "MetricsAvailable").get("status") == "True",
+            timeout=90,
+            what="MetricsAvailable=True again",
+        )
+    assert load.report.samples and load.report.failed == 0
+    # MetricsAvailable=False has its own Warning Event, with the cause as its reason.
+    events = [(e.get("type"), e.get("reason")) for e in kube.list("events", NAMESPACE)]
+    assert ("Warning", "PrometheusUnreachable") in events
+
+
+def _epoch(stamp: str) -> float:
+    return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))

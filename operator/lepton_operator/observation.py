@@ -1,0 +1,56 @@
+"""What serving costs and does right now, as plain data for ``status.live``.
+
+Spend is read from Kubernetes (Ready replicas per pool times the pool's price), so it
+is known even when Prometheus is not; latency and traffic come from Prometheus
+(``lepton_operator.live``). Live figures are refreshed every ``REFRESH_SECONDS``,
+not on every pass: a status write per model per pass would be an update storm.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+from lepton_operator.resources import names
+
+REFRESH_SECONDS = 15.0
+
+
+def ready_replicas(deployment: dict[str, Any]) -> int:
+    status = deployment.get("status") or {}
+    return min(int(status.get("readyReplicas") or 0), int(status.get("availableReplicas") or 0))
+
+
+def replicas_by_pool(deployments: list[dict[str, Any]]) -> dict[str, int]:
+    by_pool: dict[str, int] = {}
+    for deployment in deployments:
+        pool = (deployment["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")
+        by_pool[pool] = by_pool.get(pool, 0) + ready_replicas(deployment)
+    return by_pool
+
+
+def hourly_spend(by_pool: dict[str, int], prices: dict[str, float]) -> float:
+    return sum(count * prices.get(pool, 0.0) for pool, count in by_pool.items())
+
+
+def _parse(stamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+def refresh_due(
+    previous: dict[str, Any] | None, now: str, seconds: float = REFRESH_SECONDS
+) -> bool:
+    if not previous or not previous.get("time"):
+        return True
+    try:
+        return (_parse(now) - _parse(previous["time"])).total_seconds() >= seconds
+    except ValueError:
+        return True
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    """Rounded, and None for what Prometheus answers with NaN (no observations)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
