@@ -595,3 +595,23 @@ def test_no_requests_yet_means_no_observed_p95(spec, config):
     assert status["live"]["requestRate"] == 0.0 and "p95Ms" not in status["live"]
     assert status["p95Ms"] == status["decision"]["predictedP95Ms"]
     assert "no requests" in _condition(status, "MetricsAvailable")["message"]
+
+
+def test_a_servicemonitor_is_made_only_when_configured(spec, config):
+    for enabled in (False, True):
+        config.serving.service_monitor = enabled
+        config.serving.service_monitor_labels = {"release": "kube-prometheus"}
+        kube = _with_source_claim(FakeKube())
+        reconciler = _reconciler(kube, config)
+        status = reconciler.reconcile(_body(spec)).status
+        _complete_builds(kube, REPORTS)
+        reconciler.reconcile(_body(spec, status))
+        monitors = kube.of_kind("ServiceMonitor")
+        assert len(monitors) == int(enabled)
+    (monitor,) = monitors
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    service = kube.of_kind("Service")[0]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+        service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
