@@ -1,0 +1,93 @@
+"""The canary adapter against a real tritonserver: the builder's own report and
+repository, served, judged through tritonclient exactly as the operator judges a pod."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lepton_builder.cli import main
+from lepton_e2e import models
+from lepton_e2e.triton import TritonServer
+from lepton_operator.canary.check import judge
+from lepton_operator.canary.client import CanaryUnreachable, infer
+from lepton_operator.report import parse_report
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(digits, tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("canary")
+    request = {
+        "requestVersion": 1,
+        "modelName": "digits",
+        "pool": "cpu-standard",
+        "device": "cpu",
+        "model": {
+            "uri": digits.uri,
+            "format": "torchscript",
+            "inputs": models.DIGITS_INPUTS,
+            "outputs": models.DIGITS_OUTPUTS,
+        },
+        "optimization": {
+            "variants": ["onnx", "torchscript"],
+            "batchSizes": [1, 4],
+            "calibrationUri": digits.calibration_uri,
+            "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
+        },
+        "repository": str(work / "repository"),
+    }
+    report_file = work / "report.json"
+    argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
+    fast = ["--profile-seconds", "0.2", "--min-iterations", "3", "--threads", "2"]
+    assert main([*argv, "--sources-root", str(digits.sources_root), *fast]) == 0
+    report = parse_report(report_file.read_text())
+    references = {v.name: v.canary for v in report.variants if v.status == "accepted"}
+    server = TritonServer(Path(report.repository), work, ["digits__onnx", "digits__torchscript"])
+    try:
+        server.wait_ready()
+        yield server, references
+    finally:
+        server.stop()
+
+
+def test_each_served_variant_gives_its_recorded_answer(served) -> None:
+    server, references = served
+    for variant in ("onnx", "torchscript"):
+        reason, verdict = judge(references[variant], f"digits__{variant}", server.http, infer)
+        assert (reason, verdict.passed) == ("CanaryPassed", True), verdict.message
+
+
+def test_a_different_answer_than_recorded_fails(served) -> None:
+    """As a mis-built or swapped artifact looks from the operator's side."""
+    server, references = served
+    wrong = references["onnx"].model_copy(deep=True)
+    wrong.outputs[0].data = _negated(wrong.outputs[0].data)
+    reason, verdict = judge(wrong, "digits__onnx", server.http, infer)
+    assert (reason, verdict.passed) == ("CanaryMismatch", False)
+    assert "relative L2" in verdict.message
+
+
+def test_an_input_the_model_cannot_take_fails_with_tritons_reason(served) -> None:
+    server, references = served
+    wrong = references["onnx"].model_copy(deep=True)
+    wrong.inputs[0].name = "not_an_input"
+    reason, verdict = judge(wrong, "digits__onnx", server.http, infer)
+    assert (reason, verdict.passed) == ("CanaryMismatch", False)
+    assert "not_an_input" in verdict.message
+
+
+def test_a_pod_that_does_not_answer_is_retried_not_judged(served) -> None:
+    _, references = served
+    with pytest.raises(CanaryUnreachable):
+        judge(references["onnx"], "digits__onnx", "127.0.0.1:1", infer)
+
+
+def _negated(data: str) -> str:
+    values = np.frombuffer(base64.b64decode(data), dtype="<f4")
+    return base64.b64encode((-values - 1).astype("<f4").tobytes()).decode()
