@@ -200,3 +200,67 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
 
 def _epoch(stamp: str) -> float:
     return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
+    kube: Kube, served: dict[str, Any]
+) -> None:
+    """A served artifact goes bad on the volume (as a botched copy or a bad rebuild
+    would); the next pod to load it fails its canary, never gets traffic, and the
+    operator falls back to the next-best variant, saying so in status and Events."""
+    status = _status(kube)
+    bad = status["decision"]["variant"]
+    folder = (
+        state_root() / "pvcs" / NAMESPACE / "minilm-models" / status["buildHash"] / "cpu-standard"
+    )
+    _perturb(folder / f"minilm__{bad}" / "1")
+    (old,) = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
+    kube.kubectl("delete", "pod", old["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
+
+    def rolled_back() -> dict[str, Any] | None:
+        current = _status(kube)
+        decision = current.get("decision") or {}
+        if decision.get("variant") == bad or current.get("phase") != "Ready":
+            return None
+        return current
+
+    status = wait_for(rolled_back, timeout=300, interval=2, what="a rollback to another variant")
+    (failure,) = status["canaryFailures"]
+    assert (failure["variant"], failure["pool"]) == (bad, "cpu-standard")
+    assert "relative L2" in failure["message"]
+    events = [(e["type"], e["reason"], e["message"]) for e in kube.list("events", NAMESPACE)]
+    assert any(t == "Warning" and r == "CanaryMismatch" and bad in m for t, r, m in events)
+    assert any(t == "Warning" and r == "RolledBack" and bad in m for t, r, m in events)
+    # The replacement passed its own canary and is the only pod serving.
+    assert _condition(status, "CanaryPassed")["status"] == "True"
+
+    def one_pod() -> dict[str, Any] | None:
+        pods = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
+        return pods[0] if len(pods) == 1 else None
+
+    pod = wait_for(one_pod, timeout=60, what="the failed pod scaled away")
+    assert pod["metadata"]["annotations"]["lepton.ai/variant"] == status["decision"]["variant"]
+    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
+    assert endpoints == [f"{pod['status']['podIP']}:8000"]
+
+
+def _perturb(version: Path) -> None:
+    """Scale the largest weight of the served artifact (ONNX or TorchScript): the model
+    still loads and answers, wrongly."""
+    if (version / "model.onnx").exists():
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(version / "model.onnx"))
+        largest = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+        weights = numpy_helper.to_array(largest)
+        largest.CopyFrom(numpy_helper.from_array(weights * 3 + 0.5, largest.name))
+        onnx.save(model, str(version / "model.onnx"))
+        return
+    import torch
+
+    module = torch.jit.load(str(version / "model.pt"))
+    with torch.no_grad():
+        largest = max(module.parameters(), key=lambda t: t.numel())
+        largest.mul_(3).add_(0.5)
+    torch.jit.save(module, str(version / "model.pt"))
