@@ -1,0 +1,363 @@
+"""The live planner: variant, pool and replicas for the load now and what is coming.
+
+Pure and deterministic: the operator feeds it from Prometheus and the cluster, the
+replay benchmark from a trace, the unit tests from literals; all run this code.
+
+One evaluation:
+1. **Correct the model** with reality: the ratio of observed to predicted p95 for what
+   is serving now, smoothed, applies to every candidate on the same pool (contention
+   and hardware differences are the pool's).
+2. **Plan for when capacity arrives**: each candidate is sized for the load forecast
+   one provisioning delay of its pool ahead (a rising trend is extrapolated, a falling
+   one is not), and never below the highest load of the recent window.
+3. **Cheapest SLO-meeting option** within each pool's room; never over budget: when the
+   budget cannot meet the SLO, the fastest affordable option is served and the reason
+   names what meeting the SLO would cost.
+4. **Do not flap**: replicas go up at once (within the scale-up window's highest
+   recommendation) and down only to the highest recommendation of the scale-down
+   window; a variant or pool change needs a saving of at least ``SWITCH_MARGIN`` and
+   the same recommendation for the whole scale-down window, unless what serves now
+   misses the SLO, which switches at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from lepton_operator.planning.capacity import Capacity
+
+SWITCH_MARGIN = 0.10  # a new variant/pool must save at least 10% per hour
+CORRECTION_WEIGHT = 0.3  # EWMA weight of the newest observed/predicted ratio
+CORRECTION_BOUNDS = (0.5, 4.0)
+
+
+@dataclass(frozen=True)
+class PoolState:
+    name: str
+    hourly_price_usd: float
+    provisioning_seconds: float = 0.0
+    max_replicas: int | None = None  # room left on the pool (nodes), None: unbounded
+    schedulable: bool = True  # False once its pods sat Pending past the timeout
+
+
+@dataclass(frozen=True)
+class Serving:
+    variant: str
+    pool: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    time_s: float
+    variant: str
+    pool: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    capacities: list[Capacity]
+    pools: dict[str, PoolState]
+    rate_rps: float
+    slo_ms: float
+    min_replicas: int = 1
+    max_replicas: int = 10
+    budget_usd: float | None = None
+    trend_rps_per_s: float = 0.0
+    recent_peak_rps: float = 0.0
+    observed_p95_ms: float | None = None
+    current: Serving | None = None
+    correction: float = 1.0
+    history: tuple[Recommendation, ...] = ()
+    now_s: float = 0.0
+    scale_up_window_s: float = 0.0
+    scale_down_window_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    variant: str
+    pool: str
+    replicas: int
+    predicted_p95_ms: float
+    hourly_cost_usd: float
+    slo_met: bool
+    within_budget: bool
+    reason: str
+    correction: float = 1.0
+    history: tuple[Recommendation, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _Option:
+    capacity: Capacity
+    replicas: int
+    p95_ms: float
+    cost: float
+    meets: bool
+
+
+def updated_correction(plan_input: PlanInput) -> float:
+    current = plan_input.current
+    if current is None or plan_input.observed_p95_ms is None or plan_input.rate_rps <= 0:
+        return plan_input.correction
+    capacity = _find(plan_input.capacities, current.variant, current.pool)
+    if capacity is None:
+        return plan_input.correction
+    predicted = capacity.p95_ms(plan_input.rate_rps, current.replicas)
+    if not math.isfinite(predicted) or predicted <= 0:
+        return plan_input.correction
+    low, high = CORRECTION_BOUNDS
+    ratio = min(max(plan_input.observed_p95_ms / predicted, low), high)
+    blended = (1 - CORRECTION_WEIGHT) * plan_input.correction + CORRECTION_WEIGHT * ratio
+    return round(min(max(blended, low), high), 4)
+
+
+def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | None:
+    return next((c for c in capacities if (c.variant, c.pool) == (variant, pool)), None)
+
+
+def _planning_load(plan_input: PlanInput, pool: PoolState) -> float:
+    ahead = max(plan_input.trend_rps_per_s, 0.0) * pool.provisioning_seconds
+    return max(plan_input.rate_rps + ahead, plan_input.recent_peak_rps, 0.0)
+
+
+def _options(plan_input: PlanInput, correction: float) -> list[_Option]:
+    current_pool = plan_input.current.pool if plan_input.current else None
+    options = []
+    for capacity in plan_input.capacities:
+        pool = plan_input.pools.get(capacity.pool)
+        if pool is None or not pool.schedulable:
+            continue
+        k = correction if capacity.pool == current_pool else 1.0
+        room = plan_input.max_replicas
+        if pool.max_replicas is not None:
+            room = min(room, pool.max_replicas)
+        if room < plan_input.min_replicas:
+            continue
+        load = _planning_load(plan_input, pool)
+        replicas = capacity.replicas_for(load, plan_input.slo_ms, plan_input.min_replicas, room, k)
+        meets = replicas is not None
+        if replicas is None:
+            replicas = room  # the most this pool can do, for the over-SLO fallback
+        options.append(
+            _Option(
+                capacity,
+                replicas,
+                capacity.p95_ms(load, replicas, k),
+                replicas * pool.hourly_price_usd,
+                meets,
+            )
+        )
+    return options
+
+
+def _affordable(cost: float, budget: float | None) -> bool:
+    return budget is None or cost <= budget + 1e-9
+
+
+def _within_budget(option: _Option, plan_input: PlanInput, correction: float) -> _Option:
+    """The same variant and pool, cut to the replicas the budget pays for."""
+    budget = plan_input.budget_usd
+    pool = plan_input.pools[option.capacity.pool]
+    if budget is None or pool.hourly_price_usd <= 0 or _affordable(option.cost, budget):
+        return option
+    replicas = max(0, min(option.replicas, math.floor(budget / pool.hourly_price_usd + 1e-9)))
+    p95 = option.capacity.p95_ms(_planning_load(plan_input, pool), replicas, correction)
+    return _Option(option.capacity, replicas, p95, replicas * pool.hourly_price_usd, False)
+
+
+def plan(plan_input: PlanInput) -> LivePlan | None:
+    """None only when no candidate can run anywhere (no schedulable pool)."""
+    correction = updated_correction(plan_input)
+    options = _options(plan_input, correction)
+    if not options:
+        return None
+    current = plan_input.current
+
+    def key(option: _Option) -> tuple[float, int, float, str, str]:
+        is_current = current is not None and (option.capacity.variant, option.capacity.pool) == (
+            current.variant,
+            current.pool,
+        )
+        return (
+            round(option.cost, 6),
+            0 if is_current else 1,
+            option.p95_ms,
+            option.capacity.variant,
+            option.capacity.pool,
+        )
+
+    meeting = sorted((o for o in options if o.meets), key=key)
+    affordable = [o for o in meeting if _affordable(o.cost, plan_input.budget_usd)]
+    if affordable:
+        best, slo_met, within = affordable[0], True, True
+        why = f"cheapest meeting p95 {plan_input.slo_ms:g} ms at {plan_input.rate_rps:.1f} req/s"
+    else:
+        capped = [_within_budget(o, plan_input, _k(plan_input, o, correction)) for o in options]
+        best = min(capped, key=lambda o: (o.p95_ms, o.cost, o.capacity.variant))
+        slo_met = best.p95_ms <= plan_input.slo_ms
+        within = False
+        why = (
+            f"the budget ${plan_input.budget_usd:.2f}/h cannot meet p95 "
+            f"{plan_input.slo_ms:g} ms (cheapest that would: ${meeting[0].cost:.2f}/h)"
+            if meeting and plan_input.budget_usd is not None
+            else f"no option meets p95 {plan_input.slo_ms:g} ms at {plan_input.rate_rps:.1f} req/s"
+        )
+        why += "; serving the fastest affordable"
+    best, why = _hold_or_switch(plan_input, best, options, why)
+    history = _remember(plan_input, best)
+    best, why = _stabilize(plan_input, best, history, why)
+    pool = plan_input.pools[best.capacity.pool]
+    load = _planning_load(plan_input, pool)
+    k = correction if current and best.capacity.pool == current.pool else 1.0
+    p95 = best.capacity.p95_ms(load, best.replicas, k)
+    return LivePlan(
+        variant=best.capacity.variant,
+        pool=best.capacity.pool,
+        replicas=best.replicas,
+        predicted_p95_ms=p95,
+        hourly_cost_usd=best.replicas * pool.hourly_price_usd,
+        slo_met=slo_met and p95 <= plan_input.slo_ms,
+        within_budget=within,
+        reason=(
+            f"{why}: {best.capacity.variant} on {best.capacity.pool} x{best.replicas}, "
+            f"predicted p95 {_ms(p95)}, ${best.replicas * pool.hourly_price_usd:.2f}/h"
+            + (f" (model corrected x{k:.2f} by observed latency)" if abs(k - 1) > 0.05 else "")
+        ),
+        correction=correction,
+        history=history,
+    )
+
+
+def _k(plan_input: PlanInput, option: _Option, correction: float) -> float:
+    current = plan_input.current
+    return correction if current is not None and option.capacity.pool == current.pool else 1.0
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms" if math.isfinite(value) else "unbounded (overloaded)"
+
+
+def _hold_or_switch(
+    plan_input: PlanInput, best: _Option, options: list[_Option], why: str
+) -> tuple[_Option, str]:
+    """Keep the current variant and pool unless the change is worth it."""
+    current = plan_input.current
+    if current is None or (best.capacity.variant, best.capacity.pool) == (
+        current.variant,
+        current.pool,
+    ):
+        return best, why
+    mine = next(
+        (
+            o
+            for o in options
+            if (o.capacity.variant, o.capacity.pool) == (current.variant, current.pool)
+        ),
+        None,
+    )
+    if mine is None or not mine.meets or not _affordable(mine.cost, plan_input.budget_usd):
+        return best, why  # what serves cannot do the job: switch now
+    if best.cost > mine.cost * (1 - SWITCH_MARGIN):
+        return mine, f"{why}; staying (a change would save under {SWITCH_MARGIN:.0%})"
+    return best, why
+
+
+def _remember(plan_input: PlanInput, best: _Option) -> tuple[Recommendation, ...]:
+    """Recommendations of the last two windows: enough to tell for how long a change
+    has been preferred without an unbounded status."""
+    window = 2 * max(plan_input.scale_up_window_s, plan_input.scale_down_window_s)
+    kept = tuple(h for h in plan_input.history if plan_input.now_s - h.time_s <= window)
+    return (
+        *kept,
+        Recommendation(plan_input.now_s, best.capacity.variant, best.capacity.pool, best.replicas),
+    )
+
+
+def _preferred_for(
+    history: tuple[Recommendation, ...], target: tuple[str, str], now: float
+) -> float:
+    """Seconds for which every recommendation has named ``target``."""
+    since = now
+    for entry in sorted(history, key=lambda h: h.time_s, reverse=True):
+        if (entry.variant, entry.pool) != target:
+            break
+        since = entry.time_s
+    return now - since
+
+
+def _stabilize(
+    plan_input: PlanInput,
+    best: _Option,
+    history: tuple[Recommendation, ...],
+    why: str,
+) -> tuple[_Option, str]:
+    current = plan_input.current
+    if current is None:
+        return best, why
+    now = plan_input.now_s
+    window = plan_input.scale_down_window_s
+    down_window = [h for h in history if now - h.time_s < window]
+    same_target = (best.capacity.variant, best.capacity.pool)
+    if same_target != (current.variant, current.pool):
+        settled = _preferred_for(history, same_target, now) >= window
+        capacity = _find(plan_input.capacities, current.variant, current.pool)
+        needed = _current_needs(plan_input)
+        if not settled and capacity is not None and needed is not None:
+            pool = plan_input.pools[current.pool]
+            replicas = max(needed, current.replicas)  # up if needed, never down meanwhile
+            held = _Option(
+                capacity,
+                replicas,
+                capacity.p95_ms(_planning_load(plan_input, pool), replicas),
+                replicas * pool.hourly_price_usd,
+                True,
+            )
+            return held, (
+                f"{why}; holding {current.variant} on {current.pool} until "
+                f"{best.capacity.variant} on {best.capacity.pool} has been preferred "
+                f"for {window:g} s"
+            )
+        return best, why
+    if best.replicas > current.replicas:
+        up = [
+            h.replicas
+            for h in history
+            if (h.variant, h.pool) == same_target and now - h.time_s <= plan_input.scale_up_window_s
+        ]
+        return replace(best, replicas=max([best.replicas, *up])), why
+    if best.replicas < current.replicas:
+        recent = [h.replicas for h in down_window if (h.variant, h.pool) == same_target]
+        covered = _preferred_for(history, same_target, now) >= window
+        # Until the recommendations span the whole window, what they do not cover is
+        # assumed to have wanted what runs now: a restart never scales down at once.
+        target = min(current.replicas, max([best.replicas, *recent]))
+        if not covered:
+            target = current.replicas
+        if target > best.replicas:
+            why += f"; scale-down held by the {plan_input.scale_down_window_s:g} s window"
+        return replace(best, replicas=target), why
+    return best, why
+
+
+def _current_needs(plan_input: PlanInput) -> int | None:
+    """Replicas what serves now needs to meet the SLO; None if it cannot."""
+    current = plan_input.current
+    assert current is not None
+    capacity = _find(plan_input.capacities, current.variant, current.pool)
+    pool = plan_input.pools.get(current.pool)
+    if capacity is None or pool is None or not pool.schedulable:
+        return None
+    room = plan_input.max_replicas
+    if pool.max_replicas is not None:
+        room = min(room, pool.max_replicas)
+    return capacity.replicas_for(
+        _planning_load(plan_input, pool),
+        plan_input.slo_ms,
+        plan_input.min_replicas,
+        room,
+        plan_input.correction,
+    )

@@ -1,0 +1,157 @@
+"""The live planner's edges, on MiniLM-like figures: CPU onnx (25 ms, 53 req/s per
+replica, $0.34/h) against GPU fp16 (2 ms, 1,900 req/s, $0.81/h)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
+from lepton_operator.planning.planner import (
+    LivePlan,
+    PlanInput,
+    PoolState,
+    Serving,
+    plan,
+)
+from lepton_operator.report import Profile
+
+CPU = Capacity("onnx", "cpu", base_p95_ms=25.0, max_rps=53.0)
+GPU = Capacity("fp16", "gpu", base_p95_ms=2.0, max_rps=1900.0)
+POOLS = {
+    "cpu": PoolState("cpu", 0.34, provisioning_seconds=60),
+    "gpu": PoolState("gpu", 0.81, provisioning_seconds=180),
+}
+
+
+def _input(rate: float, **changes) -> PlanInput:
+    base = PlanInput(capacities=[CPU, GPU], pools=POOLS, rate_rps=rate, slo_ms=100, max_replicas=20)
+    return replace(base, **changes)
+
+
+def _plan(rate: float, **changes) -> LivePlan:
+    result = plan(_input(rate, **changes))
+    assert result is not None
+    return result
+
+
+def test_the_capacity_model_is_monotone_and_bounded() -> None:
+    assert CPU.p95_ms(0, 1) == 25.0
+    loads = [CPU.p95_ms(rate, 2) for rate in (10, 50, 90, 105)]
+    assert loads == sorted(loads) and math.isinf(CPU.p95_ms(106, 2))
+    assert CPU.p95_ms(50, 4) < CPU.p95_ms(50, 2)
+    # The queueing tail leaves 75 ms of a 100 ms SLO: at most 57% busy per replica.
+    assert CPU.replicas_for(100, 100, 1, 20) == 4
+    assert CPU.replicas_for(10_000, 100, 1, 20) is None
+
+
+def test_capacity_uses_only_batch_sizes_whose_own_p95_meets_the_slo() -> None:
+    profiles = [
+        Profile(batchSize=1, p50Ms=20, p95Ms=25, p99Ms=30, throughputRps=50),
+        Profile(batchSize=8, p50Ms=140, p95Ms=160, p99Ms=170, throughputRps=57),
+    ]
+    assert capacity_from_profiles("onnx", "cpu", profiles, 100).max_rps == 50
+    assert capacity_from_profiles("onnx", "cpu", profiles, 200).max_rps == 57
+
+
+def test_low_load_is_cheapest_on_one_cpu_replica() -> None:
+    result = _plan(5)
+    assert (result.variant, result.pool, result.replicas) == ("onnx", "cpu", 1)
+    assert result.slo_met and result.within_budget and result.hourly_cost_usd == 0.34
+
+
+def test_high_load_moves_to_the_gpu_where_it_is_cheaper() -> None:
+    result = _plan(300)
+    assert (result.pool, result.replicas) == ("gpu", 1)
+    assert "cheapest meeting" in result.reason
+
+
+def test_zero_load_keeps_min_replicas_or_scales_to_zero() -> None:
+    assert _plan(0).replicas == 1
+    idle = _plan(0, min_replicas=0)
+    assert idle.replicas == 0 and idle.hourly_cost_usd == 0
+
+
+def test_load_above_max_replicas_serves_the_most_it_may_and_says_so() -> None:
+    result = _plan(50_000, max_replicas=3)
+    assert result.replicas == 3 and not result.slo_met
+    assert "no option meets" in result.reason
+
+
+def test_a_budget_too_small_is_never_exceeded_and_names_the_cost_of_the_slo() -> None:
+    result = _plan(150, budget_usd=0.70, capacities=[CPU])
+    assert result.hourly_cost_usd <= 0.70 and result.replicas == 2
+    assert not result.within_budget and not result.slo_met
+    assert "cheapest that would: $1.70/h" in result.reason
+
+
+def test_only_one_pool() -> None:
+    result = _plan(300, capacities=[CPU], pools={"cpu": POOLS["cpu"]})
+    assert (result.pool, result.replicas) == ("cpu", 10)
+
+
+def test_a_pool_that_cannot_schedule_or_has_no_room_is_avoided() -> None:
+    stuck = {**POOLS, "gpu": replace(POOLS["gpu"], schedulable=False)}
+    assert _plan(300, pools=stuck).pool == "cpu"
+    full = {**POOLS, "gpu": replace(POOLS["gpu"], max_replicas=0)}
+    assert _plan(300, pools=full).pool == "cpu"
+    nothing = {"cpu": replace(POOLS["cpu"], schedulable=False), "gpu": stuck["gpu"]}
+    assert plan(_input(300, pools=nothing)) is None
+
+
+def test_a_rising_trend_is_planned_for_one_provisioning_delay_ahead() -> None:
+    steady = _plan(40, capacities=[CPU])
+    rising = _plan(40, capacities=[CPU], trend_rps_per_s=1.0)  # +60 req/s by the time
+    assert rising.replicas > steady.replicas
+
+
+def test_observed_latency_corrects_the_model() -> None:
+    serving = Serving("onnx", "cpu", 1)
+    slow = _plan(30, capacities=[CPU], current=serving, observed_p95_ms=150.0)
+    assert slow.correction > 1 and slow.replicas >= 2
+    assert "corrected" in slow.reason
+
+
+def test_scale_down_waits_for_the_window_and_scale_up_does_not() -> None:
+    serving = Serving("onnx", "cpu", 4)
+    history: tuple = ()
+    replicas = []
+    for minute in range(8):
+        result = _plan(20, capacities=[CPU], current=serving, history=history, now_s=minute * 60.0)
+        history, serving = result.history, Serving("onnx", "cpu", result.replicas)
+        replicas.append(result.replicas)
+    assert replicas[:5] == [4, 4, 4, 4, 4] and replicas[-1] == 1
+    up = _plan(300, capacities=[CPU], current=serving, history=history, now_s=600.0)
+    assert up.replicas == 10
+
+
+def test_flapping_load_does_not_flap_the_plan() -> None:
+    serving: Serving | None = None
+    history: tuple = ()
+    seen = []
+    for step in range(40):
+        rate = 280 if step % 2 else 320  # around the CPU/GPU break-even, every 30 s
+        result = _plan(rate, current=serving, history=history, now_s=step * 30.0)
+        history = result.history
+        serving = Serving(result.variant, result.pool, result.replicas)
+        seen.append((result.pool, result.replicas))
+    changes = sum(1 for a, b in itertools.pairwise(seen) if a != b)
+    assert changes <= 2, seen
+
+
+def test_a_cheaper_option_must_stay_preferred_for_the_window_before_a_switch() -> None:
+    serving = Serving("fp16", "gpu", 1)
+    history: tuple = ()
+    pools = []
+    for minute in range(7):
+        result = _plan(10, current=serving, history=history, now_s=minute * 60.0)
+        history, serving = result.history, Serving(result.variant, result.pool, result.replicas)
+        pools.append(result.pool)
+    assert pools[:5] == ["gpu"] * 5 and pools[-1] == "cpu"
+
+
+def test_an_slo_miss_switches_at_once() -> None:
+    serving = Serving("onnx", "cpu", 1)
+    result = _plan(900, current=serving, max_replicas=20, pools={**POOLS})
+    assert result.pool == "gpu"
