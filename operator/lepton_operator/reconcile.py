@@ -22,6 +22,7 @@ from lepton_operator.api.status import ConditionType, Phase, VariantStatus
 from lepton_operator.canary.check import CanaryResult, Infer, check_pods
 from lepton_operator.conditions import condition_status, set_condition
 from lepton_operator.config import OperatorConfig
+from lepton_operator.decide import decide
 from lepton_operator.kube import Kube
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.observation import (
@@ -31,8 +32,14 @@ from lepton_operator.observation import (
     replicas_by_pool,
     rounded,
 )
-from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan, variant_rows
-from lepton_operator.report import REPORT_KEY, CanaryReference, ReportError, parse_report
+from lepton_operator.planning import NoPlan, Plan, variant_rows
+from lepton_operator.report import (
+    REPORT_KEY,
+    CanaryReference,
+    Profile,
+    ReportError,
+    parse_report,
+)
 from lepton_operator.resources import build as build_objects
 from lepton_operator.resources import names, serving
 
@@ -86,11 +93,26 @@ def _job_seconds(job: dict[str, Any] | None) -> int | None:
     return int((_as_time(end) - _as_time(start)).total_seconds())
 
 
+def _epoch(stamp: str) -> float:
+    return _as_time(stamp).timestamp()
+
+
 def _as_time(value: Any) -> datetime.datetime:
     """The dynamic client hands back datetimes; a plain dict (tests, JSON) has strings."""
     if isinstance(value, datetime.datetime):
         return value
     return datetime.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+@dataclass
+class BuildsRead:
+    """What the finished builds say, per (pool, variant)."""
+
+    builds: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[VariantStatus] = field(default_factory=list)
+    triton_models: dict[tuple[str, str], str] = field(default_factory=dict)
+    references: dict[tuple[str, str], CanaryReference | None] = field(default_factory=dict)
+    profiles: dict[tuple[str, str], list[Profile]] = field(default_factory=dict)
 
 
 class LiveSource(Protocol):
@@ -168,7 +190,13 @@ class Reconciler:
             )
             status["buildHash"] = build
         self._ensure_build_objects(body, spec, pools, build)
-        builds, rows, triton_models, references = self._read_builds(body, spec, pools, build)
+        read = self._read_builds(body, spec, pools, build)
+        builds, rows, triton_models, references = (
+            read.builds,
+            read.rows,
+            read.triton_models,
+            read.references,
+        )
         status["builds"] = builds
         status["variants"] = [
             r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in rows
@@ -204,7 +232,22 @@ class Reconciler:
         failed = self._check_canaries(body, build, references, status, events, now, condition)
         accepted = [r for r in accepted if (r.pool, r.variant) not in failed]
         previous = status.get("decision") or {}
-        plan = self._plan(spec, pools, accepted)
+        sample = self._sample(body, status, now, condition)
+        decided = decide(
+            spec,
+            pools,
+            accepted,
+            read.profiles,
+            status,
+            sample,
+            _epoch(now),
+            self._unschedulable_pools(body, pools, now),
+        )
+        plan = decided.plan
+        if decided.planner:
+            status["planner"] = decided.planner
+        else:
+            status.pop("planner", None)
         if isinstance(plan, NoPlan):
             condition(ConditionType.DEPLOYED, False, "NoPlan", plan.reason)
             if spec.budget:
@@ -226,7 +269,7 @@ class Reconciler:
         ready, deployments = self._serve(
             body, pools, plan, build, triton_models[(plan.pool, plan.variant)], status
         )
-        self._observe(body, pools, deployments, status, now, condition)
+        self._record_live(pools, deployments, status, now, sample)
         condition(
             ConditionType.DEPLOYED,
             True,
@@ -301,17 +344,11 @@ class Reconciler:
 
     def _read_builds(
         self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
-    ) -> tuple[
-        list[dict[str, Any]],
-        list[VariantStatus],
-        dict[tuple[str, str], str],
-        dict[tuple[str, str], CanaryReference | None],
-    ]:
+    ) -> BuildsRead:
         meta = body["metadata"]
-        builds: list[dict[str, Any]] = []
-        rows: list[VariantStatus] = []
-        triton_models: dict[tuple[str, str], str] = {}
-        references: dict[tuple[str, str], CanaryReference | None] = {}
+        read = BuildsRead()
+        builds, rows = read.builds, read.rows
+        triton_models, references = read.triton_models, read.references
         for pool in pools:
             job_name = names.build_job(meta["name"], pool.name, build)
             job = self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
@@ -334,6 +371,7 @@ class Reconciler:
                             variant.triton_model or variant.name
                         )
                         references[(pool.name, variant.name)] = variant.canary
+                        read.profiles[(pool.name, variant.name)] = variant.profiles
             entry: dict[str, Any] = {
                 "pool": pool.name,
                 "job": job_name,
@@ -344,7 +382,7 @@ class Reconciler:
             if seconds is not None and phase != "Running":
                 entry["durationSeconds"] = seconds
             builds.append(entry)
-        return builds, rows, triton_models, references
+        return read
 
     def _check_canaries(
         self,
@@ -402,25 +440,6 @@ class Reconciler:
             ):
                 if (obj["metadata"].get("labels") or {}).get(names.BUILD_HASH_LABEL) != build:
                     self.kube.delete_owned(obj, meta["uid"])
-
-    @staticmethod
-    def _plan(
-        spec: LeptonModelSpec, pools: list[PoolSpec], accepted: list[VariantStatus]
-    ) -> Plan | NoPlan:
-        prices = {p.name: p.hourly_price_usd for p in pools}
-        candidates = [
-            Candidate(r.variant, r.pool, r.p95_ms or 0.0, r.throughput_rps or 0.0, prices[r.pool])
-            for r in accepted
-        ]
-        return initial_plan(
-            candidates,
-            spec.slo.p95_latency_ms,
-            spec.scaling.min_replicas,
-            spec.scaling.max_replicas,
-            spec.slo.min_throughput_rps,
-            spec.budget.max_hourly_usd if spec.budget else None,
-            spec.replicas,
-        )
 
     @staticmethod
     def _record_decision(status: dict[str, Any], plan: Plan, now: str, events: list[Event]) -> None:
@@ -503,60 +522,88 @@ class Reconciler:
         }
         return ready, deployments
 
-    def _observe(
+    def _sample(
         self,
         body: dict[str, Any],
-        pools: list[PoolSpec],
-        deployments: list[dict[str, Any]],
         status: dict[str, Any],
         now: str,
         condition: Callable[[ConditionType, bool | None, str, str], None],
-    ) -> None:
-        """Refresh ``status.live``: spend from Kubernetes, latency and traffic from
-        Prometheus. Prometheus failing costs a condition, never serving or the pass."""
-        by_pool = replicas_by_pool(deployments)
-        spend = round(hourly_spend(by_pool, {p.name: p.hourly_price_usd for p in pools}), 4)
-        if any(by_pool.values()):
-            status["hourlyCostUSD"] = spend  # observed; the planned figure until then
-        previous = status.get("live") or {}
-        if self.live is None or not refresh_due(previous, now):
-            if previous.get("p95Ms") is not None:
-                status["p95Ms"] = previous["p95Ms"]
-            return
+    ) -> LiveSample | None:
+        """A fresh read of the model's Triton figures when one is due, else None.
+        Prometheus failing costs a condition, never serving or the pass."""
+        if self.live is None or not refresh_due(status.get("live"), now):
+            return None
         meta = body["metadata"]
-        live: dict[str, Any] = {"hourlyCostUSD": spend, "replicasByPool": by_pool, "time": now}
         try:
             sample = self.live.sample(meta["namespace"], meta["name"])
         except MetricsUnavailable as error:
             condition(ConditionType.METRICS, False, error.reason, error.message)
-            status["live"] = live  # spend and replicas still hold; latency is unknown
-            return
-        live.update(
-            {
-                key: value
-                for key, value in {
-                    "p95Ms": rounded(sample.p95_ms, 2),
-                    "p99Ms": rounded(sample.p99_ms, 2),
-                    "meanMs": rounded(sample.mean_ms, 2),
-                    "queueP95Ms": rounded(sample.queue_p95_ms, 2),
-                    "requestRate": rounded(sample.request_rate_rps),
-                    "failureRate": rounded(sample.failure_rate_rps),
-                    "gpuUtilization": rounded(sample.gpu_utilization),
-                }.items()
-                if value is not None
-            }
-        )
-        status["live"] = live
-        if live.get("p95Ms") is not None:
-            status["p95Ms"] = live["p95Ms"]
+            status["live"] = {"time": now}  # latency unknown; spend is filled in below
+            return None
+        p95 = rounded(sample.p95_ms, 2)
         condition(
             ConditionType.METRICS,
             True,
             "Observed",
-            f"{live['requestRate']} req/s, p95 "
-            + (f"{live['p95Ms']} ms" if "p95Ms" in live else "unknown (no requests)")
+            f"{rounded(sample.request_rate_rps)} req/s, p95 "
+            + (f"{p95} ms" if p95 is not None else "unknown (no requests)")
             + f", from {self.config.prometheus.url}",
         )
+        status["live"] = {
+            key: value
+            for key, value in {
+                "p95Ms": p95,
+                "p99Ms": rounded(sample.p99_ms, 2),
+                "meanMs": rounded(sample.mean_ms, 2),
+                "queueP95Ms": rounded(sample.queue_p95_ms, 2),
+                "requestRate": rounded(sample.request_rate_rps),
+                "failureRate": rounded(sample.failure_rate_rps),
+                "gpuUtilization": rounded(sample.gpu_utilization),
+                "time": now,
+            }.items()
+            if value is not None
+        }
+        return sample
+
+    @staticmethod
+    def _record_live(
+        pools: list[PoolSpec],
+        deployments: list[dict[str, Any]],
+        status: dict[str, Any],
+        now: str,
+        sample: LiveSample | None,
+    ) -> None:
+        """Spend and replicas from Kubernetes (known even when Prometheus is not); the
+        P95 and $/H columns show observed figures once there are any."""
+        by_pool = replicas_by_pool(deployments)
+        spend = round(hourly_spend(by_pool, {p.name: p.hourly_price_usd for p in pools}), 4)
+        if any(by_pool.values()):
+            status["hourlyCostUSD"] = spend  # observed; the planned figure until then
+        live = status.get("live")
+        if live is not None and (sample is not None or live.get("time") == now):
+            live.update({"hourlyCostUSD": spend, "replicasByPool": by_pool})
+        if (live or {}).get("p95Ms") is not None:
+            status["p95Ms"] = live["p95Ms"]  # type: ignore[index]
+
+    def _unschedulable_pools(
+        self, body: dict[str, Any], pools: list[PoolSpec], now: str
+    ) -> set[str]:
+        """Pools whose serving pods have waited for a node longer than the pool takes
+        to provision one (at least a minute): the planner falls back to another."""
+        meta = body["metadata"]
+        waiting: set[str] = set()
+        limits = {p.name: max(2.0 * p.provisioning_seconds, 60.0) for p in pools}
+        selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
+        for pod in self.kube.list_labelled("v1", "Pod", meta["namespace"], selector):
+            pool = (pod["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")
+            created = pod["metadata"].get("creationTimestamp")
+            if (pod.get("status") or {}).get("phase") != "Pending" or pool not in limits:
+                continue
+            if (pod.get("spec") or {}).get("nodeName") or not created:
+                continue
+            if _epoch(now) - _as_time(created).timestamp() > limits[pool]:
+                waiting.add(pool)
+        return waiting
 
     # ---- closing -------------------------------------------------------------------
     @staticmethod

@@ -133,6 +133,25 @@ class LiveFigures(Spec):
     time: str
 
 
+class PlannerRecommendation(Spec):
+    time: float = Field(description="Unix seconds.")
+    variant: str
+    pool: str
+    replicas: int = Field(ge=0)
+
+
+class PlannerMemory(Spec):
+    """What the live planner remembers between evaluations: its model correction
+    (observed over predicted p95), its recent recommendations (stabilization windows)
+    and recent request rates (trend and peak). Small and bounded by the windows."""
+
+    correction: float = 1.0
+    history: list[PlannerRecommendation] = Field(default_factory=list, max_length=2000)
+    rates: list[list[float]] = Field(
+        default_factory=list, max_length=2000, description="[unix seconds, req/s] pairs."
+    )
+
+
 class Endpoint(Spec):
     service: str
     http: str = Field(description="host:port of Triton's HTTP API.")
@@ -155,6 +174,7 @@ class LeptonModelStatus(Spec):
     decision: Decision | None = None
     canary_failures: list[CanaryFailure] = Field(default_factory=list, alias="canaryFailures")
     live: LiveFigures | None = None
+    planner: PlannerMemory | None = None
     endpoint: Endpoint | None = None
     replicas: int | None = Field(default=None, description="Ready replicas (scale subresource).")
     selector: str | None = Field(

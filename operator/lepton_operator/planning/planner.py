@@ -120,7 +120,10 @@ def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | Non
 
 
 def _planning_load(plan_input: PlanInput, pool: PoolState) -> float:
+    """The load to size for: the rising trend extrapolated over the pool's provisioning
+    delay, capped at doubling (a step is not a ramp), and never below the recent peak."""
     ahead = max(plan_input.trend_rps_per_s, 0.0) * pool.provisioning_seconds
+    ahead = min(ahead, max(plan_input.rate_rps, 0.0))
     return max(plan_input.rate_rps + ahead, plan_input.recent_peak_rps, 0.0)
 
 

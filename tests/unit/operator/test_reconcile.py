@@ -486,7 +486,12 @@ def test_a_refused_request_fails_the_canary(spec, config):
 def test_without_a_reference_the_pod_serves_and_status_says_so(spec, config):
     triton = ScriptedTriton({})
     kube = _with_source_claim(FakeKube())
-    reconciler = Reconciler(kube, config, clock=lambda: "t", infer=triton)  # type: ignore[arg-type]
+    reconciler = Reconciler(
+        kube,  # type: ignore[arg-type]
+        config,
+        clock=lambda: "2026-11-24T00:00:00Z",
+        infer=triton,
+    )
     status = reconciler.reconcile(_body(spec)).status
     _complete_builds(kube, REPORTS)  # no canary entries
     status = reconciler.reconcile(_body(spec, status)).status
@@ -615,3 +620,84 @@ def test_a_servicemonitor_is_made_only_when_configured(spec, config):
         service["metadata"]["labels"].items()
     )
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+# ---- the live planner in the pass ------------------------------------------------------
+def _passes(reconciler, spec, clock, status, seconds):
+    """Run the timer's passes every 5 s for ``seconds``; returns the last status."""
+    for _ in range(seconds // 5):
+        clock.seconds += 5
+        status = reconciler.reconcile(_body(spec, status)).status
+    return status
+
+
+def _instant_pools(spec, config):
+    """The config's pools with no provisioning delay: no trend extrapolation."""
+    spec["pools"] = [
+        {**p.model_dump(by_alias=True, exclude_none=True), "provisioningSeconds": 0}
+        for p in config.pools
+    ]
+
+
+def test_traffic_scales_replicas_up_at_once_and_down_after_the_window(spec, config):
+    spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 60}
+    _instant_pools(spec, config)
+    live = FakeLive(_sample(p95=9.0, rate=1.0))
+    kube, reconciler, clock, status = _ready(spec, config, live)
+    status = _passes(reconciler, spec, clock, status, 20)
+    assert status["decision"]["replicas"] == 1 and "planner" in status
+
+    live.answers = [_sample(p95=20.0, rate=100.0)]
+    status = _passes(reconciler, spec, clock, status, 20)
+    decision = status["decision"]
+    assert (decision["pool"], decision["replicas"]) == ("cpu-standard", 2), decision["reason"]
+    (deployment,) = kube.of_kind("Deployment")
+    assert deployment["spec"]["replicas"] == 2
+
+    live.answers = [_sample(p95=9.0, rate=1.0)]
+    status = _passes(reconciler, spec, clock, status, 30)
+    assert status["decision"]["replicas"] == 2  # held by the 60 s window
+    # Down once the window holds only low recommendations (plus the 30 s peak floor and
+    # a 15 s refresh): within two minutes of the load dropping.
+    status = _passes(reconciler, spec, clock, status, 90)
+    assert status["decision"]["replicas"] == 1
+    assert kube.of_kind("Deployment")[0]["spec"]["replicas"] == 1
+
+
+def test_prometheus_down_never_scales_down(spec, config):
+    spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 0}
+    _instant_pools(spec, config)
+    live = FakeLive(_sample(p95=20.0, rate=100.0))
+    _, reconciler, clock, status = _ready(spec, config, live)
+    status = _passes(reconciler, spec, clock, status, 40)
+    assert status["decision"]["replicas"] == 2
+    live.answers = [MetricsUnavailable("PrometheusUnreachable", "connection refused")]
+    status = _passes(reconciler, spec, clock, status, 120)
+    assert status["decision"]["replicas"] == 2
+    assert _condition(status, "MetricsAvailable")["status"] == "False"
+
+
+def test_pods_pending_past_the_timeout_move_the_model_to_another_pool(spec, config):
+    live = FakeLive(_sample(p95=9.0, rate=1.0))
+    kube, reconciler, clock, status = _ready(spec, config, live)
+    kube.objects[("Pod", "ml", "stuck")] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "stuck",
+            "namespace": "ml",
+            "labels": {
+                "lepton.ai/model": "minilm",
+                "lepton.ai/component": "triton",
+                "lepton.ai/pool": "cpu-standard",
+            },
+            "creationTimestamp": "2026-11-24T00:00:00Z",
+        },
+        "spec": {},
+        "status": {"phase": "Pending"},
+    }
+    # The timeout: twice the pool's provisioning time (60 s), at least a minute.
+    status = _passes(reconciler, spec, clock, status, 100)
+    assert status["decision"]["pool"] == "cpu-standard"
+    status = _passes(reconciler, spec, clock, status, 30)
+    assert status["decision"]["pool"] == "gpu-l4", status["decision"]["reason"]

@@ -1,0 +1,172 @@
+"""From what the status and Prometheus say to one plan: the live planner's glue.
+
+Pure (plain dicts and dataclasses in, a plan and the planner's memory out), so the
+reconcile pass stays I/O and the planner stays free of Kubernetes shapes. What it
+guards against, beyond what the planner does:
+
+- a model that never had traffic figures gets the first plan from the profiles alone
+  (``initial_plan``); the live planner takes over once Prometheus has answered;
+- when this pass has no fresh figures (Prometheus down, or between refreshes) it never
+  scales down: no decision to spend less is taken blind;
+- ``spec.replicas`` (the scale subresource, or an HPA behind it) pins the count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
+from lepton_operator.api.status import VariantStatus
+from lepton_operator.live.sample import LiveSample
+from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan
+from lepton_operator.planning.capacity import capacity_from_profiles
+from lepton_operator.planning.planner import (
+    LivePlan,
+    PlanInput,
+    PoolState,
+    Recommendation,
+    Serving,
+    plan,
+)
+from lepton_operator.report import Profile
+
+TREND_WINDOW_S = 120.0
+PEAK_WINDOW_S = 30.0
+
+
+@dataclass
+class Decided:
+    plan: Plan | NoPlan
+    planner: dict[str, Any] = field(default_factory=dict)  # status.planner, the memory
+
+
+def _first_plan(
+    spec: LeptonModelSpec, pools: list[PoolSpec], accepted: list[VariantStatus]
+) -> Plan | NoPlan:
+    prices = {p.name: p.hourly_price_usd for p in pools}
+    candidates = [
+        Candidate(r.variant, r.pool, r.p95_ms or 0.0, r.throughput_rps or 0.0, prices[r.pool])
+        for r in accepted
+    ]
+    return initial_plan(
+        candidates,
+        spec.slo.p95_latency_ms,
+        spec.scaling.min_replicas,
+        spec.scaling.max_replicas,
+        spec.slo.min_throughput_rps,
+        spec.budget.max_hourly_usd if spec.budget else None,
+        spec.replicas,
+    )
+
+
+def _trend(rates: list[list[float]], now: float) -> float:
+    window = [(t, r) for t, r in rates if now - t <= TREND_WINDOW_S]
+    if len(window) < 2 or window[-1][0] <= window[0][0]:
+        return 0.0
+    return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+
+
+def decide(
+    spec: LeptonModelSpec,
+    pools: list[PoolSpec],
+    accepted: list[VariantStatus],
+    profiles: dict[tuple[str, str], list[Profile]],
+    status: dict[str, Any],
+    sample: LiveSample | None,
+    now_s: float,
+    unschedulable: set[str] | frozenset[str] = frozenset(),
+) -> Decided:
+    memory: dict[str, Any] = dict(status.get("planner") or {})
+    decision = status.get("decision") or {}
+    pairs = {(r.pool, r.variant) for r in accepted}
+    current = None
+    if (decision.get("pool"), decision.get("variant")) in pairs:
+        current = Serving(decision["variant"], decision["pool"], int(decision["replicas"]))
+    live = status.get("live") or {}
+    rates: list[list[float]] = [list(x) for x in memory.get("rates") or []]
+    known = rates[-1][1] if rates else live.get("requestRate")
+    rate = sample.request_rate_rps if sample else known
+    if current is None or rate is None:
+        return Decided(_first_plan(spec, pools, accepted), {})
+
+    if sample is not None:
+        rates = [x for x in rates if now_s - x[0] <= max(TREND_WINDOW_S, PEAK_WINDOW_S)]
+        rates.append([now_s, round(sample.request_rate_rps, 3)])
+    observed = sample.p95_ms if sample else live.get("p95Ms")
+    slo = spec.slo.p95_latency_ms
+    capacities = [
+        c
+        for r in accepted
+        if (
+            c := capacity_from_profiles(
+                r.variant, r.pool, profiles.get((r.pool, r.variant)) or [], slo
+            )
+        )
+    ]
+    lowest, highest = spec.scaling.min_replicas, spec.scaling.max_replicas
+    if spec.replicas is not None:
+        lowest = highest = spec.replicas
+    elif sample is None:
+        lowest = min(max(lowest, current.replicas), highest)  # never scale down blind
+    history = tuple(
+        Recommendation(float(h["time"]), h["variant"], h["pool"], int(h["replicas"]))
+        for h in memory.get("history") or []
+    )
+    result = plan(
+        PlanInput(
+            capacities=capacities,
+            pools={
+                p.name: PoolState(
+                    p.name,
+                    p.hourly_price_usd,
+                    float(p.provisioning_seconds),
+                    schedulable=p.name not in unschedulable,
+                )
+                for p in pools
+            },
+            rate_rps=float(rate),
+            slo_ms=slo,
+            min_replicas=lowest,
+            max_replicas=highest,
+            budget_usd=spec.budget.max_hourly_usd if spec.budget else None,
+            trend_rps_per_s=_trend(rates, now_s),
+            recent_peak_rps=max(
+                [r for t, r in rates if now_s - t <= PEAK_WINDOW_S] or [float(rate)]
+            ),
+            observed_p95_ms=observed,
+            current=current,
+            correction=float(memory.get("correction") or 1.0),
+            history=history,
+            now_s=now_s,
+            scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
+            scale_down_window_s=float(spec.scaling.scale_down_stabilization_seconds),
+        )
+    )
+    if result is None:
+        names = ", ".join(sorted(unschedulable)) or "none"
+        return Decided(NoPlan(f"no pool can schedule serving pods (unschedulable: {names})"))
+    new_memory = {
+        "correction": result.correction if sample else memory.get("correction", 1.0),
+        # Only fresh figures are recommendations; passes in between leave no trace.
+        "history": [
+            {"time": h.time_s, "variant": h.variant, "pool": h.pool, "replicas": h.replicas}
+            for h in (result.history if sample else history)
+        ],
+        "rates": rates,
+    }
+    return Decided(_as_plan(result), new_memory)
+
+
+def _as_plan(result: LivePlan) -> Plan:
+    return Plan(
+        variant=result.variant,
+        pool=result.pool,
+        replicas=result.replicas,
+        predicted_p95_ms=result.predicted_p95_ms if math.isfinite(result.predicted_p95_ms) else 1e9,
+        hourly_cost_usd=result.hourly_cost_usd,
+        slo_met=result.slo_met,
+        within_budget=result.within_budget,
+        reason=result.reason,
+    )
