@@ -51,13 +51,14 @@ class Capacity:
     ) -> int | None:
         """Fewest replicas in [min, max] meeting the SLO at ``rate_rps``; None if none do."""
         floor = max(min_replicas, 1 if rate_rps > 0 else min_replicas)
+        if rate_rps <= 0:
+            # No load: more replicas would not make a lone request faster.
+            return floor if floor <= max_replicas else None
         if self.max_rps <= 0:
             return None
         # Below this count the replicas cannot keep up at all; start the search there.
         start = max(floor, math.floor(rate_rps / self.max_rps))
         for replicas in range(start, max_replicas + 1):
-            if replicas == 0 and rate_rps <= 0:
-                return 0
             if self.p95_ms(rate_rps, replicas, correction) <= slo_ms:
                 return replicas
         return None

@@ -69,6 +69,9 @@ def test_high_load_moves_to_the_gpu_where_it_is_cheaper() -> None:
 
 def test_zero_load_keeps_min_replicas_or_scales_to_zero() -> None:
     assert _plan(0).replicas == 1
+    # Even when the model says a lone request misses the SLO: replicas would not help.
+    slow = _plan(0, capacities=[CPU], slo_ms=10, min_replicas=2)
+    assert slow.replicas == 2 and not slow.slo_met
     idle = _plan(0, min_replicas=0)
     assert idle.replicas == 0 and idle.hourly_cost_usd == 0
 
