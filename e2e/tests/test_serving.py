@@ -163,6 +163,91 @@ def test_live_figures_agree_with_what_clients_measured(
     assert status["p95Ms"] == live["p95Ms"]  # the printer column shows what was observed
 
 
+def test_traffic_scales_the_real_deployment_up_and_back_down(
+    kube: Kube, served: dict[str, Any]
+) -> None:
+    """The live planner on real figures: Triton's metrics through Prometheus, a real
+    Deployment scaled, real pods canaried; reaction times are printed."""
+    kube.kubectl(
+        "patch",
+        "lm",
+        "minilm",
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        '{"spec": {"slo": {"p95LatencyMs": 100}, "scaling": {"minReplicas": 1, '
+        '"maxReplicas": 3, "scaleDownStabilizationSeconds": 30}}}',
+    )
+    wait_for(
+        lambda: (
+            _status(kube).get("observedGeneration")
+            == kube.get("lm", "minilm", NAMESPACE)["metadata"]["generation"]
+            and _status(kube)["decision"]["replicas"] == 1
+        ),
+        timeout=60,
+        what="the new SLO taken, one replica",
+    )
+    reference = _reference(served)
+    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
+    deployment = f"minilm-{served['decision']['pool']}"
+
+    def ready_replicas() -> int:
+        status = kube.get("deployment", deployment, NAMESPACE).get("status") or {}
+        return int(status.get("readyReplicas") or 0)
+
+    with ConstantLoad(
+        endpoints, reference["model"], inputs, 15.0, ["last_hidden_state"], workers=8
+    ) as load:
+        decided_up = (
+            wait_for(
+                lambda: _status(kube)["decision"]["replicas"] >= 2 and time.time(),
+                timeout=120,
+                interval=1,
+                what="a scale-up decision",
+            )
+            - load.start_time
+        )
+        up = (
+            wait_for(
+                lambda: ready_replicas() >= 2 and time.time(),
+                timeout=120,
+                interval=1,
+                what="a second Ready replica",
+            )
+            - load.start_time
+        )
+        scaled = _status(kube)["decision"]
+    stopped = time.time()
+    down = (
+        wait_for(
+            lambda: _status(kube)["decision"]["replicas"] == 1 and time.time(),
+            timeout=180,
+            interval=1,
+            what="the scale-down decision",
+        )
+        - stopped
+    )
+    wait_for(
+        lambda: ready_replicas() == 1 and len(service_endpoints(kube, "minilm", NAMESPACE)) == 1,
+        timeout=60,
+        what="one replica left behind the Service",
+    )
+    print(
+        f"scale-up decided {decided_up:.0f} s and Ready {up:.0f} s after the load began; "
+        f"scale-down decided {down:.0f} s after it stopped; decision at load: {scaled}"
+    )
+    assert load.report.failed == 0
+    # One evaluation = the rate window Prometheus needs (30 s) + a refresh (15 s) + a
+    # pass (5 s); the pool's provisioning delay is 60 s (nodes are simulated here).
+    assert decided_up <= RATE_WINDOW_S + 15 + 5 + 15
+    assert up <= decided_up + 60
+    # Not before the 30 s window (and the 30 s peak floor), not much after.
+    assert 30 <= down <= 30 + 30 + RATE_WINDOW_S + 30
+    assert "req/s" in scaled["reason"]
+
+
 def test_prometheus_down_leaves_serving_untouched_and_is_reported(
     kube: Kube, served: dict[str, Any], prometheus: Any
 ) -> None:
@@ -214,7 +299,7 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
         state_root() / "pvcs" / NAMESPACE / "minilm-models" / status["buildHash"] / "cpu-standard"
     )
     _perturb(folder / f"minilm__{bad}" / "1")
-    (old,) = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
+    old = wait_for(_one_serving_pod(kube), timeout=60, what="one serving pod")
     kube.kubectl("delete", "pod", old["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
 
     def rolled_back() -> dict[str, Any] | None:
@@ -234,14 +319,18 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
     # The replacement passed its own canary and is the only pod serving.
     assert _condition(status, "CanaryPassed")["status"] == "True"
 
-    def one_pod() -> dict[str, Any] | None:
-        pods = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
-        return pods[0] if len(pods) == 1 else None
-
-    pod = wait_for(one_pod, timeout=60, what="the failed pod scaled away")
+    pod = wait_for(_one_serving_pod(kube), timeout=60, what="the failed pod scaled away")
     assert pod["metadata"]["annotations"]["lepton.ai/variant"] == status["decision"]["variant"]
     endpoints = service_endpoints(kube, "minilm", NAMESPACE)
     assert endpoints == [f"{pod['status']['podIP']}:8000"]
+
+
+def _one_serving_pod(kube: Kube) -> Any:
+    def check() -> dict[str, Any] | None:
+        pods = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
+        return pods[0] if len(pods) == 1 else None
+
+    return check
 
 
 def _perturb(version: Path) -> None:
