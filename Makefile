@@ -79,6 +79,13 @@ test: deps lint cluster-bin ## everything CI runs: lint, unit, integration and e
 bench-builder: deps ## each CPU variant's speedup over fp32 and accuracy, digits and MiniLM, one run
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/bench.py --out bench-builder.json
 
+REPLAY_PROFILES := --profiles e2e/traces/minilm-cpu-standard.json --profiles e2e/traces/minilm-gpu-l4.derived.json
+
+.PHONY: bench-replay
+bench-replay: deps ## the planner against static, HPA, KEDA and the optimum on the shipped traces
+	$(PY) -m lepton_operator.bench replay --all-traces --trace-dir e2e/traces $(REPLAY_PROFILES) \
+	  --pools e2e/traces/pools.yaml --slo-ms 100 --out-dir docs/bench
+
 .PHONY: clean
 clean: ## remove the virtualenv (the cluster binaries stay cached in ~/.cache/lepton-operator)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

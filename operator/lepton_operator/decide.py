@@ -61,7 +61,9 @@ def _first_plan(
     )
 
 
-def _trend(rates: list[list[float]], now: float) -> float:
+def load_trend(rates: list[list[float]], now: float) -> float:
+    """Req/s per second over the trend window, end to end: the planner sizes for the load
+    one provisioning delay ahead, and the replay benchmark feeds it the same figure."""
     window = [(t, r) for t, r in rates if now - t <= TREND_WINDOW_S]
     if len(window) < 2 or window[-1][0] <= window[0][0]:
         return 0.0
@@ -131,7 +133,7 @@ def decide(
             min_replicas=lowest,
             max_replicas=highest,
             budget_usd=spec.budget.max_hourly_usd if spec.budget else None,
-            trend_rps_per_s=_trend(rates, now_s),
+            trend_rps_per_s=load_trend(rates, now_s),
             recent_peak_rps=max(
                 [r for t, r in rates if now_s - t <= PEAK_WINDOW_S] or [float(rate)]
             ),

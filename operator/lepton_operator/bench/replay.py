@@ -1,0 +1,617 @@
+"""Replay a load trace, minute by minute, against the live planner and its baselines.
+
+Pure and deterministic (plain data in, plain data out; no clock, no randomness): the
+same capacity model (``planning.capacity``) is both what every policy plans with and
+the ground truth the simulation scores against, so the comparison isolates *decisions*,
+not model error. ``ours`` is the operator's very planner (``planning.planner.plan``),
+fed the way ``decide`` feeds it, with its memory carried between evaluations.
+
+The simulated world, per minute ``t`` (load ``L[t]`` req/s):
+
+- at the start of minute ``t`` a policy decides from the past only: ``L[t-1]``, a trend
+  from the minutes before, and the p95 of minute ``t-1`` ("observed");
+- replicas it asks for are paid from that minute on and become Ready ``ceil(delay/60)``
+  minutes later (their pool's provisioning delay); a smaller count is applied at once,
+  dropping replicas that are not Ready yet first;
+- a variant or pool change keeps the old replicas serving (and paid) until every
+  replica of the new target is Ready, then drains them, as the operator does;
+- the p95 of minute ``t`` is the capacity model's prediction for the Ready replicas at
+  ``L[t]``, the load split across serving configurations in proportion to their
+  capacity (the worse of their p95s counts); infinite when overloaded or none is Ready.
+
+Every policy starts warm: what it would choose for the first minute is Ready at once.
+
+``optimum`` is not simulated but computed with perfect knowledge: for each minute the
+cheapest (variant, pool, replicas) meeting the SLO at that minute's load, and since a
+replica must be asked for one provisioning delay before it is needed, each pool is paid
+for the most replicas it needs over ``[t, t + delay]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import yaml
+
+from lepton_operator.decide import PEAK_WINDOW_S, TREND_WINDOW_S, load_trend
+from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
+from lepton_operator.planning.planner import (
+    PlanInput,
+    PoolState,
+    Recommendation,
+    Serving,
+    plan,
+)
+from lepton_operator.report import BuildReport
+
+MINUTE_S = 60.0
+HPA_TARGET_UTILISATION = 0.7
+HPA_TOLERANCE = 0.1  # the HPA controller's default: no change within 10% of the target
+STABILIZATION_MINUTES = 5
+KEDA_UP, KEDA_DOWN = 0.8, 0.4  # of the SLO
+
+Config = tuple[str, str]  # (variant, pool)
+
+
+# --- inputs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    hourly_price_usd: float
+    provisioning_seconds: float
+    max_replicas: int
+
+    @property
+    def delay_minutes(self) -> int:
+        return math.ceil(self.provisioning_seconds / MINUTE_S - 1e-9)
+
+
+def parse_trace(text: str) -> list[float]:
+    """``minute,requests_per_second`` rows, one per minute from 0, header first."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0].replace(" ", "") != "minute,requests_per_second":
+        raise ValueError("a trace starts with the header minute,requests_per_second")
+    rates = []
+    for number, line in enumerate(lines[1:]):
+        minute, rate = line.split(",")
+        if int(minute) != number:
+            raise ValueError(f"trace row {number + 2}: minute {minute}, expected {number}")
+        if float(rate) < 0 or not math.isfinite(float(rate)):
+            raise ValueError(f"trace row {number + 2}: rate {rate} is not a finite rate >= 0")
+        rates.append(float(rate))
+    if not rates:
+        raise ValueError("the trace has no rows")
+    return rates
+
+
+def parse_pools(text: str) -> list[Pool]:
+    """A YAML list of ``{name, hourlyPriceUSD, provisioningSeconds, maxReplicas}``."""
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("pools: a non-empty YAML list is expected")
+    pools = []
+    for entry in raw:
+        try:
+            pools.append(
+                Pool(
+                    name=str(entry["name"]),
+                    hourly_price_usd=float(entry["hourlyPriceUSD"]),
+                    provisioning_seconds=float(entry.get("provisioningSeconds", 0)),
+                    max_replicas=int(entry["maxReplicas"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"pools: entry {entry!r} is malformed ({error})") from error
+    return pools
+
+
+def capacities_from_reports(reports: Iterable[BuildReport], slo_ms: float) -> list[Capacity]:
+    """One capacity per accepted, profiled variant of each report, on the report's pool,
+    exactly as the operator derives them (``capacity_from_profiles``)."""
+    found = []
+    for report in reports:
+        for variant in report.variants:
+            if variant.status != "accepted":
+                continue
+            capacity = capacity_from_profiles(variant.name, report.pool, variant.profiles, slo_ms)
+            if capacity is not None:
+                found.append(capacity)
+    return found
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rates: list[float]
+    capacities: list[Capacity]
+    pools: list[Pool]
+    slo_ms: float
+    budget_usd: float | None = None
+
+    def pool(self, name: str) -> Pool:
+        return next(p for p in self.pools if p.name == name)
+
+    def capacity(self, config: Config) -> Capacity:
+        return next(c for c in self.capacities if (c.variant, c.pool) == config)
+
+    @property
+    def max_replicas(self) -> int:
+        return max(p.max_replicas for p in self.pools)
+
+
+# --- policies -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    variant: str
+    pool: str
+    replicas: int
+
+    @property
+    def config(self) -> Config:
+        return (self.variant, self.pool)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a policy may know at the start of ``minute``: the past only."""
+
+    minute: int
+    past_rates: list[float]  # L[0] .. L[minute - 1]
+    last_p95_ms: float
+    current: Target  # what it asked for last
+    ready: dict[Config, int]  # Ready replicas during the last minute
+
+
+class Policy(Protocol):
+    name: str
+
+    def start(self, rate_rps: float) -> Target: ...
+
+    def decide(self, seen: Observation) -> Target: ...
+
+
+def best_on_pool(scenario: Scenario, pool: str, rate_rps: float) -> Target:
+    """Fewest replicas of any variant on ``pool`` meeting the SLO at ``rate_rps``; when
+    none can, the pool's most replicas of its highest-throughput variant."""
+    room = scenario.pool(pool).max_replicas
+    options = []
+    for capacity in scenario.capacities:
+        if capacity.pool != pool:
+            continue
+        n = capacity.replicas_for(rate_rps, scenario.slo_ms, 1, room)
+        options.append((n is None, n or room, -capacity.max_rps, capacity.variant))
+    if not options:
+        raise ValueError(f"no accepted variant has profiles for pool {pool}")
+    _, replicas, _, variant = min(options)
+    return Target(variant, pool, replicas)
+
+
+@dataclass
+class Ours:
+    """The operator's live planner, evaluated once a minute, memory carried over."""
+
+    scenario: Scenario
+    scale_down_window_s: float = 300.0
+    name: str = "ours"
+    correction: float = 1.0
+    history: tuple[Recommendation, ...] = ()
+    reasons: list[str] = field(default_factory=list)
+
+    def _input(self, rate: float, now_s: float, **more: Any) -> PlanInput:
+        s = self.scenario
+        return PlanInput(
+            capacities=s.capacities,
+            pools={
+                p.name: PoolState(
+                    p.name, p.hourly_price_usd, p.provisioning_seconds, p.max_replicas
+                )
+                for p in s.pools
+            },
+            rate_rps=rate,
+            slo_ms=s.slo_ms,
+            min_replicas=1,
+            max_replicas=s.max_replicas,
+            budget_usd=s.budget_usd,
+            now_s=now_s,
+            scale_down_window_s=self.scale_down_window_s,
+            correction=self.correction,
+            history=self.history,
+            **more,
+        )
+
+    def _take(self, plan_input: PlanInput, fallback: Target | None) -> Target:
+        result = plan(plan_input)
+        if result is None:
+            if fallback is None:
+                raise ValueError("the planner found no schedulable pool")
+            return fallback
+        self.correction, self.history = result.correction, result.history
+        self.reasons.append(result.reason)
+        return Target(result.variant, result.pool, result.replicas)
+
+    def start(self, rate_rps: float) -> Target:
+        return self._take(self._input(rate_rps, 0.0), None)
+
+    def decide(self, seen: Observation) -> Target:
+        now = seen.minute * MINUTE_S
+        # As decide() keeps them: (time, rate) samples, the rate of a minute stamped at
+        # its end.
+        window = max(TREND_WINDOW_S, PEAK_WINDOW_S)
+        rates = [
+            [(m + 1) * MINUTE_S, r]
+            for m, r in enumerate(seen.past_rates)
+            if now - (m + 1) * MINUTE_S <= window
+        ]
+        rate = seen.past_rates[-1]
+        peak = max([r for t, r in rates if now - t <= PEAK_WINDOW_S] or [rate])
+        current = seen.current
+        return self._take(
+            self._input(
+                rate,
+                now,
+                trend_rps_per_s=load_trend(rates, now),
+                recent_peak_rps=peak,
+                observed_p95_ms=seen.last_p95_ms if rate > 0 else None,
+                current=Serving(current.variant, current.pool, current.replicas),
+            ),
+            current,
+        )
+
+
+@dataclass
+class Static:
+    """Sized once for the trace's peak on one pool."""
+
+    target: Target
+    name: str
+
+    def start(self, rate_rps: float) -> Target:
+        return self.target
+
+    def decide(self, seen: Observation) -> Target:
+        return self.target
+
+
+@dataclass
+class Hpa:
+    """Kubernetes' HPA on utilisation (load / (replicas x max_rps)), target 70%:
+    ``ceil(current * util / target)``, 10% tolerance, scale-up at once, scale-down to
+    the highest recommendation of the last 5 minutes."""
+
+    scenario: Scenario
+    variant: str
+    pool: str
+    name: str
+    recommendations: list[tuple[int, int]] = field(default_factory=list)
+
+    def _desired(self, rate: float, current: int) -> int:
+        capacity = self.scenario.capacity((self.variant, self.pool))
+        room = self.scenario.pool(self.pool).max_replicas
+        # Pods not Ready yet count as idle (the HPA does so on scale-up), so the average
+        # is over every replica asked for.
+        utilisation = rate / (current * capacity.max_rps)
+        ratio = utilisation / HPA_TARGET_UTILISATION
+        if abs(ratio - 1.0) <= HPA_TOLERANCE:
+            return current
+        return min(max(math.ceil(current * ratio - 1e-9), 1), room)
+
+    def start(self, rate_rps: float) -> Target:
+        capacity = self.scenario.capacity((self.variant, self.pool))
+        room = self.scenario.pool(self.pool).max_replicas
+        n = min(max(math.ceil(rate_rps / (HPA_TARGET_UTILISATION * capacity.max_rps)), 1), room)
+        self.recommendations = [(0, n)]
+        return Target(self.variant, self.pool, n)
+
+    def decide(self, seen: Observation) -> Target:
+        current = seen.current.replicas
+        desired = self._desired(seen.past_rates[-1], current)
+        self.recommendations = [
+            (m, n) for m, n in self.recommendations if seen.minute - m < STABILIZATION_MINUTES
+        ]
+        self.recommendations.append((seen.minute, desired))
+        if desired < current:
+            desired = min(current, max(n for _, n in self.recommendations))
+        return Target(self.variant, self.pool, desired)
+
+
+@dataclass
+class Keda:
+    """A latency trigger on one pool: up when the last p95 is over 0.8 x SLO (by the
+    ratio, at least one, at most doubling), down by one after 5 minutes under 0.4 x
+    SLO."""
+
+    scenario: Scenario
+    variant: str
+    pool: str
+    name: str
+    quiet_since: int | None = None
+
+    def start(self, rate_rps: float) -> Target:
+        capacity = self.scenario.capacity((self.variant, self.pool))
+        room = self.scenario.pool(self.pool).max_replicas
+        n = capacity.replicas_for(rate_rps, self.scenario.slo_ms, 1, room) or room
+        return Target(self.variant, self.pool, n)
+
+    def decide(self, seen: Observation) -> Target:
+        current = seen.current.replicas
+        room = self.scenario.pool(self.pool).max_replicas
+        slo = self.scenario.slo_ms
+        p95 = seen.last_p95_ms
+        if p95 > KEDA_UP * slo:
+            self.quiet_since = None
+            ratio = min(p95 / (KEDA_UP * slo), 2.0)
+            return Target(
+                self.variant, self.pool, min(room, max(current + 1, math.ceil(current * ratio)))
+            )
+        if p95 < KEDA_DOWN * slo:
+            if self.quiet_since is None:
+                self.quiet_since = seen.minute - 1  # the minute it was measured
+            if seen.minute - self.quiet_since >= STABILIZATION_MINUTES and current > 1:
+                self.quiet_since = seen.minute
+                return Target(self.variant, self.pool, current - 1)
+        else:
+            self.quiet_since = None
+        return seen.current
+
+
+# --- the simulation -----------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One policy over the trace, minute by minute."""
+
+    name: str
+    p95_ms: list[float]
+    cost_usd: list[float]  # spent during each minute
+    paid: dict[str, list[int]]  # replicas paid per pool per minute
+    ready: dict[str, list[int]]  # replicas Ready per pool per minute
+    targets: list[Target]
+
+    @property
+    def spend_usd(self) -> float:
+        return sum(self.cost_usd)
+
+    def over_slo_minutes(self, slo_ms: float) -> int:
+        return sum(1 for p in self.p95_ms if p > slo_ms)
+
+    @property
+    def plan_changes(self) -> int:
+        return sum(1 for a, b in zip(self.targets, self.targets[1:], strict=False) if a != b)
+
+    @property
+    def switches(self) -> int:
+        return sum(
+            1 for a, b in zip(self.targets, self.targets[1:], strict=False) if a.config != b.config
+        )
+
+
+def p95_of(scenario: Scenario, ready: dict[Config, int], rate: float) -> float:
+    serving = {c: n for c, n in ready.items() if n > 0}
+    if not serving:
+        return 0.0 if rate <= 0 else math.inf
+    capacity = {c: n * scenario.capacity(c).max_rps for c, n in serving.items()}
+    total = sum(capacity.values())
+    worst = 0.0
+    for config, n in serving.items():
+        share = rate * capacity[config] / total if total > 0 else rate / len(serving)
+        worst = max(worst, scenario.capacity(config).p95_ms(share, n))
+    return worst
+
+
+def _resize(replicas: list[int], count: int, ready_at: int) -> list[int]:
+    """``replicas`` holds each replica's Ready minute; fewer drop the latest first."""
+    replicas = sorted(replicas)
+    if len(replicas) > count:
+        return replicas[:count]
+    return replicas + [ready_at] * (count - len(replicas))
+
+
+def simulate(scenario: Scenario, policy: Policy) -> Run:
+    rates = scenario.rates
+    pool_names = [p.name for p in scenario.pools]
+    fleet: dict[Config, list[int]] = {}
+    first = policy.start(rates[0])
+    fleet[first.config] = [0] * first.replicas
+    target = first
+    run = Run(policy.name, [], [], {p: [] for p in pool_names}, {p: [] for p in pool_names}, [])
+    ready_last: dict[Config, int] = {}
+    for minute, rate in enumerate(rates):
+        if minute > 0:
+            target = policy.decide(
+                Observation(minute, rates[:minute], run.p95_ms[-1], target, ready_last)
+            )
+            delay = scenario.pool(target.pool).delay_minutes
+            fleet[target.config] = _resize(
+                fleet.get(target.config, []), target.replicas, minute + delay
+            )
+        ready = {c: sum(1 for at in r if at <= minute) for c, r in fleet.items()}
+        if ready.get(target.config, 0) >= target.replicas:
+            fleet = {target.config: fleet[target.config]}  # the new one is Ready: drain
+            ready = {target.config: ready[target.config]}
+        run.targets.append(target)
+        run.p95_ms.append(p95_of(scenario, ready, rate))
+        cost = 0.0
+        for pool in scenario.pools:
+            paid = sum(len(r) for c, r in fleet.items() if c[1] == pool.name)
+            run.paid[pool.name].append(paid)
+            run.ready[pool.name].append(sum(n for c, n in ready.items() if c[1] == pool.name))
+            cost += paid * pool.hourly_price_usd / 60.0
+        run.cost_usd.append(cost)
+        ready_last = ready
+    return run
+
+
+def _cheapest(scenario: Scenario, rate: float) -> tuple[Target, bool]:
+    options = []
+    for capacity in scenario.capacities:
+        pool = scenario.pool(capacity.pool)
+        n = capacity.replicas_for(rate, scenario.slo_ms, 1, pool.max_replicas)
+        meets = n is not None
+        n = pool.max_replicas if n is None else n
+        cost = n * pool.hourly_price_usd
+        affordable = scenario.budget_usd is None or cost <= scenario.budget_usd + 1e-9
+        p95 = capacity.p95_ms(rate, n)
+        options.append(
+            ((not (meets and affordable)), cost if meets and affordable else p95, capacity, n)
+        )
+    missed, _, capacity, n = min(options, key=lambda o: (o[0], o[1], o[2].variant, o[2].pool))
+    return Target(capacity.variant, capacity.pool, n), not missed
+
+
+def optimum(scenario: Scenario) -> Run:
+    """Perfect knowledge; each pool paid for its most replicas over ``[t, t + delay]``."""
+    rates = scenario.rates
+    choices = [_cheapest(scenario, rate)[0] for rate in rates]
+    run = Run("optimum", [], [], {}, {}, choices)
+    for pool in scenario.pools:
+        need = [c.replicas if c.pool == pool.name else 0 for c in choices]
+        run.ready[pool.name] = need
+        run.paid[pool.name] = [max(need[t : t + pool.delay_minutes + 1]) for t in range(len(rates))]
+    for minute, (rate, choice) in enumerate(zip(rates, choices, strict=True)):
+        run.p95_ms.append(scenario.capacity(choice.config).p95_ms(rate, choice.replicas))
+        run.cost_usd.append(
+            sum(run.paid[p.name][minute] * p.hourly_price_usd / 60.0 for p in scenario.pools)
+        )
+    return run
+
+
+def policies(scenario: Scenario) -> list[Policy]:
+    peak = max(scenario.rates)
+    found: list[Policy] = [Ours(scenario)]
+    pools = [p.name for p in scenario.pools]
+    for pool in pools:
+        kind = "gpu" if "gpu" in pool else "cpu" if "cpu" in pool else pool
+        found.append(Static(best_on_pool(scenario, pool, peak), f"static-{kind}-peak"))
+    for pool in pools:
+        variant = best_on_pool(scenario, pool, peak).variant
+        found.append(Hpa(scenario, variant, pool, f"hpa-{pool}"))
+    for pool in pools:
+        variant = best_on_pool(scenario, pool, peak).variant
+        found.append(Keda(scenario, variant, pool, f"keda-{pool}"))
+    return found
+
+
+@dataclass(frozen=True)
+class Summary:
+    policy: str
+    spend_usd: float
+    vs_optimum: float
+    over_slo_share: float
+    plan_changes: int
+    switches: int
+    over_budget_minutes: int
+
+    @property
+    def within_slo_share(self) -> float:
+        return 1.0 - self.over_slo_share
+
+
+def summarize(scenario: Scenario, runs: list[Run]) -> list[Summary]:
+    best = next(r for r in runs if r.name == "optimum").spend_usd
+    minutes = len(scenario.rates)
+    out = []
+    for run in runs:
+        over_budget = 0
+        if scenario.budget_usd is not None:
+            over_budget = sum(1 for c in run.cost_usd if c * 60.0 > scenario.budget_usd + 1e-9)
+        out.append(
+            Summary(
+                policy=run.name,
+                spend_usd=round(run.spend_usd, 4),
+                vs_optimum=round(run.spend_usd / best, 4) if best > 0 else math.inf,
+                over_slo_share=round(run.over_slo_minutes(scenario.slo_ms) / minutes, 4),
+                plan_changes=run.plan_changes,
+                switches=run.switches,
+                over_budget_minutes=over_budget,
+            )
+        )
+    return out
+
+
+SPEND_BAR = 1.15
+SLO_SHARE_BAR = 0.99
+
+
+def verdict(summaries: list[Summary]) -> dict[str, Any]:
+    """The issue's bar for ``ours``: at most 1.15x the optimum's spend, p95 within the
+    SLO in at least 99% of minutes, cheaper than every baseline with the same SLO share."""
+    ours = next(s for s in summaries if s.policy == "ours")
+    rivals = [
+        s
+        for s in summaries
+        if s.policy not in ("ours", "optimum") and s.within_slo_share >= ours.within_slo_share
+    ]
+    cheaper_than = all(ours.spend_usd < s.spend_usd for s in rivals)
+    return {
+        "spendWithinBar": ours.vs_optimum <= SPEND_BAR,
+        "sloWithinBar": ours.within_slo_share >= SLO_SHARE_BAR,
+        "cheaperThanBaselinesMeetingSameSLO": cheaper_than,
+        "baselinesMeetingSameSLO": [s.policy for s in rivals],
+        "met": ours.vs_optimum <= SPEND_BAR
+        and ours.within_slo_share >= SLO_SHARE_BAR
+        and cheaper_than,
+    }
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    runs: list[Run]
+    summaries: list[Summary]
+
+    def as_json(self) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "minutes": len(s.rates),
+            "peakRps": max(s.rates),
+            "sloMs": s.slo_ms,
+            "budgetUSDPerHour": s.budget_usd,
+            "capacities": [
+                {
+                    "variant": c.variant,
+                    "pool": c.pool,
+                    "baseP95Ms": c.base_p95_ms,
+                    "maxRps": c.max_rps,
+                }
+                for c in s.capacities
+            ],
+            "policies": [
+                {
+                    "policy": x.policy,
+                    "spendUSD": x.spend_usd,
+                    "spendVsOptimum": x.vs_optimum,
+                    "overSLOShare": x.over_slo_share,
+                    "planChanges": x.plan_changes,
+                    "variantOrPoolSwitches": x.switches,
+                    "overBudgetMinutes": x.over_budget_minutes,
+                }
+                for x in self.summaries
+            ],
+            "verdict": verdict(self.summaries),
+        }
+
+
+def replay(scenario: Scenario) -> Result:
+    runs = [simulate(scenario, p) for p in policies(scenario)]
+    runs.append(optimum(scenario))
+    return Result(scenario, runs, summarize(scenario, runs))
+
+
+def table(summaries: list[Summary]) -> str:
+    lines = [
+        f"{'policy':<20}{'spend $':>10}{'x optimum':>11}{'over SLO':>10}"
+        f"{'changes':>9}{'switches':>10}"
+    ]
+    for s in summaries:
+        lines.append(
+            f"{s.policy:<20}{s.spend_usd:>10.2f}{s.vs_optimum:>11.3f}"
+            f"{s.over_slo_share:>10.2%}{s.plan_changes:>9}{s.switches:>10}"
+        )
+    return "\n".join(lines)
