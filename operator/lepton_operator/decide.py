@@ -144,6 +144,7 @@ def decide(
             now_s=now_s,
             scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
             scale_down_window_s=float(spec.scaling.scale_down_stabilization_seconds),
+            min_rate_rps=spec.slo.min_throughput_rps or 0.0,
         )
     )
     if result is None:

@@ -74,6 +74,7 @@ class PlanInput:
     now_s: float = 0.0
     scale_up_window_s: float = 0.0
     scale_down_window_s: float = 300.0
+    min_rate_rps: float = 0.0  # slo.minThroughputRps: capacity kept whatever the load
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,13 @@ def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | Non
 
 def _planning_load(plan_input: PlanInput, pool: PoolState) -> float:
     """The load to size for: the rising trend extrapolated over the pool's provisioning
-    delay, capped at doubling (a step is not a ramp), and never below the recent peak."""
+    delay, capped at doubling (a step is not a ramp), and never below the recent peak
+    nor the throughput the spec asks to keep ready."""
     ahead = max(plan_input.trend_rps_per_s, 0.0) * pool.provisioning_seconds
     ahead = min(ahead, max(plan_input.rate_rps, 0.0))
-    return max(plan_input.rate_rps + ahead, plan_input.recent_peak_rps, 0.0)
+    return max(
+        plan_input.rate_rps + ahead, plan_input.recent_peak_rps, plan_input.min_rate_rps, 0.0
+    )
 
 
 def _options(plan_input: PlanInput, correction: float) -> list[_Option]:

@@ -76,6 +76,14 @@ def test_zero_load_keeps_min_replicas_or_scales_to_zero() -> None:
     assert idle.replicas == 0 and idle.hourly_cost_usd == 0
 
 
+def test_min_throughput_keeps_capacity_ready_whatever_the_load() -> None:
+    # 100 req/s at a 100 ms SLO take 4 CPU replicas (see above), or one L4 for less.
+    assert _plan(0, capacities=[CPU], min_rate_rps=100).replicas == 4
+    assert _plan(5, capacities=[CPU], min_rate_rps=100).replicas == 4
+    assert _plan(200, capacities=[CPU], min_rate_rps=100).replicas == 7
+    assert _plan(0, min_rate_rps=100).pool == "gpu"
+
+
 def test_load_above_max_replicas_serves_the_most_it_may_and_says_so() -> None:
     result = _plan(50_000, max_replicas=3)
     assert result.replicas == 3 and not result.slo_met
