@@ -195,25 +195,30 @@ def model_namespace(kube: Kube, namespace: str) -> str:
 PROMETHEUS_PORT = 9090
 
 
-@pytest.fixture(scope="session")
-def prometheus(kube: Kube) -> Iterator[PrometheusServer]:
-    """A real Prometheus 3 discovering the operator's Triton Services on ``kube``.
+def prometheus_for(kube: Kube) -> PrometheusServer:
+    """A real Prometheus 3 (not started) discovering the operator's Triton Services.
 
     On the harness's cluster it listens on the pod bridge's gateway
     (``http://10.244.0.1:9090``), so the operator, itself a process pod, reaches it as an
-    in-cluster Prometheus; on another cluster, on loopback. Its data is fresh for each
-    session; ``stop()``/``start()`` keep it within one.
+    in-cluster Prometheus; on another cluster, on loopback. Its data starts fresh.
     """
     host = ClusterConfig.default().network.gateway if kube.runs_process_pods else "127.0.0.1"
     home = state_root() / "prometheus"
     shutil.rmtree(home, ignore_errors=True)
     access = KubeAccess.from_kubeconfig(kube.kubeconfig, home / "secrets")
-    server = PrometheusServer(
+    return PrometheusServer(
         home,
         f"{host}:{PROMETHEUS_PORT}",
         [triton_endpoints_job(access)],
         binary=kube.bin_dir / "prometheus",
     )
+
+
+@pytest.fixture(scope="session")
+def prometheus(kube: Kube) -> Iterator[PrometheusServer]:
+    """``prometheus_for`` the session's cluster, fresh for each session;
+    ``stop()``/``start()`` keep its data within one."""
+    server = prometheus_for(kube)
     server.start()
     try:
         server.wait_ready()

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import tritonclient.http as triton_http
 from tritonclient.utils import np_to_triton_dtype
 
+from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import Kube
 
 
@@ -38,6 +39,21 @@ def service_endpoints(kube: Kube, service: str, namespace: str, port: str = "htt
             if number is not None and (endpoint.get("conditions") or {}).get("ready"):
                 addresses += [f"{ip}:{number}" for ip in endpoint["addresses"]]
     return sorted(addresses)
+
+
+def served_sample(status: dict[str, Any], namespace: str, model: str) -> dict[str, Any]:
+    """The serving variant's canary sample, from the repository its build wrote on the
+    PVC: ``model`` (Triton's name), ``input:<name>`` arrays to send and
+    ``baseline:<output>`` arrays the fp32 model answered."""
+    decision = status["decision"]
+    triton_model = f"{model}__{decision['variant']}"
+    folder = state_root() / "pvcs" / namespace / f"{model}-models" / status["buildHash"]
+    with np.load(folder / decision["pool"] / triton_model / "1" / "reference.npz") as reference:
+        return {"model": triton_model, **{key: reference[key] for key in reference.files}}
+
+
+def sample_inputs(sample: dict[str, Any]) -> dict[str, npt.NDArray[Any]]:
+    return {k.split(":", 1)[1]: v for k, v in sample.items() if k.startswith("input:")}
 
 
 def infer(address: str, model: str, inputs: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:

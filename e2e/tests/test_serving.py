@@ -21,7 +21,7 @@ import yaml
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
-from lepton_e2e.load import ConstantLoad, infer, service_endpoints
+from lepton_e2e.load import ConstantLoad, infer, sample_inputs, served_sample, service_endpoints
 
 pytestmark = pytest.mark.e2e
 
@@ -98,13 +98,7 @@ def served(kube: Kube, operator: None) -> Iterator[dict[str, Any]]:
 
 
 def _reference(status: dict[str, Any]) -> dict[str, Any]:
-    """The chosen variant's reference sample from the repository the build wrote."""
-    model = f"minilm__{status['decision']['variant']}"
-    folder = (
-        state_root() / "pvcs" / NAMESPACE / "minilm-models" / status["buildHash"] / "cpu-standard"
-    )
-    with np.load(folder / model / "1" / "reference.npz") as reference:
-        return {"model": model, **{key: reference[key] for key in reference.files}}
+    return served_sample(status, NAMESPACE, "minilm")
 
 
 def test_the_chosen_variant_passed_its_canary_on_a_real_triton_pod(
@@ -123,7 +117,7 @@ def test_the_service_answers_like_the_fp32_baseline(kube: Kube, served: dict[str
     endpoints = service_endpoints(kube, "minilm", NAMESPACE)
     assert len(endpoints) == 1 and endpoints[0].endswith(":8000")
     reference = _reference(served)
-    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    inputs = sample_inputs(reference)
     answer = infer(endpoints[0], reference["model"], inputs)["last_hidden_state"]
     baseline = reference["baseline:last_hidden_state"]
     mask = inputs["attention_mask"].astype(bool)
@@ -137,7 +131,7 @@ def test_live_figures_agree_with_what_clients_measured(
 ) -> None:
     endpoints = service_endpoints(kube, "minilm", NAMESPACE)
     reference = _reference(served)
-    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    inputs = sample_inputs(reference)
     with ConstantLoad(
         endpoints, reference["model"], inputs, LOAD_RPS, ["last_hidden_state"]
     ) as load:
@@ -194,7 +188,7 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         what="the new SLO taken, one replica",
     )
     reference = _reference(served)
-    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    inputs = sample_inputs(reference)
     endpoints = service_endpoints(kube, "minilm", NAMESPACE)
 
     def ready_replicas() -> int:
@@ -256,7 +250,7 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
 ) -> None:
     endpoints = service_endpoints(kube, "minilm", NAMESPACE)
     reference = _reference(served)
-    inputs = {k.split(":", 1)[1]: v for k, v in reference.items() if k.startswith("input:")}
+    inputs = sample_inputs(reference)
     with ConstantLoad(endpoints, reference["model"], inputs, 2.0, ["last_hidden_state"]) as load:
         prometheus.stop()
         try:
@@ -308,7 +302,9 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
         state_root() / "pvcs" / NAMESPACE / "minilm-models" / status["buildHash"] / "cpu-standard"
     )
     _perturb(folder / f"minilm__{bad}" / "1")
-    old = wait_for(_one_serving_pod(kube), timeout=60, what="one serving pod")
+    # However many replicas the planner keeps now (the previous tests' load may have
+    # left two), replacing one brings up a pod that loads the bad artifact.
+    old = wait_for(_serving_pods(kube), timeout=60, what="a serving pod")[0]
     kube.kubectl("delete", "pod", old["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
 
     def rolled_back() -> dict[str, Any] | None:
@@ -325,19 +321,50 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
     events = [(e["type"], e["reason"], e["message"]) for e in kube.list("events", NAMESPACE)]
     assert any(t == "Warning" and r == "CanaryMismatch" and bad in m for t, r, m in events)
     assert any(t == "Warning" and r == "RolledBack" and bad in m for t, r, m in events)
-    # The replacement passed its own canary and is the only pod serving.
+    # The replacement passed its own canary, and only pods of the new variant serve.
     assert _condition(status, "CanaryPassed")["status"] == "True"
 
-    pod = wait_for(_one_serving_pod(kube), timeout=60, what="the failed pod scaled away")
-    assert pod["metadata"]["annotations"]["lepton.ai/variant"] == status["decision"]["variant"]
-    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
-    assert endpoints == [f"{pod['status']['podIP']}:8000"]
+    variant = status["decision"]["variant"]
+
+    def only_the_new_variant_serves() -> bool:
+        pods = [
+            p
+            for p in kube.list(
+                "pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton"
+            )
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        if not pods or any(
+            p["metadata"]["annotations"]["lepton.ai/variant"] != variant for p in pods
+        ):
+            return False
+        ready = _serving_pods(kube)() or []
+        endpoints = sorted(service_endpoints(kube, "minilm", NAMESPACE))
+        return bool(ready) and endpoints == sorted(f"{p['status']['podIP']}:8000" for p in ready)
+
+    wait_for(
+        only_the_new_variant_serves,
+        timeout=120,
+        what="the failed pods replaced and the Service sending only to the new variant",
+    )
 
 
-def _one_serving_pod(kube: Kube) -> Any:
-    def check() -> dict[str, Any] | None:
-        pods = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
-        return pods[0] if len(pods) == 1 else None
+def _serving_pods(kube: Kube) -> Any:
+    """Triton pods of the model that are Ready and not on their way out."""
+
+    def check() -> list[dict[str, Any]] | None:
+        pods = [
+            p
+            for p in kube.list(
+                "pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton"
+            )
+            if not p["metadata"].get("deletionTimestamp")
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+        return pods or None
 
     return check
 
