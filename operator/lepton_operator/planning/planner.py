@@ -169,7 +169,8 @@ def _within_budget(option: _Option, plan_input: PlanInput, correction: float) ->
     """The same variant and pool, cut to the replicas the budget pays for."""
     budget = plan_input.budget_usd
     pool = plan_input.pools[option.capacity.pool]
-    if budget is None or pool.hourly_price_usd <= 0 or _affordable(option.cost, budget):
+    cost = option.replicas * pool.hourly_price_usd  # option.cost may predate a hold
+    if budget is None or pool.hourly_price_usd <= 0 or _affordable(cost, budget):
         return option
     replicas = max(0, min(option.replicas, math.floor(budget / pool.hourly_price_usd + 1e-9)))
     p95 = option.capacity.p95_ms(_planning_load(plan_input, pool), replicas, correction)
@@ -206,7 +207,9 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         capped = [_within_budget(o, plan_input, _k(plan_input, o, correction)) for o in options]
         best = min(capped, key=lambda o: (o.p95_ms, o.cost, o.capacity.variant))
         slo_met = best.p95_ms <= plan_input.slo_ms
-        within = False
+        # WithinBudget=False says the budget is what stands between the model and its
+        # SLO; when nothing meets the SLO at any price, the budget is not the cause.
+        within = not (meeting and plan_input.budget_usd is not None)
         why = (
             f"the budget ${plan_input.budget_usd:.2f}/h cannot meet p95 "
             f"{plan_input.slo_ms:g} ms (cheapest that would: ${meeting[0].cost:.2f}/h)"
@@ -218,6 +221,12 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
     history = _remember(plan_input, best)
     best, why = _stabilize(plan_input, best, history, why)
     pool = plan_input.pools[best.capacity.pool]
+    if not _affordable(best.replicas * pool.hourly_price_usd, plan_input.budget_usd):
+        # Holding replicas through a stabilization window (or a budget lowered since)
+        # never justifies spending over the budget.
+        best = _within_budget(best, plan_input, _k(plan_input, best, correction))
+        within = False
+        why += f"; held replicas cut to the budget ${plan_input.budget_usd:.2f}/h"
     load = _planning_load(plan_input, pool)
     k = correction if current and best.capacity.pool == current.pool else 1.0
     p95 = best.capacity.p95_ms(load, best.replicas, k)

@@ -97,6 +97,22 @@ def test_a_budget_too_small_is_never_exceeded_and_names_the_cost_of_the_slo() ->
     assert "cheapest that would: $1.70/h" in result.reason
 
 
+def test_within_budget_is_false_only_when_the_budget_is_what_misses_the_slo() -> None:
+    # Nothing meets the SLO at any price (three replicas at most): the budget is not
+    # the cause, and the plan costs far less than it.
+    result = _plan(50_000, max_replicas=3, budget_usd=5.0)
+    assert not result.slo_met and result.within_budget
+
+
+def test_replicas_held_through_the_window_are_cut_to_a_lowered_budget() -> None:
+    serving = Serving("onnx", "cpu", 6)
+    held = _plan(20, capacities=[CPU], current=serving, history=(), now_s=0.0)
+    assert held.replicas == 6  # the scale-down window holds them
+    cut = _plan(20, capacities=[CPU], current=serving, history=held.history, budget_usd=1.0)
+    assert cut.hourly_cost_usd <= 1.0 and cut.replicas == 2 and not cut.within_budget
+    assert "cut to the budget" in cut.reason
+
+
 def test_only_one_pool() -> None:
     result = _plan(300, capacities=[CPU], pools={"cpu": POOLS["cpu"]})
     assert (result.pool, result.replicas) == ("cpu", 10)
