@@ -48,6 +48,7 @@ lint: deps ## ruff, mypy (strict) and the import-layer contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m lepton_operator.api.crd --check
+	$(PY) docs/reference/generate.py --check
 
 .PHONY: unit
 unit: deps ## fast tests of pure logic
@@ -56,6 +57,10 @@ unit: deps ## fast tests of pure logic
 .PHONY: crds
 crds: deps ## regenerate crds/ and the chart's copy from the pydantic API
 	$(PY) -m lepton_operator.api.crd
+
+.PHONY: docs
+docs: deps ## regenerate docs/reference
+	$(PY) docs/reference/generate.py
 
 .PHONY: cluster-bin
 cluster-bin: deps ## build the cluster binaries from Go modules (cached by go.sum)
