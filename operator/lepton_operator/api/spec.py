@@ -206,13 +206,31 @@ class Budget(Spec):
 
 
 class Toleration(Spec):
-    key: str | None = Field(default=None, max_length=317)
-    operator: str | None = Field(default=None, pattern=r"^(Exists|Equal)$")
-    value: str | None = Field(default=None, max_length=63)
-    effect: str | None = Field(default=None, pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$")
+    """A Kubernetes toleration, copied as it is into the pool's build and serving pods."""
+
+    key: str | None = Field(
+        default=None,
+        max_length=317,
+        description="Taint key to tolerate; empty with operator Exists tolerates every taint.",
+    )
+    operator: str | None = Field(
+        default=None,
+        pattern=r"^(Exists|Equal)$",
+        description="Exists, or Equal (Kubernetes' default) to match value too.",
+    )
+    value: str | None = Field(
+        default=None, max_length=63, description="Taint value to match with operator Equal."
+    )
+    effect: str | None = Field(
+        default=None,
+        pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$",
+        description="Taint effect to tolerate; empty tolerates every effect.",
+    )
 
 
 class Accelerator(Spec):
+    """The accelerators each replica on a GPU pool requests."""
+
     resource: str = Field(default="nvidia.com/gpu", description="Extended resource to request.")
     count: int = Field(default=1, ge=1, le=16, description="Accelerators per replica.")
     type: str = Field(max_length=63, description="Accelerator model, e.g. nvidia-l4.")
@@ -221,9 +239,22 @@ class Accelerator(Spec):
 class PoolSpec(Spec):
     """A node pool a model may run on, with its price."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
-    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
-    tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="Pool name (a DNS label): in the names of the model's build Jobs and "
+        "Deployments and in their lepton.ai/pool label.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        alias="nodeSelector",
+        description="Node labels that place the pool's build and serving pods on its nodes.",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Tolerations for the taints of the pool's nodes (e.g. nvidia.com/gpu).",
+    )
     accelerator: Accelerator | None = Field(
         default=None, description="Set for GPU pools; absent means CPU."
     )
@@ -260,13 +291,35 @@ class Scaling(Spec):
         )
     )
 
-    min_replicas: int = Field(default=1, alias="minReplicas", ge=0, le=1000)
-    max_replicas: int = Field(default=4, alias="maxReplicas", ge=1, le=1000)
+    min_replicas: int = Field(
+        default=1,
+        alias="minReplicas",
+        ge=0,
+        le=1000,
+        description="Fewest replicas the planner keeps, whatever the load.",
+    )
+    max_replicas: int = Field(
+        default=4,
+        alias="maxReplicas",
+        ge=1,
+        le=1000,
+        description="Most replicas the planner may choose, even when the SLO would need more.",
+    )
     scale_up_stabilization_seconds: int = Field(
-        default=0, alias="scaleUpStabilizationSeconds", ge=0, le=3600
+        default=0,
+        alias="scaleUpStabilizationSeconds",
+        ge=0,
+        le=3600,
+        description="Replicas go up to the highest recommendation of this window; 0 "
+        "follows the latest at once.",
     )
     scale_down_stabilization_seconds: int = Field(
-        default=300, alias="scaleDownStabilizationSeconds", ge=0, le=86400
+        default=300,
+        alias="scaleDownStabilizationSeconds",
+        ge=0,
+        le=86400,
+        description="Replicas go down only to the highest recommendation of this window, "
+        "and a variant or pool change must be preferred for this long.",
     )
     scale_to_zero: bool = Field(
         default=False,

@@ -35,21 +35,40 @@ class ConditionType(StrEnum):
 
 
 class Condition(Spec):
-    type: str = Field(max_length=64)
-    status: str = Field(pattern=r"^(True|False|Unknown)$")
-    reason: str = Field(max_length=128, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str = Field(default="", max_length=4096)
-    last_transition_time: str = Field(alias="lastTransitionTime")
-    observed_generation: int = Field(default=0, alias="observedGeneration", ge=0)
+    """One aspect of the model's state, the Kubernetes way: one per type."""
+
+    type: str = Field(
+        max_length=64,
+        description="Valid, Built, Deployed, Ready, SLOMet, WithinBudget, CanaryPassed or "
+        "MetricsAvailable.",
+    )
+    status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
+    reason: str = Field(
+        max_length=128,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Why, as one CamelCase word for tools and alerts.",
+    )
+    message: str = Field(default="", max_length=4096, description="Why, for a person.")
+    last_transition_time: str = Field(
+        alias="lastTransitionTime", description="When status last changed (RFC 3339)."
+    )
+    observed_generation: int = Field(
+        default=0,
+        alias="observedGeneration",
+        ge=0,
+        description="The spec generation this condition was computed from.",
+    )
 
 
 class BuildStatus(Spec):
     """One build Job: per target pool and spec hash."""
 
-    pool: str
+    pool: str = Field(description="The pool the Job builds and profiles for.")
     job: str = Field(description="Name of the build Job.")
     phase: str = Field(description="Running, Succeeded or Failed.")
-    message: str = Field(default="", max_length=4096)
+    message: str = Field(
+        default="", max_length=4096, description="Why the Job failed; empty otherwise."
+    )
     duration_seconds: int | None = Field(
         default=None, alias="durationSeconds", description="Wall time of the finished Job."
     )
@@ -58,23 +77,41 @@ class BuildStatus(Spec):
 class VariantStatus(Spec):
     """One (variant, pool) row of the profile table from a build report."""
 
-    variant: str
-    pool: str
-    batch_size: int = Field(alias="batchSize", description="Batch size of these figures.")
-    p50_ms: float | None = Field(default=None, alias="p50Ms")
-    p95_ms: float | None = Field(default=None, alias="p95Ms")
-    p99_ms: float | None = Field(default=None, alias="p99Ms")
-    throughput_rps: float | None = Field(default=None, alias="throughputRps")
+    variant: str = Field(description="The optimized variant, e.g. onnx-int8.")
+    pool: str = Field(description="The pool it was built and profiled on.")
+    batch_size: int = Field(
+        alias="batchSize",
+        description="Batch size of these figures: the highest-throughput one whose p95 "
+        "meets the SLO, else the fastest.",
+    )
+    p50_ms: float | None = Field(
+        default=None, alias="p50Ms", description="Median latency of one batch, in ms."
+    )
+    p95_ms: float | None = Field(
+        default=None, alias="p95Ms", description="95th-percentile latency of one batch, in ms."
+    )
+    p99_ms: float | None = Field(
+        default=None, alias="p99Ms", description="99th-percentile latency of one batch, in ms."
+    )
+    throughput_rps: float | None = Field(
+        default=None,
+        alias="throughputRps",
+        description="Inferences per second one replica gives at this batch size.",
+    )
     accuracy: float | None = Field(
         default=None, description="Measured value of the spec's accuracy metric."
     )
-    size_bytes: int | None = Field(default=None, alias="sizeBytes")
+    size_bytes: int | None = Field(
+        default=None, alias="sizeBytes", description="Size of the variant's artifact."
+    )
     cost_per_1k_usd: float | None = Field(
         default=None,
         alias="costPer1kUSD",
         description="Cost of 1,000 inferences at full load on this pool.",
     )
-    accepted: bool
+    accepted: bool = Field(
+        description="Built, within the accuracy guard and profiled: the planner may choose it."
+    )
     reason: str = Field(
         default="",
         max_length=1024,
@@ -85,33 +122,47 @@ class VariantStatus(Spec):
 class Decision(Spec):
     """The planner's current choice."""
 
-    variant: str
-    pool: str
-    replicas: int = Field(ge=0)
-    predicted_p95_ms: float | None = Field(default=None, alias="predictedP95Ms")
-    hourly_cost_usd: float = Field(alias="hourlyCostUSD", ge=0)
-    reason: str = Field(max_length=4096)
-    time: str
+    variant: str = Field(description="The variant served.")
+    pool: str = Field(description="The pool it is served on.")
+    replicas: int = Field(ge=0, description="Replicas planned.")
+    predicted_p95_ms: float | None = Field(
+        default=None,
+        alias="predictedP95Ms",
+        description="p95 latency the capacity model predicts for this plan, in ms.",
+    )
+    hourly_cost_usd: float = Field(
+        alias="hourlyCostUSD", ge=0, description="Planned spend per hour in USD."
+    )
+    reason: str = Field(max_length=4096, description="Why this plan, for a person.")
+    time: str = Field(description="When variant, pool or replicas last changed (RFC 3339).")
 
 
 class CanaryFailure(Spec):
     """A (variant, pool) whose served answer differed from the build's reference; the
     planner does not choose it again for this build."""
 
-    variant: str
-    pool: str
-    build_hash: str = Field(alias="buildHash")
-    message: str = Field(max_length=4096)
-    time: str
+    variant: str = Field(description="The variant that answered wrongly.")
+    pool: str = Field(description="The pool it was served on.")
+    build_hash: str = Field(alias="buildHash", description="The build it belongs to.")
+    message: str = Field(max_length=4096, description="How the answer differed.")
+    time: str = Field(description="When the canary failed (RFC 3339).")
 
 
 class LiveFigures(Spec):
     """What serving did lately: latency and traffic from Triton's metrics through
     Prometheus (absent while Prometheus cannot say), spend from the Ready replicas."""
 
-    p95_ms: float | None = Field(default=None, alias="p95Ms")
-    p99_ms: float | None = Field(default=None, alias="p99Ms")
-    mean_ms: float | None = Field(default=None, alias="meanMs")
+    p95_ms: float | None = Field(
+        default=None,
+        alias="p95Ms",
+        description="p95 request latency in ms, of the slowest pod (Triton's summaries).",
+    )
+    p99_ms: float | None = Field(
+        default=None, alias="p99Ms", description="p99 request latency in ms, slowest pod."
+    )
+    mean_ms: float | None = Field(
+        default=None, alias="meanMs", description="Mean request latency in ms, all pods."
+    )
     queue_p95_ms: float | None = Field(
         default=None, alias="queueP95Ms", description="p95 of time spent in Triton's queue."
     )
@@ -129,15 +180,19 @@ class LiveFigures(Spec):
         alias="hourlyCostUSD",
         description="Ready replicas per pool times the pool's price.",
     )
-    replicas_by_pool: dict[str, int] = Field(default_factory=dict, alias="replicasByPool")
-    time: str
+    replicas_by_pool: dict[str, int] = Field(
+        default_factory=dict, alias="replicasByPool", description="Ready replicas per pool."
+    )
+    time: str = Field(description="When these figures were read (RFC 3339).")
 
 
 class PlannerRecommendation(Spec):
+    """One past recommendation of the live planner (for its stabilization windows)."""
+
     time: float = Field(description="Unix seconds.")
-    variant: str
-    pool: str
-    replicas: int = Field(ge=0)
+    variant: str = Field(description="Variant recommended.")
+    pool: str = Field(description="Pool recommended.")
+    replicas: int = Field(ge=0, description="Replicas recommended.")
 
 
 class PlannerMemory(Spec):
@@ -145,34 +200,59 @@ class PlannerMemory(Spec):
     (observed over predicted p95), its recent recommendations (stabilization windows)
     and recent request rates (trend and peak). Small and bounded by the windows."""
 
-    correction: float = 1.0
-    history: list[PlannerRecommendation] = Field(default_factory=list, max_length=2000)
+    correction: float = Field(
+        default=1.0,
+        description="Observed over predicted p95 of what serves, smoothed: scales the "
+        "capacity model's predictions on that pool.",
+    )
+    history: list[PlannerRecommendation] = Field(
+        default_factory=list, max_length=2000, description="Recent recommendations."
+    )
     rates: list[list[float]] = Field(
         default_factory=list, max_length=2000, description="[unix seconds, req/s] pairs."
     )
 
 
 class Endpoint(Spec):
-    service: str
+    """Where clients reach the model."""
+
+    service: str = Field(description="The model's Service, in its namespace.")
     http: str = Field(description="host:port of Triton's HTTP API.")
     grpc: str = Field(description="host:port of Triton's gRPC API.")
 
 
 class LeptonModelStatus(Spec):
-    phase: Phase | None = None
-    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    phase: Phase | None = Field(
+        default=None, description="A one-word summary; the conditions say why."
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        alias="observedGeneration",
+        description="The spec generation this status was computed from.",
+    )
     conditions: list[Condition] = Field(
-        default_factory=list, json_schema_extra=list_type("map", "type")
+        default_factory=list,
+        json_schema_extra=list_type("map", "type"),
+        description="The model's state, one condition per type, each with a reason.",
     )
     build_hash: str | None = Field(
         default=None,
         alias="buildHash",
         description="Hash of the spec fields that decide the build.",
     )
-    builds: list[BuildStatus] = Field(default_factory=list)
-    variants: list[VariantStatus] = Field(default_factory=list)
+    builds: list[BuildStatus] = Field(
+        default_factory=list, description="The current build's Jobs, one per pool."
+    )
+    variants: list[VariantStatus] = Field(
+        default_factory=list,
+        description="The profile table of the current build: one row per (variant, pool).",
+    )
     decision: Decision | None = None
-    canary_failures: list[CanaryFailure] = Field(default_factory=list, alias="canaryFailures")
+    canary_failures: list[CanaryFailure] = Field(
+        default_factory=list,
+        alias="canaryFailures",
+        description="Variants whose served answer differed from the build's, this build.",
+    )
     live: LiveFigures | None = None
     planner: PlannerMemory | None = None
     endpoint: Endpoint | None = None

@@ -158,3 +158,16 @@ def test_the_shipped_chart_documents_every_key():
     assert "(undocumented)" not in page
     assert "| `config.prometheus.url` | string |" in page
     assert '| `logFormat` | string | `"json"` | one of `json`, `plain` |' in page
+
+
+def test_every_spec_and_status_field_explains_itself():
+    """`kubectl explain` and the reference page read these descriptions."""
+    root = crd.render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    bare = [
+        f"{path}.{name}"
+        for top in ("spec", "status")
+        for path, schema in _objects(root["properties"][top], top)
+        for name, child in schema["properties"].items()
+        if not child.get("description")
+    ]
+    assert not bare, bare
