@@ -64,6 +64,15 @@ STAMPED_TOOLS = (
 )
 
 
+# Tools needed by a few tests only, each built on first use into a cache folder of its own
+# (keyed by its spec and stamps), so adding one never rebuilds the cluster.
+PROMTOOL = StampedTool(
+    package="github.com/prometheus/prometheus/cmd/promtool",
+    version=_PROMETHEUS_MODULE,
+    stamps=STAMPED_TOOLS[0].stamps,
+)
+
+
 def cache_root() -> Path:
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lepton-operator"
     return Path(os.environ.get("LEPTON_CACHE_DIR", default))
@@ -167,3 +176,34 @@ def ensure_built(log: bool = True) -> Path:
     staging.rename(target)
     print(f"built in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return target
+
+
+def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
+    """The path of ``tool``'s binary, ``go install``-ed first when its cache misses.
+
+    Why not part of ``ensure_built``: the cluster's cache key would change with every
+    tool a test adds, rebuilding the whole control plane for one small program.
+    """
+    digest = hashlib.sha256(f"{tool.spec} {tool.ldflags()}".encode()).hexdigest()[:12]
+    name = tool.package.rsplit("/", 1)[-1]
+    target = cache_root() / f"{name}-{digest}"
+    if (target / name).exists():
+        return target / name
+    if shutil.which("go") is None:
+        raise RuntimeError(f"Go is needed to build {name}; `make deps` checks for it")
+    staging = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    out = sys.stderr if log else subprocess.DEVNULL
+    print(f"building {tool.spec} into {target}", file=sys.stderr)
+    subprocess.run(
+        ["go", "install", "-ldflags", tool.ldflags(), tool.spec],
+        env={**os.environ, "GOBIN": str(staging), "GOFLAGS": "-buildvcs=false"},
+        check=True,
+        stdout=out,
+        stderr=out,
+        cwd=staging,
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target / name

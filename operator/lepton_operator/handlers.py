@@ -51,14 +51,16 @@ def _run(
     trigger: str,
 ) -> None:
     started = time.monotonic()
-    name = f"{body.metadata.namespace}/{body.metadata.name}"
+    namespace, model = body.metadata.namespace or "", body.metadata.name or ""
+    name = f"{namespace}/{model}"
     try:
         outcome: Outcome = _state["reconciler"].reconcile(dict(body))
     except Exception:
-        metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
+        metrics.reconcile_failed(namespace, model, trigger)
         raise  # kopf logs it and retries with back-off
     finally:
         metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.monotonic() - started)
+    metrics.reconciled(namespace, model, trigger)
     current = dict(body.get("status") or {})
     if outcome.status != current:
         for key, value in outcome.status.items():
@@ -71,11 +73,12 @@ def _run(
             kopf.info(body, reason=event.reason, message=event.message)
         logger.info("%s %s: %s", name, event.reason, event.message)
     metrics.observe(
-        body.metadata.namespace or "",
-        body.metadata.name or "",
+        namespace,
+        model,
         outcome.status,
         outcome.events,
         list(current.get("builds") or []),
+        spec=dict(body.get("spec") or {}),
     )
 
 
@@ -109,3 +112,12 @@ def on_timer(
     **_: Any,
 ) -> None:
     _run(body, patch, logger, trigger="timer")
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_event(event: kopf.RawEvent, **_: Any) -> None:
+    """A deleted model's series go with it, so its alerts resolve and panels end. An
+    event handler, not ``on.delete``: it adds no finalizer and cannot hold up deletion."""
+    if event.get("type") == "DELETED":
+        meta = (event.get("object") or {}).get("metadata") or {}
+        metrics.forget(meta.get("namespace") or "", meta.get("name") or "")

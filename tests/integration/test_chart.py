@@ -16,7 +16,12 @@ pytestmark = pytest.mark.integration
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "lepton-operator"
 NAMESPACE = "lepton-system"
-OPTIONAL = ("serviceMonitor.enabled=true", "networkPolicy.enabled=true")
+OPTIONAL = (
+    "serviceMonitor.enabled=true",
+    "networkPolicy.enabled=true",
+    "prometheusRule.enabled=true",
+    "grafanaDashboard.enabled=true",
+)
 
 # The ClusterRole's whole grant, (apiGroup, resource) -> verbs: least privilege, so
 # anything more (or less) is a change to review here.
@@ -121,6 +126,34 @@ def test_optional_objects_render_when_enabled():
     assert not by_kind(
         render("serviceAccount.create=false", "serviceAccount.name=x"), "ServiceAccount"
     )
+
+
+def test_alerts_and_dashboard_ship_verbatim_behind_their_flags():
+    """The PrometheusRule is the promtool-tested rule file and the dashboard ConfigMap the
+    committed JSON, byte for byte in meaning: nothing is re-templated on the way."""
+    documents = render(
+        *OPTIONAL,
+        "prometheusRule.labels.release=kube-prometheus-stack",
+        "grafanaDashboard.namespace=monitoring",
+        "grafanaDashboard.annotations.grafana_folder=Inference",
+    )
+    (rule,) = by_kind(documents, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    rules = yaml.safe_load((CHART / "rules" / "lepton-models.rules.yaml").read_text())
+    assert rule["spec"] == rules
+    (dashboard,) = [
+        d for d in by_kind(documents, "ConfigMap") if "lepton-models.json" in d.get("data", {})
+    ]
+    assert dashboard["metadata"]["namespace"] == "monitoring"
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Inference"}
+    committed = json.loads((CHART / "dashboards" / "lepton-models.json").read_text())
+    assert json.loads(dashboard["data"]["lepton-models.json"]) == committed
+    assert committed["uid"] == "lepton-models"
+    kinds = {d["kind"] for d in render()}
+    assert "PrometheusRule" not in kinds
+    assert len(by_kind(render(), "ConfigMap")) == 1  # only the operator's configuration
 
 
 def test_network_policy_admits_only_prometheus_to_the_metrics_port_and_leaves_egress_open():
