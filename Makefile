@@ -80,6 +80,10 @@ test: deps lint cluster-bin ## everything CI runs: lint, unit, integration and e
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
 
+.PHONY: demo
+demo: deps cluster-bin ## the product end to end on the local cluster: build, serve, a load ramp, a plot (~15 min)
+	$(E2E) demo --out build/demo $(DEMO_ARGS)
+
 .PHONY: bench-builder
 bench-builder: deps ## each CPU variant's speedup over fp32 and accuracy, digits and MiniLM, one run
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/bench.py --out bench-builder.json

