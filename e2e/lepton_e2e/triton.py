@@ -53,7 +53,7 @@ def server_env() -> dict[str, str]:
     }
 
 
-def command(repository: Path, backends: Path, address: str, models: list[str]) -> list[str]:
+def command(repository: Path | str, backends: Path, address: str, models: list[str]) -> list[str]:
     argv = [
         str(binary()),
         f"--model-repository={repository}",
@@ -72,7 +72,11 @@ class TritonServer:
     """Starts a server on ``address`` (ports 8000/8001/8002) and stops it."""
 
     def __init__(
-        self, repository: Path, workdir: Path, models: list[str], address: str = "127.0.0.1"
+        self,
+        repository: Path | str,
+        workdir: Path,
+        models: list[str],
+        address: str = "127.0.0.1",
     ) -> None:
         self.address = address
         backends = prepare_backends(workdir / "backends")

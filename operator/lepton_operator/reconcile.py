@@ -17,7 +17,13 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from lepton_operator.api.spec import GPU_ONLY_VARIANTS, LeptonModelSpec, PoolSpec, parse_spec
+from lepton_operator.api.spec import (
+    GPU_ONLY_VARIANTS,
+    LeptonModelSpec,
+    PoolSpec,
+    S3Repository,
+    parse_spec,
+)
 from lepton_operator.api.status import ConditionType, Phase, VariantStatus
 from lepton_operator.canary.check import CanaryResult, Infer, check_pods
 from lepton_operator.conditions import condition_status, set_condition
@@ -267,7 +273,13 @@ class Reconciler:
             )
         self._record_decision(status, plan, now, events)
         ready, deployments = self._serve(
-            body, pools, plan, build, triton_models[(plan.pool, plan.variant)], status
+            body,
+            pools,
+            plan,
+            build,
+            triton_models[(plan.pool, plan.variant)],
+            status,
+            spec.repository.s3 if spec.repository else None,
         )
         self._record_live(pools, deployments, status, now, sample)
         condition(
@@ -317,10 +329,13 @@ class Reconciler:
         meta = body["metadata"]
         model, namespace = meta["name"], meta["namespace"]
         repo = self.config.model_repository
-        self.kube.apply(
-            build_objects.model_volume_claim(model, namespace, repo.size, repo.storage_class_name),
-            body,
-        )
+        if not (spec.repository and spec.repository.s3):  # S3: the bucket replaces the PVC
+            self.kube.apply(
+                build_objects.model_volume_claim(
+                    model, namespace, repo.size, repo.storage_class_name
+                ),
+                body,
+            )
         jobs = [names.build_job(model, pool.name, build) for pool in pools]
         self.kube.apply(build_objects.builder_service_account(model, namespace), body)
         self.kube.apply(
@@ -468,6 +483,7 @@ class Reconciler:
         build: str,
         triton_model: str,
         status: dict[str, Any],
+        s3: S3Repository | None,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Apply the chosen Deployment and the Service; returns its ready replicas and
         the serving Deployments left (the chosen one, and others until it is ready).
@@ -488,6 +504,7 @@ class Reconciler:
                 build,
                 triton_model,
                 plan.variant,
+                s3,
             ),
             body,
         )

@@ -328,6 +328,47 @@ class Scaling(Spec):
     )
 
 
+S3_URI_PATTERN = (
+    r"^s3://((https?://)?[0-9A-Za-z.-]+:[0-9]{1,5}/)?[0-9a-z][0-9a-z.-]{1,61}[0-9a-z]"
+    r"(/[0-9A-Za-z._-]+)*/?$"
+)
+
+
+class S3Repository(Spec):
+    """An S3-compatible bucket that holds the built Triton repositories instead of a PVC.
+
+    The build Job uploads each repository to ``<uri>/<buildHash>/<pool>/`` and Triton
+    reads it from there (its own S3 client, credentials from the Secret's environment).
+    """
+
+    uri: str = Field(
+        max_length=1024,
+        pattern=S3_URI_PATTERN,
+        description="s3://bucket/prefix on AWS, or s3://host:port/bucket/prefix for another "
+        "S3-compatible server (MinIO, Ceph, ...); write s3://https://host:port/... for TLS. "
+        "Triton's URI form: bucket names are lower case, path segments [A-Za-z0-9._-].",
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        alias="credentialsSecret",
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Secret in this namespace with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
+        "and optionally AWS_DEFAULT_REGION and AWS_SESSION_TOKEN, passed as environment to the "
+        "build Job and Triton; unset: the pods' own credentials (e.g. IRSA).",
+    )
+
+
+class RepositorySpec(Spec):
+    """Where the built Triton model repositories live."""
+
+    s3: S3Repository | None = Field(
+        default=None,
+        description="Upload the repositories to an S3-compatible bucket and serve from it; "
+        "unset: the model's ReadWriteMany PVC.",
+    )
+
+
 def _variants_need(variants: tuple[str, ...]) -> str:
     listed = ", ".join(f"'{v}'" for v in variants)
     return f"self.optimization.variants.exists(v, v in [{listed}])"
@@ -378,6 +419,11 @@ class LeptonModelSpec(Spec):
         default_factory=Scaling,
         json_schema_extra=full_default(Scaling),
         description="Replica bounds and pace.",
+    )
+    repository: RepositorySpec | None = Field(
+        default=None,
+        description="Where built Triton repositories are kept and served from; default: a "
+        "ReadWriteMany PVC per model.",
     )
     replicas: int | None = Field(
         default=None,

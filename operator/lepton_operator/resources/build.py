@@ -13,13 +13,15 @@ from typing import Any
 from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
 from lepton_operator.report import REPORT_KEY
 from lepton_operator.resources import names
+from lepton_operator.resources.repository import MODELS_MOUNT, credential_env, local_path, s3_uri
 from lepton_operator.resources.security import (
     container_security_context,
     pod_security_context,
     pool_placement,
 )
 
-MODELS_MOUNT = "/models"
+__all__ = ["MODELS_MOUNT"]  # re-exported: the mount both the builder and Triton use
+
 BUILD_DEADLINE_SECONDS = 3 * 3600
 BUILD_REQUEST_VERSION = 1
 
@@ -31,17 +33,25 @@ def device(pool: PoolSpec) -> str:
 def build_request(
     model: str, spec: LeptonModelSpec, pool: PoolSpec, build: str, job: str
 ) -> dict[str, Any]:
-    """Everything the builder needs, passed as one JSON argument (versioned)."""
-    return {
+    """Everything the builder needs, passed as one JSON argument (versioned).
+
+    With an S3 repository, ``upload`` names where the builder copies the repository it
+    wrote to scratch; builders that predate it ignore the key, so the version stays 1.
+    """
+    s3 = spec.repository.s3 if spec.repository else None
+    request: dict[str, Any] = {
         "requestVersion": BUILD_REQUEST_VERSION,
         "modelName": model,
         "pool": pool.name,
         "device": device(pool),
         "model": spec.model.model_dump(mode="json", by_alias=True, exclude_none=True),
         "optimization": spec.optimization.model_dump(mode="json", by_alias=True, exclude_none=True),
-        "repository": f"{MODELS_MOUNT}/{names.repository_path(build, pool.name)}",
+        "repository": local_path(build, pool.name, s3),
         "reportConfigMap": names.report_configmap(job),
     }
+    if s3:
+        request["upload"] = {"uri": s3_uri(s3, build, pool.name)}
+    return request
 
 
 SOURCES_MOUNT = "/sources"
@@ -82,6 +92,14 @@ def job(
     )
     request = build_request(model, spec, pool, build, name)
     claims = source_claims(spec)
+    s3 = spec.repository.s3 if spec.repository else None
+    # With S3 the repository is written to /tmp and uploaded: no model volume at all.
+    models_mount = [] if s3 else [{"name": "models", "mountPath": MODELS_MOUNT}]
+    models_volume = (
+        []
+        if s3
+        else [{"name": "models", "persistentVolumeClaim": {"claimName": names.model_volume(model)}}]
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -108,13 +126,14 @@ def job(
                                 {
                                     "name": "POD_NAMESPACE",
                                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                }
+                                },
+                                *credential_env(s3),
                             ],
                             "resources": resources(pool),
                             "securityContext": container_security_context(),
                             "terminationMessagePolicy": "FallbackToLogsOnError",
                             "volumeMounts": [
-                                {"name": "models", "mountPath": MODELS_MOUNT},
+                                *models_mount,
                                 {"name": "tmp", "mountPath": "/tmp"},
                                 # pvc://<claim>/<path> is read at /sources/<claim>/<path>.
                                 *(
@@ -129,10 +148,7 @@ def job(
                         }
                     ],
                     "volumes": [
-                        {
-                            "name": "models",
-                            "persistentVolumeClaim": {"claimName": names.model_volume(model)},
-                        },
+                        *models_volume,
                         {"name": "tmp", "emptyDir": {}},
                         *(
                             {

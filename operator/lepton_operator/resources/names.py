@@ -27,7 +27,10 @@ def stable_hash(*parts: Any, length: int = 10) -> str:
 
 def build_hash(spec: LeptonModelSpec, pools: list[PoolSpec], builder_image: str) -> str:
     """What decides the build: the model, the optimization, the target hardware and the
-    builder. SLO, budget and scaling are left out: changing them never rebuilds."""
+    builder. SLO, budget and scaling are left out: changing them never rebuilds. A
+    repository other than the PVC counts too (the artifacts must be written there), and
+    only when set, so the hashes of existing PVC builds stay as they were."""
+    where = [spec.repository.model_dump(mode="json", by_alias=True)] if spec.repository else []
     return stable_hash(
         spec.model.model_dump(mode="json", by_alias=True),
         spec.optimization.model_dump(mode="json", by_alias=True),
@@ -36,6 +39,7 @@ def build_hash(spec: LeptonModelSpec, pools: list[PoolSpec], builder_image: str)
             for p in pools
         ),
         builder_image,
+        *where,
     )
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lepton_operator.api.spec import PoolSpec
+from lepton_operator.api.spec import PoolSpec, S3Repository
 from lepton_operator.canary.gate import ANNOTATION_TRITON_MODEL, ANNOTATION_VARIANT, GATE
 from lepton_operator.resources import names
-from lepton_operator.resources.build import MODELS_MOUNT, resources
+from lepton_operator.resources.build import resources
+from lepton_operator.resources.repository import MODELS_MOUNT, credential_env, serving_path
 from lepton_operator.resources.security import (
     container_security_context,
     pod_security_context,
@@ -60,12 +61,30 @@ def deployment(
     build: str,
     triton_model: str,
     variant: str,
+    s3: S3Repository | None = None,
 ) -> dict[str, Any]:
+    """With ``s3`` Triton reads the build's repository from the bucket (credentials from
+    the Secret's environment) and the pod mounts no model volume."""
     labels = {
         **names.labels(model, "triton", **{names.POOL_LABEL: pool.name}),
         **selector(model, pool.name),
     }
-    repository = f"{MODELS_MOUNT}/{names.repository_path(build, pool.name)}"
+    repository = serving_path(build, pool.name, s3)
+    models_mount = [] if s3 else [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
+    models_volume = (
+        []
+        if s3
+        else [
+            {
+                "name": "models",
+                "persistentVolumeClaim": {
+                    "claimName": names.model_volume(model),
+                    "readOnly": True,
+                },
+            }
+        ]
+    )
+    env = credential_env(s3)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -109,6 +128,7 @@ def deployment(
                             "image": image,
                             "command": ["tritonserver"],
                             "args": triton_args(repository, triton_model),
+                            **({"env": env} if env else {}),
                             "ports": [
                                 {"name": "http", "containerPort": HTTP_PORT},
                                 {"name": "grpc", "containerPort": GRPC_PORT},
@@ -127,19 +147,13 @@ def deployment(
                             "resources": resources(pool),
                             "securityContext": container_security_context(),
                             "volumeMounts": [
-                                {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True},
+                                *models_mount,
                                 {"name": "tmp", "mountPath": "/tmp"},
                             ],
                         }
                     ],
                     "volumes": [
-                        {
-                            "name": "models",
-                            "persistentVolumeClaim": {
-                                "claimName": names.model_volume(model),
-                                "readOnly": True,
-                            },
-                        },
+                        *models_volume,
                         {"name": "tmp", "emptyDir": {}},
                     ],
                 },

@@ -23,6 +23,7 @@ from lepton_builder.build import Settings, build
 from lepton_builder.loading import SOURCES_ROOT, LoadError
 from lepton_builder.profiling import Budget
 from lepton_builder.request import BuildRequest
+from lepton_builder.upload import upload_repository
 
 TERMINATION_LOG = Path("/dev/termination-log")
 
@@ -78,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         report = build(request, settings)
     except LoadError as error:
         return _fail(str(error))
+    if request.upload:
+        try:
+            count = upload_repository(Path(request.repository), request.upload.uri)
+        except Exception as error:  # any S3 failure fails the build, with its reason
+            return _fail(f"uploading the repository to {request.upload.uri}: {error}")
+        logging.getLogger(__name__).info("uploaded %d files to %s", count, request.upload.uri)
+        report["repository"] = request.upload.uri
     if args.report_file:
         args.report_file.write_text(json.dumps(report, indent=2))
     if request.report_config_map and os.environ.get("KUBERNETES_SERVICE_HOST"):

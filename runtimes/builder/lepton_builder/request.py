@@ -44,6 +44,10 @@ class Optimization(_Request):
     calibration_uri: str | None = Field(default=None, alias="calibrationUri")
 
 
+class Upload(_Request):
+    uri: str = Field(description="s3:// URI the repository is copied to after the build.")
+
+
 class BuildRequest(_Request):
     request_version: Literal[1] = Field(alias="requestVersion")
     model_name: str = Field(alias="modelName")
@@ -53,3 +57,6 @@ class BuildRequest(_Request):
     optimization: Optimization = Field(default_factory=Optimization)
     repository: str = Field(description="Folder to write the Triton model repository into.")
     report_config_map: str | None = Field(default=None, alias="reportConfigMap")
+    upload: Upload | None = Field(
+        default=None, description="Where to upload the repository; unset: it stays put."
+    )

@@ -1,0 +1,128 @@
+"""An S3 repository: what the build Job and the Triton Deployment are given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from lepton_builder.upload import S3Location, object_keys, parse_s3_uri
+from lepton_operator.api.spec import LeptonModelSpec, S3Repository, parse_spec
+from lepton_operator.config import OperatorConfig
+from lepton_operator.resources import build, names, serving
+
+S3 = {"s3": {"uri": "s3://10.0.0.5:9000/models/team-a", "credentialsSecret": "s3-creds"}}
+
+
+def _container(obj: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = obj["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _deployment(spec: LeptonModelSpec, config: OperatorConfig) -> dict[str, Any]:
+    s3 = spec.repository.s3 if spec.repository else None
+    return serving.deployment(
+        "minilm", "ml", config.pools[0], 2, "triton:1", "abc123", "minilm__onnx", "onnx", s3
+    )
+
+
+def test_triton_reads_the_builds_repository_from_the_bucket(spec, config) -> None:
+    spec["repository"] = S3
+    deployment = _deployment(parse_spec(spec), config)
+    container = _container(deployment)
+    assert (
+        "--model-repository=s3://10.0.0.5:9000/models/team-a/abc123/cpu-standard"
+        in (container["args"])
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]  # no PVC to mount
+    assert [m["name"] for m in container["volumeMounts"]] == ["tmp"]
+
+
+def test_credentials_come_key_by_key_from_the_secret(spec, config) -> None:
+    spec["repository"] = S3
+    env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in _container(_deployment(parse_spec(spec), config))["env"]
+    }
+    assert env["AWS_ACCESS_KEY_ID"] == {"name": "s3-creds", "key": "AWS_ACCESS_KEY_ID"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}
+    assert env["AWS_DEFAULT_REGION"]["optional"] is True
+    assert env["AWS_SESSION_TOKEN"]["optional"] is True
+
+
+def test_without_a_secret_the_pods_own_credentials_are_used(spec, config) -> None:
+    spec["repository"] = {"s3": {"uri": "s3://models/team-a/"}}
+    container = _container(_deployment(parse_spec(spec), config))
+    assert "env" not in container
+    assert "--model-repository=s3://models/team-a/abc123/cpu-standard" in container["args"]
+
+
+def test_without_s3_triton_reads_the_pvc_as_before(spec, config) -> None:
+    deployment = _deployment(parse_spec(spec), config)
+    container = _container(deployment)
+    assert "--model-repository=/models/abc123/cpu-standard" in container["args"]
+    assert "env" not in container
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in deployment["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["minilm-models"]
+
+
+def test_the_build_job_writes_to_scratch_and_uploads_to_the_same_uri(spec, config) -> None:
+    spec["repository"] = S3
+    parsed = parse_spec(spec)
+    job = build.job("minilm", "ml", parsed, config.pools[0], "abc123", "builder:1")
+    request = build.build_request("minilm", parsed, config.pools[0], "abc123", "job")
+    assert request["repository"] == "/tmp/repository/abc123/cpu-standard"
+    assert request["upload"] == {"uri": "s3://10.0.0.5:9000/models/team-a/abc123/cpu-standard"}
+    container = _container(job)
+    assert {e["name"] for e in container["env"]} >= {"AWS_ACCESS_KEY_ID", "POD_NAMESPACE"}
+    assert "models" not in {v["name"] for v in job["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_moving_the_repository_rebuilds_but_existing_pvc_hashes_stay(spec, config) -> None:
+    before = names.build_hash(parse_spec(spec), config.pools, "builder:1")
+    spec["repository"] = None
+    assert names.build_hash(parse_spec(spec), config.pools, "builder:1") == before
+    spec["repository"] = S3
+    assert names.build_hash(parse_spec(spec), config.pools, "builder:1") != before
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["s3://Models/x", "s3://m/x", "s3://models/a b", "s3://host:9000", "https://h/models"],
+)
+def test_uris_triton_cannot_read_are_refused(uri: str) -> None:
+    with pytest.raises(ValidationError):
+        S3Repository(uri=uri)
+
+
+@pytest.mark.parametrize(
+    ("uri", "location"),
+    [
+        ("s3://models/team-a", S3Location(None, "models", "team-a")),
+        ("s3://127.0.0.1:9000/models", S3Location("http://127.0.0.1:9000", "models", "")),
+        (
+            "s3://https://minio.example:443/models/a/b/",
+            S3Location("https://minio.example:443", "models", "a/b"),
+        ),
+    ],
+)
+def test_the_builder_splits_tritons_uri_form(uri: str, location: S3Location) -> None:
+    S3Repository(uri=uri)  # what the API accepts, the builder can split
+    assert parse_s3_uri(uri) == location
+
+
+def test_object_keys_keep_the_repository_layout(tmp_path: Path) -> None:
+    (tmp_path / "m__onnx" / "1").mkdir(parents=True)
+    (tmp_path / "m__onnx" / "config.pbtxt").write_text("")
+    (tmp_path / "m__onnx" / "1" / "model.py").write_text("")
+    assert [key for _, key in object_keys(tmp_path, "p/b1/cpu")] == [
+        "p/b1/cpu/m__onnx/1/model.py",
+        "p/b1/cpu/m__onnx/config.pbtxt",
+    ]
