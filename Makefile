@@ -95,6 +95,10 @@ bench-replay: deps ## the planner against static, HPA, KEDA and the optimum on t
 	$(PY) -m lepton_operator.bench replay --all-traces --trace-dir e2e/traces $(REPLAY_PROFILES) \
 	  --pools e2e/traces/pools.yaml --slo-ms 100 --out-dir docs/bench
 
+.PHONY: bench-serving
+bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM int8, batch 1 and 8), one run
+	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/triton/bench.py --out bench-serving.json
+
 .PHONY: clean
 clean: ## remove the virtualenv (the cluster binaries stay cached in ~/.cache/lepton-operator)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
