@@ -240,8 +240,12 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
     # pass (5 s); the pool's provisioning delay is 60 s (nodes are simulated here).
     assert decided_up <= RATE_WINDOW_S + 15 + 5 + 15
     assert up <= decided_up + 60
-    # Not before the 30 s window (and the 30 s peak floor), not much after.
-    assert 30 <= down <= 30 + 30 + RATE_WINDOW_S + 30
+    # Within the rate window, the 30 s peak floor and the 30 s stabilization window (and a
+    # pass) after the load stops. No lower bound: once two replicas serve well, the
+    # observed latency can correct the model so far that one replica is already preferred
+    # while the load runs, and the window then started before the load stopped (seen on
+    # CI: decided 25 s after). The window itself is unit-tested on the planner.
+    assert down <= 30 + 30 + RATE_WINDOW_S + 30
     assert "req/s" in scaled["reason"]
 
 
@@ -252,6 +256,18 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
     reference = _reference(served)
     inputs = sample_inputs(reference)
     with ConstantLoad(endpoints, reference["model"], inputs, 2.0, ["last_hidden_state"]) as load:
+        # What serves when Prometheus goes: one replica, or two if the previous test's
+        # load left its corrected model wanting two. Whatever it is must be held.
+        held = wait_for(
+            lambda: (
+                _status(kube).get("phase") == "Ready"
+                and _status(kube)["decision"]["replicas"] == _status(kube).get("replicas")
+                and _status(kube)["decision"]["replicas"]
+            ),
+            timeout=120,
+            interval=2,
+            what="a settled decision",
+        )
         prometheus.stop()
         try:
             down = wait_for(
@@ -265,7 +281,9 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
             assert down["reason"] == "PrometheusUnreachable", down
             time.sleep(5)
             status = _status(kube)
-            assert status["phase"] == "Ready" and status["replicas"] == 1
+            # Held: no scale-down (nor up) on missing data.
+            assert status["decision"]["replicas"] == held, status["decision"]
+            assert status["phase"] == "Ready" and status["replicas"] == held
         finally:
             prometheus.start()
             prometheus.wait_ready()
@@ -308,9 +326,14 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
     kube.kubectl("delete", "pod", old["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
 
     def rolled_back() -> dict[str, Any] | None:
+        """Served by another variant whose new pod passed its canary. Phase Ready alone
+        can come first: during the rolling update, pods loaded before the artifact went
+        bad still count as Ready (seen on CI with two replicas)."""
         current = _status(kube)
         decision = current.get("decision") or {}
         if decision.get("variant") == bad or current.get("phase") != "Ready":
+            return None
+        if _condition(current, "CanaryPassed").get("status") != "True":
             return None
         return current
 
@@ -321,8 +344,10 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
     events = [(e["type"], e["reason"], e["message"]) for e in kube.list("events", NAMESPACE)]
     assert any(t == "Warning" and r == "CanaryMismatch" and bad in m for t, r, m in events)
     assert any(t == "Warning" and r == "RolledBack" and bad in m for t, r, m in events)
-    # The replacement passed its own canary, and only pods of the new variant serve.
-    assert _condition(status, "CanaryPassed")["status"] == "True"
+    # The replacement passed its own canary (rolled_back waits for it), and only pods of
+    # the new variant serve.
+    passed = _condition(status, "CanaryPassed")["message"]
+    assert passed.startswith(f"{status['decision']['variant']} on cpu-standard: "), passed
 
     variant = status["decision"]["variant"]
 
