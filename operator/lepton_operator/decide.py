@@ -34,6 +34,9 @@ from lepton_operator.report import Profile
 
 TREND_WINDOW_S = 120.0
 PEAK_WINDOW_S = 30.0
+# How long a burst is remembered: an option that cannot keep up with the highest load of
+# this window is not chosen while another can (the planner's ``burst_peak_rps``).
+BURST_MEMORY_S = 3600.0
 
 
 @dataclass
@@ -70,6 +73,27 @@ def load_trend(rates: list[list[float]], now: float) -> float:
     return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
 
 
+def rates_window_s(provisioning_seconds: list[float]) -> float:
+    """How long the rate samples are kept: the trend and peak windows, and the longest
+    provisioning delay (each pool is sized for the highest load over its own delay)."""
+    return max([TREND_WINDOW_S, PEAK_WINDOW_S, *provisioning_seconds])
+
+
+def remember_peak(peaks: list[list[float]], now: float, rate: float) -> list[list[float]]:
+    """The sliding maximum of the load over ``BURST_MEMORY_S``, kept small: ``[time,
+    rate]`` pairs with strictly falling rates (a sample is dropped once a later one is
+    at least as high, as it can never be the window's maximum again)."""
+    kept = [[t, r] for t, r in peaks if now - t <= BURST_MEMORY_S]
+    while kept and kept[-1][1] <= rate:
+        kept.pop()
+    return [*kept, [now, rate]]
+
+
+def burst_peak(peaks: list[list[float]], now: float) -> float:
+    """The highest load of the burst memory (0 when nothing is remembered)."""
+    return max([r for t, r in peaks if now - t <= BURST_MEMORY_S] or [0.0])
+
+
 def decide(
     spec: LeptonModelSpec,
     pools: list[PoolSpec],
@@ -93,9 +117,12 @@ def decide(
     if current is None or rate is None:
         return Decided(_first_plan(spec, pools, accepted), {})
 
+    peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
     if sample is not None:
-        rates = [x for x in rates if now_s - x[0] <= max(TREND_WINDOW_S, PEAK_WINDOW_S)]
+        keep = rates_window_s([float(p.provisioning_seconds) for p in pools])
+        rates = [x for x in rates if now_s - x[0] <= keep]
         rates.append([now_s, round(sample.request_rate_rps, 3)])
+        peaks = remember_peak(peaks, now_s, round(sample.request_rate_rps, 3))
     observed = sample.p95_ms if sample else live.get("p95Ms")
     slo = spec.slo.p95_latency_ms
     capacities = [
@@ -145,6 +172,8 @@ def decide(
             scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
             scale_down_window_s=float(spec.scaling.scale_down_stabilization_seconds),
             min_rate_rps=spec.slo.min_throughput_rps or 0.0,
+            recent_rates=tuple((t, r) for t, r in rates),
+            burst_peak_rps=burst_peak(peaks, now_s),
         )
     )
     if result is None:
@@ -158,6 +187,7 @@ def decide(
             for h in (result.history if sample else history)
         ],
         "rates": rates,
+        "peaks": peaks,
     }
     return Decided(_as_plan(result), new_memory)
 

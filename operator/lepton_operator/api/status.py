@@ -198,7 +198,8 @@ class PlannerRecommendation(Spec):
 class PlannerMemory(Spec):
     """What the live planner remembers between evaluations: its model correction
     (observed over predicted p95), its recent recommendations (stabilization windows)
-    and recent request rates (trend and peak). Small and bounded by the windows."""
+    and recent request rates (trend and peak, and the burst memory's sliding maximum).
+    Small and bounded by the windows."""
 
     correction: float = Field(
         default=1.0,
@@ -210,6 +211,12 @@ class PlannerMemory(Spec):
     )
     rates: list[list[float]] = Field(
         default_factory=list, max_length=2000, description="[unix seconds, req/s] pairs."
+    )
+    peaks: list[list[float]] = Field(
+        default_factory=list,
+        max_length=2000,
+        description="[unix seconds, req/s] pairs with falling rates: the sliding maximum "
+        "of the load over the burst memory (an hour).",
     )
 
 

@@ -36,7 +36,13 @@ from typing import Any, Protocol
 
 import yaml
 
-from lepton_operator.decide import PEAK_WINDOW_S, TREND_WINDOW_S, load_trend
+from lepton_operator.decide import (
+    PEAK_WINDOW_S,
+    burst_peak,
+    load_trend,
+    rates_window_s,
+    remember_peak,
+)
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
     PlanInput,
@@ -201,6 +207,7 @@ class Ours:
     name: str = "ours"
     correction: float = 1.0
     history: tuple[Recommendation, ...] = ()
+    peaks: list[list[float]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
     def _input(self, rate: float, now_s: float, **more: Any) -> PlanInput:
@@ -242,7 +249,7 @@ class Ours:
         now = seen.minute * MINUTE_S
         # As decide() keeps them: (time, rate) samples, the rate of a minute stamped at
         # its end.
-        window = max(TREND_WINDOW_S, PEAK_WINDOW_S)
+        window = rates_window_s([p.provisioning_seconds for p in self.scenario.pools])
         rates = [
             [(m + 1) * MINUTE_S, r]
             for m, r in enumerate(seen.past_rates)
@@ -250,6 +257,7 @@ class Ours:
         ]
         rate = seen.past_rates[-1]
         peak = max([r for t, r in rates if now - t <= PEAK_WINDOW_S] or [rate])
+        self.peaks = remember_peak(self.peaks, now, rate)
         current = seen.current
         return self._take(
             self._input(
@@ -259,6 +267,8 @@ class Ours:
                 recent_peak_rps=peak,
                 observed_p95_ms=seen.last_p95_ms if rate > 0 else None,
                 current=Serving(current.variant, current.pool, current.replicas),
+                recent_rates=tuple((t, r) for t, r in rates),
+                burst_peak_rps=burst_peak(self.peaks, now),
             ),
             current,
         )

@@ -9,7 +9,13 @@ One evaluation:
    and hardware differences are the pool's).
 2. **Plan for when capacity arrives**: each candidate is sized for the load forecast
    one provisioning delay of its pool ahead (a rising trend is extrapolated, a falling
-   one is not), and never below the highest load of the recent window.
+   one is not), and never below the highest load seen over that pool's provisioning
+   delay (capacity ordered now arrives that late, and capacity released now takes that
+   long to come back).
+   **Remember bursts**: an option whose whole room cannot even keep up with the
+   highest load of the burst memory (about an hour) is not taken while another can;
+   leaving the only pool that can absorb a burst bets that it will not recur, and
+   losing that bet costs a full provisioning delay of the capable pool over the SLO.
 3. **Cheapest SLO-meeting option** within each pool's room; never over budget: when the
    budget cannot meet the SLO, the fastest affordable option is served and the reason
    names what meeting the SLO would cost.
@@ -75,6 +81,9 @@ class PlanInput:
     scale_up_window_s: float = 0.0
     scale_down_window_s: float = 300.0
     min_rate_rps: float = 0.0  # slo.minThroughputRps: capacity kept whatever the load
+    # (time_s, req/s) samples of the recent load, at least the longest provisioning delay
+    recent_rates: tuple[tuple[float, float], ...] = ()
+    burst_peak_rps: float = 0.0  # the highest load of the burst memory (decide.py)
 
 
 @dataclass(frozen=True)
@@ -122,13 +131,45 @@ def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | Non
 
 def _planning_load(plan_input: PlanInput, pool: PoolState) -> float:
     """The load to size for: the rising trend extrapolated over the pool's provisioning
-    delay, capped at doubling (a step is not a ramp), and never below the recent peak
-    nor the throughput the spec asks to keep ready."""
+    delay, capped at doubling (a step is not a ramp), and never below the recent peak,
+    the highest load seen over the pool's provisioning delay, nor the throughput the
+    spec asks to keep ready. A flat load is its own peak: no headroom is added."""
     ahead = max(plan_input.trend_rps_per_s, 0.0) * pool.provisioning_seconds
     ahead = min(ahead, max(plan_input.rate_rps, 0.0))
+    seen = [
+        rate
+        for time_s, rate in plan_input.recent_rates
+        if plan_input.now_s - time_s <= pool.provisioning_seconds
+    ]
     return max(
-        plan_input.rate_rps + ahead, plan_input.recent_peak_rps, plan_input.min_rate_rps, 0.0
+        plan_input.rate_rps + ahead,
+        plan_input.recent_peak_rps,
+        *seen,
+        plan_input.min_rate_rps,
+        0.0,
     )
+
+
+def _remembers_bursts(options: list[_Option], plan_input: PlanInput) -> list[_Option]:
+    """The options whose whole room keeps up with the burst memory's peak, when any does.
+
+    Sized for the load now, a pool that cannot even keep up with a load seen within the
+    memory (CPU replicas against a burst only GPUs can serve) may look cheapest in the
+    lull; moving there makes the next burst wait a full provisioning delay of the
+    capable pool. When no option can keep up, none is preferred."""
+    peak = plan_input.burst_peak_rps
+    if peak <= 0:
+        return options
+
+    def keeps_up(option: _Option) -> bool:
+        pool = plan_input.pools[option.capacity.pool]
+        room = plan_input.max_replicas
+        if pool.max_replicas is not None:
+            room = min(room, pool.max_replicas)
+        return room * option.capacity.max_rps >= peak
+
+    capable = [o for o in options if keeps_up(o)]
+    return capable or options
 
 
 def _options(plan_input: PlanInput, correction: float) -> list[_Option]:
@@ -180,7 +221,8 @@ def _within_budget(option: _Option, plan_input: PlanInput, correction: float) ->
 def plan(plan_input: PlanInput) -> LivePlan | None:
     """None only when no candidate can run anywhere (no schedulable pool)."""
     correction = updated_correction(plan_input)
-    options = _options(plan_input, correction)
+    every = _options(plan_input, correction)
+    options = _remembers_bursts(every, plan_input)
     if not options:
         return None
     current = plan_input.current
@@ -217,6 +259,21 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
             else f"no option meets p95 {plan_input.slo_ms:g} ms at {plan_input.rate_rps:.1f} req/s"
         )
         why += "; serving the fastest affordable"
+    skipped = [
+        o
+        for o in every
+        if o not in options
+        and o.meets
+        and _affordable(o.cost, plan_input.budget_usd)
+        and o.cost < best.cost
+    ]
+    if skipped:
+        cheaper = min(skipped, key=key)
+        why += (
+            f"; not {cheaper.capacity.variant} on {cheaper.capacity.pool} (cheaper now, but "
+            f"its room cannot keep up with the {plan_input.burst_peak_rps:.0f} req/s "
+            "of a recent burst)"
+        )
     best, why = _hold_or_switch(plan_input, best, options, why)
     history = _remember(plan_input, best)
     best, why = _stabilize(plan_input, best, history, why)

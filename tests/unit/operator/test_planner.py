@@ -7,6 +7,7 @@ import itertools
 import math
 from dataclasses import replace
 
+from lepton_operator.decide import BURST_MEMORY_S, burst_peak, remember_peak
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
     LivePlan,
@@ -182,3 +183,48 @@ def test_an_slo_miss_switches_at_once() -> None:
     serving = Serving("onnx", "cpu", 1)
     result = _plan(900, current=serving, max_replicas=20, pools={**POOLS})
     assert result.pool == "gpu"
+
+
+def test_a_flat_load_gets_no_headroom_from_its_history() -> None:
+    flat = tuple((t * 30.0, 40.0) for t in range(7))
+    with_history = _plan(40, now_s=180.0, recent_rates=flat, burst_peak_rps=40.0)
+    without = _plan(40, now_s=180.0)
+    assert (with_history.pool, with_history.replicas) == (without.pool, without.replicas)
+    assert with_history.hourly_cost_usd == without.hourly_cost_usd
+
+
+def test_each_pool_is_sized_for_the_highest_load_of_its_provisioning_delay() -> None:
+    # 100 req/s two minutes ago, 40 now: the GPU (180 s to provision) keeps capacity for
+    # it, the CPU (60 s) sizes for what its own delay saw.
+    rates = ((60.0, 100.0), (120.0, 40.0), (180.0, 40.0))
+    cpu = _plan(40, capacities=[CPU], now_s=180.0, recent_rates=rates)
+    assert cpu.replicas == CPU.replicas_for(40, 100, 1, 20)
+    slow = {"cpu": replace(POOLS["cpu"], provisioning_seconds=180)}
+    held = _plan(40, capacities=[CPU], pools=slow, now_s=180.0, recent_rates=rates)
+    assert held.replicas == CPU.replicas_for(100, 100, 1, 20) > cpu.replicas
+
+
+def test_a_recent_burst_keeps_the_pool_that_can_absorb_it() -> None:
+    # 20 CPU replicas serve at most 1,060 req/s; a 3,000 req/s burst within the memory
+    # keeps the GPU although one CPU replica is cheaper at 5 req/s.
+    assert _plan(5).pool == "cpu"
+    remembered = _plan(5, burst_peak_rps=3000.0)
+    assert remembered.pool == "gpu" and remembered.replicas == 1
+    assert "recent burst" in remembered.reason
+    # A burst the CPU could keep up with changes nothing.
+    assert _plan(5, burst_peak_rps=500.0).pool == "cpu"
+
+
+def test_a_burst_no_option_can_keep_up_with_prefers_none() -> None:
+    assert _plan(5, burst_peak_rps=1e9).pool == "cpu"
+
+
+def test_the_burst_memory_is_a_small_sliding_maximum() -> None:
+    peaks: list[list[float]] = []
+    for now, rate in [(0.0, 10.0), (60.0, 3000.0), (120.0, 50.0), (180.0, 40.0)]:
+        peaks = remember_peak(peaks, now, rate)
+    assert peaks == [[60.0, 3000.0], [120.0, 50.0], [180.0, 40.0]]
+    assert burst_peak(peaks, 180.0) == 3000.0
+    later = 60.0 + BURST_MEMORY_S + 1
+    assert burst_peak(remember_peak(peaks, later, 5.0), later) == 50.0
+    assert burst_peak([], 0.0) == 0.0

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lepton_builder.canary import encode_tensor
+from lepton_operator.api.status import LeptonModelStatus
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
 from lepton_operator.kube import is_owned_by, owner_reference
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
@@ -662,6 +663,20 @@ def test_traffic_scales_replicas_up_at_once_and_down_after_the_window(spec, conf
     status = _passes(reconciler, spec, clock, status, 90)
     assert status["decision"]["replicas"] == 1
     assert kube.of_kind("Deployment")[0]["spec"]["replicas"] == 1
+
+
+def test_the_burst_memory_is_kept_in_status_and_valid(spec, config):
+    spec["scaling"] = {"maxReplicas": 6}
+    _instant_pools(spec, config)
+    live = FakeLive(_sample(p95=20.0, rate=100.0))
+    _, reconciler, clock, status = _ready(spec, config, live)
+    status = _passes(reconciler, spec, clock, status, 20)
+    live.answers = [_sample(p95=9.0, rate=1.0)]
+    status = _passes(reconciler, spec, clock, status, 20)
+    peaks = status["planner"]["peaks"]
+    assert peaks[0][1] == 100.0 and peaks[-1][1] == 1.0
+    assert [r for _, r in peaks] == sorted((r for _, r in peaks), reverse=True)
+    LeptonModelStatus.model_validate(status)
 
 
 def test_prometheus_down_never_scales_down(spec, config):

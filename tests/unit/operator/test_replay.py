@@ -131,12 +131,16 @@ def test_policies_see_only_the_past() -> None:
 
 
 def test_ours_is_the_planner_and_moves_pools_with_the_load() -> None:
-    rates = [5.0] * 30 + [3000.0] * 30 + [5.0] * 30
+    # Back on the CPU once the burst (which 10 CPU replicas cannot serve) has left the
+    # hour of burst memory, and the CPU has then been preferred for the 5-minute window.
+    rates = [5.0] * 30 + [3000.0] * 30 + [5.0] * 80
     scenario = Scenario(rates, [V, W], [CPU, GPU], slo_ms=100.0)
     policy = Ours(scenario)
     run = simulate(scenario, policy)
     assert run.targets[0] == Target("v", "cpu", 1)
     assert run.targets[45].pool == "gpu" and run.targets[-1].pool == "cpu"
+    assert run.targets[100].pool == "gpu"  # the burst is remembered for an hour
+    assert "recent burst" in policy.reasons[100]
     assert all("cheapest meeting" in r or "holding" in r or "staying" in r for r in policy.reasons)
 
 
