@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
 # The venv is rebuilt when what decides its contents changes.
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(CONSTRAINTS) 2>/dev/null | sha256sum | cut -c1-12)
-APT_PACKAGES := iproute2 openssl util-linux ca-certificates
+APT_PACKAGES := iproute2 openssl util-linux ca-certificates git redis-server
 E2E := PYTHONPATH=e2e $(PY) -m lepton_e2e
 
 .PHONY: help
@@ -70,12 +70,20 @@ cluster-bin: deps ## build the cluster binaries from Go modules (cached by go.su
 cluster-up: cluster-bin ## start the local cluster; prints the KUBECONFIG to export
 	$(E2E) up
 
+.PHONY: argocd-bin
+argocd-bin: deps ## build Argo CD (controller, repo-server) from Go modules (cached; cold ~5 min)
+	$(E2E) argocd-build
+
+.PHONY: argocd-up
+argocd-up: cluster-bin argocd-bin ## start the local cluster (if needed) and real Argo CD against it
+	$(E2E) argocd-up
+
 .PHONY: cluster-down
 cluster-down: deps ## stop the local cluster and remove its state
 	$(E2E) down
 
 .PHONY: test
-test: deps lint cluster-bin ## everything CI runs: lint, unit, integration and e2e on the real cluster
+test: deps lint cluster-bin argocd-bin ## everything CI runs: lint, unit, integration and e2e on the real cluster
 	@rc=0; $(PY) -m pytest || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc

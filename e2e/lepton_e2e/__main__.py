@@ -1,4 +1,5 @@
-"""``python -m lepton_e2e {build|up|down|status|pod-runner|demo}``: the local cluster's CLI."""
+"""``python -m lepton_e2e {build|up|down|status|pod-runner|demo|argocd-...}``: the local
+cluster's CLI (``argocd-build``, ``argocd-up``, ``argocd-down``: real Argo CD beside it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import sys
 import threading
 
-from lepton_e2e import binaries
+from lepton_e2e import argocd, binaries
 from lepton_e2e.cluster import Cluster
 
 
@@ -40,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lepton_e2e", description=__doc__)
-    parser.add_argument("command", choices=["build", "up", "down", "status", "pod-runner", "demo"])
+    parser.add_argument(
+        "command",
+        choices=[
+            *("build", "up", "down", "status", "pod-runner", "demo"),
+            *("argocd-build", "argocd-up", "argocd-down"),
+        ],
+    )
     args = parser.parse_args(argv)
     cluster = Cluster()
     if args.command == "build":
@@ -57,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"export KUBECONFIG={kubeconfig}")
         print(f"export PATH={binaries.bin_dir()}:$PATH")
+    elif args.command == "argocd-build":
+        print(argocd.ensure_built())
+    elif args.command == "argocd-up":
+        kubeconfig = cluster.up()
+        argocd.ArgoCD(cluster).up()
+        print(f"Argo CD {argocd.VERSION} up in namespace {argocd.NAMESPACE}", file=sys.stderr)
+        print(f"destination server for Applications: {cluster.config.server}", file=sys.stderr)
+        print(f"export KUBECONFIG={kubeconfig}")
+    elif args.command == "argocd-down":
+        argocd.ArgoCD(cluster).down()
     elif args.command == "down":
         cluster.down()
     elif args.command == "status":

@@ -1,0 +1,366 @@
+"""Real Argo CD against the local cluster: its application controller and repo-server,
+built from Go modules, with Redis from Debian, each a local process.
+
+Why real: what the GitOps story promises (our Lua health check evaluated by Argo CD, an
+Application that stays ``Synced`` while the operator writes status and scales, a prune
+that never deletes what the operator made) is Argo CD's behaviour, not ours; only the
+real controller can confirm it. No API server, UI or Dex: Applications are objects,
+created with kubectl like any other.
+
+The binary is Argo CD's own multi-call one (``ARGOCD_BINARY_NAME`` picks the
+component), built once into a cache folder keyed by ``e2e/argocd/go.mod``, ``go.sum``
+and the ldflags, like the cluster's binaries. Processes record their pids beside the
+cluster's, so ``Cluster.down`` stops them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lepton_e2e import binaries
+from lepton_e2e.cluster import Cluster
+
+ARGOCD_SRC = Path(__file__).resolve().parents[1] / "argocd"
+REPO = Path(__file__).resolve().parents[2]
+VERSION = "3.6.1"
+MODULE = "github.com/argoproj/argo-cd/v3"
+# Argo CD 3.6 needs Go 1.27; the go command fetches this toolchain from the module proxy.
+GOTOOLCHAIN = "go1.27.3"
+NAMESPACE = "argocd"
+COMPONENTS = ("argocd-repo-server", "argocd-application-controller")
+REDIS_PORT = 6390  # not 6379: a developer's own Redis may hold that
+REPO_SERVER_PORT = 8081
+PART_OF = {"app.kubernetes.io/part-of": "argocd"}
+
+
+def _ldflags() -> str:
+    package = f"{MODULE}/common"
+    # Unstamped, it reports version 99.99.99, which hides which Argo CD ran a test.
+    stamps = {
+        "version": VERSION,
+        "gitTag": f"v{VERSION}",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "kubectlVersion": "v0.37.0",
+    }
+    return " ".join(["-s", "-w"] + [f"-X {package}.{k}={v}" for k, v in stamps.items()])
+
+
+def cache_key() -> str:
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update(name.encode())
+        digest.update((ARGOCD_SRC / name).read_bytes())
+    digest.update(f"{GOTOOLCHAIN} {_ldflags()}".encode())
+    return digest.hexdigest()[:16]
+
+
+def bin_dir() -> Path:
+    return binaries.cache_root() / f"argocd-{cache_key()}"
+
+
+def ensure_built(log: bool = True) -> Path:
+    """The folder holding ``argocd``, its CRDs and ``git-verify-wrapper.sh``, built first
+    when the cache misses (cold: about 5 minutes on 2 cores).
+
+    The CRDs and the wrapper are copied from the very module the binary was built from,
+    so they always match it. A build lands in a temporary folder renamed into place only
+    when complete, so an interrupted build is never reused.
+    """
+    target = bin_dir()
+    if (target / "argocd").exists():
+        return target
+    if shutil.which("go") is None:
+        raise RuntimeError("Go is needed to build Argo CD; `make deps` checks for it")
+    started = time.monotonic()
+    staging = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    env = {**os.environ, "GOTOOLCHAIN": GOTOOLCHAIN, "GOFLAGS": "-mod=mod -buildvcs=false"}
+    out = sys.stderr if log else subprocess.DEVNULL
+    print(f"building Argo CD {VERSION} into {target} (cold: about 5 minutes)", file=sys.stderr)
+    subprocess.run(
+        ["go", "build", "-ldflags", _ldflags(), "-o", str(staging / "argocd"), f"{MODULE}/cmd"],
+        cwd=ARGOCD_SRC,
+        env=env,
+        check=True,
+        stdout=out,
+        stderr=out,
+    )
+    module_dir = Path(
+        subprocess.run(
+            ["go", "list", "-m", "-f", "{{.Dir}}", MODULE],
+            cwd=ARGOCD_SRC,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    for crd in ("application-crd.yaml", "appproject-crd.yaml"):
+        shutil.copy(module_dir / "manifests" / "crds" / crd, staging / crd)
+    # The defaults a real install ships in argocd-cm (among them: status-only updates do
+    # not refresh an Application unless its health changes).
+    shutil.copy(module_dir / "manifests" / "base" / "config" / "argocd-cm.yaml", staging)
+    wrapper = staging / "git-verify-wrapper.sh"
+    shutil.copy(module_dir / "hack" / "git-verify-wrapper.sh", wrapper)
+    wrapper.chmod(0o755)  # the module cache keeps files read-only, and not executable
+    for component in COMPONENTS:
+        (staging / component).symlink_to("argocd")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    (target / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
+    print(f"built Argo CD in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return target
+
+
+@dataclass
+class ArgoCD:
+    """Argo CD running against ``cluster``: Redis, repo-server, application controller.
+
+    ``server`` is the destination URL Applications must name: the local apiserver,
+    registered as a cluster Secret, since ``https://kubernetes.default.svc`` would need
+    in-cluster credentials that a process on the host does not have.
+    """
+
+    cluster: Cluster
+
+    @property
+    def server(self) -> str:
+        return self.cluster.config.server
+
+    @property
+    def home(self) -> Path:
+        return self.cluster.dir / "argocd"
+
+    # ---- public ----------------------------------------------------------------------
+    def up(self, timeout: float = 120) -> None:
+        """Install Argo CD's objects and start its processes (idempotent)."""
+        argocd_bin = ensure_built()
+        cluster_bin = binaries.ensure_built()
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is needed (Debian package redis-server; make deps)")
+        self.home.mkdir(parents=True, exist_ok=True)
+        # Server-side: the Application CRD (about 400 KB) is over the 256 KB that
+        # client-side apply's last-applied annotation may hold.
+        for crd in ("application-crd.yaml", "appproject-crd.yaml"):
+            self._kubectl(cluster_bin, "apply", "--server-side", "-f", str(argocd_bin / crd))
+        self._kubectl(
+            cluster_bin,
+            "wait",
+            "--for=condition=Established",
+            "crd/applications.argoproj.io",
+            "crd/appprojects.argoproj.io",
+            "--timeout=60s",
+        )
+        self._kubectl(
+            cluster_bin, "apply", "-f", "-", stdin=yaml.safe_dump_all(self._objects(argocd_bin))
+        )
+        env = {
+            "ARGOCD_GPG_ENABLED": "false",
+            # The wrapper and helm must be on the repo-server's PATH: without the wrapper
+            # every manifest generation fails with "permission denied".
+            "PATH": os.pathsep.join([str(argocd_bin), str(cluster_bin), os.environ["PATH"]]),
+            "HOME": str(self.home),
+            "KUBECONFIG": str(self.cluster.config.kubeconfig),
+        }
+        redis = f"127.0.0.1:{REDIS_PORT}"
+        self._start(
+            "argocd-redis",
+            [
+                *("redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.home)),
+            ],
+            env,
+        )
+        self._wait_port(REDIS_PORT, timeout, "argocd-redis")
+        self._start(
+            "argocd-repo-server",
+            [
+                *(str(argocd_bin / "argocd-repo-server"), "--redis", redis),
+                *("--address", "127.0.0.1", "--port", str(REPO_SERVER_PORT)),
+                *("--metrics-address", "127.0.0.1", "--disable-tls", "--client-ca-path", ""),
+                *("--loglevel", "info"),
+            ],
+            {**env, "ARGOCD_BINARY_NAME": "argocd-repo-server"},
+        )
+        self._wait_port(REPO_SERVER_PORT, timeout, "argocd-repo-server")
+        self._start(
+            "argocd-application-controller",
+            [
+                str(argocd_bin / "argocd-application-controller"),
+                *("--kubeconfig", str(self.cluster.config.kubeconfig), "--namespace", NAMESPACE),
+                *("--repo-server", f"127.0.0.1:{REPO_SERVER_PORT}", "--repo-server-plaintext"),
+                *("--redis", redis, "--loglevel", "info"),
+            ],
+            {
+                **env,
+                "ARGOCD_BINARY_NAME": "argocd-application-controller",
+                # Argo CD 3 keeps each resource's health (our Lua's status and message)
+                # only in Redis for its API server, which is not run here; persisted, it
+                # is also in the Application's status.resources, where tests read it.
+                # Health is evaluated the same either way.
+                "ARGOCD_APPLICATION_CONTROLLER_PERSIST_RESOURCE_HEALTH": "true",
+            },
+        )
+
+    def down(self) -> None:
+        """Stop Argo CD's processes; its objects go with the cluster."""
+        for name in reversed(("argocd-redis", *COMPONENTS)):
+            pid_file = self.cluster.pids / f"{name}.pid"
+            if pid_file.exists():
+                _stop(pid_file)
+                pid_file.unlink(missing_ok=True)
+
+    def alive(self) -> list[str]:
+        """The components whose process is running (a test checks none has died)."""
+        running = []
+        for name in ("argocd-redis", *COMPONENTS):
+            pid_file = self.cluster.pids / f"{name}.pid"
+            with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+                os.kill(int(pid_file.read_text()), 0)
+                running.append(name)
+        return running
+
+    def log(self, component: str) -> Path:
+        return self.cluster.logs / f"{component}.log"
+
+    # ---- objects ---------------------------------------------------------------------
+    def _objects(self, argocd_bin: Path) -> list[dict[str, Any]]:
+        """Namespace, Argo CD's ConfigMaps and Secret, the default AppProject, and the
+        local apiserver as a cluster Secret (a bearer token, the serving CA)."""
+        defaults = yaml.safe_load((argocd_bin / "argocd-cm.yaml").read_text())
+        health = yaml.safe_load((REPO / "docs" / "argocd" / "argocd-cm.yaml").read_text())
+        token = (self.cluster.pki / "admin.token").read_text().strip()
+        ca = (self.cluster.pki / "serving" / "apiserver.crt").read_bytes()
+        cluster_config = {
+            "bearerToken": token,
+            "tlsClientConfig": {"insecure": False, "caData": base64.b64encode(ca).decode()},
+        }
+
+        def meta(name: str, **labels: str) -> dict[str, Any]:
+            return {"name": name, "namespace": NAMESPACE, "labels": {**PART_OF, **labels}}
+
+        return [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta("argocd-cm", **{"app.kubernetes.io/name": "argocd-cm"}),
+                # Argo CD's shipped defaults plus our Lua health check, exactly as
+                # docs/argocd/argocd-cm.yaml patches it in.
+                "data": {**defaults["data"], **health["data"]},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta("argocd-rbac-cm", **{"app.kubernetes.io/name": "argocd-rbac-cm"}),
+                "data": {},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": meta("argocd-secret", **{"app.kubernetes.io/name": "argocd-secret"}),
+                "stringData": {"server.secretkey": base64.b64encode(os.urandom(32)).decode()},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": meta(
+                    "cluster-lepton-e2e", **{"argocd.argoproj.io/secret-type": "cluster"}
+                ),
+                "stringData": {
+                    "name": "lepton-e2e",
+                    "server": self.server,
+                    "config": json.dumps(cluster_config),
+                },
+            },
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "AppProject",
+                "metadata": {"name": "default", "namespace": NAMESPACE},
+                "spec": {
+                    "sourceRepos": ["*"],
+                    "destinations": [{"server": "*", "namespace": "*"}],
+                    "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+                },
+            },
+        ]
+
+    # ---- processes -------------------------------------------------------------------
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        """A daemon in a session of its own, its pid beside the cluster's (see
+        ``Cluster._start``, whose conventions this follows so ``Cluster.down`` stops it)."""
+        pid_file = self.cluster.pids / f"{name}.pid"
+        if pid_file.exists() and name in self.alive():
+            return
+        with self.log(name).open("ab") as log:
+            subprocess.run(
+                [
+                    *("setsid", "--fork", "sh", "-c"),
+                    'echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"',
+                    str(pid_file),
+                    *argv,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=True,
+                env={**os.environ, **env},
+                cwd=self.home,
+            )
+        deadline = time.monotonic() + 5
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _wait_port(self, port: int, timeout: float, name: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return
+            if name not in self.alive():
+                raise RuntimeError(f"{name} exited; see {self.log(name)}")
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} did not listen on {port} in {timeout:.0f} s")
+
+    def _kubectl(self, cluster_bin: Path, *args: str, stdin: str | None = None) -> None:
+        result = subprocess.run(
+            [str(cluster_bin / "kubectl"), f"--kubeconfig={self.cluster.config.kubeconfig}", *args],
+            input=stdin,
+            text=True,
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+
+
+def _stop(pid_file: Path) -> None:
+    try:
+        pid = int(pid_file.read_text())
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, ValueError, PermissionError, FileNotFoundError):
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
