@@ -29,6 +29,7 @@ class StampedTool:
     stamped into it with ``-ldflags -X``: built from a module it reports an empty or
     placeholder version otherwise (Prometheus prints ``version  (branch: , revision: )``
     and exports an empty ``prometheus_build_info``), which hides which build is running.
+    ``stamps=()`` for a program that reports no version.
     """
 
     package: str
@@ -70,6 +71,16 @@ PROMTOOL = StampedTool(
     package="github.com/prometheus/prometheus/cmd/promtool",
     version=_PROMETHEUS_MODULE,
     stamps=STAMPED_TOOLS[0].stamps,
+)
+
+# An S3-compatible server (in-memory backend) for the S3 repository test: real S3 over
+# HTTP for MinIO's Python client and Triton's AWS SDK, and no botocore, which cannot be
+# installed beside the pinned kubernetes client (their python-dateutil ranges are
+# disjoint). It reports no version, so there is nothing to stamp.
+GOFAKES3 = StampedTool(
+    package="github.com/johannesboyne/gofakes3/cmd/gofakes3",
+    version="v1.2.0",
+    stamps=(),
 )
 
 

@@ -1,18 +1,28 @@
 """An S3 model repository end to end, with real parts: the builder uploads its
-repository to a real S3-compatible server (moto's, on loopback), the real tritonserver
-from the nvidia-pytriton wheel serves it from there by the very URI the operator puts
-in the Deployment, and the answer is judged as the operator judges a pod."""
+repository to a real S3-compatible server (gofakes3, built from its Go module and run on
+loopback), the real tritonserver from the nvidia-pytriton wheel serves it from there by
+the very URI the operator puts in the Deployment, and the answer is judged as the
+operator judges a pod.
+
+Why gofakes3 rather than moto or MinIO's server: moto needs botocore, which cannot be
+installed beside the pinned kubernetes client (python-dateutil <3 against >=3), and
+gofakes3 is one small Go program built like the other test tools (lepton_e2e.binaries).
+"""
 
 from __future__ import annotations
 
 import json
-import socket
-from typing import Any
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from minio import Minio
 
 from lepton_builder.cli import main
-from lepton_e2e import models
+from lepton_e2e import binaries, models
 from lepton_e2e.triton import TritonServer
 from lepton_operator.api.spec import S3Repository
 from lepton_operator.canary.check import judge
@@ -31,29 +41,46 @@ CREDENTIALS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _listening_port(process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> int:
+    """The port gofakes3 bound (it is started on port 0 and logs the one it got)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(r"using port: (\d+)", log.read_text())
+        if match:
+            return int(match.group(1))
+        if process.poll() is not None:
+            raise RuntimeError(f"gofakes3 exited {process.returncode}: {log.read_text()}")
+        time.sleep(0.05)
+    raise TimeoutError(f"gofakes3 did not listen in {timeout:.0f} s: {log.read_text()}")
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Any:
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Minio]]:
+    gofakes3 = binaries.ensure_tool(binaries.GOFAKES3)
+    log = tmp_path_factory.mktemp("gofakes3") / "gofakes3.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(gofakes3), "-backend", "memory", "-host", "127.0.0.1:0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
+        endpoint = f"127.0.0.1:{_listening_port(process, log)}"
         with pytest.MonkeyPatch.context() as patch:
             for key, value in CREDENTIALS.items():
                 patch.setenv(key, value)
-            client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
-            client.create_bucket(Bucket="models")
-            yield f"127.0.0.1:{port}", client
+            client = Minio(
+                endpoint,
+                access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                region=CREDENTIALS["AWS_DEFAULT_REGION"],
+                secure=False,
+            )
+            client.make_bucket("models")
+            yield endpoint, client
     finally:
-        server.stop()
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +128,7 @@ def served(s3_endpoint, digits, tmp_path_factory: pytest.TempPathFactory):
 def test_the_builder_uploads_its_repository_to_the_bucket(served) -> None:
     _, report, client = served
     assert report.repository.startswith("s3://127.0.0.1:")
-    keys = {o["Key"] for o in client.list_objects_v2(Bucket="models")["Contents"]}
+    keys = {o.object_name for o in client.list_objects("models", recursive=True)}
     prefix = "team-a/b1/cpu-standard/digits__onnx/"
     assert {prefix + "config.pbtxt", prefix + "1/model.py"} <= keys
 

@@ -2,21 +2,38 @@
 
 The URI is Triton's own form, ``s3://[[http(s)://]host:port/]bucket/prefix``, so the
 operator passes one string to both the builder and ``--model-repository``. Credentials
-come from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_DEFAULT_REGION``), as the AWS SDK in Triton reads them too.
+come from the environment Triton's AWS SDK reads too (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``; the region from ``AWS_DEFAULT_REGION``),
+else from ``~/.aws/credentials`` or the pod's role (IRSA, ECS, EC2 instance profile).
+
+The client is MinIO's, not boto3: every botocore requires ``python-dateutil<3`` and the
+pinned kubernetes client ``>=3``, so the two cannot share an environment.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from minio import Minio
+from minio.credentials.providers import (
+    AWSConfigProvider,
+    ChainedProvider,
+    EnvAWSProvider,
+    IamAwsProvider,
+)
+
+# The same language as the CRD's pattern (lepton_operator.api.spec.S3_URI_PATTERN, which
+# the builder may not import); tests/unit/operator/test_s3_repository.py runs both on the
+# same URIs.
 _URI = re.compile(
     r"^s3://(?:(?P<scheme>https?)://)?(?:(?P<host>[0-9A-Za-z.-]+:[0-9]{1,5})/)?"
-    r"(?P<bucket>[0-9a-z][0-9a-z.-]+)(?:/(?P<prefix>.*))?$"
+    r"(?P<bucket>[0-9a-z][0-9a-z.-]{1,61}[0-9a-z])(?P<prefix>(?:/[0-9A-Za-z._-]+)*)/?$"
 )
+AWS_ENDPOINT = "https://s3.amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,7 @@ def parse_s3_uri(uri: str) -> S3Location:
         raise ValueError(f"{uri!r} is not s3://[[http(s)://]host:port/]bucket/prefix")
     host = match["host"]
     endpoint = f"{match['scheme'] or 'http'}://{host}" if host else None
-    return S3Location(endpoint, match["bucket"], (match["prefix"] or "").strip("/"))
+    return S3Location(endpoint, match["bucket"], match["prefix"].strip("/"))
 
 
 def object_keys(repository: Path, prefix: str) -> list[tuple[Path, str]]:
@@ -44,17 +61,23 @@ def object_keys(repository: Path, prefix: str) -> list[tuple[Path, str]]:
     return [(p, base + p.relative_to(repository).as_posix()) for p in files]
 
 
+def client(location: S3Location) -> Minio:
+    """A client for the location's endpoint (path-style for any host but AWS's)."""
+    endpoint = urlsplit(location.endpoint_url or AWS_ENDPOINT)
+    return Minio(
+        endpoint.netloc,
+        secure=endpoint.scheme == "https",
+        # Unset: MinIO asks the bucket for its region (GetBucketLocation) once.
+        region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None,
+        credentials=ChainedProvider([EnvAWSProvider(), AWSConfigProvider(), IamAwsProvider()]),
+    )
+
+
 def upload_repository(repository: Path, uri: str) -> int:
-    """Copy every file under ``repository`` to ``uri``; returns how many were copied.
-
-    boto3 is imported here, not at module level: only builds with an S3 repository
-    need it (and it is typed loosely on purpose until it is a declared dependency).
-    """
-    boto3 = importlib.import_module("boto3")
-
+    """Copy every file under ``repository`` to ``uri``; returns how many were copied."""
     location = parse_s3_uri(uri)
-    s3 = boto3.client("s3", endpoint_url=location.endpoint_url)
+    s3 = client(location)
     pairs = object_keys(repository, location.prefix)
     for path, key in pairs:
-        s3.upload_file(str(path), location.bucket, key)
+        s3.fput_object(location.bucket, key, str(path))
     return len(pairs)

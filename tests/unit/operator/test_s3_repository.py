@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import ValidationError
 
-from lepton_builder.upload import S3Location, object_keys, parse_s3_uri
+from lepton_builder.upload import S3Location, client, object_keys, parse_s3_uri
 from lepton_operator.api.spec import LeptonModelSpec, S3Repository, parse_spec
 from lepton_operator.config import OperatorConfig
 from lepton_operator.resources import build, names, serving
@@ -93,20 +94,39 @@ def test_moving_the_repository_rebuilds_but_existing_pvc_hashes_stay(spec, confi
     assert names.build_hash(parse_spec(spec), config.pools, "builder:1") != before
 
 
+# The builder may not import the operator (an import-linter contract), so it parses the
+# URI with a pattern of its own: the CRD's and the builder's are run on the same URIs.
 @pytest.mark.parametrize(
     "uri",
-    ["s3://Models/x", "s3://m/x", "s3://models/a b", "s3://host:9000", "https://h/models"],
+    [
+        "s3://Models/x",
+        "s3://m/x",
+        "s3://models/a b",
+        "s3://models//x",
+        "s3://models/a+b",
+        "s3://host:9000",
+        "s3://ftp://host:9000/models",
+        "https://h/models",
+    ],
 )
-def test_uris_triton_cannot_read_are_refused(uri: str) -> None:
+def test_uris_triton_cannot_read_are_refused_by_the_api_and_the_builder(uri: str) -> None:
     with pytest.raises(ValidationError):
         S3Repository(uri=uri)
+    with pytest.raises(ValueError, match="is not s3://"):
+        parse_s3_uri(uri)
 
 
 @pytest.mark.parametrize(
     ("uri", "location"),
     [
+        ("s3://models", S3Location(None, "models", "")),
         ("s3://models/team-a", S3Location(None, "models", "team-a")),
+        ("s3://models/a.b_c-D/", S3Location(None, "models", "a.b_c-D")),
         ("s3://127.0.0.1:9000/models", S3Location("http://127.0.0.1:9000", "models", "")),
+        (
+            "s3://http://minio.storage:9000/models/team-a",
+            S3Location("http://minio.storage:9000", "models", "team-a"),
+        ),
         (
             "s3://https://minio.example:443/models/a/b/",
             S3Location("https://minio.example:443", "models", "a/b"),
@@ -116,6 +136,33 @@ def test_uris_triton_cannot_read_are_refused(uri: str) -> None:
 def test_the_builder_splits_tritons_uri_form(uri: str, location: S3Location) -> None:
     S3Repository(uri=uri)  # what the API accepts, the builder can split
     assert parse_s3_uri(uri) == location
+
+
+@pytest.mark.parametrize(
+    ("uri", "url"),
+    [
+        # Any host but AWS's: path-style, at the URI's scheme, host and port.
+        ("s3://127.0.0.1:9000/models/p", "http://127.0.0.1:9000/models/p/k"),
+        ("s3://https://minio.example:8443/models/p", "https://minio.example:8443/models/p/k"),
+        # AWS: TLS, virtual-hosted at the region's endpoint.
+        ("s3://models/p", "https://models.s3.eu-west-3.amazonaws.com/p/k"),
+    ],
+)
+def test_the_builder_signs_for_the_uris_endpoint_with_tritons_environment(
+    monkeypatch, uri: str, url: str
+) -> None:
+    env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"}
+    for key, value in {**env, "AWS_DEFAULT_REGION": "eu-west-3"}.items():
+        monkeypatch.setenv(key, value)
+    location = parse_s3_uri(uri)
+    # A presigned URL is the request the client would send, computed without sending it.
+    signed = urlsplit(client(location).presigned_get_object(location.bucket, "p/k"))
+    assert signed._replace(query="").geturl() == url
+    assert parse_qs(signed.query)["X-Amz-Credential"][0].split("/")[::2] == [
+        "AKID",
+        "eu-west-3",
+        "aws4_request",
+    ]
 
 
 def test_object_keys_keep_the_repository_layout(tmp_path: Path) -> None:
