@@ -1,0 +1,353 @@
+"""GitOps for real: Argo CD syncs the operator and a LeptonModel from git.
+
+Real Argo CD (application controller and repo-server built from Go modules, Redis from
+Debian) syncs two Applications, the shipped ``examples/gitops/`` manifests pointed at a
+local git repository (``file://``) holding this checkout's chart and
+``examples/digits.yaml``. The operator, installed from the chart by Argo CD, builds the
+model with the real builder and serves it on a real tritonserver. The test reads the
+model's health only from the Application's ``status`` (Argo CD running our Lua from
+``argocd-cm``), then commits a change that makes the operator scale, and checks that
+the Application stays ``Synced`` and that syncs with ``prune: true`` delete nothing the
+operator made.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from lepton_e2e import models
+from lepton_e2e.argocd import NAMESPACE as ARGOCD_NAMESPACE
+from lepton_e2e.argocd import ArgoCD
+from lepton_e2e.cluster import Cluster, state_root
+from lepton_e2e.fixtures import RESTRICTED, Kube, model_namespace, wait_for
+from lepton_e2e.gitrepo import LocalRepo, example_application
+from lepton_e2e.load import infer, service_endpoints
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = "gitops-models"
+OPERATOR_NAMESPACE = "lepton-system"
+MODEL_FILE = "examples/digits.yaml"
+# What a prune could wrongly take: the serving objects and the build Jobs.
+OWNED_KINDS = "deployments,services,jobs"
+
+
+@pytest.fixture(scope="module")
+def argocd(kube: Kube) -> Iterator[ArgoCD]:
+    assert kube.runs_process_pods, "Argo CD runs beside the harness's own cluster"
+    server = ArgoCD(Cluster())
+    server.up()
+    try:
+        yield server
+    finally:
+        server.down()
+        kube.kubectl("delete", "namespace", ARGOCD_NAMESPACE, "--wait=false", check=False)
+
+
+def _app(kube: Kube, name: str) -> dict[str, Any]:
+    return kube.get("applications.argoproj.io", name, ARGOCD_NAMESPACE)
+
+
+def _state(app: dict[str, Any]) -> tuple[str, str, str]:
+    status = app.get("status") or {}
+    health = status.get("health") or {}
+    return (
+        (status.get("sync") or {}).get("status", ""),
+        health.get("status", ""),
+        (status.get("sync") or {}).get("revision", ""),
+    )
+
+
+def _summary(app: dict[str, Any], argocd: ArgoCD) -> str:
+    """What to read when an Application does not get there: its conditions, last
+    operation, resources' states, and Argo CD's last errors (the cluster's logs go with
+    it at teardown)."""
+    status = app.get("status") or {}
+    operation = status.get("operationState") or {}
+    resources = [
+        (r.get("kind"), r.get("name"), r.get("status"), (r.get("health") or {}).get("status"))
+        for r in status.get("resources") or []
+    ]
+    errors = [
+        line
+        for component in ("argocd-application-controller", "argocd-repo-server")
+        for line in argocd.log(component).read_text(errors="replace").splitlines()
+        if '"level":"error"' in line
+    ]
+    return (
+        f"sync/health/revision {_state(app)}; conditions {status.get('conditions')}; "
+        f"operation {operation.get('phase')}: {operation.get('message')}; "
+        f"resources {resources}; Argo CD errors (last 5): {errors[-5:]}"
+    )
+
+
+def _wait_app(
+    kube: Kube, argocd: ArgoCD, name: str, timeout: float, check: Callable[[], bool]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    pytest.fail(f"{name}: timed out after {timeout:.0f} s; {_summary(_app(kube, name), argocd)}")
+
+
+def _refresh(kube: Kube, name: str) -> None:
+    """What a git webhook does: ask Argo CD to look at the repository now rather than at
+    its next poll (every 3 minutes by default)."""
+    kube.kubectl(
+        "annotate",
+        "applications.argoproj.io",
+        name,
+        "-n",
+        ARGOCD_NAMESPACE,
+        "argocd.argoproj.io/refresh=normal",
+        "--overwrite",
+    )
+
+
+def _owned(kube: Kube) -> dict[str, str]:
+    """``Kind/name`` -> uid of every object the operator made for the model."""
+    items = json.loads(
+        kube.kubectl(
+            "get", OWNED_KINDS, "-n", MODELS, "-l", "lepton.ai/model=digits", "-o", "json"
+        ).stdout
+    )["items"]
+    return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["uid"] for i in items}
+
+
+@pytest.fixture(scope="module")
+def repo() -> LocalRepo:
+    repo = LocalRepo(state_root() / "gitops" / "repo").init()
+    repo.copy_in(REPO / "charts" / "lepton-operator", "charts/lepton-operator")
+    repo.copy_in(REPO / MODEL_FILE, MODEL_FILE)
+    repo.commit("the operator's chart and the digits model")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def synced(kube: Kube, argocd: ArgoCD, repo: LocalRepo) -> Iterator[list[tuple[str, str, str]]]:
+    """Both Applications applied; yields what was seen while the model's Application
+    went to Healthy: (the Application's health, Argo CD's health message for the
+    LeptonModel, the LeptonModel's phase at that moment), each change once. Both are
+    removed afterwards, with what they made."""
+    kube.kubectl("create", "namespace", MODELS)
+    model_namespace(kube, MODELS)
+    wait_for(
+        lambda: kube.get("pvc", "models", MODELS)["status"].get("phase") == "Bound",
+        what="the models claim bound",
+    )
+    trained = models.train_digits(state_root() / "pvcs" / MODELS / "models")
+    assert trained.test_accuracy > 0.9
+
+    operator = example_application("lepton-operator", repo.url, argocd.server)
+    # The namespace Argo CD creates enforces restricted Pod Security, as in the other tests.
+    key, value = RESTRICTED.split("=")
+    operator["spec"]["syncPolicy"]["managedNamespaceMetadata"] = {"labels": {key: value}}
+    model_app = example_application("lepton-models", repo.url, argocd.server)
+    model_app["spec"]["source"]["directory"]["include"] = Path(MODEL_FILE).name
+    model_app["spec"]["destination"]["namespace"] = MODELS
+    try:
+        # The operator first: its Application brings the CRD the models need.
+        kube.apply(operator)
+        _wait_app(
+            kube,
+            argocd,
+            "lepton-operator",
+            300,
+            lambda: _state(_app(kube, "lepton-operator"))[:2] == ("Synced", "Healthy"),
+        )
+        kube.apply(model_app)
+        seen: list[tuple[str, str, str]] = []
+
+        def healthy() -> bool:
+            app = _app(kube, "lepton-models")
+            lm = kube.kubectl("get", "lm", "digits", "-n", MODELS, "-o", "json", check=False)
+            phase = ""
+            if lm.returncode == 0:
+                phase = (json.loads(lm.stdout).get("status") or {}).get("phase") or ""
+                assert phase not in ("Failed", "Degraded"), lm.stdout
+            health = (app.get("status") or {}).get("health") or {}
+            entry = (health.get("status", ""), _model_health(app).get("message", ""), phase)
+            if not seen or seen[-1] != entry:
+                seen.append(entry)
+            return _state(app)[:2] == ("Synced", "Healthy")
+
+        _wait_app(kube, argocd, "lepton-models", 420, healthy)
+        yield seen
+    finally:
+        _remove(kube)
+
+
+def _model_health(app: dict[str, Any]) -> dict[str, Any]:
+    """The health Argo CD computed for the LeptonModel itself (status.resources)."""
+    for resource in (app.get("status") or {}).get("resources") or []:
+        if resource.get("kind") == "LeptonModel":
+            health: dict[str, Any] = resource.get("health") or {}
+            return health
+    return {}
+
+
+def _remove(kube: Kube) -> None:
+    """Delete both Applications with what they made, so later tests find the cluster as
+    before: the models one carries the resources finalizer; the operator one is given it
+    here (the example leaves it off on purpose, see examples/gitops/README.md)."""
+    apps = ("lepton-models", "lepton-operator")
+    for name in apps:
+        kube.kubectl(
+            "patch",
+            "applications.argoproj.io",
+            name,
+            "-n",
+            ARGOCD_NAMESPACE,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":["resources-finalizer.argocd.argoproj.io"]}}',
+            check=False,
+        )
+        kube.kubectl(
+            "delete",
+            "applications.argoproj.io",
+            name,
+            "-n",
+            ARGOCD_NAMESPACE,
+            "--wait=true",
+            "--timeout=180s",
+            check=False,
+        )
+    for namespace in (MODELS, OPERATOR_NAMESPACE):
+        kube.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+    # The CRD went with the operator's Application; a later test's `helm install` must
+    # not find it still terminating (Helm skips a CRD that exists, and it then vanishes).
+    kube.kubectl(
+        "wait", "--for=delete", "crd/leptonmodels.lepton.ai", "--timeout=120s", check=False
+    )
+
+
+def test_argocd_reports_the_model_progressing_then_healthy_from_our_lua(
+    kube: Kube, synced: list[tuple[str, str, str]]
+) -> None:
+    # Argo CD has no health of its own for a LeptonModel: without our script the
+    # Application would be Healthy as soon as the object exists. With it, Progressing
+    # while the operator builds and rolls out, with the script's message, then Healthy.
+    building = [
+        (health, message)
+        for health, message, phase in synced
+        if phase in ("Pending", "Building", "Deploying")
+    ]
+    assert building and all(health == "Progressing" for health, _ in building), synced
+    assert all(message for _, message in building), synced
+    assert synced[-1][0] == "Healthy" and synced[-1][2] == "Ready", synced
+    assert [h for h, _, _ in synced].index("Progressing") < len(synced) - 1, synced
+    status = kube.get("lm", "digits", MODELS)["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    healthy = _model_health(_app(kube, "lepton-models"))
+    assert healthy["status"] == "Healthy"
+    says = f"{ready['reason']}: {ready['message']}" if ready.get("message") else ready["reason"]
+    assert healthy["message"].startswith(says), healthy
+
+    # And it really serves: a real tritonserver answers through the Service's endpoints.
+    (endpoint,) = service_endpoints(kube, "digits", MODELS)
+    model = f"digits__{status['decision']['variant']}"
+    pixels = np.zeros((1, 1, 8, 8), dtype=np.float32)
+    logits = infer(endpoint, model, {"pixels": pixels})["logits"]
+    assert logits.shape == (1, 10)
+
+    # Argo CD tracks only what git holds: the LeptonModel, not what the operator made.
+    tracked = {r["kind"] for r in _app(kube, "lepton-models")["status"]["resources"]}
+    assert tracked == {"LeptonModel"}
+
+
+def test_scaling_from_git_keeps_synced_and_prune_deletes_nothing_the_operator_made(
+    kube: Kube, repo: LocalRepo, synced: list[tuple[str, str, str]]
+) -> None:
+    before = _owned(kube)
+    assert {"Deployment/digits-cpu-standard", "Service/digits"} <= set(before), before
+    assert any(key.startswith("Job/") for key in before), before
+
+    # A commit raises the floor to two replicas; the operator scales its Deployment.
+    document = yaml.safe_load((repo.path / MODEL_FILE).read_text())
+    document["spec"]["scaling"]["minReplicas"] = 2
+    repo.write_yaml(MODEL_FILE, document)
+    revision = repo.commit("digits: at least two replicas")
+    _refresh(kube, "lepton-models")
+
+    def synced_to_revision() -> dict[str, Any] | None:
+        app = _app(kube, "lepton-models")
+        operation = (app.get("status") or {}).get("operationState") or {}
+        result = operation.get("syncResult") or {}
+        done = operation.get("phase") == "Succeeded" and result.get("revision") == revision
+        return app if done else None
+
+    app = wait_for(synced_to_revision, timeout=120, interval=1, what=f"a sync of {revision}")
+    operation = app["status"]["operationState"]
+    assert operation["operation"]["sync"]["prune"] is True  # automated, prune: true
+
+    def scaled() -> bool:
+        lm = kube.get("lm", "digits", MODELS)
+        deployment = kube.get("deployment", "digits-cpu-standard", MODELS)
+        status = lm.get("status") or {}
+        return bool(
+            lm["spec"]["scaling"]["minReplicas"] == 2
+            and status.get("observedGeneration") == lm["metadata"]["generation"]
+            and status.get("replicas") == 2
+            and deployment["spec"]["replicas"] == 2
+            and _state(_app(kube, "lepton-models"))[:2] == ("Synced", "Healthy")
+        )
+
+    wait_for(scaled, timeout=240, interval=2, what="two ready replicas, Synced and Healthy")
+
+    # A manual sync with prune, as `argocd app sync --prune` asks for one, after the
+    # operator has written status and scaled: it must find nothing to prune.
+    kube.kubectl(
+        "patch",
+        "applications.argoproj.io",
+        "lepton-models",
+        "-n",
+        ARGOCD_NAMESPACE,
+        "--type=merge",
+        "-p",
+        json.dumps({"operation": {"sync": {"revision": revision, "prune": True}}}),
+    )
+
+    def manual_sync_done() -> dict[str, Any] | None:
+        app = _app(kube, "lepton-models")
+        operation = (app.get("status") or {}).get("operationState") or {}
+        started = operation.get("operation", {}).get("initiatedBy", {})
+        if (
+            app.get("operation")
+            or started.get("automated")
+            or operation.get("phase")
+            in (
+                None,
+                "Running",
+            )
+        ):
+            return None
+        return operation
+
+    operation = wait_for(manual_sync_done, timeout=120, interval=1, what="the manual sync")
+    assert operation["phase"] == "Succeeded", operation
+    results = operation["syncResult"].get("resources") or []
+    assert [r for r in results if r.get("status") == "Pruned"] == []
+    assert {r["kind"] for r in results} == {"LeptonModel"}, results
+
+    # Stays Synced and Healthy while the operator keeps writing status (each sample).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert _state(_app(kube, "lepton-models"))[:2] == ("Synced", "Healthy")
+        time.sleep(2)
+    after = _owned(kube)
+    # Nothing the operator made was deleted or replaced: same objects, same uids.
+    assert {key: uid for key, uid in after.items() if key in before} == before
+    assert kube.get("deployment", "digits-cpu-standard", MODELS)["spec"]["replicas"] == 2
+    assert _model_health(_app(kube, "lepton-models"))["status"] == "Healthy"
