@@ -50,7 +50,9 @@ DEMO_PATCH = {
 }
 DEMO_SLO_MS = float(DEMO_PATCH["slo"]["p95LatencyMs"])
 # (seconds, offered req/s): up, plateau, down, then quiet long enough to see the
-# scale-down (rate window + 30 s peak floor + 60 s stabilization + a refresh).
+# scale-down: the rate window (30 s), the peak floor (the pool's 60 s provisioning
+# delay: capacity given back takes that long to return), the 60 s stabilization window
+# and a refresh.
 RAMP: tuple[tuple[float, float], ...] = (
     (40, 2.0),
     (40, 5.0),
@@ -58,9 +60,9 @@ RAMP: tuple[tuple[float, float], ...] = (
     (120, 14.0),
     (40, 6.0),
     (40, 2.0),
-    (180, 0.0),
+    (240, 0.0),
 )
-QUICK_RAMP: tuple[tuple[float, float], ...] = ((30, 4.0), (90, 14.0), (30, 4.0), (170, 0.0))
+QUICK_RAMP: tuple[tuple[float, float], ...] = ((30, 4.0), (90, 14.0), (30, 4.0), (230, 0.0))
 
 
 @dataclass
