@@ -365,3 +365,84 @@ def test_scaling_from_git_keeps_synced_and_prune_deletes_nothing_the_operator_ma
     assert {key: uid for key, uid in after.items() if key in before} == before
     assert kube.get("deployment", "digits-cpu-standard", MODELS)["spec"]["replicas"] == 2
     assert _model_health(_app(kube, "lepton-models"))["status"] == "Healthy"
+
+
+def _commit_model(
+    kube: Kube, repo: LocalRepo, change: Callable[[dict[str, Any]], None], why: str
+) -> str:
+    document = yaml.safe_load((repo.path / MODEL_FILE).read_text())
+    change(document)
+    repo.write_yaml(MODEL_FILE, document)
+    revision = repo.commit(why)
+    _refresh(kube, "lepton-models")
+    return revision
+
+
+def test_an_slo_commit_changes_the_decision_and_an_invalid_one_stops_at_admission(
+    kube: Kube, argocd: ArgoCD, repo: LocalRepo, synced: list[tuple[str, str, str]]
+) -> None:
+    # A looser SLO in git reaches the operator through Argo CD and into its decision.
+    _commit_model(
+        kube, repo, lambda d: d["spec"]["slo"].update(p95LatencyMs=50), "digits: p95 50 ms"
+    )
+
+    def decided_for_the_new_slo() -> dict[str, Any] | None:
+        lm = kube.get("lm", "digits", MODELS)
+        status = lm.get("status") or {}
+        decision = status.get("decision") or {}
+        fresh = status.get("observedGeneration") == lm["metadata"]["generation"]
+        return decision if fresh and "p95 50 ms" in decision.get("reason", "") else None
+
+    decision = wait_for(
+        decided_for_the_new_slo, timeout=180, interval=2, what="a decision for 50 ms"
+    )
+    assert lm_spec(kube)["slo"]["p95LatencyMs"] == 50, decision
+
+    # An invalid LeptonModel in git: the apiserver refuses it by field name, the
+    # Application stays OutOfSync saying so, and the last good version keeps serving.
+    revision = _commit_model(
+        kube, repo, lambda d: d["spec"]["slo"].update(p95LatencyMs=-5), "digits: a bad SLO"
+    )
+
+    def refused() -> dict[str, Any] | None:
+        """OutOfSync at the bad revision, the apiserver's field-named refusal in the sync
+        operation's result or in the Application's conditions (where Argo CD puts a
+        dry-run failure)."""
+        app = _app(kube, "lepton-models")
+        status = app.get("status") or {}
+        sync = status.get("sync") or {}
+        said = json.dumps([status.get("operationState"), status.get("conditions")])
+        outofsync = sync.get("status") == "OutOfSync" and sync.get("revision") == revision
+        return {"message": said[:2000]} if outofsync and "p95LatencyMs" in said else None
+
+    deadline = time.monotonic() + 180
+    operation = refused()
+    while operation is None and time.monotonic() < deadline:
+        time.sleep(2)
+        operation = refused()
+    if operation is None:
+        pytest.fail(f"the invalid revision: {_summary(_app(kube, 'lepton-models'), argocd)}")
+    print(f"Argo CD on the invalid revision: {operation.get('message')}")
+    assert lm_spec(kube)["slo"]["p95LatencyMs"] == 50  # the last good version stays
+    lm_status = kube.get("lm", "digits", MODELS)["status"]
+    assert lm_status["phase"] == "Ready", lm_status
+    (endpoint, *_) = service_endpoints(kube, "digits", MODELS)
+    model = f"digits__{lm_status['decision']['variant']}"
+    logits = infer(endpoint, model, {"pixels": np.zeros((1, 1, 8, 8), dtype=np.float32)})
+    assert logits["logits"].shape == (1, 10)
+
+    # Fixed in git: Synced again.
+    _commit_model(
+        kube, repo, lambda d: d["spec"]["slo"].update(p95LatencyMs=50), "digits: p95 50 ms again"
+    )
+    wait_for(
+        lambda: _state(_app(kube, "lepton-models"))[:2] == ("Synced", "Healthy"),
+        timeout=180,
+        interval=2,
+        what="Synced and Healthy after the fix",
+    )
+
+
+def lm_spec(kube: Kube) -> dict[str, Any]:
+    spec: dict[str, Any] = kube.get("lm", "digits", MODELS)["spec"]
+    return spec
