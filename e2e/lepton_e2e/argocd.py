@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 import yaml
 
 from lepton_e2e import binaries
-from lepton_e2e.cluster import Cluster
+from lepton_e2e.cluster import Cluster, stop_process_group
 
 ARGOCD_SRC = Path(__file__).resolve().parents[1] / "argocd"
 REPO = Path(__file__).resolve().parents[2]
@@ -88,42 +87,38 @@ def ensure_built(log: bool = True) -> Path:
     if shutil.which("go") is None:
         raise RuntimeError("Go is needed to build Argo CD; `make deps` checks for it")
     started = time.monotonic()
-    staging = target.with_name(target.name + f".partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     env = {**os.environ, "GOTOOLCHAIN": GOTOOLCHAIN, "GOFLAGS": "-mod=mod -buildvcs=false"}
     out = sys.stderr if log else subprocess.DEVNULL
     print(f"building Argo CD {VERSION} into {target} (cold: about 5 minutes)", file=sys.stderr)
-    subprocess.run(
-        ["go", "build", "-ldflags", _ldflags(), "-o", str(staging / "argocd"), f"{MODULE}/cmd"],
-        cwd=ARGOCD_SRC,
-        env=env,
-        check=True,
-        stdout=out,
-        stderr=out,
-    )
-    module_dir = Path(
+    with binaries.staged(target) as staging:
         subprocess.run(
-            ["go", "list", "-m", "-f", "{{.Dir}}", MODULE],
+            ["go", "build", "-ldflags", _ldflags(), "-o", str(staging / "argocd"), f"{MODULE}/cmd"],
             cwd=ARGOCD_SRC,
             env=env,
             check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    )
-    for crd in ("application-crd.yaml", "appproject-crd.yaml"):
-        shutil.copy(module_dir / "manifests" / "crds" / crd, staging / crd)
-    # The defaults a real install ships in argocd-cm (among them: status-only updates do
-    # not refresh an Application unless its health changes).
-    shutil.copy(module_dir / "manifests" / "base" / "config" / "argocd-cm.yaml", staging)
-    wrapper = staging / "git-verify-wrapper.sh"
-    shutil.copy(module_dir / "hack" / "git-verify-wrapper.sh", wrapper)
-    wrapper.chmod(0o755)  # the module cache keeps files read-only, and not executable
-    for component in COMPONENTS:
-        (staging / component).symlink_to("argocd")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+            stdout=out,
+            stderr=out,
+        )
+        module_dir = Path(
+            subprocess.run(
+                ["go", "list", "-m", "-f", "{{.Dir}}", MODULE],
+                cwd=ARGOCD_SRC,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        for crd in ("application-crd.yaml", "appproject-crd.yaml"):
+            shutil.copy(module_dir / "manifests" / "crds" / crd, staging / crd)
+        # The defaults a real install ships in argocd-cm (among them: status-only updates do
+        # not refresh an Application unless its health changes).
+        shutil.copy(module_dir / "manifests" / "base" / "config" / "argocd-cm.yaml", staging)
+        wrapper = staging / "git-verify-wrapper.sh"
+        shutil.copy(module_dir / "hack" / "git-verify-wrapper.sh", wrapper)
+        wrapper.chmod(0o755)  # the module cache keeps files read-only, and not executable
+        for component in COMPONENTS:
+            (staging / component).symlink_to("argocd")
     (target / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
     print(f"built Argo CD in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return target
@@ -224,7 +219,7 @@ class ArgoCD:
         for name in reversed(("argocd-redis", *COMPONENTS)):
             pid_file = self.cluster.pids / f"{name}.pid"
             if pid_file.exists():
-                _stop(pid_file)
+                stop_process_group(pid_file)
                 pid_file.unlink(missing_ok=True)
 
     def alive(self) -> list[str]:
@@ -347,20 +342,3 @@ class ArgoCD:
         )
         if result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-
-
-def _stop(pid_file: Path) -> None:
-    try:
-        pid = int(pid_file.read_text())
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, ValueError, PermissionError, FileNotFoundError):
-        return
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)

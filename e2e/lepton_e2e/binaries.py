@@ -8,6 +8,7 @@ is renamed into place only when complete, so an interrupted build is never reuse
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -15,8 +16,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CLUSTER_SRC = Path(__file__).resolve().parents[1] / "cluster"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -140,6 +143,30 @@ def _ldflags(version: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def staged(target: Path) -> Iterator[Path]:
+    """A folder to build into, renamed to ``target`` only when the block completes, so
+    an interrupted build is never reused (its ``.partial-<pid>`` folder is left behind)."""
+    staging = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def go_install(args: list[str], gobin: Path, env: Mapping[str, str], out: Any) -> None:
+    """``go install args`` into ``gobin``, with VCS stamping off (modules have no .git)."""
+    subprocess.run(
+        ["go", "install", *args],
+        env={**env, "GOBIN": str(gobin), "GOFLAGS": "-buildvcs=false"},
+        check=True,
+        stdout=out,
+        stderr=out,
+        cwd=gobin,
+    )
+
+
 def ensure_built(log: bool = True) -> Path:
     """The folder holding every binary, building it first when the cache misses."""
     target = bin_dir()
@@ -148,12 +175,16 @@ def ensure_built(log: bool = True) -> Path:
     if shutil.which("go") is None:
         raise RuntimeError("Go is needed to build the local cluster; `make deps` installs it")
     started = time.monotonic()
-    staging = target.with_name(target.name + f".partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     env = {**os.environ, "GOFLAGS": "-mod=mod -buildvcs=false"}
     out = sys.stderr if log else subprocess.DEVNULL
     print(f"building the local cluster into {target} (cold: several minutes)", file=sys.stderr)
+    with staged(target) as staging:
+        _build_cluster(staging, env, out)
+    print(f"built in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return target
+
+
+def _build_cluster(staging: Path, env: Mapping[str, str], out: Any) -> None:
     subprocess.run(
         [
             "go",
@@ -175,18 +206,7 @@ def ensure_built(log: bool = True) -> Path:
     installs = [[tool] for tool in tools()]
     installs += [["-ldflags", stamped.ldflags(), stamped.spec] for stamped in STAMPED_TOOLS]
     for args in installs:
-        subprocess.run(
-            ["go", "install", *args],
-            env={**env, "GOBIN": str(staging), "GOFLAGS": "-buildvcs=false"},
-            check=True,
-            stdout=out,
-            stderr=out,
-            cwd=staging,
-        )
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    print(f"built in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return target
+        go_install(args, staging, env, out)
 
 
 def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
@@ -202,19 +222,8 @@ def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
         return target / name
     if shutil.which("go") is None:
         raise RuntimeError(f"Go is needed to build {name}; `make deps` checks for it")
-    staging = target.with_name(target.name + f".partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     out = sys.stderr if log else subprocess.DEVNULL
     print(f"building {tool.spec} into {target}", file=sys.stderr)
-    subprocess.run(
-        ["go", "install", "-ldflags", tool.ldflags(), tool.spec],
-        env={**os.environ, "GOBIN": str(staging), "GOFLAGS": "-buildvcs=false"},
-        check=True,
-        stdout=out,
-        stderr=out,
-        cwd=staging,
-    )
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with staged(target) as staging:
+        go_install(["-ldflags", tool.ldflags(), tool.spec], staging, os.environ, out)
     return target / name

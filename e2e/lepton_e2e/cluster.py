@@ -137,7 +137,7 @@ class Cluster:
         """Stop every process, remove pod namespaces and the bridge, and wipe state."""
         if self.pids.exists():
             for pid_file in sorted(self.pids.glob("*.pid")):
-                self._stop(pid_file)
+                stop_process_group(pid_file)
         cluster_id = (
             (self.dir / "cluster-id").read_text() if (self.dir / "cluster-id").exists() else None
         )
@@ -329,23 +329,6 @@ class Cluster:
             return False
         return True
 
-    @staticmethod
-    def _stop(pid_file: Path) -> None:
-        try:
-            pid = int(pid_file.read_text())
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, ValueError, PermissionError):
-            return
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-
     # ---- readiness -------------------------------------------------------------------
     def _ready(self, path: str) -> bool:
         ca = self._ca_file()
@@ -425,3 +408,22 @@ def _go_module_dir(module: str, version: str) -> Path:
         cwd="/",
     )
     return Path(json.loads(out.stdout)["Dir"])
+
+
+def stop_process_group(pid_file: Path) -> None:
+    """SIGTERM the process group a pid file names, SIGKILL it after 15 s. A missing or
+    stale pid file means there is nothing to stop."""
+    try:
+        pid = int(pid_file.read_text())
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, ValueError, PermissionError, FileNotFoundError):
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
