@@ -4,49 +4,22 @@ repository, served, judged through tritonclient exactly as the operator judges a
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lepton_builder.cli import main
-from lepton_e2e import models
 from lepton_e2e.triton import TritonServer
 from lepton_operator.canary.check import judge
 from lepton_operator.canary.client import CanaryUnreachable, infer
-from lepton_operator.report import parse_report
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def served(digits, tmp_path_factory: pytest.TempPathFactory):
+def served(build_digits, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("canary")
-    request = {
-        "requestVersion": 1,
-        "modelName": "digits",
-        "pool": "cpu-standard",
-        "device": "cpu",
-        "model": {
-            "uri": digits.uri,
-            "format": "torchscript",
-            "inputs": models.DIGITS_INPUTS,
-            "outputs": models.DIGITS_OUTPUTS,
-        },
-        "optimization": {
-            "variants": ["onnx", "torchscript"],
-            "batchSizes": [1, 4],
-            "calibrationUri": digits.calibration_uri,
-            "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
-        },
-        "repository": str(work / "repository"),
-    }
-    report_file = work / "report.json"
-    argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
-    fast = ["--profile-seconds", "0.2", "--min-iterations", "3", "--threads", "2"]
-    assert main([*argv, "--sources-root", str(digits.sources_root), *fast]) == 0
-    report = parse_report(report_file.read_text())
+    report = build_digits(work, ["onnx", "torchscript"], work / "repository")
     references = {v.name: v.canary for v in report.variants if v.status == "accepted"}
     server = TritonServer(Path(report.repository), work, ["digits__onnx", "digits__torchscript"])
     try:

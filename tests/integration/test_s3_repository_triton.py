@@ -11,7 +11,6 @@ gofakes3 is one small Go program built like the other test tools (lepton_e2e.bin
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -21,13 +20,11 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from lepton_builder.cli import main
-from lepton_e2e import binaries, models
+from lepton_e2e import binaries
 from lepton_e2e.triton import TritonServer
 from lepton_operator.api.spec import S3Repository
 from lepton_operator.canary.check import judge
 from lepton_operator.canary.client import infer
-from lepton_operator.report import parse_report
 from lepton_operator.resources.repository import s3_uri
 
 pytestmark = pytest.mark.integration
@@ -84,36 +81,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 
 @pytest.fixture(scope="module")
-def served(s3_endpoint, digits, tmp_path_factory: pytest.TempPathFactory):
+def served(s3_endpoint, build_digits, tmp_path_factory: pytest.TempPathFactory):
     endpoint, client = s3_endpoint
     work = tmp_path_factory.mktemp("s3-repository")
     # The URI as a user writes it in spec.repository.s3, and as the operator extends it.
     uri = s3_uri(S3Repository(uri=f"s3://{endpoint}/models/team-a"), "b1", "cpu-standard")
-    request = {
-        "requestVersion": 1,
-        "modelName": "digits",
-        "pool": "cpu-standard",
-        "device": "cpu",
-        "model": {
-            "uri": digits.uri,
-            "format": "torchscript",
-            "inputs": models.DIGITS_INPUTS,
-            "outputs": models.DIGITS_OUTPUTS,
-        },
-        "optimization": {
-            "variants": ["onnx"],
-            "batchSizes": [1, 4],
-            "calibrationUri": digits.calibration_uri,
-            "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
-        },
-        "repository": str(work / "scratch" / "b1" / "cpu-standard"),
-        "upload": {"uri": uri},
-    }
-    report_file = work / "report.json"
-    argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
-    fast = ["--profile-seconds", "0.2", "--min-iterations", "3", "--threads", "2"]
-    assert main([*argv, "--sources-root", str(digits.sources_root), *fast]) == 0
-    report = parse_report(report_file.read_text())
+    scratch = work / "scratch" / "b1" / "cpu-standard"
+    report = build_digits(work, ["onnx"], scratch, upload={"uri": uri})
     # Serve from the bucket alone: the scratch copy the builder wrote is gone.
     for path in sorted((work / "scratch").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
