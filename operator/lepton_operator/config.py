@@ -1,4 +1,5 @@
-"""The operator's own configuration: pools, prices, images, Prometheus, namespaces.
+"""The operator's own configuration: pools, prices, images, Prometheus, namespaces,
+builds.
 
 Rendered by the Helm chart from its ``config`` values into a ConfigMap and read from
 ``$LEPTON_CONFIG`` at start. It is validated here, once, so a typo in the chart's
@@ -23,6 +24,7 @@ from pydantic import (
 
 from lepton_operator.api.spec import PoolSpec
 from lepton_operator.live.queries import DURATION_PATTERN, is_positive_duration
+from lepton_operator.resources.build import BUILD_DEADLINE_SECONDS
 
 DEFAULT_CONFIG_PATH = Path("/etc/lepton/config.yaml")
 
@@ -89,6 +91,16 @@ class Serving(_Config):
     )
 
 
+class Builds(_Config):
+    deadline_seconds: int = Field(
+        default=BUILD_DEADLINE_SECONDS,
+        alias="deadlineSeconds",
+        ge=1,
+        description="activeDeadlineSeconds of each build Job: one that runs longer is "
+        "stopped, and the model's Built condition says the deadline was exceeded.",
+    )
+
+
 class OperatorConfig(_Config):
     watch_namespaces: list[str] = Field(
         default_factory=list, alias="watchNamespaces", description="Empty: every namespace."
@@ -107,6 +119,7 @@ class OperatorConfig(_Config):
     )
     pools: list[PoolSpec] = Field(min_length=1)
     serving: Serving = Field(default_factory=Serving)
+    builds: Builds = Field(default_factory=Builds)
 
     @model_validator(mode="after")
     def _unique_pool_names(self) -> OperatorConfig:

@@ -26,7 +26,7 @@ from lepton_operator.api.spec import (
 )
 from lepton_operator.api.status import ConditionType, Phase, VariantStatus
 from lepton_operator.canary.check import CanaryResult, Infer, check_pods
-from lepton_operator.conditions import condition_status, set_condition
+from lepton_operator.conditions import set_condition
 from lepton_operator.config import OperatorConfig
 from lepton_operator.decide import decide
 from lepton_operator.kube import Kube
@@ -69,16 +69,51 @@ def _spec_errors(error: ValidationError) -> str:
     )
 
 
-def _job_state(job: dict[str, Any] | None) -> tuple[str, str]:
-    """(Running|Succeeded|Failed, message) from a Job's conditions."""
+def _job_state(
+    job: dict[str, Any] | None, pods: list[dict[str, Any]] | None = None
+) -> tuple[str, str]:
+    """(Running|Succeeded|Failed, message) from a Job's conditions; ``pods`` are the
+    Job's pods, read only once it failed, for the builder's own words."""
     for condition in ((job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("status") != "True":
             continue
         if condition["type"] == "Complete":
             return "Succeeded", ""
         if condition["type"] == "Failed":
-            return "Failed", condition.get("message") or condition.get("reason") or "failed"
+            return "Failed", _failure(job or {}, condition, pods or [])
     return "Running", ""
+
+
+FAILURE_MESSAGE_CHARS = 1000
+
+
+def _failure(job: dict[str, Any], condition: dict[str, Any], pods: list[dict[str, Any]]) -> str:
+    """Why a build Job failed, in words a person can act on.
+
+    Past its deadline the Job controller killed the builder, so its words say nothing:
+    the deadline is the reason. Otherwise the builder's termination message (it writes
+    the reason there, or Kubernetes falls back to its log's tail) of its last failed
+    attempt, then the Job controller's own message (e.g. a pod that never started).
+    """
+    reason = condition.get("reason") or ""
+    if reason == "DeadlineExceeded":
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        return (
+            f"DeadlineExceeded: the build ran past its deadline of {deadline} s "
+            "(config builds.deadlineSeconds) and was stopped"
+        )
+    attempts: list[tuple[str, int, str]] = []
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            ended = (container.get("state") or {}).get("terminated") or {}
+            if ended.get("exitCode") and str(ended.get("message") or "").strip():
+                finished = str(ended.get("finishedAt") or "")
+                attempts.append((finished, int(ended["exitCode"]), ended["message"].strip()))
+    if attempts:
+        _, code, words = max(attempts)
+        return f"{words[:FAILURE_MESSAGE_CHARS]} (builder exited {code})"
+    message = condition.get("message") or reason or "failed"
+    return f"{reason}: {message}" if reason and reason not in message else str(message)
 
 
 def _job_seconds(job: dict[str, Any] | None) -> int | None:
@@ -97,6 +132,14 @@ def _job_seconds(job: dict[str, Any] | None) -> int | None:
     if not start or not end:
         return None
     return int((_as_time(end) - _as_time(start)).total_seconds())
+
+
+def _condition_reason(conditions: list[dict[str, Any]], kind: str) -> tuple[str, str] | None:
+    """(status, reason) of the condition of type ``kind``, None when there is none."""
+    return next(
+        ((c["status"], c["reason"]) for c in conditions if c["type"] == kind),
+        None,
+    )
 
 
 def _epoch(stamp: str) -> float:
@@ -119,6 +162,9 @@ class BuildsRead:
     triton_models: dict[tuple[str, str], str] = field(default_factory=dict)
     references: dict[tuple[str, str], CanaryReference | None] = field(default_factory=dict)
     profiles: dict[tuple[str, str], list[Profile]] = field(default_factory=dict)
+
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's pods by the Job controller
 
 
 class LiveSource(Protocol):
@@ -352,7 +398,13 @@ class Reconciler:
             if self.kube.get("batch/v1", "Job", job, namespace) is None:
                 self.kube.apply(
                     build_objects.job(
-                        model, namespace, spec, pool, build, self.config.images.builder
+                        model,
+                        namespace,
+                        spec,
+                        pool,
+                        build,
+                        self.config.images.builder,
+                        self.config.builds.deadline_seconds,
                     ),
                     body,
                 )
@@ -368,6 +420,11 @@ class Reconciler:
             job_name = names.build_job(meta["name"], pool.name, build)
             job = self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
             phase, message = _job_state(job)
+            if phase == "Failed":
+                pods = self.kube.list_labelled(
+                    "v1", "Pod", meta["namespace"], f"{JOB_NAME_LABEL}={job_name}"
+                )
+                phase, message = _job_state(job, pods)
             if phase == "Succeeded":
                 report_cm = (
                     self.kube.get(
@@ -635,7 +692,9 @@ class Reconciler:
         for cond in status.get("conditions") or []:
             if cond["type"] == ConditionType.CANARY:
                 continue  # every verdict has its own Event, naming the pod
-            if condition_status(before, cond["type"]) != cond["status"]:
+            # A change of status, or of reason (Building -> BuildFailed stays False, and
+            # a failure nobody was told about is the silent kind).
+            if _condition_reason(before, cond["type"]) != (cond["status"], cond["reason"]):
                 kind = "Normal" if cond["status"] == "True" else "Warning"
                 if cond["type"] == ConditionType.BUILT and cond["reason"] == "Building":
                     kind = "Normal"

@@ -22,7 +22,7 @@ from lepton_operator.resources.security import (
 
 __all__ = ["MODELS_MOUNT"]  # re-exported: the mount both the builder and Triton use
 
-BUILD_DEADLINE_SECONDS = 3 * 3600
+BUILD_DEADLINE_SECONDS = 3 * 3600  # the default of the config's builds.deadlineSeconds
 BUILD_REQUEST_VERSION = 1
 
 
@@ -84,7 +84,13 @@ def resources(pool: PoolSpec) -> dict[str, Any]:
 
 
 def job(
-    model: str, namespace: str, spec: LeptonModelSpec, pool: PoolSpec, build: str, image: str
+    model: str,
+    namespace: str,
+    spec: LeptonModelSpec,
+    pool: PoolSpec,
+    build: str,
+    image: str,
+    deadline_seconds: int = BUILD_DEADLINE_SECONDS,
 ) -> dict[str, Any]:
     name = names.build_job(model, pool.name, build)
     labels = names.labels(
@@ -106,7 +112,7 @@ def job(
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "backoffLimit": 1,
-            "activeDeadlineSeconds": BUILD_DEADLINE_SECONDS,
+            "activeDeadlineSeconds": deadline_seconds,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {

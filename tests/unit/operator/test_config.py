@@ -11,6 +11,7 @@ import yaml
 from lepton_operator.__main__ import main
 from lepton_operator.config import ConfigError, OperatorConfig, load_config
 from lepton_operator.election import may_hold
+from lepton_operator.resources.build import BUILD_DEADLINE_SECONDS
 
 CHART_VALUES = Path(__file__).resolve().parents[3] / "charts" / "lepton-operator" / "values.yaml"
 
@@ -57,3 +58,13 @@ def test_a_lease_is_taken_when_free_ours_or_expired_and_never_from_a_live_holder
     assert may_hold("a", fresh, 15, "a", now)
     assert not may_hold("b", fresh, 15, "a", now)
     assert may_hold("b", stale, 15, "a", now)
+
+
+def test_the_build_deadline_defaults_to_three_hours_and_the_chart_agrees(config):
+    chart = OperatorConfig.model_validate(yaml.safe_load(CHART_VALUES.read_text())["config"])
+    assert config.builds.deadline_seconds == BUILD_DEADLINE_SECONDS == 3 * 3600
+    assert chart.builds.deadline_seconds == BUILD_DEADLINE_SECONDS
+    raw = config.model_dump(mode="json", by_alias=True)
+    raw["builds"] = {"deadlineSeconds": 0}
+    with pytest.raises(ValueError, match=r"builds\.deadlineSeconds"):
+        OperatorConfig.model_validate(raw)

@@ -716,3 +716,89 @@ def test_pods_pending_past_the_timeout_move_the_model_to_another_pool(spec, conf
     assert status["decision"]["pool"] == "cpu-standard"
     status = _passes(reconciler, spec, clock, status, 30)
     assert status["decision"]["pool"] == "gpu-l4", status["decision"]["reason"]
+
+
+def _failed_builds(kube: FakeKube, reason: str, message: str) -> None:
+    for job in kube.of_kind("Job"):
+        job["status"] = {
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": reason, "message": message}
+            ]
+        }
+
+
+def _builder_pod(kube: FakeKube, job: str, n: int, finished: str, words: str, code: int) -> None:
+    kube.objects[("Pod", "ml", f"{job}-{n}")] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job}-{n}",
+            "namespace": "ml",
+            "labels": {"batch.kubernetes.io/job-name": job},
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {
+                    "name": "builder",
+                    "state": {
+                        "terminated": {"exitCode": code, "message": words, "finishedAt": finished}
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_a_failed_build_says_what_the_builder_said_and_the_old_variant_keeps_serving(spec, config):
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    (deployment,) = kube.of_kind("Deployment")
+    deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    status = reconciler.reconcile(_body(spec, status)).status
+    serving = copy.deepcopy(deployment)
+    spec["model"]["uri"] = "pvc://models/minilm-v2"
+    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    new_jobs = [j for j in kube.of_kind("Job") if "status" not in j]
+    assert len(new_jobs) == 2
+    _failed_builds(kube, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    cpu_job = next(
+        j for j in new_jobs if j["metadata"]["labels"]["lepton.ai/pool"] == "cpu-standard"
+    )
+    name = cpu_job["metadata"]["name"]
+    _builder_pod(kube, name, 1, "2026-11-24T00:00:10Z", "cannot load: first try", 1)
+    _builder_pod(kube, name, 2, "2026-11-24T00:00:30Z", "cannot load: safetensors header", 2)
+    outcome = reconciler.reconcile(_body(spec, status, generation=2))
+    built = _condition(outcome.status, "Built")
+    assert (outcome.status["phase"], built["status"], built["reason"]) == (
+        "Failed",
+        "False",
+        "BuildFailed",
+    )
+    assert "cpu-standard: cannot load: safetensors header (builder exited 2)" in built["message"]
+    # No pod words for gpu-l4: the Job controller's reason and message.
+    assert (
+        "gpu-l4: BackoffLimitExceeded: Job has reached the specified backoff limit"
+        in built["message"]
+    )
+    assert any(e.type == "Warning" and e.reason == "BuildFailed" for e in outcome.events)
+    assert outcome.status["decision"] == status["decision"]
+    assert kube.of_kind("Deployment") == [serving]
+
+
+def test_a_build_past_its_deadline_says_so(spec, config):
+    config.builds.deadline_seconds = 20
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    assert {j["spec"]["activeDeadlineSeconds"] for j in kube.of_kind("Job")} == {20}
+    _failed_builds(kube, "DeadlineExceeded", "Job was active longer than specified deadline")
+    for job in kube.of_kind("Job"):  # what the killed builder left says nothing useful
+        _builder_pod(kube, job["metadata"]["name"], 1, "2026-11-24T00:00:20Z", "Terminated", 143)
+    outcome = reconciler.reconcile(_body(spec, status))
+    built = _condition(outcome.status, "Built")
+    assert built["reason"] == "BuildFailed"
+    assert built["message"].count("DeadlineExceeded: the build ran past its deadline of 20 s") == 2
