@@ -13,6 +13,7 @@ guards against, beyond what the planner does:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,13 +47,19 @@ class Decided:
 
 
 def _first_plan(
-    spec: LeptonModelSpec, pools: list[PoolSpec], accepted: list[VariantStatus]
+    spec: LeptonModelSpec,
+    pools: list[PoolSpec],
+    accepted: list[VariantStatus],
+    unschedulable: set[str] | frozenset[str],
 ) -> Plan | NoPlan:
     prices = {p.name: p.hourly_price_usd for p in pools}
     candidates = [
         Candidate(r.variant, r.pool, r.p95_ms or 0.0, r.throughput_rps or 0.0, prices[r.pool])
         for r in accepted
+        if r.pool not in unschedulable
     ]
+    if accepted and not candidates:
+        return _nowhere(unschedulable)
     return initial_plan(
         candidates,
         spec.slo.p95_latency_ms,
@@ -115,7 +122,9 @@ def decide(
     known = rates[-1][1] if rates else live.get("requestRate")
     rate = sample.request_rate_rps if sample else known
     if current is None or rate is None:
-        return Decided(_first_plan(spec, pools, accepted), {})
+        # Without traffic figures (none yet, or Prometheus down) a pool whose pods wait
+        # for a node is left all the same: serving must not hang on figures.
+        return Decided(_left_out(_first_plan(spec, pools, accepted, unschedulable), unschedulable))
 
     peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
     if sample is not None:
@@ -177,8 +186,7 @@ def decide(
         )
     )
     if result is None:
-        names = ", ".join(sorted(unschedulable)) or "none"
-        return Decided(NoPlan(f"no pool can schedule serving pods (unschedulable: {names})"))
+        return Decided(_nowhere(unschedulable))
     new_memory = {
         "correction": result.correction if sample else memory.get("correction", 1.0),
         # Only fresh figures are recommendations; passes in between leave no trace.
@@ -189,7 +197,25 @@ def decide(
         "rates": rates,
         "peaks": peaks,
     }
-    return Decided(_as_plan(result), new_memory)
+    return Decided(_left_out(_as_plan(result), unschedulable), new_memory)
+
+
+def _nowhere(unschedulable: set[str] | frozenset[str]) -> NoPlan:
+    names = ", ".join(sorted(unschedulable)) or "none"
+    return NoPlan(f"no pool can schedule serving pods (unschedulable: {names})")
+
+
+def _left_out(chosen: Plan | NoPlan, unschedulable: set[str] | frozenset[str]) -> Plan | NoPlan:
+    """The plan, its reason saying which pools it could not use and why (the Decision
+    Event carries it: a move off a pool is never silent)."""
+    if isinstance(chosen, NoPlan) or not unschedulable:
+        return chosen
+    names = ", ".join(sorted(unschedulable))
+    return dataclasses.replace(
+        chosen,
+        reason=f"{chosen.reason}; left out {names}: its serving pods waited for a node "
+        "past the pool's timeout",
+    )
 
 
 def _as_plan(result: LivePlan) -> Plan:

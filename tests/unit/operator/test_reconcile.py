@@ -802,3 +802,57 @@ def test_a_build_past_its_deadline_says_so(spec, config):
     built = _condition(outcome.status, "Built")
     assert built["reason"] == "BuildFailed"
     assert built["message"].count("DeadlineExceeded: the build ran past its deadline of 20 s") == 2
+
+
+def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_same(spec, config):
+    """No Prometheus (the first plan from the profiles alone): a GPU plan whose pods wait
+    for a node past the timeout falls back to the best CPU plan, and says why."""
+    spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
+    kube = _with_source_claim(FakeKube())
+    clock = Clock()
+    reconciler = Reconciler(kube, config, clock=clock)  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["pool"] == "gpu-l4"
+    kube.objects[("Pod", "ml", "waiting")] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "waiting",
+            "namespace": "ml",
+            "labels": {
+                "lepton.ai/model": "minilm",
+                "lepton.ai/component": "triton",
+                "lepton.ai/pool": "gpu-l4",
+            },
+            "creationTimestamp": "2026-11-24T00:00:00Z",
+        },
+        "spec": {},
+        "status": {"phase": "Pending"},
+    }
+    # The timeout: twice the pool's provisioning time (60 s by default), at least 60 s.
+    clock.seconds = 115
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["pool"] == "gpu-l4"
+    clock.seconds = 125
+    outcome = reconciler.reconcile(_body(spec, status))
+    decision = outcome.status["decision"]
+    assert (decision["variant"], decision["pool"]) == ("onnx-int8", "cpu-standard")
+    assert "left out gpu-l4: its serving pods waited for a node" in decision["reason"]
+    (event,) = [e for e in outcome.events if e.reason == "Decision"]
+    assert "left out gpu-l4" in event.message
+    # The GPU Deployment keeps its place until the CPU one is ready (never fewer ready).
+    assert len(kube.of_kind("Deployment")) == 2
+    # Every pool waiting: no plan, and the condition names them.
+    kube.objects[("Pod", "ml", "waiting-too")] = copy.deepcopy(
+        kube.objects[("Pod", "ml", "waiting")]
+    )
+    kube.objects[("Pod", "ml", "waiting-too")]["metadata"]["labels"]["lepton.ai/pool"] = (
+        "cpu-standard"
+    )
+    clock.seconds = 130
+    outcome = reconciler.reconcile(_body(spec, outcome.status))
+    deployed = _condition(outcome.status, "Deployed")
+    assert (deployed["reason"], outcome.status["phase"]) == ("NoPlan", "Degraded")
+    assert "unschedulable: cpu-standard, gpu-l4" in deployed["message"]
