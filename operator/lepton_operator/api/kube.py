@@ -1,14 +1,20 @@
 """Kubernetes-specific schema annotations, attached to the pydantic models.
 
 They travel in ``json_schema_extra`` so the models stay the one source, and the CRD
-generator copies them into the OpenAPI schema as they are.
+generator copies them into the OpenAPI schema as they are. What the apiserver enforces
+through them (CEL rules, list types) pydantic enforces too, naming the same field, so
+the operator's own validation and admission never disagree about a spec.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, core_schema
 
 GROUP = "lepton.ai"
 VERSION = "v1alpha1"
@@ -30,12 +36,44 @@ def full_default(model: type[BaseModel]) -> dict[str, Any]:
     return {"default": model().model_dump(mode="json", by_alias=True, exclude_none=True)}
 
 
-def CEL(*rules: tuple[str, str, str]) -> dict[str, Any]:
-    """``x-kubernetes-validations`` from (rule, message, fieldPath) triples."""
+def field_error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> ValidationError:
+    """A validation error at ``loc`` (relative to the value being validated; pydantic
+    prefixes the path above it), for checks that name a field other than their own."""
+    return ValidationError.from_exception_data(
+        "LeptonModel",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(kind, "{message}", {"message": message}),
+                loc=loc,
+                input=value,
+            )
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One cross-field rule, said twice: in CEL for the apiserver, and as ``holds`` over
+    the validated model for pydantic (the operator validates every spec again). Both
+    name the field at ``field_path`` (``.minReplicas``, relative to the model)."""
+
+    cel: str
+    message: str
+    field_path: str
+    holds: Callable[[Any], bool]
+
+    def check(self, model: BaseModel) -> None:
+        if not self.holds(model):
+            loc = tuple(self.field_path.lstrip(".").split("."))
+            raise field_error(loc, "cel_rule", self.message, model)
+
+
+def CEL(*rules: Rule) -> dict[str, Any]:
+    """``x-kubernetes-validations`` from rules."""
     return {
         "x-kubernetes-validations": [
-            {"rule": rule, "message": message, "fieldPath": field_path}
-            for rule, message, field_path in rules
+            {"rule": rule.cel, "message": rule.message, "fieldPath": rule.field_path}
+            for rule in rules
         ]
     }
 
@@ -46,3 +84,43 @@ def list_type(kind: str, *keys: str) -> dict[str, Any]:
     if keys:
         extra["x-kubernetes-list-map-keys"] = list(keys)
     return extra
+
+
+@dataclass(frozen=True)
+class ListType:
+    """``Annotated[list[...], ListType("map", "name")]``: the list type in the CRD, and
+    its rule in pydantic. The apiserver refuses a set that holds a value twice and a map
+    list that holds a key twice, naming the later item (``spec.pools[1]: Duplicate
+    value``); so does this, at the same index. Map keys are wire names."""
+
+    kind: str
+    keys: tuple[str, ...] = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._unique, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        json_schema.update(list_type(self.kind, *self.keys))
+        return json_schema
+
+    def _key(self, item: Any) -> Any:
+        if not self.keys:
+            return item
+        wire = item.model_dump(by_alias=True) if isinstance(item, BaseModel) else item
+        return tuple(wire.get(key) for key in self.keys)
+
+    def _unique(self, items: list[Any]) -> list[Any]:
+        if self.kind not in ("set", "map"):
+            return items
+        seen: list[Any] = []  # keys need not be hashable
+        for index, item in enumerate(items):
+            key = self._key(item)
+            if key in seen:
+                raise field_error((index,), "duplicate_value", f"Duplicate value: {key!r}", item)
+            seen.append(key)
+        return items

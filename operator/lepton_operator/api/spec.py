@@ -6,25 +6,56 @@ so ``kubectl explain`` reads the docstrings and ``Field(description=...)`` below
 Cross-field rules are CEL (``x-kubernetes-validations``), enforced by the apiserver
 at admission; the operator validates again with these very models and reports what
 the apiserver could not know (such as pool names) as a status condition.
+
+The two validations agree on every document (the property tests in
+``tests/unit/operator/test_spec_properties.py`` and ``e2e/tests/test_admission_properties.py``
+hold them to it): each CEL rule is a ``Rule`` with its Python twin, the list types are
+``ListType`` annotations that refuse duplicates as the apiserver does, and the fields
+are strict (no ``"2"`` for 2, no ``1`` for true: the apiserver refuses those too).
+Regular expressions use only what Go's RE2 (the apiserver) and Rust's regex (pydantic)
+read alike: explicit ASCII classes, never ``\\s`` or ``\\w``, whose Unicode reach
+differs between them.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-from lepton_operator.api.kube import CEL, full_default, list_type
+from lepton_operator.api.kube import CEL, ListType, Rule, full_default
 
 GPU_ONLY_VARIANTS = ("fp16", "bf16", "torch-compile", "tensorrt")
 TORCH_SOURCE_VARIANTS = ("int8-dynamic", "torchscript", "torch-compile", "fp16", "bf16")
+# No ASCII whitespace after the scheme, spelled out: ``\s`` in Go's RE2 (the apiserver)
+# is [\t\n\f\r ], in Rust's regex (pydantic) all of Unicode's White_Space, so a URI with
+# a vertical tab or a no-break space was admitted by one and refused by the other.
+URI_PATTERN = r"^({schemes})://[^\t\n\v\f\r ]+$"
 
 
 class Spec(BaseModel):
     """Base of every API object: camelCase on the wire, unknown fields rejected."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+
+
+class UserSpec(Spec):
+    """Base of what users write: strict types, and the CEL rules checked in Python.
+
+    Strict, because the apiserver is: it refuses ``"2"`` for an integer and ``1`` for a
+    boolean, which pydantic's lax mode would accept. (Enum fields say
+    ``strict=False``: strict pydantic wants an enum instance, the wire has a string.)
+    """
+
+    model_config = ConfigDict(strict=True)
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _cel_rules(self) -> Self:
+        for rule in self.rules:
+            rule.check(self)
+        return self
 
 
 class ModelFormat(StrEnum):
@@ -62,7 +93,7 @@ class AccuracyMetric(StrEnum):
     MAX_ABS_ERROR = "max-abs-error"
 
 
-class TensorSpec(Spec):
+class TensorSpec(UserSpec):
     """One input or output tensor, per sample (the batch dimension is implicit)."""
 
     name: str = Field(
@@ -71,32 +102,32 @@ class TensorSpec(Spec):
         pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$",
         description="Tensor name as the model and Triton know it.",
     )
-    dtype: DType = Field(description="Element type.")
+    dtype: DType = Field(strict=False, description="Element type.")
     shape: list[Annotated[int, Field(ge=-1)]] = Field(
         max_length=8,
         description="Per-sample shape; -1 marks a dynamic dimension (e.g. sequence length).",
     )
 
 
-class ModelSource(Spec):
+class ModelSource(UserSpec):
     """Where the trained model is and how to read it."""
 
-    model_config = ConfigDict(
-        json_schema_extra=CEL(
-            (
-                "!self.uri.startsWith('hf://') || self.format == 'safetensors'",
-                "an hf:// model must have format safetensors",
-                ".format",
-            ),
-        )
+    rules = (
+        Rule(
+            "!self.uri.startsWith('hf://') || self.format == 'safetensors'",
+            "an hf:// model must have format safetensors",
+            ".format",
+            lambda m: not m.uri.startswith("hf://") or m.format == ModelFormat.SAFETENSORS,
+        ),
     )
+    model_config = ConfigDict(json_schema_extra=CEL(*rules))
 
     uri: str = Field(
         max_length=2048,
-        pattern=r"^(pvc|s3|https|hf)://[^\s]+$",
+        pattern=URI_PATTERN.format(schemes="pvc|s3|https|hf"),
         description="pvc://<claim>/<path>, s3://<bucket>/<key>, https://... or hf://<repo>.",
     )
-    format: ModelFormat = Field(description="How the model is stored.")
+    format: ModelFormat = Field(strict=False, description="How the model is stored.")
     sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
@@ -108,35 +139,30 @@ class ModelSource(Spec):
         max_length=253,
         description="Secret in this namespace with credentials for s3:// or https:// sources.",
     )
-    inputs: list[TensorSpec] = Field(
-        min_length=1,
-        max_length=32,
-        json_schema_extra=list_type("map", "name"),
-        description="Input tensors.",
+    inputs: Annotated[list[TensorSpec], ListType("map", ("name",))] = Field(
+        min_length=1, max_length=32, description="Input tensors."
     )
-    outputs: list[TensorSpec] = Field(
-        min_length=1,
-        max_length=32,
-        json_schema_extra=list_type("map", "name"),
-        description="Output tensors.",
+    outputs: Annotated[list[TensorSpec], ListType("map", ("name",))] = Field(
+        min_length=1, max_length=32, description="Output tensors."
     )
 
 
-class AccuracyGuard(Spec):
+class AccuracyGuard(UserSpec):
     """How far a variant may drift from the fp32 baseline and still be served."""
 
-    model_config = ConfigDict(
-        json_schema_extra=CEL(
-            (
-                "self.metric == 'max-abs-error' || self.tolerance <= 1.0",
-                "tolerance of cosine or top1-agreement is a fraction in (0, 1]",
-                ".tolerance",
-            ),
-        )
+    rules = (
+        Rule(
+            "self.metric == 'max-abs-error' || self.tolerance <= 1.0",
+            "tolerance of cosine or top1-agreement is a fraction in (0, 1]",
+            ".tolerance",
+            lambda a: a.metric == AccuracyMetric.MAX_ABS_ERROR or a.tolerance <= 1.0,
+        ),
     )
+    model_config = ConfigDict(json_schema_extra=CEL(*rules))
 
     metric: AccuracyMetric = Field(
         default=AccuracyMetric.COSINE,
+        strict=False,
         description="cosine: minimum cosine similarity of outputs; top1-agreement: minimum "
         "share of equal argmax; max-abs-error: largest absolute difference allowed.",
     )
@@ -148,21 +174,19 @@ class AccuracyGuard(Spec):
     )
 
 
-class Optimization(Spec):
+class Optimization(UserSpec):
     """Which variants to build and how to judge them."""
 
-    variants: list[Variant] | None = Field(
+    variants: Annotated[list[Annotated[Variant, Strict(False)]], ListType("set")] | None = Field(
         default=None,
         max_length=16,
-        json_schema_extra=list_type("set"),
         description="Variants to try; default: every one that applies to the target pools.",
     )
-    batch_sizes: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+    batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], ListType("set")] = Field(
         default=[1, 8, 32],
         alias="batchSizes",
         min_length=1,
         max_length=12,
-        json_schema_extra=list_type("set"),
         description="Batch sizes to profile.",
     )
     accuracy: AccuracyGuard = Field(
@@ -174,13 +198,13 @@ class Optimization(Spec):
         default=None,
         alias="calibrationUri",
         max_length=2048,
-        pattern=r"^(pvc|s3|https)://[^\s]+$",
+        pattern=URI_PATTERN.format(schemes="pvc|s3|https"),
         description="Representative inputs for calibration and the accuracy guard; default: "
         "generated from the input signature.",
     )
 
 
-class SLO(Spec):
+class SLO(UserSpec):
     """The latency promise the operator keeps at the lowest cost."""
 
     p95_latency_ms: float = Field(
@@ -197,7 +221,7 @@ class SLO(Spec):
     )
 
 
-class Budget(Spec):
+class Budget(UserSpec):
     """Spending limit."""
 
     max_hourly_usd: float = Field(
@@ -205,7 +229,7 @@ class Budget(Spec):
     )
 
 
-class Toleration(Spec):
+class Toleration(UserSpec):
     """A Kubernetes toleration, copied as it is into the pool's build and serving pods."""
 
     key: str | None = Field(
@@ -228,7 +252,7 @@ class Toleration(Spec):
     )
 
 
-class Accelerator(Spec):
+class Accelerator(UserSpec):
     """The accelerators each replica on a GPU pool requests."""
 
     resource: str = Field(default="nvidia.com/gpu", description="Extended resource to request.")
@@ -236,7 +260,7 @@ class Accelerator(Spec):
     type: str = Field(max_length=63, description="Accelerator model, e.g. nvidia-l4.")
 
 
-class PoolSpec(Spec):
+class PoolSpec(UserSpec):
     """A node pool a model may run on, with its price."""
 
     name: str = Field(
@@ -259,7 +283,12 @@ class PoolSpec(Spec):
         default=None, description="Set for GPU pools; absent means CPU."
     )
     hourly_price_usd: float = Field(
-        alias="hourlyPriceUSD", ge=0, description="Price of one replica's node share per hour."
+        alias="hourlyPriceUSD",
+        ge=0,
+        # Bounded so that price x replicas stays a finite number: above ~1.8e305 a plan's
+        # cost overflowed to infinity, which no JSON status can carry.
+        le=1_000_000,
+        description="Price of one replica's node share per hour.",
     )
     provisioning_seconds: int = Field(
         default=60,
@@ -273,23 +302,24 @@ class PoolSpec(Spec):
     )
 
 
-class Scaling(Spec):
+class Scaling(UserSpec):
     """Bounds and pace of scaling."""
 
-    model_config = ConfigDict(
-        json_schema_extra=CEL(
-            (
-                "self.minReplicas <= self.maxReplicas",
-                "minReplicas must not exceed maxReplicas",
-                ".minReplicas",
-            ),
-            (
-                "self.minReplicas > 0 || self.scaleToZero",
-                "minReplicas 0 needs scaleToZero: true",
-                ".minReplicas",
-            ),
-        )
+    rules = (
+        Rule(
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must not exceed maxReplicas",
+            ".minReplicas",
+            lambda s: s.min_replicas <= s.max_replicas,
+        ),
+        Rule(
+            "self.minReplicas > 0 || self.scaleToZero",
+            "minReplicas 0 needs scaleToZero: true",
+            ".minReplicas",
+            lambda s: s.min_replicas > 0 or s.scale_to_zero,
+        ),
     )
+    model_config = ConfigDict(json_schema_extra=CEL(*rules))
 
     min_replicas: int = Field(
         default=1,
@@ -334,7 +364,7 @@ S3_URI_PATTERN = (
 )
 
 
-class S3Repository(Spec):
+class S3Repository(UserSpec):
     """An S3-compatible bucket that holds the built Triton repositories instead of a PVC.
 
     The build Job uploads each repository to ``<uri>/<buildHash>/<pool>/`` and Triton
@@ -359,7 +389,7 @@ class S3Repository(Spec):
     )
 
 
-class RepositorySpec(Spec):
+class RepositorySpec(UserSpec):
     """Where the built Triton model repositories live."""
 
     s3: S3Repository | None = Field(
@@ -374,32 +404,46 @@ def _variants_need(variants: tuple[str, ...]) -> str:
     return f"self.optimization.variants.exists(v, v in [{listed}])"
 
 
-SPEC_RULES = CEL(
-    (
+def _any_variant(spec: LeptonModelSpec, variants: tuple[str, ...]) -> bool:
+    return any(v in variants for v in spec.optimization.variants or [])
+
+
+SPEC_RULES = (
+    Rule(
         f"!has(self.optimization) || !has(self.optimization.variants) || !has(self.pools) || "
         f"!{_variants_need(GPU_ONLY_VARIANTS)} || self.pools.exists(p, has(p.accelerator))",
         "a GPU-only variant (fp16, bf16, torch-compile, tensorrt) needs a pool with an accelerator",
         ".optimization.variants",
+        lambda s: (
+            s.pools is None
+            or not _any_variant(s, GPU_ONLY_VARIANTS)
+            or any(p.accelerator is not None for p in s.pools)
+        ),
     ),
-    (
+    Rule(
         f"!has(self.optimization) || !has(self.optimization.variants) || "
         f"self.model.format != 'onnx' || !{_variants_need(TORCH_SOURCE_VARIANTS)}",
         "an onnx model can only build onnx, onnx-int8, fp32 and tensorrt variants",
         ".optimization.variants",
+        lambda s: s.model.format != ModelFormat.ONNX or not _any_variant(s, TORCH_SOURCE_VARIANTS),
     ),
-    (
+    Rule(
         "!has(self.replicas) || (self.replicas >= self.scaling.minReplicas && "
         "self.replicas <= self.scaling.maxReplicas)",
         "replicas must lie within scaling.minReplicas and scaling.maxReplicas",
         ".replicas",
+        lambda s: (
+            s.replicas is None or s.scaling.min_replicas <= s.replicas <= s.scaling.max_replicas
+        ),
     ),
 )
 
 
-class LeptonModelSpec(Spec):
+class LeptonModelSpec(UserSpec):
     """A model to serve at a latency SLO for the lowest cost."""
 
-    model_config = ConfigDict(json_schema_extra=SPEC_RULES)
+    rules = SPEC_RULES
+    model_config = ConfigDict(json_schema_extra=CEL(*rules))
 
     model: ModelSource = Field(description="The trained model and its signature.")
     optimization: Optimization = Field(
@@ -409,10 +453,9 @@ class LeptonModelSpec(Spec):
     )
     slo: SLO = Field(description="Latency objective.")
     budget: Budget | None = Field(default=None, description="Spending limit.")
-    pools: list[PoolSpec] | None = Field(
+    pools: Annotated[list[PoolSpec], ListType("map", ("name",))] | None = Field(
         default=None,
         max_length=16,
-        json_schema_extra=list_type("map", "name"),
         description="Pools this model may use; default: the operator's configured pools.",
     )
     scaling: Scaling = Field(
