@@ -1,27 +1,32 @@
 """Load the source model safely, as a callable in the signature's tensor order.
 
 Nothing is unpickled from an untrusted file: Hugging Face directories load with
-safetensors only, torch.export programs with ``torch.export.load`` (no pickle), and
-TorchScript archives with ``torch.jit.load``, which rebuilds code from TorchScript,
-not from Python pickles. A sha256 given in the spec is checked before anything is
-read, and oversized or malformed inputs are refused with a message.
+safetensors only, torch.export programs with ``torch.export.load``, and TorchScript
+archives with ``torch.jit.load``, whose restricted unpickler rebuilds only TorchScript
+types and tensors. Before any of them reads the file, ``lepton_builder.untrusted``
+refuses what is hostile or broken: a URI that is not ``pvc://`` or that escapes its
+claim, a file over the size limit, a sha256 mismatch, a truncated safetensors file,
+and an archive whose pickles would import anything but tensor types.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lepton_builder import untrusted
 from lepton_builder.request import Source
+from lepton_builder.untrusted import LoadError as LoadError
 
 MAX_MODEL_BYTES = 8 * 1024**3
 SOURCES_ROOT = Path("/sources")
-
-
-class LoadError(Exception):
-    """The model cannot be used; the message says why (the Job exits non-zero)."""
+# torch.load reads this on every call and then ignores ``weights_only=False``.
+FORCE_WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 
 
 @dataclass
@@ -34,26 +39,24 @@ class LoadedModel:
     onnx_path: Path | None  # the source ONNX file, when the source is ONNX
 
 
-def resolve_uri(uri: str, sources_root: Path = SOURCES_ROOT) -> Path:
-    """``pvc://claim/path`` -> the claim mounted under /sources by the operator's Job."""
-    scheme, _, rest = uri.partition("://")
-    rest = rest.split("?", 1)[0]
-    if scheme == "pvc":
-        return sources_root / rest
-    if scheme == "file":
-        return Path("/" + rest.lstrip("/"))
-    raise LoadError(
-        f"{scheme}:// sources are not supported by this builder yet; use pvc://<claim>/<path>"
-    )
+def resolve_uri(uri: str, sources_root: Path = SOURCES_ROOT, max_bytes: int | None = None) -> Path:
+    """``pvc://claim/path`` -> its real path on the claim the Job mounts under /sources.
 
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    Every check that needs no reading is made here, so the model and the calibration
+    data get the same ones: the scheme, the claim's name, that the path (symlinks
+    followed) stays on the claim, that something regular is there, and its size
+    (``max_bytes``, default ``MAX_MODEL_BYTES``, read at call time).
+    """
+    claim, relative = untrusted.parse_uri(uri)
+    root = untrusted.claim_root(sources_root, claim)
+    path = untrusted.inside_claim(uri, root, root / relative)
+    limit = MAX_MODEL_BYTES if max_bytes is None else max_bytes
+    untrusted.check_size(uri, untrusted.measure(uri, path, root), limit)
+    return path
 
 
 def verify_sha256(path: Path, expected: str) -> None:
+    """Compare the file (a folder's one .safetensors file) with the spec's digest."""
     target = path
     if path.is_dir():
         candidates = sorted(path.glob("*.safetensors"))
@@ -71,6 +74,51 @@ def verify_sha256(path: Path, expected: str) -> None:
         raise LoadError(
             f"sha256 mismatch for {target.name}: expected {expected}, got {digest.hexdigest()}"
         )
+
+
+def check_format(source: Source, path: Path, limit: int) -> None:
+    """The file is what its format says, read without running any of it."""
+    if source.format == "safetensors":
+        weights = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+        if not weights:
+            raise LoadError(
+                f"{source.uri} is not a folder with .safetensors weights; pickled weights "
+                "(.bin, .pt) are never loaded"
+            )
+        for file in weights:
+            untrusted.check_safetensors(source.uri, file)
+    elif source.format in ("torchscript", "torch-export"):
+        untrusted.check_archive(source.uri, path, limit, source.format)
+    elif not path.is_file():
+        raise LoadError(f"{source.uri} is a folder; an onnx source is a single .onnx file")
+
+
+@contextlib.contextmanager
+def weights_only() -> Iterator[None]:
+    """Every ``torch.load`` inside refuses pickled code, even one a torch loader calls
+    with ``weights_only=False`` (``torch.export.load`` does, for some payloads): a second
+    line behind the archive scan, should a new torch grow a path the scan does not know."""
+    previous = os.environ.get(FORCE_WEIGHTS_ONLY)
+    os.environ[FORCE_WEIGHTS_ONLY] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[FORCE_WEIGHTS_ONLY]
+        else:
+            os.environ[FORCE_WEIGHTS_ONLY] = previous
+
+
+def _check_onnx(uri: str, path: Path) -> None:
+    """An ONNX file whose tensors are all inside it: external data names other files by
+    path (``../`` included), and the builder copies only the one file anyway."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    onnx.checker.check_model(str(path))
+    proto = onnx.load(str(path), load_external_data=False)
+    if any(uses_external_data(tensor) for tensor in _get_all_tensors(proto)):
+        raise LoadError(f"{uri} keeps tensors in external data files; save them inside the model")
 
 
 class _HuggingFaceSignature:  # built lazily: torch is imported only when needed
@@ -92,45 +140,44 @@ class _HuggingFaceSignature:  # built lazily: torch is imported only when needed
         return Wrapper().eval()
 
 
-def load_model(source: Source, sources_root: Path = SOURCES_ROOT) -> LoadedModel:
-    path = resolve_uri(source.uri, sources_root)
-    if not path.exists():
-        raise LoadError(f"model not found at {source.uri} (looked in {path})")
-    size = _size(path)
-    if size > MAX_MODEL_BYTES:
-        raise LoadError(
-            f"model is {size / 1024**3:.1f} GiB, over the {MAX_MODEL_BYTES / 1024**3:.0f} GiB limit"
-        )
+def load_model(
+    source: Source, sources_root: Path = SOURCES_ROOT, max_bytes: int | None = None
+) -> LoadedModel:
+    """The model, after every check in ``lepton_builder.untrusted`` has passed."""
+    limit = MAX_MODEL_BYTES if max_bytes is None else max_bytes
+    path = resolve_uri(source.uri, sources_root, limit)
     if source.sha256:
         verify_sha256(path, source.sha256)
+    check_format(source, path, limit)
     inputs = [t.name for t in source.inputs]
     outputs = [t.name for t in source.outputs]
     try:
         if source.format == "onnx":
-            import onnx
-
-            onnx.checker.check_model(str(path))
+            _check_onnx(source.uri, path)
             return LoadedModel("onnx", path, None, path)
-        import torch
-
-        if source.format == "safetensors":
-            if not path.is_dir() or not list(path.glob("*.safetensors")):
-                raise LoadError(f"{source.uri} is not a directory with .safetensors weights")
-            from transformers import AutoModel
-
-            model = AutoModel.from_pretrained(
-                str(path), local_files_only=True, use_safetensors=True
-            ).eval()
-            return LoadedModel(
-                "safetensors", path, _HuggingFaceSignature.wrap(model, inputs, outputs), None
-            )
-        if source.format == "torchscript":
-            return LoadedModel("torchscript", path, torch.jit.load(str(path)).eval(), None)
-        program = torch.export.load(str(path))
-        return LoadedModel("torch-export", path, program.module(), None)
+        with weights_only():
+            return _load_torch(source, path, inputs, outputs)
     except LoadError:
         raise
     except Exception as error:  # malformed files raise many kinds of errors
         raise LoadError(
             f"cannot load {source.format} model from {source.uri}: {type(error).__name__}: {error}"
         ) from error
+
+
+def _load_torch(source: Source, path: Path, inputs: list[str], outputs: list[str]) -> LoadedModel:
+    import torch
+
+    if source.format == "safetensors":
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(
+            str(path), local_files_only=True, use_safetensors=True
+        ).eval()
+        return LoadedModel(
+            "safetensors", path, _HuggingFaceSignature.wrap(model, inputs, outputs), None
+        )
+    if source.format == "torchscript":
+        return LoadedModel("torchscript", path, torch.jit.load(str(path)).eval(), None)
+    program = torch.export.load(str(path))
+    return LoadedModel("torch-export", path, program.module(), None)
