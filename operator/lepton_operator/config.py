@@ -54,6 +54,14 @@ class Prometheus(_Config):
         le=60,
         description="Per query; a dead Prometheus must not stall the reconcile loop.",
     )
+    retry_after_unreachable_seconds: int = Field(
+        default=30,
+        alias="retryAfterUnreachableSeconds",
+        ge=0,
+        le=600,
+        description="After Prometheus could not be reached, every model is told so at "
+        "once for this long rather than each waiting out the timeout; 0 asks every time.",
+    )
 
     @field_validator("rate_window")
     @classmethod

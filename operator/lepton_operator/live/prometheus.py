@@ -3,9 +3,10 @@
 Thin on purpose: the queries come from ``queries`` and every failure is folded into
 ``MetricsUnavailable`` with a reason, so the reconcile loop has exactly one exception
 to handle and a condition reason to show. Requests are short (``timeoutSeconds``) and
-never retried here: the reconcile timer is the retry, and a dead Prometheus must cost
-one timeout per model, not a backoff schedule. Blocking (``requests``): call it from a
-sync handler or ``asyncio.to_thread``.
+never retried here: the reconcile timer is the retry. A dead Prometheus costs one
+timeout, then every model is told at once for ``retryAfterUnreachableSeconds``
+(``breaker``), not one timeout per model. Blocking (``requests``): call it from a sync
+handler or ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from lepton_operator.config import Prometheus
+from lepton_operator.live.breaker import UnreachableBreaker
 from lepton_operator.live.queries import model_queries
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable, Reason
 
@@ -40,6 +42,7 @@ class PrometheusMetrics:
             retry=Retry(total=0, connect=0, read=0, status=0, redirect=0),
             timeout=settings.timeout_seconds,
         )
+        self._breaker = UnreachableBreaker(settings.retry_after_unreachable_seconds)
 
     def sample(self, namespace: str, model: str, at: float | None = None) -> LiveSample:
         """Every figure evaluated at one instant (``at``, default now).
@@ -83,6 +86,16 @@ class PrometheusMetrics:
         return value if math.isfinite(value) else None
 
     def _query(self, promql: str, timestamp: float) -> list[dict[str, Any]]:
+        self._breaker.check()
+        try:
+            result = self._ask(promql, timestamp)
+        except MetricsUnavailable as error:
+            self._breaker.record(error)
+            raise
+        self._breaker.record(None)
+        return result
+
+    def _ask(self, promql: str, timestamp: float) -> list[dict[str, Any]]:
         url = self.settings.url
         try:
             result = self._client.custom_query(promql, params={"time": f"{timestamp:.3f}"})
