@@ -556,3 +556,32 @@ def test_a_uri_with_a_control_character_is_refused(ws: Workspace) -> None:
     assert ws.refuse(uri, "torchscript") == (
         f"{uri!r} holds a control character; a source URI is plain text"
     )
+
+
+def _npz(path: Path, **arrays: Any) -> None:
+    with path.open("wb") as file:
+        np.savez(file, **arrays)
+
+
+def test_broken_calibration_data_ends_the_build_with_a_reason_not_a_traceback(
+    ws: Workspace,
+) -> None:
+    shutil.copy(ws.digits, ws.claim / "digits.pt")
+    pixels = np.zeros((4, 1, 8, 8), dtype=np.float32)
+    cases = {
+        "truncated.npz": lambda p: (shutil.copy(ws.calibration, p), _cut(p, 100)),
+        "objects.npz": lambda p: _npz(p, pixels=np.array([{"a": 1}] * 4, dtype=object)),
+        "other-input.npz": lambda p: _npz(p, image=pixels),
+        "empty.npz": lambda p: _npz(p, pixels=pixels[:0]),
+        "text.npz": lambda p: p.write_text("not an archive"),
+    }
+    said = {}
+    for name, make in cases.items():
+        make(ws.claim / name)
+        message = ws.refuse("pvc://models/digits.pt", "torchscript", f"pvc://models/{name}")
+        assert "Traceback" not in message, message
+        said[name] = message
+    assert said["other-input.npz"].endswith("calibration data lacks inputs: pixels"), said
+    assert "every input needs the same number (>0) of samples" in said["empty.npz"], said
+    for name in ("truncated.npz", "objects.npz", "text.npz"):
+        assert f"calibration data {name} cannot be read:" in said[name], said

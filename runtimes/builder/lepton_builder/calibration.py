@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lepton_builder.request import Tensor
+from lepton_builder.untrusted import LoadError
 
 NUMPY_DTYPES = {
     "fp32": np.float32,
@@ -45,12 +47,30 @@ def generate(
 
 
 def load(path: Path, inputs: list[Tensor]) -> list[npt.NDArray[Any]]:
-    """An .npz with one array per input name, batch first."""
-    with np.load(path, allow_pickle=False) as data:
-        missing = [t.name for t in inputs if t.name not in data]
-        if missing:
-            raise ValueError(f"calibration data lacks inputs: {', '.join(missing)}")
-        return [np.asarray(data[t.name], dtype=NUMPY_DTYPES[t.dtype]) for t in inputs]
+    """An .npz with one array per input name, batch first, all the same length.
+
+    Whatever is wrong with the file (not an npz, truncated, object arrays, a missing
+    input, a shape the model cannot take) ends the build with ``LoadError`` naming it,
+    as the model's own checks do, not with a traceback.
+    """
+    try:
+        # Opened here: np.load leaves its own handle open when the archive is broken.
+        with path.open("rb") as file, np.load(file, allow_pickle=False) as data:
+            missing = [t.name for t in inputs if t.name not in data]
+            if missing:
+                raise LoadError(f"calibration data lacks inputs: {', '.join(missing)}")
+            arrays = [np.asarray(data[t.name], dtype=NUMPY_DTYPES[t.dtype]) for t in inputs]
+    except LoadError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise LoadError(f"calibration data {path.name} cannot be read: {error}") from error
+    lengths = {len(a) if a.ndim else 0 for a in arrays}
+    if len(lengths) != 1 or 0 in lengths:
+        raise LoadError(
+            f"calibration data {path.name}: every input needs the same number (>0) of "
+            f"samples, batch first; found {sorted(lengths)}"
+        )
+    return arrays
 
 
 def batch(arrays: list[npt.NDArray[Any]], size: int) -> list[npt.NDArray[Any]]:
