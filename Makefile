@@ -107,6 +107,10 @@ bench-replay: deps ## the planner against static, HPA, KEDA and the optimum on t
 bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM int8, batch 1 and 8), one run
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/triton/bench.py --out bench-serving.json
 
+.PHONY: bench-scale
+bench-scale: cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
+	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out bench-scale.json
+
 .PHONY: clean
 clean: ## remove the virtualenv (the cluster binaries stay cached in ~/.cache/lepton-operator)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -11,6 +11,7 @@ them), like a real cluster. State lives under one folder; the kubeconfig path is
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import secrets
@@ -28,11 +29,17 @@ from typing import Any
 import yaml
 
 from lepton_e2e import binaries
-from lepton_e2e.images import load_image_table
+from lepton_e2e.images import KWOK_IMAGE_REPOSITORIES, load_image_table
 from lepton_e2e.netns import Network, kill_processes_in, namespaces_with_prefix
 from lepton_e2e.pools import load_pools, node_manifests
 
 KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
+# A builder image no process stands for: KWOK runs its pods, and completes one only once
+# something playing the builder (the scale benchmark) has written the build report and
+# marked the pod with this annotation, so the operator never reads a report not yet
+# written. For many builds at once where a process each would swamp two cores.
+GATED_BUILDER_IMAGE = "e2e.lepton.local/kwok-gated-builder"
+REPORT_WRITTEN_ANNOTATION = "e2e.lepton.local/report-written"
 SERVICE_CIDR = "10.96.0.0/16"
 KWOK_POD_CIDR = "10.0.0.0/16"
 
@@ -151,6 +158,23 @@ class Cluster:
         if not quiet:
             print(f"cluster down; state removed from {self.dir}", file=sys.stderr)
 
+    def restart_apiserver(self, timeout: float = 120) -> float:
+        """Stop kube-apiserver and start it again with the same flags on the same etcd
+        (its data kept), as a control-plane upgrade or a crash-and-restart would; returns
+        the seconds from the stop until /readyz answered again.
+
+        It is stopped as ``down`` stops it: SIGTERM to its process group, which lets it
+        close open watches (clients see them end and reconnect), SIGKILL after 15 s.
+        """
+        bin_dir = binaries.ensure_built()
+        pid_file = self.pids / "kube-apiserver.pid"
+        stopped = time.monotonic()
+        stop_process_group(pid_file)
+        pid_file.unlink(missing_ok=True)  # so _wait never reads the old pid as "exited"
+        self._start("kube-apiserver", [str(bin_dir / "kube-apiserver"), *self._apiserver_flags()])
+        self._wait(lambda: self._ready("/readyz"), timeout, "kube-apiserver /readyz after restart")
+        return time.monotonic() - stopped
+
     # ---- configuration ---------------------------------------------------------------
     def _write_pki(self) -> None:
         key, pub = self.pki / "sa.key", self.pki / "sa.pub"
@@ -248,6 +272,9 @@ class Cluster:
                 if stage.startswith("pod/"):
                     selector = document["spec"].setdefault("selector", {})
                     selector.setdefault("matchExpressions", []).append(exclusion)
+                if document["metadata"]["name"] == "pod-complete":
+                    documents.append(_gated_completion(document))
+                    _match(document).append({**_image_term(), "operator": "NotIn"})
                 documents.append(document)
         path = self.dir / "kwok-stages.yaml"
         path.write_text(yaml.safe_dump_all(documents))
@@ -427,3 +454,31 @@ def stop_process_group(pid_file: Path) -> None:
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _match(stage: dict[str, Any]) -> list[dict[str, Any]]:
+    expressions: list[dict[str, Any]] = stage["spec"]["selector"]["matchExpressions"]
+    return expressions
+
+
+def _image_term() -> dict[str, Any]:
+    return {
+        "key": KWOK_IMAGE_REPOSITORIES,
+        "values": [GATED_BUILDER_IMAGE],
+    }
+
+
+def _gated_completion(pod_complete: dict[str, Any]) -> dict[str, Any]:
+    """KWOK's pod-complete stage for the gated builder image, once the report is in."""
+    stage = copy.deepcopy(pod_complete)
+    stage["metadata"]["name"] = "pod-complete-once-reported"
+    _match(stage).extend(
+        [
+            {**_image_term(), "operator": "In"},
+            {
+                "key": f'.metadata.annotations["{REPORT_WRITTEN_ANNOTATION}"]',
+                "operator": "Exists",
+            },
+        ]
+    )
+    return stage

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_IMAGES_FILE = REPO_ROOT / "e2e" / "cluster" / "images.yaml"
 _TAG_OR_DIGEST = re.compile(r"(@sha256:[0-9a-f]+|:[^:/]+)$")
+# A KWOK stage selector key (a jq query): the repositories of a pod's container images,
+# as ``repository`` computes them.
+KWOK_IMAGE_REPOSITORIES = '.spec.containers.[].image | sub("(@sha256:[0-9a-f]+|:[^:/]+)$"; "")'
 
 
 def repository(image: str) -> str:
@@ -69,7 +72,7 @@ class ImageTable(BaseModel):
         the repository of some container is in the table.
         """
         return {
-            "key": '.spec.containers.[].image | sub("(@sha256:[0-9a-f]+|:[^:/]+)$"; "")',
+            "key": KWOK_IMAGE_REPOSITORIES,
             "operator": "NotIn",
             "values": sorted(self.images),
         }

@@ -1,0 +1,520 @@
+"""Scale benchmark: the operator with 100, then 1,000 LeptonModels on the real apiserver.
+
+What is real: kube-apiserver, etcd, controller-manager, scheduler, the operator installed
+by its chart (two replicas, one Lease holder, RBAC enforced) and every request it makes.
+What is not: the builds. A process per build would swamp two cores, so the build Jobs
+run the gated builder image (``GATED_BUILDER_IMAGE``): KWOK runs their pods, this
+benchmark plays the builder by writing ``fixture_builder``'s fixed report into each
+Job's report ConfigMap, and only then lets KWOK complete the pod. Triton pods are
+KWOK's too. The figures are the operator's, on fixture reports, said so in the output.
+
+Measured per stage (the operator's Lease holder):
+- create -> first decision: from each create call returning to the watch seeing
+  ``status.decision`` for that generation (includes the simulated build);
+- change -> new decision: from a spec change (the SLO) to the watch seeing a decision
+  made for it;
+- the operator's resident memory (its own ``process_resident_memory_bytes``), peak of
+  samples every 2 s;
+- API requests per second: the apiserver's own count of requests it dispatched for the
+  operator's ServiceAccount (a FlowSchema of ours routes exactly those), over each phase
+  and over a quiet minute with every model settled.
+Benchmarks print figures; they do not pass or fail on them. Run with ``make bench-scale``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config, watch
+
+from lepton_e2e import binaries
+from lepton_e2e.cluster import GATED_BUILDER_IMAGE, REPORT_WRITTEN_ANNOTATION, Cluster
+from lepton_e2e.fixture_builder import fixture_report
+from lepton_e2e.fixtures import OPERATOR_NAMESPACE, Kube, installed_operator, model_namespace
+from lepton_e2e.images import repository
+from lepton_e2e.pools import Pool, node_manifests
+
+REPO = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "lepton.ai", "v1alpha1", "leptonmodels"
+SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
+BENCH_POOL = Pool.model_validate(
+    {
+        "name": "bench-cpu",
+        # Room for every Triton pod and build pod of 1,000 models.
+        "count": 24,
+        "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+        "hourlyPriceUSD": 0.34,
+    }
+)
+FLOW_SCHEMA = "lepton-operator-bench"
+SLO_BEFORE_MS, SLO_AFTER_MS = 20, 30
+
+
+# ---- the models ------------------------------------------------------------------------
+def bench_model(name: str) -> dict[str, Any]:
+    """examples/digits.yaml on the benchmark's own pool, with requests small enough for
+    1,000 replicas to schedule on simulated nodes."""
+    document: dict[str, Any] = yaml.safe_load((REPO / "examples" / "digits.yaml").read_text())
+    document["metadata"] = {"name": name}
+    document["spec"]["slo"]["p95LatencyMs"] = SLO_BEFORE_MS
+    document["spec"]["pools"] = [
+        {
+            "name": BENCH_POOL.name,
+            "nodeSelector": {"lepton.ai/pool": BENCH_POOL.name},
+            "hourlyPriceUSD": BENCH_POOL.hourly_price_usd,
+            "provisioningSeconds": 60,
+            "resources": {"cpu": "10m", "memory": "32Mi"},
+        }
+    ]
+    return document
+
+
+def model_names(total: int, namespaces: int) -> list[tuple[str, str]]:
+    """(namespace, name) of model ``i``, spread round-robin over the namespaces."""
+    return [(f"scale-{i % namespaces:02d}", f"m-{i:04d}") for i in range(total)]
+
+
+# ---- playing the builder -----------------------------------------------------------------
+def _is_gated_builder(pod: dict[str, Any]) -> bool:
+    return any(
+        repository(c.get("image", "")) == GATED_BUILDER_IMAGE
+        for c in pod["spec"].get("containers", [])
+    )
+
+
+def write_report_and_release(core: client.CoreV1Api, pod: dict[str, Any]) -> None:
+    """What the builder would do (write the report), then let KWOK complete the pod."""
+    args = pod["spec"]["containers"][0]["args"]
+    request = json.loads(args[args.index("--request") + 1])
+    namespace = pod["metadata"]["namespace"]
+    core.patch_namespaced_config_map(
+        request["reportConfigMap"],
+        namespace,
+        {"data": {"report.json": json.dumps(fixture_report(request))}},
+    )
+    core.patch_namespaced_pod(
+        pod["metadata"]["name"],
+        namespace,
+        {"metadata": {"annotations": {REPORT_WRITTEN_ANNOTATION: "true"}}},
+    )
+
+
+def play_builder(api: client.ApiClient, stop: threading.Event) -> None:
+    core = client.CoreV1Api(api)
+    done: set[str] = set()
+    while not stop.is_set():
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(
+                core.list_pod_for_all_namespaces,
+                label_selector="lepton.ai/component=builder",
+                timeout_seconds=30,
+            ):
+                pod = api.sanitize_for_serialization(event["object"])
+                uid = pod["metadata"]["uid"]
+                if (
+                    uid in done
+                    or event["type"] == "DELETED"
+                    or not _is_gated_builder(pod)
+                    or not pod["spec"].get("nodeName")
+                ):
+                    continue
+                write_report_and_release(core, pod)
+                done.add(uid)
+                if stop.is_set():
+                    break
+        except Exception as error:  # the watch ends and restarts; the run goes on
+            print(f"builder stand-in: {error}", file=sys.stderr)
+            time.sleep(1)
+
+
+# ---- watching decisions ------------------------------------------------------------------
+@dataclass
+class Decisions:
+    """When the watch first saw a decision for each model's generation."""
+
+    seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, obj: dict[str, Any], at: float) -> None:
+        meta, status = obj["metadata"], obj.get("status") or {}
+        generation = int(meta.get("generation", 0))
+        decision = status.get("decision") or {}
+        slo = (obj.get("spec") or {}).get("slo", {}).get("p95LatencyMs")
+        fresh = status.get("observedGeneration") == generation
+        if fresh and f"p95 {slo:g} ms" in decision.get("reason", ""):
+            key = (meta["namespace"], meta["name"], generation)
+            with self.lock:
+                self.seen.setdefault(key, at)
+
+    def at(self, namespace: str, name: str, generation: int) -> float | None:
+        with self.lock:
+            return self.seen.get((namespace, name, generation))
+
+
+def watch_decisions(api: client.ApiClient, decisions: Decisions, stop: threading.Event) -> None:
+    custom = client.CustomObjectsApi(api)
+    while not stop.is_set():
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(
+                custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, timeout_seconds=30
+            ):
+                decisions.record(event["object"], time.time())
+                if stop.is_set():
+                    break
+        except Exception as error:
+            print(f"decision watch: {error}", file=sys.stderr)
+            time.sleep(1)
+
+
+# ---- the operator's footprint ------------------------------------------------------------
+def _operator_metrics(core: client.CoreV1Api) -> list[str]:
+    pods = core.list_namespaced_pod(
+        OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/name=lepton-operator"
+    ).items
+    texts = []
+    for pod in pods:
+        ip = pod.status.pod_ip if pod.status else None
+        if ip:
+            with urllib.request.urlopen(f"http://{ip}:8080/metrics", timeout=5) as response:
+                texts.append(response.read().decode())
+    return texts
+
+
+def _sample(text: str, name: str) -> float:
+    values = re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
+    return sum(float(v) for v in values)
+
+
+def leader_memory_bytes(core: client.CoreV1Api) -> float:
+    """Resident memory of the replica that reconciles (the other only waits for the
+    Lease)."""
+    texts = _operator_metrics(core)
+    acting = [t for t in texts if _sample(t, "lepton_reconcile_duration_seconds_count") > 0]
+    return max(_sample(t, "process_resident_memory_bytes") for t in acting or texts)
+
+
+def operator_requests(kube: Kube) -> float:
+    """Requests the apiserver dispatched for the operator's ServiceAccount so far."""
+    text = kube.kubectl("get", "--raw", "/metrics").stdout
+    pattern = (
+        r"^apiserver_flowcontrol_dispatched_requests_total\{[^}]*"
+        rf'flow_schema="{FLOW_SCHEMA}"[^}}]*\}} (\S+)$'
+    )
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+
+def flow_schema(account: str) -> dict[str, Any]:
+    """Routes exactly the operator's requests, so the apiserver counts them apart."""
+    return {
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "FlowSchema",
+        "metadata": {"name": FLOW_SCHEMA},
+        "spec": {
+            "priorityLevelConfiguration": {"name": "workload-high"},
+            "matchingPrecedence": 500,
+            "distinguisherMethod": {"type": "ByUser"},
+            "rules": [
+                {
+                    "subjects": [
+                        {
+                            "kind": "ServiceAccount",
+                            "serviceAccount": {
+                                "name": account,
+                                "namespace": OPERATOR_NAMESPACE,
+                            },
+                        }
+                    ],
+                    "resourceRules": [
+                        {
+                            "verbs": ["*"],
+                            "apiGroups": ["*"],
+                            "resources": ["*"],
+                            "clusterScope": True,
+                            "namespaces": ["*"],
+                        }
+                    ],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                }
+            ],
+        },
+    }
+
+
+class MemorySampler:
+    """The peak of the leader's resident memory, sampled every 2 s in the background."""
+
+    def __init__(self, core: client.CoreV1Api) -> None:
+        self.core = core
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(2):
+            try:
+                self.peak = max(self.peak, leader_memory_bytes(self.core))
+            except Exception as error:
+                print(f"memory sample: {error}", file=sys.stderr)
+
+    def __enter__(self) -> MemorySampler:
+        self.peak = leader_memory_bytes(self.core)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ---- one stage -----------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+
+@dataclass
+class Phase:
+    latencies: list[float]
+    seconds: float
+    requests: float
+    peak_memory_bytes: float
+    missing: int
+
+    def summary(self) -> dict[str, Any]:
+        ok = self.latencies
+        return {
+            "decided": len(ok),
+            "missing": self.missing,
+            "p50_s": round(percentile(ok, 50), 3) if ok else None,
+            "p99_s": round(percentile(ok, 99), 3) if ok else None,
+            "seconds": round(self.seconds, 1),
+            "api_rps": round(self.requests / self.seconds, 1),
+            "peak_memory_mb": round(self.peak_memory_bytes / 2**20, 1),
+        }
+
+
+def measure(
+    kube: Kube,
+    core: client.CoreV1Api,
+    decisions: Decisions,
+    act: Callable[[], dict[tuple[str, str], tuple[float, int]]],
+    timeout: float,
+) -> Phase:
+    """Run ``act`` (returns, per model, when it acted and the generation to wait for)
+    and wait until every model has a decision for it, or ``timeout``."""
+    requests_before, started = operator_requests(kube), time.time()
+    with MemorySampler(core) as memory:
+        acted = act()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(decisions.at(ns, n, g) for (ns, n), (_, g) in acted.items()):
+                break
+            time.sleep(1)
+    seconds = time.time() - started
+    latencies = []
+    for (namespace, name), (at, generation) in acted.items():
+        seen = decisions.at(namespace, name, generation)
+        if seen is not None:
+            latencies.append(max(0.0, seen - at))
+    return Phase(
+        latencies=latencies,
+        seconds=seconds,
+        requests=operator_requests(kube) - requests_before,
+        peak_memory_bytes=memory.peak,
+        missing=len(acted) - len(latencies),
+    )
+
+
+def create_models(
+    custom: client.CustomObjectsApi, names: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[float, int]]:
+    acted = {}
+    for namespace, name in names:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, bench_model(name))
+        acted[(namespace, name)] = (time.time(), 1)
+    return acted
+
+
+def change_slo(
+    custom: client.CustomObjectsApi, names: list[tuple[str, str]], slo_ms: int
+) -> dict[tuple[str, str], tuple[float, int]]:
+    acted = {}
+    for namespace, name in names:
+        changed: Any = custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": {"slo": {"p95LatencyMs": slo_ms}}}
+        )
+        acted[(namespace, name)] = (time.time(), int(changed["metadata"]["generation"]))
+    return acted
+
+
+def quiet_rps(kube: Kube, seconds: float) -> float:
+    """Requests per second with every model settled: the operator's steady cost."""
+    before = operator_requests(kube)
+    time.sleep(seconds)
+    return round((operator_requests(kube) - before) / seconds, 1)
+
+
+# ---- the run --------------------------------------------------------------------------------
+@dataclass
+class Bench:
+    kube: Kube
+    namespaces: int
+    timeout: float
+    quiet_seconds: float
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def stage(self, created: int, total: int, decisions: Decisions) -> None:
+        custom = client.CustomObjectsApi(self.kube.api)
+        everyone = model_names(total, self.namespaces)
+        new = everyone[created:]
+        print(f"stage {total}: creating {len(new)} LeptonModels", file=sys.stderr)
+        create = measure(
+            self.kube,
+            self.kube.core,
+            decisions,
+            lambda: create_models(custom, new),
+            self.timeout,
+        )
+        print(f"  create: {create.summary()}", file=sys.stderr)
+        rps = quiet_rps(self.kube, self.quiet_seconds)
+        slo = SLO_AFTER_MS + total  # a new value at each stage
+        change = measure(
+            self.kube,
+            self.kube.core,
+            decisions,
+            lambda: change_slo(custom, everyone, slo),
+            self.timeout,
+        )
+        print(f"  change: {change.summary()}", file=sys.stderr)
+        self.results.append(
+            {
+                "models": total,
+                "create": create.summary(),
+                "change": change.summary(),
+                "quiet_api_rps": rps,
+                "memory_after_mb": round(leader_memory_bytes(self.kube.core) / 2**20, 1),
+            }
+        )
+
+
+@dataclass
+class Environment:
+    kube: Kube
+    stop: threading.Event
+    decisions: Decisions
+
+
+def _kube() -> Kube:
+    bin_dir = binaries.ensure_built()
+    cluster = Cluster()
+    kubeconfig = cluster.config.kubeconfig if cluster.is_up() else cluster.up()
+    return Kube(
+        kubeconfig=kubeconfig,
+        bin_dir=bin_dir,
+        api=config.new_client_from_config(str(kubeconfig)),
+        runs_process_pods=True,
+    )
+
+
+def _prepare(kube: Kube, namespaces: int) -> None:
+    kube.apply(*node_manifests([BENCH_POOL]))
+    for index in range(namespaces):
+        name = f"scale-{index:02d}"
+        kube.kubectl("create", "namespace", name)
+        model_namespace(kube, name)
+
+
+def _clean(kube: Kube, namespaces: int) -> None:
+    for index in range(namespaces):
+        kube.kubectl("delete", "namespace", f"scale-{index:02d}", "--wait=false", check=False)
+    kube.kubectl("delete", "flowschema", FLOW_SCHEMA, check=False)
+    names = [n["metadata"]["name"] for n in node_manifests([BENCH_POOL])]
+    kube.kubectl("delete", "node", *names, "--wait=false", check=False)
+
+
+def _threads(env: Environment) -> Iterator[threading.Thread]:
+    yield threading.Thread(target=play_builder, args=(env.kube.api, env.stop), daemon=True)
+    yield threading.Thread(
+        target=watch_decisions, args=(env.kube.api, env.decisions, env.stop), daemon=True
+    )
+
+
+def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float) -> Bench:
+    kube = _kube()
+    env = Environment(kube=kube, stop=threading.Event(), decisions=Decisions())
+    bench = Bench(kube=kube, namespaces=namespaces, timeout=timeout, quiet_seconds=quiet_seconds)
+    _prepare(kube, namespaces)
+    threads = list(_threads(env))
+    try:
+        with installed_operator(
+            kube, f"{GATED_BUILDER_IMAGE}:1", f"config.images.triton={SIMULATED_TRITON}"
+        ):
+            (pod, *_) = kube.list(
+                "pods", OPERATOR_NAMESPACE, "app.kubernetes.io/name=lepton-operator"
+            )
+            kube.apply(flow_schema(pod["spec"]["serviceAccountName"]))
+            for thread in threads:
+                thread.start()
+            created = 0
+            for total in sizes:
+                bench.stage(created, total, env.decisions)
+                created = total
+    finally:
+        env.stop.set()
+        _clean(kube, namespaces)
+    return bench
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The README's table (Markdown)."""
+    rows = [
+        "| models | create→decision p50 / p99 (s) | change→decision p50 / p99 (s) "
+        "| operator memory peak (MB) | API req/s: creating / changing / settled |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        c, h = r["create"], r["change"]
+        missing = (
+            f" ({c['missing']} + {h['missing']} undecided)" if c["missing"] or h["missing"] else ""
+        )
+        rows.append(
+            f"| {r['models']}{missing} | {c['p50_s']} / {c['p99_s']} | {h['p50_s']} / "
+            f"{h['p99_s']} | {max(c['peak_memory_mb'], h['peak_memory_mb'])} | "
+            f"{c['api_rps']} / {h['api_rps']} / {r['quiet_api_rps']} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000", help="cumulative model counts")
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=1200, help="per phase, seconds")
+    parser.add_argument("--quiet-seconds", type=float, default=60)
+    parser.add_argument("--out", type=Path, default=Path("bench-scale.json"))
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    bench = run(sizes, args.namespaces, args.timeout, args.quiet_seconds)
+    args.out.write_text(json.dumps({"builds": "fixture reports", "stages": bench.results}))
+    print("builds: fixture reports written by the benchmark (KWOK-run build pods)")
+    print(table(bench.results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
