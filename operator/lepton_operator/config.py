@@ -128,6 +128,15 @@ class OperatorConfig(_Config):
     pools: list[PoolSpec] = Field(min_length=1)
     serving: Serving = Field(default_factory=Serving)
     builds: Builds = Field(default_factory=Builds)
+    settled_resync_seconds: int = Field(
+        default=30,
+        alias="settledResyncSeconds",
+        ge=5,
+        le=600,
+        description="How often a settled model (Ready, Degraded or Failed on its current "
+        "spec) is reconciled again to follow its live metrics; models being built or "
+        "rolled out are followed every 5 s, and spec changes are handled at once.",
+    )
 
     @model_validator(mode="after")
     def _unique_pool_names(self) -> OperatorConfig:

@@ -2,7 +2,8 @@
 
 Every handler calls the same idempotent pass (``Reconciler.reconcile``): on create, on
 a spec change, on resume after a restart, and on a timer that follows builds and
-rollouts. Handlers are sync, so kopf runs them in its thread pool and the blocking
+rollouts closely and settled models at ``settledResyncSeconds`` (``cadence``). Handlers
+are sync, so kopf runs them in its thread pool and the blocking
 Kubernetes client never stalls the event loop. They return nothing: kopf would store
 return values in ``status``, which belongs to the LeptonModel's own schema.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 
-from lepton_operator import metrics
+from lepton_operator import cadence, metrics
 from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
 from lepton_operator.config import OperatorConfig
@@ -28,6 +29,9 @@ from lepton_operator.reconcile import Outcome, Reconciler
 
 RESYNC_SECONDS = 5.0
 _state: dict[str, Reconciler] = {}
+# When this process last ran a pass for each model (by uid), for the timer's cadence.
+_last_pass: dict[str, float] = {}
+_settled_seconds: list[float] = [30.0]
 
 
 def utc_now() -> str:
@@ -42,6 +46,7 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> None:
     _state["reconciler"] = Reconciler(
         Kube(api_client), config, utc_now, infer=infer, live=PrometheusMetrics(config.prometheus)
     )
+    _settled_seconds[0] = float(config.settled_resync_seconds)
 
 
 def _run(
@@ -51,6 +56,8 @@ def _run(
     trigger: str,
 ) -> None:
     started = time.monotonic()
+    if body.metadata.uid:
+        _last_pass[body.metadata.uid] = started
     namespace, model = body.metadata.namespace or "", body.metadata.name or ""
     name = f"{namespace}/{model}"
     try:
@@ -111,7 +118,11 @@ def on_timer(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    _run(body, patch, logger, trigger="timer")
+    last = _last_pass.get(body.metadata.uid or "")
+    since = None if last is None else time.monotonic() - last
+    generation = int(body.metadata.get("generation") or 0)
+    if cadence.pass_due(dict(body.get("status") or {}), generation, since, _settled_seconds[0]):
+        _run(body, patch, logger, trigger="timer")
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -121,3 +132,4 @@ def on_event(event: kopf.RawEvent, **_: Any) -> None:
     if event.get("type") == "DELETED":
         meta = (event.get("object") or {}).get("metadata") or {}
         metrics.forget(meta.get("namespace") or "", meta.get("name") or "")
+        _last_pass.pop(meta.get("uid") or "", None)

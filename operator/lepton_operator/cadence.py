@@ -1,0 +1,36 @@
+"""How often the timer re-runs the reconcile pass for a model: often while something is
+under way, seldom once it has settled.
+
+The timer fires every few seconds for every model, because a build or a rollout should
+be followed closely. A settled model (Ready, Degraded or Failed on its current spec)
+only needs its live figures re-read about as often as they change: every pass reads
+the model's Jobs, Deployments, pods and Prometheus, so at 1,000 settled models a fixed
+5 s timer alone would be ~1,500 API requests per second and more passes than the
+operator's workers can run, delaying the spec changes that matter. Spec changes and
+restarts never wait for the cadence: they have their own handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lepton_operator.api.status import Phase
+
+UNDER_WAY = frozenset({Phase.PENDING, Phase.BUILDING, Phase.DEPLOYING})
+
+
+def pass_due(
+    status: dict[str, Any],
+    generation: int,
+    seconds_since_last_pass: float | None,
+    settled_seconds: float,
+) -> bool:
+    """Whether the timer should run a pass now. ``seconds_since_last_pass`` is None when
+    this process has not run one for the model (it just started or took the Lease)."""
+    if seconds_since_last_pass is None:
+        return True
+    if status.get("observedGeneration") != generation:
+        return True
+    if status.get("phase") in UNDER_WAY or not status.get("phase"):
+        return True
+    return seconds_since_last_pass >= settled_seconds

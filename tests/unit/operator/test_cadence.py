@@ -1,0 +1,27 @@
+"""The timer's cadence: work under way is followed every tick, settled models seldom."""
+
+from __future__ import annotations
+
+import pytest
+
+from lepton_operator.cadence import pass_due
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Building", "Deploying", None])
+def test_a_model_under_way_is_reconciled_on_every_tick(phase: str | None) -> None:
+    status = {"observedGeneration": 3, "phase": phase}
+    assert pass_due(status, 3, seconds_since_last_pass=5, settled_seconds=30)
+
+
+@pytest.mark.parametrize("phase", ["Ready", "Degraded", "Failed"])
+def test_a_settled_model_waits_for_the_settled_interval(phase: str) -> None:
+    status = {"observedGeneration": 3, "phase": phase}
+    assert not pass_due(status, 3, seconds_since_last_pass=5, settled_seconds=30)
+    assert not pass_due(status, 3, seconds_since_last_pass=29.9, settled_seconds=30)
+    assert pass_due(status, 3, seconds_since_last_pass=30, settled_seconds=30)
+
+
+def test_a_new_generation_or_a_fresh_process_is_never_made_to_wait() -> None:
+    ready = {"observedGeneration": 3, "phase": "Ready"}
+    assert pass_due(ready, 4, seconds_since_last_pass=1, settled_seconds=30)
+    assert pass_due(ready, 3, seconds_since_last_pass=None, settled_seconds=30)
