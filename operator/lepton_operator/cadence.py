@@ -24,11 +24,16 @@ def pass_due(
     generation: int,
     seconds_since_last_pass: float | None,
     settled_seconds: float,
+    min_gap_seconds: float = 0.0,
 ) -> bool:
     """Whether the timer should run a pass now. ``seconds_since_last_pass`` is None when
-    this process has not run one for the model (it just started or took the Lease)."""
+    this process has not run one for the model (it just started or took the Lease).
+    Within ``min_gap_seconds`` of the last pass (a create or spec change just handled)
+    the timer waits: its body may not show that pass's status yet."""
     if seconds_since_last_pass is None:
         return True
+    if seconds_since_last_pass < min_gap_seconds:
+        return False
     if status.get("observedGeneration") != generation:
         return True
     if status.get("phase") in UNDER_WAY or not status.get("phase"):

@@ -29,8 +29,12 @@ from lepton_operator.reconcile import Outcome, Reconciler
 
 RESYNC_SECONDS = 5.0
 _state: dict[str, Reconciler] = {}
-# When this process last ran a pass for each model (by uid), for the timer's cadence.
+# When this process last started a pass for each model (by uid), and which models have
+# one running: kopf runs timers beside the change handlers, and a timer pass started
+# while another pass runs, or just after one, would work from a body that does not yet
+# show that pass's status, and tell its Events again.
 _last_pass: dict[str, float] = {}
+_in_flight: set[str] = set()
 _settled_seconds: list[float] = [30.0]
 
 
@@ -56,8 +60,9 @@ def _run(
     trigger: str,
 ) -> None:
     started = time.monotonic()
-    if body.metadata.uid:
-        _last_pass[body.metadata.uid] = started
+    uid = body.metadata.uid or ""
+    _last_pass[uid] = started
+    _in_flight.add(uid)
     namespace, model = body.metadata.namespace or "", body.metadata.name or ""
     name = f"{namespace}/{model}"
     try:
@@ -66,6 +71,7 @@ def _run(
         metrics.reconcile_failed(namespace, model, trigger)
         raise  # kopf logs it and retries with back-off
     finally:
+        _in_flight.discard(uid)
         metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.monotonic() - started)
     metrics.reconciled(namespace, model, trigger)
     current = dict(body.get("status") or {})
@@ -118,10 +124,14 @@ def on_timer(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    last = _last_pass.get(body.metadata.uid or "")
+    uid = body.metadata.uid or ""
+    if uid in _in_flight:
+        return
+    last = _last_pass.get(uid)
     since = None if last is None else time.monotonic() - last
     generation = int(body.metadata.get("generation") or 0)
-    if cadence.pass_due(dict(body.get("status") or {}), generation, since, _settled_seconds[0]):
+    status = dict(body.get("status") or {})
+    if cadence.pass_due(status, generation, since, _settled_seconds[0], RESYNC_SECONDS / 2):
         _run(body, patch, logger, trigger="timer")
 
 

@@ -25,3 +25,10 @@ def test_a_new_generation_or_a_fresh_process_is_never_made_to_wait() -> None:
     ready = {"observedGeneration": 3, "phase": "Ready"}
     assert pass_due(ready, 4, seconds_since_last_pass=1, settled_seconds=30)
     assert pass_due(ready, 3, seconds_since_last_pass=None, settled_seconds=30)
+
+
+def test_right_after_a_pass_the_timer_waits_even_for_work_under_way() -> None:
+    # A create or spec change was just handled: the timer's body may predate its status.
+    building = {"observedGeneration": 4, "phase": "Building"}
+    assert not pass_due(building, 5, 1.0, settled_seconds=30, min_gap_seconds=2.5)
+    assert pass_due(building, 5, 2.5, settled_seconds=30, min_gap_seconds=2.5)
