@@ -116,6 +116,9 @@ class LeaseElector:
             log.warning("could not release the lease: %s", error)
 
     def wait_until_held(self) -> None:
+        """Stand by until the lease is ours. An apiserver that cannot be reached (it may
+        be restarting) is waited out like a lease held by another: a standby that exits
+        on it only restarts, and the holder's exit on the same outage finds none."""
         while True:
             try:
                 if self.try_hold():
@@ -123,7 +126,7 @@ class LeaseElector:
                         "holding the lease %s/%s as %s", self.namespace, self.name, self.identity
                     )
                     return
-            except ApiException as error:
+            except Exception as error:  # ApiException, or the connection refused/reset
                 log.warning("lease: %s", error)
             time.sleep(RENEW_SECONDS)
 
