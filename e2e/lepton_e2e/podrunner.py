@@ -42,6 +42,10 @@ log = logging.getLogger("lepton_e2e.podrunner")
 E2E_DIR = Path(__file__).resolve().parents[1]
 
 
+# How long a status write is retried while the apiserver cannot be reached.
+STATUS_RETRY_SECONDS = 120.0
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -391,19 +395,34 @@ class PodWorker(threading.Thread):
         return status
 
     def _patch_status(self, status: dict[str, Any]) -> None:
+        """Write the pod's status; while the apiserver cannot be reached (restarting),
+        retry, as a kubelet does, and leave the containers running meanwhile: a pod
+        must never die of its kubelet losing the apiserver for a while."""
+        deadline = time.monotonic() + STATUS_RETRY_SECONDS
         with self.lock:
-            try:
-                # Strategic merge: conditions merge by type, so the gate conditions
-                # other controllers set survive the runner's own writes.
-                self.runner.core.patch_namespaced_pod_status(
-                    self.pod_name,
-                    self.namespace,
-                    {"status": status},
-                    _content_type="application/strategic-merge-patch+json",
-                )
-            except ApiException as error:
-                if error.status != 404:
-                    log.warning("status of %s/%s: %s", self.namespace, self.pod_name, error)
+            while True:
+                try:
+                    # Strategic merge: conditions merge by type, so the gate conditions
+                    # other controllers set survive the runner's own writes.
+                    self.runner.core.patch_namespaced_pod_status(
+                        self.pod_name,
+                        self.namespace,
+                        {"status": status},
+                        _content_type="application/strategic-merge-patch+json",
+                    )
+                    return
+                except ApiException as error:
+                    if error.status == 404:
+                        return
+                    problem: Exception = error
+                    if error.status < 500:
+                        break
+                except Exception as error:  # connection refused, reset, timed out
+                    problem = error
+                if self.stopping.is_set() or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            log.warning("status of %s/%s: %s", self.namespace, self.pod_name, problem)
 
 
 class PodRunner:
