@@ -5,7 +5,9 @@ pod with the Job's ServiceAccount, writes a marker into the model volume and han
 its report back through the report ConfigMap, so everything around the build (RBAC,
 volumes, the report's path into status) is the production path. Only the figures are
 fixed: each variant's ``reason`` says "fixture". A model URI with the query
-``fixture-build-seconds=N`` makes the build take N seconds, for tests that act mid-build.
+``fixture-build-seconds=N`` makes the build take N seconds, for tests that act mid-build;
+``fixture-fail=<message>`` makes it fail after that time as the real builder fails (exit
+1, the message as its termination message), for the fault tests.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
+
+TERMINATION_LOG = Path("/dev/termination-log")
 
 CPU_VARIANTS: list[dict[str, Any]] = [
     {"name": "fp32", "status": "accepted", "accuracy": 1.0, "p95": 24.0, "rps": 45.0},
@@ -77,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     request = json.loads(args.request)
     query = urllib.parse.parse_qs(urllib.parse.urlparse(request["model"]["uri"]).query)
     time.sleep(float(query.get("fixture-build-seconds", ["0"])[0]))
+    if "fixture-fail" in query:
+        message = query["fixture-fail"][0]
+        print(f"fixture builder: {message}", file=sys.stderr)
+        TERMINATION_LOG.write_text(message)
+        return 1
     repository = Path(request["repository"])
     repository.mkdir(parents=True, exist_ok=True)
     (repository / "FIXTURE").write_text("written by lepton_e2e.fixture_builder\n")
