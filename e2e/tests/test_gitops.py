@@ -101,6 +101,14 @@ def _wait_app(
     pytest.fail(f"{name}: timed out after {timeout:.0f} s; {_summary(_app(kube, name), argocd)}")
 
 
+def _patch_app(kube: Kube, name: str, patch: dict[str, Any], check: bool = True) -> None:
+    kube.kubectl(
+        *("patch", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE, "--type=merge"),
+        *("-p", json.dumps(patch)),
+        check=check,
+    )
+
+
 def _refresh(kube: Kube, name: str) -> None:
     """What a git webhook does: ask Argo CD to look at the repository now rather than at
     its next poll (every 3 minutes by default)."""
@@ -115,11 +123,11 @@ def _refresh(kube: Kube, name: str) -> None:
     )
 
 
-def _owned(kube: Kube) -> dict[str, str]:
-    """``Kind/name`` -> uid of every object the operator made for the model."""
+def _owned(kube: Kube, kinds: str = OWNED_KINDS) -> dict[str, str]:
+    """``Kind/name`` -> uid of every object of ``kinds`` the operator made for the model."""
     items = json.loads(
         kube.kubectl(
-            "get", OWNED_KINDS, "-n", MODELS, "-l", "lepton.ai/model=digits", "-o", "json"
+            "get", kinds, "-n", MODELS, "-l", "lepton.ai/model=digits", "-o", "json"
         ).stdout
     )["items"]
     return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["uid"] for i in items}
@@ -199,20 +207,28 @@ def _model_health(app: dict[str, Any]) -> dict[str, Any]:
 
 def _remove(kube: Kube) -> None:
     """Delete both Applications with what they made, so later tests find the cluster as
-    before: the models first (their owner references take what the operator made), as
-    examples/gitops/README.md advises, then the operator's Application, given the
-    resources finalizer here (the example leaves it off on purpose). Every wait stays
-    under kubectl's 120 s limit in ``Kube.kubectl``."""
+    before: the models first, while the operator still runs (their owner references take
+    what the operator made, and the operator lifts kopf's finalizer, which its timers
+    need), as examples/gitops/README.md advises; then the operator's Application, given
+    the resources finalizer here (the example leaves it off on purpose). A sync still
+    retrying would hold up each delete, so it is terminated first. Whatever a failed
+    test leaves is cleared, saying so, rather than left to wreck the tests after it.
+    Every wait stays under kubectl's 120 s limit in ``Kube.kubectl``."""
 
     def delete_app(name: str) -> None:
+        app = kube.kubectl(
+            *("get", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE, "-o", "json"),
+            check=False,
+        )
+        if app.returncode != 0:
+            return
+        if ((json.loads(app.stdout).get("status") or {}).get("operationState") or {}).get(
+            "phase"
+        ) == "Running":
+            _patch_app(kube, name, {"status": {"operationState": {"phase": "Terminating"}}})
         kube.kubectl(
-            "delete",
-            "applications.argoproj.io",
-            name,
-            "-n",
-            ARGOCD_NAMESPACE,
-            "--wait=true",
-            "--timeout=100s",
+            *("delete", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE),
+            *("--wait=true", "--timeout=100s"),
             check=False,
         )
 
@@ -223,23 +239,26 @@ def _remove(kube: Kube) -> None:
             "--timeout=100s",
             check=False,
         )
-    kube.kubectl(
-        "patch",
-        "applications.argoproj.io",
+        for name in kube.kubectl(
+            "get", "lm", "-n", MODELS, "-o", "name", check=False
+        ).stdout.split():
+            print(f"teardown: {name} outlived its Application; lifting its finalizers")
+            kube.kubectl(
+                *("patch", name, "-n", MODELS, "--type=merge"),
+                *("-p", '{"metadata":{"finalizers":null}}'),
+                check=False,
+            )
+    _patch_app(
+        kube,
         "lepton-operator",
-        "-n",
-        ARGOCD_NAMESPACE,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"finalizers":["resources-finalizer.argocd.argoproj.io"]}}',
+        {"metadata": {"finalizers": ["resources-finalizer.argocd.argoproj.io"]}},
         check=False,
     )
     delete_app("lepton-operator")
+    print(f"teardown: the CRD after the operator Application's cascade: {_has_crd(kube)}")
     for namespace in (MODELS, OPERATOR_NAMESPACE):
         kube.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=100s", check=False)
-    # The CRD stays: Argo CD never deletes a CustomResourceDefinition on a cascade delete
-    # (it would take every LeptonModel with it). Later tests find it as test_admission
-    # leaves it; `helm install` keeps an existing CRD.
+    # Later tests install the chart with Helm, which creates the CRD if it is missing.
 
 
 def _has_crd(kube: Kube) -> bool:
@@ -322,15 +341,8 @@ def test_scaling_from_git_keeps_synced_and_prune_deletes_nothing_the_operator_ma
 
     # A manual sync with prune, as `argocd app sync --prune` asks for one, after the
     # operator has written status and scaled: it must find nothing to prune.
-    kube.kubectl(
-        "patch",
-        "applications.argoproj.io",
-        "lepton-models",
-        "-n",
-        ARGOCD_NAMESPACE,
-        "--type=merge",
-        "-p",
-        json.dumps({"operation": {"sync": {"revision": revision, "prune": True}}}),
+    _patch_app(
+        kube, "lepton-models", {"operation": {"sync": {"revision": revision, "prune": True}}}
     )
 
     def manual_sync_done() -> dict[str, Any] | None:
@@ -442,7 +454,87 @@ def test_an_slo_commit_changes_the_decision_and_an_invalid_one_stops_at_admissio
         what="Synced and Healthy after the fix",
     )
 
+    # Synced again, yet the automated sync of the invalid revision is still retrying it
+    # (Argo CD retries the revision it started with, here up to 10 times over ~30 min);
+    # while it runs, Argo CD acts on nothing else, a delete included. What a user does,
+    # `argocd app terminate-op lepton-models`, is this status patch.
+    operation = _app(kube, "lepton-models")["status"]["operationState"]
+    assert operation["phase"] == "Running", operation
+    assert operation["operation"]["sync"]["revision"] == revision, operation
+    _patch_app(kube, "lepton-models", {"status": {"operationState": {"phase": "Terminating"}}})
+    ended = wait_for(
+        lambda: (lambda op: op if op.get("phase") not in ("Running", "Terminating") else None)(
+            _app(kube, "lepton-models")["status"]["operationState"]
+        ),
+        timeout=60,
+        interval=1,
+        what="the retrying sync terminated",
+    )
+    assert ended["phase"] == "Failed", ended
+    assert _state(_app(kube, "lepton-models"))[:2] == ("Synced", "Healthy")
+
 
 def lm_spec(kube: Kube) -> dict[str, Any]:
     spec: dict[str, Any] = kube.get("lm", "digits", MODELS)["spec"]
     return spec
+
+
+# Everything the operator can make for a model (test_operator_lifecycle's list): the
+# cascade must take all of it, pods included.
+EVERYTHING_KINDS = (
+    "jobs,deployments,replicasets,services,configmaps,persistentvolumeclaims,"
+    "serviceaccounts,roles,rolebindings,pods"
+)
+
+
+def test_deleting_the_application_removes_the_model_and_everything_the_operator_made(
+    kube: Kube, argocd: ArgoCD, synced: list[tuple[str, str, str]]
+) -> None:
+    # Runs last in this module: it takes the model away from the tests above.
+    made = _owned(kube, EVERYTHING_KINDS)
+    kinds = {key.split("/")[0] for key in made}
+    assert {"Deployment", "Service", "Job", "Pod", "ConfigMap"} <= kinds, made
+    claim_uid = kube.get("pvc", "models", MODELS)["metadata"]["uid"]  # the user's, not ours
+
+    # A cascading delete, as `argocd app delete --cascade` does: the Application's
+    # resources finalizer (examples/gitops/lepton-models.yaml) makes Argo CD delete what
+    # it synced, the LeptonModel, before the Application goes; the LeptonModel's owner
+    # references take the rest.
+    started = time.monotonic()
+    kube.kubectl(
+        "delete",
+        "applications.argoproj.io",
+        "lepton-models",
+        "-n",
+        ARGOCD_NAMESPACE,
+        "--wait=false",
+    )
+
+    def application_gone() -> bool:
+        result = kube.kubectl(
+            "get",
+            "applications.argoproj.io",
+            "lepton-models",
+            "-n",
+            ARGOCD_NAMESPACE,
+            check=False,
+        )
+        return result.returncode != 0 and "NotFound" in result.stderr
+
+    _wait_app(kube, argocd, "lepton-models", 180, application_gone)
+    application_seconds = time.monotonic() - started
+    assert kube.kubectl("get", "lm", "digits", "-n", MODELS, check=False).returncode != 0
+
+    def nothing_left() -> bool:
+        return not (set(_owned(kube, EVERYTHING_KINDS).values()) & set(made.values()))
+
+    wait_for(nothing_left, timeout=180, interval=2, what="nothing the operator made left")
+    print(
+        f"cascade delete: Application gone after {application_seconds:.0f} s, "
+        f"all {len(made)} objects the operator made gone after "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    # What the user made stays: the claim holding the model, the namespace.
+    assert kube.get("pvc", "models", MODELS)["metadata"]["uid"] == claim_uid
+    namespace = json.loads(kube.kubectl("get", "namespace", MODELS, "-o", "json").stdout)
+    assert namespace["status"]["phase"] == "Active"

@@ -138,7 +138,9 @@ def on_timer(
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def on_event(event: kopf.RawEvent, **_: Any) -> None:
     """A deleted model's series go with it, so its alerts resolve and panels end. An
-    event handler, not ``on.delete``: it adds no finalizer and cannot hold up deletion."""
+    event handler, not ``on.delete``: nothing to do before the object goes. (kopf still
+    puts its finalizer on each model, because the timer needs one to stop cleanly: a
+    model is deleted while the operator runs, and waits for it otherwise.)"""
     if event.get("type") == "DELETED":
         meta = (event.get("object") or {}).get("metadata") or {}
         metrics.forget(meta.get("namespace") or "", meta.get("name") or "")
