@@ -40,7 +40,7 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
         prefix="lepton.ai", key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
-    settings.execution.max_workers = 8
+    settings.execution.max_workers = handlers.WORKERS
     settings.watching.server_timeout = 300
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import threading
 import time
 from typing import Any
 
@@ -28,6 +29,13 @@ from lepton_operator.live.prometheus import PrometheusMetrics
 from lepton_operator.reconcile import Outcome, Reconciler
 
 RESYNC_SECONDS = 5.0
+# kopf's worker threads (``settings.execution.max_workers`` in __main__), and how many
+# of them timer passes may hold at once: the rest stay free for creates, spec changes
+# and resumes. With hundreds of models under way (an operator installed onto a cluster
+# full of them) the 5 s timer would otherwise fill every worker, and a new model would
+# wait minutes for its first pass. A tick that finds no slot is skipped; the next comes.
+WORKERS = 8
+TIMER_SLOTS = threading.BoundedSemaphore(WORKERS // 2)
 _state: dict[str, Reconciler] = {}
 # When this process last started a pass for each model (by uid), and which models have
 # one running: kopf runs timers beside the change handlers, and a timer pass started
@@ -131,8 +139,15 @@ def on_timer(
     since = None if last is None else time.monotonic() - last
     generation = int(body.metadata.get("generation") or 0)
     status = dict(body.get("status") or {})
-    if cadence.pass_due(status, generation, since, _settled_seconds[0], RESYNC_SECONDS / 2):
+    if not cadence.pass_due(status, generation, since, _settled_seconds[0], RESYNC_SECONDS / 2):
+        return
+    if not TIMER_SLOTS.acquire(blocking=False):
+        metrics.TIMER_SKIPPED.inc()
+        return
+    try:
         _run(body, patch, logger, trigger="timer")
+    finally:
+        TIMER_SLOTS.release()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -29,6 +29,11 @@ RECONCILE_SECONDS = Histogram(
 RECONCILE_ERRORS = Counter(
     "lepton_reconcile_errors_total", "Reconcile passes that raised.", [*MODEL, "trigger"]
 )
+TIMER_SKIPPED = Counter(
+    "lepton_reconcile_timer_skipped_total",
+    "Timer ticks skipped because timer passes already held their share of the workers: "
+    "a steady rise means more models under way than the operator follows every 5 s.",
+)
 PREDICTED_P95 = Gauge("lepton_model_predicted_p95_ms", "Planner's predicted p95 latency.", MODEL)
 OBSERVED_P95 = Gauge(
     "lepton_model_observed_p95_ms", "p95 latency Triton reported, via Prometheus.", MODEL
