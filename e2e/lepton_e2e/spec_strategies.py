@@ -3,10 +3,12 @@
 The generator walks the spec's schema as the apiserver sees it (``crd.render_crd()``,
 itself generated from the pydantic models), so a field, bound, pattern, enum or list
 rule added to the models is generated and broken here without anyone teaching it.
-Cross-field rules are CEL: each one the CRD carries is known here by its message, with
-a ``repair`` (makes a document obey it) and a ``violate`` (breaks it in one place);
-``unknown_cel_rules()`` names any rule the strategies were not taught, and a unit test
-keeps that list empty.
+What OpenAPI cannot say is CEL: cross-field rules, and Kubernetes formats the pods the
+operator makes will be held to (label keys, extended resource names). Each CEL rule the
+CRD carries is known here by its message, with a ``repair`` (makes a document obey it;
+formats are drawn from strategies of their own instead) and a ``violate`` (breaks it in
+one place); ``unknown_cel_rules()`` names any rule the strategies were not taught, and a
+unit test keeps that list empty.
 
 - ``valid_specs()``: documents both the apiserver and pydantic must accept.
 - ``invalid_specs(kind)``: a valid document with one targeted mutation (a number out of
@@ -34,7 +36,15 @@ from typing import Any
 from hypothesis import strategies as st
 
 from lepton_operator.api import crd
-from lepton_operator.api.spec import GPU_ONLY_VARIANTS, TORCH_SOURCE_VARIANTS
+from lepton_operator.api.spec import (
+    EXTENDED_RESOURCE,
+    GPU_ONLY_VARIANTS,
+    LABEL_KEY,
+    LABEL_KEYS,
+    REQUESTABLE,
+    REQUESTABLE_KEYS,
+    TORCH_SOURCE_VARIANTS,
+)
 
 Path = tuple[str | int, ...]
 Node = dict[str, Any]
@@ -184,7 +194,11 @@ def _number(node: Node) -> st.SearchStrategy[float | int]:
 
 
 def strategy_for(node: Node) -> st.SearchStrategy[Any]:
-    """Values the node's schema accepts (cross-field rules aside)."""
+    """Values the node's schema accepts (cross-field rules aside; Kubernetes formats
+    that CEL checks, such as label keys, drawn from their own strategies)."""
+    for rule in node.get("x-kubernetes-validations", []):
+        if rule["message"] in FORMATS:
+            return FORMATS[rule["message"]](node)
     kind = node["type"]
     if kind == "object" and "properties" in node:
         required = set(node.get("required", []))
@@ -223,14 +237,11 @@ def strategy_for(node: Node) -> st.SearchStrategy[Any]:
 class CelRule:
     """One CEL rule of the CRD: where it sits, how to obey it, how to break it."""
 
-    at: Path  # the object that carries the rule
-    field_path: str  # its fieldPath, e.g. ".minReplicas"
+    at: Path  # the object (or value) that carries the rule; "*" for any list item
+    field_path: str | None  # its fieldPath, e.g. ".minReplicas"; None: the value itself
     repair: Callable[[dict[str, Any]], None]
-    violate: Callable[[st.DrawFn, dict[str, Any]], bool]  # False: cannot here
-
-    @property
-    def path(self) -> Path:
-        return self.at + tuple(self.field_path.lstrip(".").split("."))
+    # Breaks the rule in one place; returns the field the apiserver names (None: cannot).
+    violate: Callable[[st.DrawFn, dict[str, Any]], Path | None]
 
 
 def _min_max(spec: dict[str, Any]) -> tuple[int, int]:
@@ -242,13 +253,13 @@ def _repair_hf(spec: dict[str, Any]) -> None:
         spec["model"]["format"] = "safetensors"
 
 
-def _violate_hf(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_hf(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     spec["model"]["uri"] = "hf://" + draw(
         st.from_regex(r"[a-z0-9-]{1,20}/[a-z0-9-]{1,20}", fullmatch=True)
     )
     spec["model"]["format"] = draw(st.sampled_from(["torchscript", "onnx", "torch-export"]))
     _repair_onnx(spec)
-    return True
+    return ("model", "format")
 
 
 def _repair_tolerance(spec: dict[str, Any]) -> None:
@@ -261,7 +272,7 @@ def _repair_tolerance(spec: dict[str, Any]) -> None:
         accuracy["tolerance"] = 1
 
 
-def _violate_tolerance(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_tolerance(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     accuracy = spec.setdefault("optimization", {}).setdefault("accuracy", {})
     if draw(st.booleans()):
         accuracy["metric"] = draw(st.sampled_from(["cosine", "top1-agreement"]))
@@ -273,7 +284,7 @@ def _violate_tolerance(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
             st.integers(2, 10**9),
         )
     )
-    return True
+    return ("optimization", "accuracy", "tolerance")
 
 
 def _repair_min_max(spec: dict[str, Any]) -> None:
@@ -283,13 +294,13 @@ def _repair_min_max(spec: dict[str, Any]) -> None:
         scaling["minReplicas"], scaling["maxReplicas"] = high, low
 
 
-def _violate_min_max(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_min_max(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     scaling = spec.setdefault("scaling", {})
     high = draw(st.integers(1, 999))
     scaling["maxReplicas"] = high
     scaling["minReplicas"] = draw(st.integers(high + 1, 1000))
     spec.pop("replicas", None)
-    return True
+    return ("scaling", "minReplicas")
 
 
 def _repair_zero(spec: dict[str, Any]) -> None:
@@ -297,7 +308,7 @@ def _repair_zero(spec: dict[str, Any]) -> None:
         spec["scaling"]["scaleToZero"] = True
 
 
-def _violate_zero(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_zero(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     scaling = spec.setdefault("scaling", {})
     scaling["minReplicas"] = 0
     if draw(st.booleans()):
@@ -306,7 +317,7 @@ def _violate_zero(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
         scaling.pop("scaleToZero", None)
     if spec.get("replicas") is not None and spec["replicas"] > _min_max(spec)[1]:
         spec["replicas"] = 0
-    return True
+    return ("scaling", "minReplicas")
 
 
 def _variants(spec: dict[str, Any]) -> list[str] | None:
@@ -322,7 +333,7 @@ def _repair_gpu(spec: dict[str, Any]) -> None:
     variants[:] = [v for v in variants if v not in GPU_ONLY_VARIANTS]
 
 
-def _violate_gpu(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_gpu(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     pools = spec.get("pools") or [{"name": "cpu", "hourlyPriceUSD": 0.34}]
     for pool in pools:
         pool.pop("accelerator", None)
@@ -334,7 +345,7 @@ def _violate_gpu(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
     optimization["variants"] = variants
     if spec["model"]["format"] == "onnx":  # keep the onnx rule out of it
         spec["model"]["format"] = "safetensors"
-    return True
+    return ("optimization", "variants")
 
 
 def _repair_onnx(spec: dict[str, Any]) -> None:
@@ -343,7 +354,7 @@ def _repair_onnx(spec: dict[str, Any]) -> None:
         variants[:] = [v for v in variants if v not in TORCH_SOURCE_VARIANTS]
 
 
-def _violate_onnx(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_onnx(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     if spec["model"]["uri"].startswith("hf://"):  # keep the hf rule out of it
         spec["model"]["uri"] = "pvc://" + spec["model"]["uri"].removeprefix("hf://")
     spec["model"]["format"] = "onnx"
@@ -353,7 +364,7 @@ def _violate_onnx(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
     variants.append(torch)
     optimization["variants"] = variants
     _repair_gpu(spec)
-    return True
+    return ("optimization", "variants")
 
 
 def _repair_replicas(spec: dict[str, Any]) -> None:
@@ -362,15 +373,164 @@ def _repair_replicas(spec: dict[str, Any]) -> None:
         spec["replicas"] = min(max(spec["replicas"], low), high)
 
 
-def _violate_replicas(draw: st.DrawFn, spec: dict[str, Any]) -> bool:
+def _violate_replicas(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     low, high = _min_max(spec)
     options = ([low - 1] if low > 0 else []) + ([high + 1] if high < 1000 else [])
     if not options:
-        return False
+        return None
     spec["replicas"] = draw(st.sampled_from(options))
-    return True
+    return ("replicas",)
 
 
+# ---- Kubernetes formats (CEL over a value: label keys, resource names) -----------------
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_NAME = st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", fullmatch=True)
+_PREFIX = st.from_regex(rf"{_DNS_LABEL}(\.{_DNS_LABEL}){{0,3}}", fullmatch=True).filter(
+    lambda p: len(p) <= 253
+)
+
+
+def qualified_names() -> st.SearchStrategy[str]:
+    """Label keys: ``name`` or ``prefix/name``."""
+    return st.one_of(_NAME, st.tuples(_PREFIX, _NAME).map("/".join))
+
+
+def extended_resources() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(["nvidia.com/gpu", "amd.com/gpu", "google.com/tpu"]),
+        st.tuples(_PREFIX, _NAME)
+        .map("/".join)
+        .filter(lambda r: "kubernetes.io/" not in r and not r.startswith("requests.")),
+    )
+
+
+def _label_map(node: Node) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(
+        qualified_names(), strategy_for(node["additionalProperties"]), max_size=MAX_MAP
+    )
+
+
+def _requests(node: Node) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(
+        st.sampled_from(REQUESTABLE), strategy_for(node["additionalProperties"]), max_size=3
+    )
+
+
+FORMATS: dict[str, Callable[[Node], st.SearchStrategy[Any]]] = {
+    LABEL_KEYS.message: _label_map,
+    LABEL_KEY.message: lambda node: st.one_of(st.just(""), qualified_names()),
+    EXTENDED_RESOURCE.message: lambda node: extended_resources(),
+    REQUESTABLE_KEYS.message: _requests,
+}
+# Not label keys, nor extended resources: each a way to get one wrong.
+BAD_KEYS = (
+    "bad key",
+    "-lead",
+    "trail.",
+    "a/b/c",
+    "/name",
+    "Example.com/x",
+    "x" * 64,
+    "a" * 254 + "/x",
+    "ключ",
+    "",
+)
+BAD_RESOURCES = ("gpu", "kubernetes.io/gpu", "requests.nvidia.com/gpu", "nvidia.com/", "a b/c")
+BAD_REQUESTS = ("nvidia.com/gpu", "hugepages-2Mi", "CPU", "storage", "pods")
+
+
+def _pools(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    pools: list[dict[str, Any]] = spec.get("pools") or []
+    return pools
+
+
+def _some_pool(draw: st.DrawFn, spec: dict[str, Any]) -> int:
+    """The index of a pool of the spec, adding one if it has none."""
+    if not spec.get("pools"):
+        spec["pools"] = [{"name": "p", "hourlyPriceUSD": 1}]
+        _repair_gpu(spec)  # pools given, with no accelerator: GPU-only variants go
+    index: int = draw(st.integers(0, len(spec["pools"]) - 1))
+    return index
+
+
+def _violate_label_keys(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    index = _some_pool(draw, spec)
+    selector = spec["pools"][index].setdefault("nodeSelector", {})
+    selector[draw(st.sampled_from(BAD_KEYS))] = "x"
+    return ("pools", index, "nodeSelector")
+
+
+def _toleration(draw: st.DrawFn, spec: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+    index = _some_pool(draw, spec)
+    tolerations = spec["pools"][index].setdefault("tolerations", [])
+    if not tolerations:
+        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists"})
+    at = draw(st.integers(0, len(tolerations) - 1))
+    return index, at, tolerations[at]
+
+
+def _violate_label_key(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    index, at, toleration = _toleration(draw, spec)
+    toleration["key"] = draw(st.sampled_from([k for k in BAD_KEYS if k]))
+    return ("pools", index, "tolerations", at, "key")
+
+
+def _repair_exists_value(spec: dict[str, Any]) -> None:
+    for pool in _pools(spec):
+        for toleration in pool.get("tolerations") or []:
+            if toleration.get("operator") == "Exists":
+                toleration.pop("value", None)
+
+
+def _violate_exists_value(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    index, at, toleration = _toleration(draw, spec)
+    toleration.update(operator="Exists", value=draw(st.sampled_from(["x", "true", "0"])))
+    if not toleration.get("key"):
+        toleration["key"] = "nvidia.com/gpu"
+    return ("pools", index, "tolerations", at, "value")
+
+
+def _repair_empty_key(spec: dict[str, Any]) -> None:
+    for pool in _pools(spec):
+        for toleration in pool.get("tolerations") or []:
+            if not toleration.get("key"):
+                toleration["operator"] = "Exists"
+
+
+def _violate_empty_key(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    index, at, toleration = _toleration(draw, spec)
+    if draw(st.booleans()):
+        toleration["key"] = ""
+    else:
+        toleration.pop("key", None)
+    if draw(st.booleans()):
+        toleration["operator"] = "Equal"
+    else:
+        toleration.pop("operator", None)
+    return ("pools", index, "tolerations", at, "operator")
+
+
+def _violate_extended_resource(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    index = _some_pool(draw, spec)
+    accelerator = spec["pools"][index].setdefault("accelerator", {"type": "nvidia-l4"})
+    accelerator["resource"] = draw(st.sampled_from(BAD_RESOURCES))
+    return ("pools", index, "accelerator", "resource")
+
+
+def _violate_requests(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    index = _some_pool(draw, spec)
+    resources = spec["pools"][index].setdefault("resources", {})
+    for key in list(resources)[:2]:  # room for one more under maxProperties
+        del resources[key]
+    resources[draw(st.sampled_from(BAD_REQUESTS))] = "1"
+    return ("pools", index, "resources")
+
+
+def _no_repair(spec: dict[str, Any]) -> None:
+    """Formats need none: their values are drawn from their own strategies."""
+
+
+POOL = ("pools", "*")
 CEL_RULES: dict[str, CelRule] = {
     "an hf:// model must have format safetensors": CelRule(
         ("model",), ".format", _repair_hf, _violate_hf
@@ -393,6 +553,22 @@ CEL_RULES: dict[str, CelRule] = {
     "replicas must lie within scaling.minReplicas and scaling.maxReplicas": CelRule(
         (), ".replicas", _repair_replicas, _violate_replicas
     ),
+    # Toleration rules, the empty key's first (its repair sets Exists, which the other's
+    # repair then follows by dropping the value).
+    "operator must be Exists when key is empty (it tolerates every taint)": CelRule(
+        (*POOL, "tolerations", "*"), ".operator", _repair_empty_key, _violate_empty_key
+    ),
+    "value must be empty when operator is Exists": CelRule(
+        (*POOL, "tolerations", "*"), ".value", _repair_exists_value, _violate_exists_value
+    ),
+    LABEL_KEYS.message: CelRule((*POOL, "nodeSelector"), None, _no_repair, _violate_label_keys),
+    LABEL_KEY.message: CelRule(
+        (*POOL, "tolerations", "*", "key"), None, _no_repair, _violate_label_key
+    ),
+    EXTENDED_RESOURCE.message: CelRule(
+        (*POOL, "accelerator", "resource"), None, _no_repair, _violate_extended_resource
+    ),
+    REQUESTABLE_KEYS.message: CelRule((*POOL, "resources"), None, _no_repair, _violate_requests),
 }
 
 
@@ -682,9 +858,10 @@ def invalid_specs(draw: st.DrawFn, kind: str) -> Case:
     if kind == "cel":
         message = draw(st.sampled_from(sorted(CEL_RULES)))
         rule = CEL_RULES[message]
-        if not rule.violate(draw, spec):
+        broken = rule.violate(draw, spec)
+        if broken is None:
             return draw(invalid_specs(kind))
-        return Case(spec, Mutation(kind, rule.path, message))
+        return Case(spec, Mutation(kind, broken, message))
     places = [(path, node) for path, node in sites if kind in _kinds(spec, path, node)]
     # A seeded Random (the seed drawn, so runs repeat) picks the place: Hypothesis's own
     # choices keep returning to the first places of a document (its model section).

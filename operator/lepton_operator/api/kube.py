@@ -8,6 +8,7 @@ the operator's own validation and admission never disagree about a spec.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,3 +125,57 @@ class ListType:
                 raise field_error((index,), "duplicate_value", f"Duplicate value: {key!r}", item)
             seen.append(key)
         return items
+
+
+@dataclass(frozen=True)
+class Check:
+    """``Annotated[T, Check(cel, message, holds)]``: a CEL rule on the value itself
+    (``self`` is the value) in the CRD, and ``holds`` over the same value in pydantic;
+    both name the field. For what OpenAPI cannot say: map keys, Kubernetes formats."""
+
+    cel: str
+    message: str
+    holds: Callable[[Any], bool]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        rules = json_schema.setdefault("x-kubernetes-validations", [])
+        rules.append({"rule": self.cel, "message": self.message})
+        return json_schema
+
+    def _check(self, value: Any) -> Any:
+        if not self.holds(value):
+            raise field_error((), "cel_rule", self.message, value)
+        return value
+
+
+# Kubernetes' own name formats (k8s.io/apimachinery/pkg/util/validation), which the
+# apiserver applies to the pods the operator makes from a spec; CEL's format library
+# runs the very same functions at admission.
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+def is_qualified_name(value: str) -> bool:
+    """A label key (or annotation key, resource name): ``[prefix/]name``, the prefix a
+    DNS subdomain of at most 253 characters, the name at most 63. (IsQualifiedName.)"""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return False
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix):
+            return False
+    name = parts[-1]
+    return 0 < len(name) <= 63 and _QUALIFIED_NAME.fullmatch(name) is not None
+
+
+QUALIFIED_NAME_CEL = "!format.qualifiedName().validate({}).hasValue()"

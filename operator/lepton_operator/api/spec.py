@@ -24,14 +24,29 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-from lepton_operator.api.kube import CEL, ListType, Rule, full_default
+from lepton_operator.api.kube import (
+    CEL,
+    LABEL_VALUE_PATTERN,
+    QUALIFIED_NAME_CEL,
+    Check,
+    ListType,
+    Rule,
+    full_default,
+    is_qualified_name,
+)
 
 GPU_ONLY_VARIANTS = ("fp16", "bf16", "torch-compile", "tensorrt")
 TORCH_SOURCE_VARIANTS = ("int8-dynamic", "torchscript", "torch-compile", "fp16", "bf16")
 # No ASCII whitespace after the scheme, spelled out: ``\s`` in Go's RE2 (the apiserver)
 # is [\t\n\f\r ], in Rust's regex (pydantic) all of Unicode's White_Space, so a URI with
 # a vertical tab or a no-break space was admitted by one and refused by the other.
-URI_PATTERN = r"^({schemes})://[^\t\n\v\f\r ]+$"
+# A pvc:// URI starts with a name a PersistentVolumeClaim can have: the operator looks the
+# claim up by it, and the dynamic client puts the name in the URL as it is, so
+# pvc:///path (no name) or pvc://m?x (a query) read the claim list and "found" a claim.
+URI_PATTERN = (
+    r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[^\t\n\v\f\r ]*)?"
+    r"|({schemes})://[^\t\n\v\f\r ]+)$"
+)
 
 
 class Spec(BaseModel):
@@ -103,7 +118,10 @@ class TensorSpec(UserSpec):
         description="Tensor name as the model and Triton know it.",
     )
     dtype: DType = Field(strict=False, description="Element type.")
-    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+    # Bounded, as the apiserver bounds it anyway: it refuses an integer past int64 ("must
+    # be of type integer"), which pydantic took; and a CRD maximum of int64's largest is
+    # refused too (a float64 bound), so the bound is int32's, ample for one dimension.
+    shape: list[Annotated[int, Field(ge=-1, le=2**31 - 1)]] = Field(
         max_length=8,
         description="Per-sample shape; -1 marks a dynamic dimension (e.g. sequence length).",
     )
@@ -124,7 +142,7 @@ class ModelSource(UserSpec):
 
     uri: str = Field(
         max_length=2048,
-        pattern=URI_PATTERN.format(schemes="pvc|s3|https|hf"),
+        pattern=URI_PATTERN.format(schemes="s3|https|hf"),
         description="pvc://<claim>/<path>, s3://<bucket>/<key>, https://... or hf://<repo>.",
     )
     format: ModelFormat = Field(strict=False, description="How the model is stored.")
@@ -198,7 +216,7 @@ class Optimization(UserSpec):
         default=None,
         alias="calibrationUri",
         max_length=2048,
-        pattern=URI_PATTERN.format(schemes="pvc|s3|https"),
+        pattern=URI_PATTERN.format(schemes="s3|https"),
         description="Representative inputs for calibration and the accuracy guard; default: "
         "generated from the input signature.",
     )
@@ -229,10 +247,67 @@ class Budget(UserSpec):
     )
 
 
+# Pods are refused for these, and the operator copies them into its pods as they are:
+# checked at admission, a mistake names its field instead of leaving the operator
+# retrying a Job or Deployment the apiserver refuses (the property tests found each).
+LABEL_KEY = Check(
+    "self == '' || " + QUALIFIED_NAME_CEL.format("self"),
+    "must be a label key: [prefix/]name, the name at most 63 characters of letters, digits, "
+    "'-', '_' and '.', the prefix a DNS subdomain",
+    lambda key: key == "" or is_qualified_name(key),
+)
+LABEL_KEYS = Check(
+    f"self.all(k, {QUALIFIED_NAME_CEL.format('k')})",
+    "keys must be label keys: [prefix/]name, the name at most 63 characters of letters, "
+    "digits, '-', '_' and '.', the prefix a DNS subdomain",
+    lambda labels: all(is_qualified_name(key) for key in labels),
+)
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+# Requests without limits: only these may be; an extended resource or hugepages need a
+# limit equal to the request (accelerators come from ``accelerator``, with their limit).
+REQUESTABLE = ("cpu", "memory", "ephemeral-storage")
+REQUESTABLE_KEYS = Check(
+    "self.all(k, k in [" + ", ".join(f"'{r}'" for r in REQUESTABLE) + "])",
+    "requests are of " + ", ".join(REQUESTABLE) + " (accelerators come from accelerator)",
+    lambda requests: set(requests) <= set(REQUESTABLE),
+)
+# A Kubernetes quantity, not negative (resource.ParseQuantity's grammar).
+QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+EXTENDED_RESOURCE = Check(
+    f"{QUALIFIED_NAME_CEL.format('self')} && self.contains('/') && "
+    "!self.contains('kubernetes.io/') && !self.startsWith('requests.')",
+    "must be an extended resource: <domain>/<name> (e.g. nvidia.com/gpu), outside kubernetes.io",
+    lambda name: (
+        is_qualified_name(name)
+        and "/" in name
+        and "kubernetes.io/" not in name
+        and not name.startswith("requests.")
+    ),
+)
+
+
 class Toleration(UserSpec):
     """A Kubernetes toleration, copied as it is into the pool's build and serving pods."""
 
-    key: str | None = Field(
+    rules = (
+        Rule(
+            "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || "
+            "self.value == ''",
+            "value must be empty when operator is Exists",
+            ".value",
+            lambda t: t.operator != "Exists" or not t.value,
+        ),
+        Rule(
+            "(has(self.key) && self.key != '') || "
+            "(has(self.operator) && self.operator == 'Exists')",
+            "operator must be Exists when key is empty (it tolerates every taint)",
+            ".operator",
+            lambda t: bool(t.key) or t.operator == "Exists",
+        ),
+    )
+    model_config = ConfigDict(json_schema_extra=CEL(*rules))
+
+    key: Annotated[str, LABEL_KEY] | None = Field(
         default=None,
         max_length=317,
         description="Taint key to tolerate; empty with operator Exists tolerates every taint.",
@@ -242,8 +317,8 @@ class Toleration(UserSpec):
         pattern=r"^(Exists|Equal)$",
         description="Exists, or Equal (Kubernetes' default) to match value too.",
     )
-    value: str | None = Field(
-        default=None, max_length=63, description="Taint value to match with operator Equal."
+    value: LabelValue | None = Field(
+        default=None, description="Taint value to match with operator Equal."
     )
     effect: str | None = Field(
         default=None,
@@ -255,7 +330,9 @@ class Toleration(UserSpec):
 class Accelerator(UserSpec):
     """The accelerators each replica on a GPU pool requests."""
 
-    resource: str = Field(default="nvidia.com/gpu", description="Extended resource to request.")
+    resource: Annotated[str, EXTENDED_RESOURCE] = Field(
+        default="nvidia.com/gpu", max_length=317, description="Extended resource to request."
+    )
     count: int = Field(default=1, ge=1, le=16, description="Accelerators per replica.")
     type: str = Field(max_length=63, description="Accelerator model, e.g. nvidia-l4.")
 
@@ -269,9 +346,10 @@ class PoolSpec(UserSpec):
         description="Pool name (a DNS label): in the names of the model's build Jobs and "
         "Deployments and in their lepton.ai/pool label.",
     )
-    node_selector: dict[str, str] = Field(
+    node_selector: Annotated[dict[str, LabelValue], LABEL_KEYS] = Field(
         default_factory=dict,
         alias="nodeSelector",
+        max_length=64,
         description="Node labels that place the pool's build and serving pods on its nodes.",
     )
     tolerations: list[Toleration] = Field(
@@ -297,8 +375,13 @@ class PoolSpec(UserSpec):
         le=3600,
         description="Typical time to get a new node.",
     )
-    resources: dict[str, str] = Field(
-        default_factory=dict, description="Requests per replica, e.g. {cpu: '2', memory: 4Gi}."
+    resources: Annotated[
+        dict[str, Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]],
+        REQUESTABLE_KEYS,
+    ] = Field(
+        default_factory=dict,
+        max_length=len(REQUESTABLE),
+        description="Requests per replica, e.g. {cpu: '2', memory: 4Gi}.",
     )
 
 
