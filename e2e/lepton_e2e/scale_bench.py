@@ -439,6 +439,35 @@ def _prepare(kube: Kube, namespaces: int) -> None:
         model_namespace(kube, name)
 
 
+def _delete_models(kube: Kube, namespaces: int, timeout: float = 600) -> None:
+    """Delete the models while the operator still runs: each carries kopf's finalizer,
+    which only the operator lifts. Whatever is left after ``timeout`` is cleared by hand,
+    saying so, so the namespaces can go."""
+    for index in range(namespaces):
+        kube.kubectl("delete", "namespace", f"scale-{index:02d}", "--wait=false", check=False)
+    deadline = time.monotonic() + timeout
+    left: list[str] = []
+    while time.monotonic() < deadline:
+        out = kube.kubectl("get", "lm", "-A", "-o", "name", check=False)
+        left = out.stdout.split() if out.returncode == 0 else []
+        if not left:
+            return
+        time.sleep(5)
+    print(f"{len(left)} models outlived {timeout:.0f} s; lifting their finalizers", file=sys.stderr)
+    custom = client.CustomObjectsApi(kube.api)
+    listed: Any = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    for item in listed["items"]:
+        meta = item["metadata"]
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            {"metadata": {"finalizers": None}},
+        )
+
+
 def _clean(kube: Kube, namespaces: int) -> None:
     for index in range(namespaces):
         kube.kubectl("delete", "namespace", f"scale-{index:02d}", "--wait=false", check=False)
@@ -471,9 +500,12 @@ def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float)
             for thread in threads:
                 thread.start()
             created = 0
-            for total in sizes:
-                bench.stage(created, total, env.decisions)
-                created = total
+            try:
+                for total in sizes:
+                    bench.stage(created, total, env.decisions)
+                    created = total
+            finally:
+                _delete_models(kube, namespaces)
     finally:
         env.stop.set()
         _clean(kube, namespaces)
