@@ -392,6 +392,7 @@ class Bench:
         )
         print(f"  create: {create.summary()}", file=sys.stderr)
         rps = quiet_rps(self.kube, self.quiet_seconds)
+        print(f"  settled: {rps} API requests/s over {self.quiet_seconds:.0f} s", file=sys.stderr)
         slo = SLO_AFTER_MS + total  # a new value at each stage
         change = measure(
             self.kube,
