@@ -167,6 +167,15 @@ def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[N
     try:
         yield
     finally:
+        # The models go first, while the operator runs: each carries kopf's finalizer
+        # (the operator's timer needs it), which only the operator lifts. A test's
+        # namespace deleted without waiting would otherwise be stuck Terminating, and
+        # the CRD with it.
+        kube.kubectl(
+            *("delete", "leptonmodels.lepton.ai", "--all", "--all-namespaces"),
+            *("--wait=true", "--timeout=100s"),
+            check=False,
+        )
         helm(kube, "uninstall", "lepton", "-n", OPERATOR_NAMESPACE, "--wait")
         kube.kubectl(
             "delete", "namespace", OPERATOR_NAMESPACE, "--wait=true", "--timeout=120s", check=False
