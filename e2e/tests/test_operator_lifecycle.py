@@ -266,6 +266,88 @@ def test_the_operator_runs_under_its_own_least_privilege_account(
     assert not can("create", "clusterrolebindings")
 
 
+PERMISSIONS_DOC = REPO / "docs" / "reference" / "permissions.md"
+# Every authenticated account's (system:basic-user, system:discovery,
+# system:public-info-viewer), as docs/reference/permissions.md says.
+EVERYONES_RESOURCES = {
+    ("authentication.k8s.io", "selfsubjectreviews", "create"),
+    ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews", "create"),
+}
+EVERYONES_URLS = {
+    *("/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi"),
+    # system:service-account-issuer-discovery: every ServiceAccount's.
+    *("/.well-known/openid-configuration", "/openid/v1/jwks"),
+}
+
+
+def _documented(section: str) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) for every row of one table in permissions.md; rows that
+    hold only under a chart option this install leaves off are left out."""
+    text = PERMISSIONS_DOC.read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    granted = set()
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("API group", "---") or "only with" in cells[3]:
+            continue
+        group = "" if cells[0] == "(core)" else cells[0]
+        granted |= {(group, cells[1], verb.strip()) for verb in cells[2].split(",")}
+    return granted
+
+
+def _effective(
+    kube: Kube, subject: str, namespace: str
+) -> tuple[set[tuple[str, str, str]], set[str]]:
+    """What the apiserver says ``subject`` may do in ``namespace``: resource triples and
+    the non-resource URLs it may get."""
+    # What `kubectl auth can-i --list` asks, as JSON: a SelfSubjectRulesReview.
+    request = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": namespace},
+    }
+    review = json.loads(
+        kube.kubectl(
+            *("create", "--validate=false", "-f", "-", "-o", "json", f"--as={subject}"),
+            stdin=json.dumps(request),
+        ).stdout
+    )["status"]
+    assert not review.get("incomplete"), review
+    triples = {
+        (group, resource, verb)
+        for rule in review.get("resourceRules") or []
+        for group in rule.get("apiGroups") or [""]
+        for resource in rule.get("resources") or []
+        for verb in rule.get("verbs") or []
+    }
+    urls = {
+        url.rstrip("*").rstrip("/") or "/"
+        for rule in review.get("nonResourceRules") or []
+        for url in rule.get("nonResourceURLs") or []
+    }
+    return triples, urls
+
+
+def test_the_operators_effective_permissions_are_exactly_the_documented_set(
+    kube: Kube, models: str
+) -> None:
+    (pod, *_) = kube.list("pods", OPERATOR_NAMESPACE, "app.kubernetes.io/name=lepton-operator")
+    subject = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{pod['spec']['serviceAccountName']}"
+    cluster_wide = _documented("In every namespace (ClusterRole)")
+    own_namespace = _documented("In the operator's namespace only (Role)")
+    assert ("batch", "jobs", "create") in cluster_wide and own_namespace  # the doc parsed
+    for namespace, expected in (
+        (models, cluster_wide | EVERYONES_RESOURCES),
+        (OPERATOR_NAMESPACE, cluster_wide | own_namespace | EVERYONES_RESOURCES),
+    ):
+        triples, urls = _effective(kube, subject, namespace)
+        assert triples - expected == set(), f"beyond the documented set in {namespace}"
+        assert expected - triples == set(), f"documented but not granted in {namespace}"
+        assert not any("*" in part for triple in triples for part in triple), triples
+        assert urls <= EVERYONES_URLS, urls - EVERYONES_URLS
+        assert not {t for t in triples if t[1] in ("secrets", "nodes")}, triples
+
+
 def _metrics(pod: dict[str, Any]) -> str:
     url = f"http://{pod['status']['podIP']}:8080/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
