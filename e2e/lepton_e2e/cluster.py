@@ -163,13 +163,14 @@ class Cluster:
         (its data kept), as a control-plane upgrade or a crash-and-restart would; returns
         the seconds from the stop until /readyz answered again.
 
-        It is stopped as ``down`` stops it: SIGTERM to its process group, which lets it
-        close open watches (clients see them end and reconnect), SIGKILL after 15 s.
+        SIGTERM to its process group, which closes open watches at once (clients see
+        them end and reconnect) and stops it listening; SIGKILL after 5 s, as it may
+        linger in its graceful termination (seen: 15 s) with no one to serve.
         """
         bin_dir = binaries.ensure_built()
         pid_file = self.pids / "kube-apiserver.pid"
         stopped = time.monotonic()
-        stop_process_group(pid_file)
+        stop_process_group(pid_file, grace=5)
         pid_file.unlink(missing_ok=True)  # so _wait never reads the old pid as "exited"
         self._start("kube-apiserver", [str(bin_dir / "kube-apiserver"), *self._apiserver_flags()])
         self._wait(lambda: self._ready("/readyz"), timeout, "kube-apiserver /readyz after restart")
@@ -437,15 +438,15 @@ def _go_module_dir(module: str, version: str) -> Path:
     return Path(json.loads(out.stdout)["Dir"])
 
 
-def stop_process_group(pid_file: Path) -> None:
-    """SIGTERM the process group a pid file names, SIGKILL it after 15 s. A missing or
-    stale pid file means there is nothing to stop."""
+def stop_process_group(pid_file: Path, grace: float = 15) -> None:
+    """SIGTERM the process group a pid file names, SIGKILL it after ``grace`` s. A
+    missing or stale pid file means there is nothing to stop."""
     try:
         pid = int(pid_file.read_text())
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, ValueError, PermissionError, FileNotFoundError):
         return
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)

@@ -1,0 +1,514 @@
+"""Faults on the real local cluster, one test per fault (issue 10's fault matrix).
+
+Each test asserts what the model's status and Events say, that the variant already
+serving is untouched where it should be, and that nothing was duplicated or lost (the
+same owned objects, by uid, and one Job per pool and build). Each prints its figures
+(time to converge, handover time) and asserts a stated bound on them.
+
+The operator is the chart's, two replicas with one Lease holder, with the fixture
+builder and KWOK-simulated Triton as in test_operator_lifecycle.py, and a build
+deadline of seconds instead of hours so a hung build is seen to end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import json
+import os
+import signal
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lepton_e2e.cluster import Cluster
+from lepton_e2e.fixtures import (
+    OPERATOR_NAMESPACE,
+    Kube,
+    installed_operator,
+    model_namespace,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text())
+FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
+SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
+# Long enough for a fixture build (seconds), short enough to watch one hang past it.
+BUILD_DEADLINE_SECONDS = 30
+# The operator's election (lepton_operator.election): the Lease lasts 15 s, and a
+# standby tries to take it every 5 s.
+LEASE_NAME = "lepton-operator"
+LEASE_SECONDS = 15
+RENEW_SECONDS = 5
+OWNED_KINDS = (
+    "jobs,deployments,replicasets,services,configmaps,persistentvolumeclaims,"
+    "serviceaccounts,roles,rolebindings"
+)
+
+
+@pytest.fixture(scope="module")
+def operator(kube: Kube) -> Iterator[None]:
+    with installed_operator(
+        kube,
+        FIXTURE_BUILDER,
+        f"config.images.triton={SIMULATED_TRITON}",
+        f"config.builds.deadlineSeconds={BUILD_DEADLINE_SECONDS}",
+    ):
+        yield
+
+
+@pytest.fixture
+def models(kube: Kube, namespace: str, operator: None) -> str:
+    return model_namespace(kube, namespace)
+
+
+# ---- helpers ---------------------------------------------------------------------------
+def _model(name: str) -> dict[str, Any]:
+    doc = copy.deepcopy(EXAMPLE)
+    doc["metadata"]["name"] = name
+    return doc
+
+
+def _status(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
+    status: dict[str, Any] = kube.get("lm", name, namespace).get("status") or {}
+    return status
+
+
+def _ready(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
+    kube.apply(_model(name), namespace=namespace)
+    status: dict[str, Any] = wait_for(
+        lambda: (lambda s: s if s.get("phase") == "Ready" else None)(
+            _status(kube, name, namespace)
+        ),
+        timeout=120,
+        what=f"{name} Ready",
+    )
+    return status
+
+
+def _patch(kube: Kube, name: str, namespace: str, spec: dict[str, Any]) -> float:
+    """Merge-patch the model's spec; returns the monotonic time it was accepted."""
+    kube.kubectl(
+        "patch", "lm", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec})
+    )
+    return time.monotonic()
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
+def _owned(kube: Kube, namespace: str, name: str) -> dict[tuple[str, str], str]:
+    """(kind, name) -> uid of everything labelled as the model's, pods aside."""
+    out = json.loads(
+        kube.kubectl(
+            "get", OWNED_KINDS, "-n", namespace, "-l", f"lepton.ai/model={name}", "-o", "json"
+        ).stdout
+    )
+    return {(i["kind"], i["metadata"]["name"]): i["metadata"]["uid"] for i in out["items"]}
+
+
+def _serving(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """What must not move while a new build fails: the serving Deployment's identity,
+    generation, spec and replicas."""
+    (deployment,) = kube.list("deployments", namespace, f"lepton.ai/model={name}")
+    return {
+        "uid": deployment["metadata"]["uid"],
+        "generation": deployment["metadata"]["generation"],
+        "spec": deployment["spec"],
+        "replicas": deployment["spec"]["replicas"],
+    }
+
+
+def _events(kube: Kube, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in kube.list("events", namespace)
+        if e["involvedObject"].get("kind") == "LeptonModel"
+        and e["involvedObject"].get("name") == name
+        and e.get("reason") == reason
+    ]
+
+
+def _jobs_by_build(kube: Kube, namespace: str, name: str) -> dict[str, list[str]]:
+    """Build hash -> the pools of its Jobs (each pool once per build, or it duplicated)."""
+    found: dict[str, list[str]] = {}
+    for job in kube.list("jobs", namespace, f"lepton.ai/model={name}"):
+        labels = job["metadata"]["labels"]
+        found.setdefault(labels["lepton.ai/build-hash"], []).append(labels["lepton.ai/pool"])
+    return {build: sorted(pools) for build, pools in found.items()}
+
+
+def _failed_build(kube: Kube, name: str, namespace: str, generation: int) -> dict[str, Any] | None:
+    status = _status(kube, name, namespace)
+    built = _condition(status, "Built")
+    if built.get("reason") == "BuildFailed" and built.get("observedGeneration") == generation:
+        return status
+    return None
+
+
+def _untouched_while_the_new_build_fails(
+    kube: Kube, namespace: str, name: str, before: dict[str, Any], failed: dict[str, Any]
+) -> None:
+    assert _serving(kube, namespace, name) == before["serving"], "serving moved"
+    assert failed["decision"] == before["decision"]
+    assert failed["phase"] == "Failed"
+    owned = _owned(kube, namespace, name)
+    # Everything that served before is still there, by uid; what is new is the failed
+    # build's Jobs and report ConfigMaps only.
+    assert {k: v for k, v in owned.items() if k in before["owned"]} == before["owned"]
+    assert {kind for kind, _ in set(owned) - set(before["owned"])} <= {"Job", "ConfigMap"}
+    # One Job per pool and build: the build that serves, and the one that failed.
+    assert _jobs_by_build(kube, namespace, name) == {
+        before["buildHash"]: ["cpu-standard", "gpu-l4"],
+        failed["buildHash"]: ["cpu-standard", "gpu-l4"],
+    }
+
+
+def _snapshot(kube: Kube, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "serving": _serving(kube, namespace, name),
+        "decision": status["decision"],
+        "buildHash": status["buildHash"],
+        "owned": _owned(kube, namespace, name),
+    }
+
+
+def _lease(kube: Kube) -> Any:
+    """The leader Lease's spec, read by the API client (kubectl is too slow to time it)."""
+    return (
+        client.CoordinationV1Api(kube.api)
+        .read_namespaced_lease(LEASE_NAME, OPERATOR_NAMESPACE)
+        .spec
+    )
+
+
+def _operator_pods(kube: Kube) -> dict[str, dict[str, Any]]:
+    return {
+        p["metadata"]["name"]: p
+        for p in kube.list("pods", OPERATOR_NAMESPACE, "app.kubernetes.io/name=lepton-operator")
+    }
+
+
+def _restarts(pod: dict[str, Any]) -> int:
+    return sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or [])
+
+
+def _process_groups_of(pod: str) -> set[int]:
+    """Process groups of a process pod's containers: the pod runner starts each
+    container in a session of its own, and the operator's env names its pod."""
+    wanted = {f"POD_NAME={pod}".encode(), f"POD_NAMESPACE={OPERATOR_NAMESPACE}".encode()}
+    groups: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if wanted <= set((proc / "environ").read_bytes().split(b"\0")):
+                groups.add(os.getpgid(int(proc.name)))
+    return groups
+
+
+# ---- the faults ------------------------------------------------------------------------
+def test_fault_a_failing_build_says_why_and_the_old_variant_keeps_serving(
+    kube: Kube, models: str
+) -> None:
+    status = _ready(kube, "broken", models)
+    before = _snapshot(kube, models, "broken", status)
+    why = "safetensors header is corrupt"
+    uri = EXAMPLE["spec"]["model"]["uri"] + "?" + urllib.parse.urlencode({"fixture-fail": why})
+    changed = _patch(kube, "broken", models, {"model": {"uri": uri}})
+    # Two attempts per pool (backoffLimit 1) with the Job controller's 10 s back-off.
+    bound = 90
+    failed = wait_for(
+        lambda: _failed_build(kube, "broken", models, 2),
+        timeout=bound,
+        what="Built=False BuildFailed for generation 2",
+    )
+    seconds = time.monotonic() - changed
+    print(f"\nfailing build: BuildFailed {seconds:.1f} s after the change (bound {bound} s)")
+    assert seconds <= bound
+    built = _condition(failed, "Built")
+    assert built["status"] == "False"
+    for pool in ("cpu-standard", "gpu-l4"):
+        assert f"{pool}: {why} (builder exited 1)" in built["message"], built["message"]
+    assert {b["phase"] for b in failed["builds"]} == {"Failed"}
+    assert failed["buildHash"] != before["buildHash"]
+    events = _events(kube, models, "broken", "BuildFailed")
+    assert events and all(e["type"] == "Warning" for e in events)
+    assert why in events[-1]["message"]
+    _untouched_while_the_new_build_fails(kube, models, "broken", before, failed)
+
+
+def test_fault_a_build_hung_past_its_deadline_is_stopped_and_the_old_variant_keeps_serving(
+    kube: Kube, models: str
+) -> None:
+    status = _ready(kube, "hung", models)
+    before = _snapshot(kube, models, "hung", status)
+    uri = EXAMPLE["spec"]["model"]["uri"] + "?fixture-build-seconds=600"
+    changed = _patch(kube, "hung", models, {"model": {"uri": uri}})
+    bound = BUILD_DEADLINE_SECONDS + 45  # the Job's deadline, then the controllers' turn
+    failed = wait_for(
+        lambda: _failed_build(kube, "hung", models, 2),
+        timeout=bound,
+        what="Built=False BuildFailed (deadline) for generation 2",
+    )
+    seconds = time.monotonic() - changed
+    print(
+        f"\nhung build: BuildFailed {seconds:.1f} s after the change, deadline "
+        f"{BUILD_DEADLINE_SECONDS} s (bound {bound} s)"
+    )
+    assert BUILD_DEADLINE_SECONDS <= seconds <= bound
+    built = _condition(failed, "Built")
+    for pool in ("cpu-standard", "gpu-l4"):
+        assert (
+            f"{pool}: DeadlineExceeded: the build ran past its deadline of "
+            f"{BUILD_DEADLINE_SECONDS} s" in built["message"]
+        ), built["message"]
+    events = _events(kube, models, "hung", "BuildFailed")
+    assert events and "DeadlineExceeded" in events[-1]["message"]
+    _untouched_while_the_new_build_fails(kube, models, "hung", before, failed)
+    # The hung builders were stopped, not left running: no builder pod of the failed
+    # build runs (the Job controller deletes them; the pod runner kills the process).
+    wait_for(
+        lambda: (
+            not [
+                p
+                for p in kube.list("pods", models, f"lepton.ai/build-hash={failed['buildHash']}")
+                if p["status"].get("phase") in ("Pending", "Running")
+            ]
+        ),
+        timeout=30,
+        what="the hung builder pods stopped",
+    )
+
+
+def test_fault_apiserver_restart_loses_nothing_and_the_operator_acts_after_it(
+    kube: Kube, models: str
+) -> None:
+    status = _ready(kube, "steady", models)
+    owned = _owned(kube, models, "steady")
+    jobs = _jobs_by_build(kube, models, "steady")
+    pods_before = _operator_pods(kube)
+    holder_before = _lease(kube).holder_identity
+
+    down = Cluster().restart_apiserver()
+    print(f"\napiserver restart: /readyz again {down:.1f} s after the stop")
+    changed = _patch(kube, "steady", models, {"scaling": {"minReplicas": 2}})
+    bound = 60
+    converged = wait_for(
+        lambda: (lambda s: s if s.get("phase") == "Ready" and s.get("replicas") == 2 else None)(
+            _status(kube, "steady", models)
+        ),
+        timeout=bound,
+        what="2 ready replicas after the apiserver restart",
+    )
+    seconds = time.monotonic() - changed
+    print(f"apiserver restart: scaled to 2 {seconds:.1f} s after the change (bound {bound} s)")
+    assert seconds <= bound
+    decision = converged["decision"]
+    assert (decision["variant"], decision["pool"], decision["replicas"]) == (
+        status["decision"]["variant"],
+        status["decision"]["pool"],
+        2,
+    )
+    (deployment,) = kube.list("deployments", models, "lepton.ai/model=steady")
+    assert deployment["spec"]["replicas"] == 2
+    # Nothing duplicated or lost: the very same objects (uids), one Job per pool, no
+    # rebuild for a scaling change.
+    assert _owned(kube, models, "steady") == owned
+    assert _jobs_by_build(kube, models, "steady") == jobs
+    # The operator: the same pods (never rescheduled). A holder whose Lease could not be
+    # renewed within 15 s exits on purpose and restarts as a standby; say which it was.
+    pods_after = _operator_pods(kube)
+    assert pods_after.keys() == pods_before.keys()
+    restarts = {n: _restarts(pods_after[n]) - _restarts(pods_before[n]) for n in pods_after}
+    holder_after = _lease(kube).holder_identity
+    print(
+        f"apiserver restart: operator restarts {restarts}; Lease holder "
+        f"{holder_before} -> {holder_after}"
+    )
+    assert all(p["status"]["phase"] == "Running" for p in pods_after.values())
+    # The holder renews every 5 s and gives up 15 s after its last renewal: an outage
+    # shorter than 15 - 2 x 5 s can never cost it the Lease.
+    if down < LEASE_SECONDS - 2 * RENEW_SECONDS:
+        assert restarts == dict.fromkeys(pods_after, 0), "a short outage costs no restart"
+    assert all(r <= 1 for r in restarts.values())
+
+
+def test_fault_the_acting_replica_dies_and_the_standby_takes_over_within_the_lease(
+    kube: Kube, models: str
+) -> None:
+    """The Lease holder's pod is lost as with its node: its process is SIGKILLed (no
+    clean shutdown, so the Lease is not released) and its pod object force-deleted at
+    once, so the pod runner (the kubelet here) does not restart it in place. Killing
+    the process alone is a container crash: the runner restarts it within seconds, and
+    the restarted container, being the same pod, takes its own Lease back; deleting the
+    pod gracefully would SIGTERM it, and a clean shutdown hands the Lease over at once.
+    """
+    _ready(kube, "handover", models)
+    owned = _owned(kube, models, "handover")
+    holder = _lease(kube).holder_identity
+    pods = _operator_pods(kube)
+    assert holder in pods and len(pods) == 2
+    groups = _process_groups_of(holder)
+    assert groups, f"no process of {holder} found"
+
+    killed = time.monotonic()
+    for group in groups:
+        os.killpg(group, signal.SIGKILL)
+    with contextlib.suppress(ApiException):
+        kube.core.delete_namespaced_pod(holder, OPERATOR_NAMESPACE, grace_period_seconds=0)
+    changed = _patch(kube, "handover", models, {"scaling": {"minReplicas": 2}})
+
+    def new_holder() -> str | None:
+        who: str | None = _lease(kube).holder_identity
+        return who if who and who != holder else None
+
+    bound = LEASE_SECONDS + RENEW_SECONDS + 5
+    taken_by = wait_for(new_holder, timeout=bound + 10, interval=0.2, what="a new Lease holder")
+    handover = time.monotonic() - killed
+    acted = wait_for(
+        lambda: (lambda s: s if s.get("replicas") == 2 and s.get("phase") == "Ready" else None)(
+            _status(kube, "handover", models)
+        ),
+        timeout=60,
+        what="the new holder acting on the spec change",
+    )
+    to_act = time.monotonic() - changed
+    act_bound = bound + 25  # and its kopf start, the update handler, two KWOK pods Ready
+    print(
+        f"\nleader handover: {holder} killed; {taken_by} held the Lease after "
+        f"{handover:.1f} s (bound {bound} s: lease {LEASE_SECONDS} s + retry "
+        f"{RENEW_SECONDS} s + 5 s), acted on the change after {to_act:.1f} s "
+        f"(bound {act_bound} s)"
+    )
+    assert handover <= bound
+    assert to_act <= act_bound
+    assert taken_by != holder
+    assert acted["decision"]["replicas"] == 2
+    # The killed replica stayed dead (a replacement pod of another name stands by), and
+    # nothing the model owned was duplicated or lost in the handover.
+    assert holder not in _operator_pods(kube)
+    assert _owned(kube, models, "handover") == owned
+    age = datetime.datetime.now(datetime.UTC) - _lease(kube).renew_time
+    assert age.total_seconds() < LEASE_SECONDS, "the new holder keeps renewing"
+
+
+def _gpu_nodes(kube: Kube) -> list[str]:
+    return [
+        n["metadata"]["name"]
+        for n in json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        if n["metadata"]["name"].startswith("gpu-l4-")
+    ]
+
+
+@contextlib.contextmanager
+def _cordoned(kube: Kube, nodes: list[str]) -> Iterator[None]:
+    kube.kubectl("cordon", *nodes)
+    try:
+        yield
+    finally:
+        kube.kubectl("uncordon", *nodes, check=False)
+
+
+def test_fault_a_full_gpu_pool_falls_back_to_the_best_cpu_plan_and_says_why(
+    kube: Kube, models: str
+) -> None:
+    """The GPU pool takes no more pods (its nodes cordoned) while the model serves on
+    it: a new GPU replica waits Pending past the pool's timeout (twice its provisioning
+    time, at least 60 s; the model's own pools say 0 s, so 60 s), and the model moves to
+    the best CPU plan with a Decision Event saying why.
+
+    Back on the GPU: the operator cannot see cordons (no node RBAC) and remembers no
+    unschedulable pool, so once the CPU replicas are Ready and the GPU Deployment is
+    drained, it plans the GPU again at once. Uncordoned, that sticks; still cordoned,
+    it would wait out the timeout again while the CPU keeps serving (never fewer ready).
+    """
+    chart = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
+    doc = _model("full")
+    doc["spec"]["slo"] = {"p95LatencyMs": 5}  # only the fixture's GPU variants meet it
+    doc["spec"]["pools"] = [{**p, "provisioningSeconds": 0} for p in chart["config"]["pools"]]
+    kube.apply(doc, namespace=models)
+    status = wait_for(
+        lambda: (lambda s: s if s.get("phase") == "Ready" else None)(_status(kube, "full", models)),
+        timeout=120,
+        what="full Ready",
+    )
+    assert status["decision"]["pool"] == "gpu-l4"
+    jobs = _jobs_by_build(kube, models, "full")
+    nodes = _gpu_nodes(kube)
+    with _cordoned(kube, nodes):
+        changed = _patch(kube, "full", models, {"scaling": {"minReplicas": 2}})
+        wait_for(
+            lambda: [
+                p
+                for p in kube.list("pods", models, "lepton.ai/model=full,lepton.ai/pool=gpu-l4")
+                if p["status"].get("phase") == "Pending" and not p["spec"].get("nodeName")
+            ],
+            timeout=30,
+            what="a second GPU replica waiting for a node",
+        )
+        timeout_s, bound = 60, 60 + 30
+        moved = wait_for(
+            lambda: (lambda s: s if s["decision"]["pool"] == "cpu-standard" else None)(
+                _status(kube, "full", models)
+            ),
+            timeout=bound + 10,
+            what="the decision on cpu-standard",
+        )
+        fallback = time.monotonic() - changed
+        decision = moved["decision"]
+        assert (decision["variant"], decision["replicas"]) == ("onnx-int8", 2)
+        assert "left out gpu-l4: its serving pods waited for a node" in decision["reason"]
+        assert any(
+            "left out gpu-l4" in e["message"] for e in _events(kube, models, "full", "Decision")
+        )
+        # The CPU replicas serve (the Deployment's own count: status follows the plan,
+        # which may already be back on the still cordoned GPU, see above).
+        wait_for(
+            lambda: (
+                kube.get("deployment", "full-cpu-standard", models)["status"].get("readyReplicas")
+                == 2
+            ),
+            timeout=60,
+            what="2 CPU replicas ready",
+        )
+    uncordoned = time.monotonic()
+    back = wait_for(
+        lambda: (
+            lambda s: s if s["decision"]["pool"] == "gpu-l4" and s.get("phase") == "Ready" else None
+        )(_status(kube, "full", models)),
+        timeout=90,
+        what="back on gpu-l4, Ready",
+    )
+    returned = time.monotonic() - uncordoned
+    print(
+        f"\nfull GPU pool: on cpu-standard {fallback:.1f} s after the new replica was "
+        f"asked for (timeout {timeout_s} s, bound {bound} s); back on gpu-l4 and Ready "
+        f"{returned:.1f} s after the uncordon (bound 90 s)"
+    )
+    assert timeout_s <= fallback <= bound
+    assert back["decision"]["replicas"] == 2
+    wait_for(
+        lambda: (
+            [
+                d["metadata"]["name"]
+                for d in kube.list("deployments", models, "lepton.ai/model=full")
+            ]
+            == ["full-gpu-l4"]
+        ),
+        timeout=30,
+        what="the CPU Deployment drained once the GPU one is Ready",
+    )
+    assert _jobs_by_build(kube, models, "full") == jobs  # moving pools rebuilt nothing
