@@ -479,6 +479,61 @@ def lm_spec(kube: Kube) -> dict[str, Any]:
     return spec
 
 
+def test_a_pool_migration_from_git_keeps_synced_and_nothing_is_pruned(
+    kube: Kube, argocd: ArgoCD, repo: LocalRepo, synced: list[tuple[str, str, str]]
+) -> None:
+    # A commit adds a cheaper CPU pool (the same simulated nodes, another price): the
+    # operator builds for it, moves serving there and removes the old pool's Deployment
+    # itself. Argo CD, which tracks only the LeptonModel, must see no drift in any of it.
+    old = "Deployment/digits-cpu-standard"
+    assert old in _owned(kube)
+
+    def add_pool(document: dict[str, Any]) -> None:
+        standard = document["spec"]["pools"][0]
+        document["spec"]["pools"].append({**standard, "name": "cpu-cheap", "hourlyPriceUSD": 0.17})
+
+    revision = _commit_model(kube, repo, add_pool, "digits: a cheaper CPU pool")
+    states: list[tuple[str, str]] = []
+
+    def migrated() -> dict[str, Any] | None:
+        app = _app(kube, "lepton-models")
+        operation = (app.get("status") or {}).get("operationState") or {}
+        synced_revision = operation.get("syncResult", {}).get("revision") == revision
+        if synced_revision and operation.get("phase") == "Succeeded":
+            states.append(_state(app)[:2])
+        lm = kube.get("lm", "digits", MODELS)
+        status = lm.get("status") or {}
+        owned = _owned(kube)
+        done = (
+            synced_revision
+            and (status.get("decision") or {}).get("pool") == "cpu-cheap"
+            and status.get("phase") == "Ready"
+            and old not in owned
+            and "Deployment/digits-cpu-cheap" in owned
+        )
+        return status if done else None
+
+    status = wait_for(migrated, timeout=420, interval=2, what="serving moved to cpu-cheap")
+    print(f"pool migration under Argo CD: {status['decision']['reason']}")
+    # From the sync of that commit on, every sample: Synced (Healthy or, while the new
+    # pool's build and rollout ran, Progressing), never OutOfSync.
+    assert states and all(sync == "Synced" for sync, _ in states), states
+    wait_for(
+        lambda: _state(_app(kube, "lepton-models"))[:2] == ("Synced", "Healthy"),
+        timeout=120,
+        interval=2,
+        what="Synced and Healthy on the new pool",
+    )
+    operation = _app(kube, "lepton-models")["status"]["operationState"]
+    assert [
+        r for r in operation["syncResult"].get("resources") or [] if r.get("status") == "Pruned"
+    ] == []
+    (endpoint, *_) = service_endpoints(kube, "digits", MODELS)
+    model = f"digits__{status['decision']['variant']}"
+    logits = infer(endpoint, model, {"pixels": np.zeros((1, 1, 8, 8), dtype=np.float32)})
+    assert logits["logits"].shape == (1, 10)
+
+
 # Everything the operator can make for a model (test_operator_lifecycle's list): the
 # cascade must take all of it, pods included.
 EVERYTHING_KINDS = (
