@@ -125,6 +125,11 @@ def namespace(kube: Kube) -> Iterator[str]:
 
 
 OPERATOR_NAMESPACE = "lepton-system"
+# The stand-in builder (a real process pod writing a fixed report, lepton_e2e.fixture_builder)
+# and a Triton image no process stands for, so KWOK simulates its pods: what the tests
+# about the operator's lifecycle install it with.
+FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
+SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 CHART = Path(__file__).resolve().parents[2] / "charts" / "lepton-operator"
 

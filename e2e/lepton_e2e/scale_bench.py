@@ -42,13 +42,18 @@ from kubernetes import client, config, watch
 from lepton_e2e import binaries
 from lepton_e2e.cluster import GATED_BUILDER_IMAGE, REPORT_WRITTEN_ANNOTATION, Cluster
 from lepton_e2e.fixture_builder import fixture_report
-from lepton_e2e.fixtures import OPERATOR_NAMESPACE, Kube, installed_operator, model_namespace
+from lepton_e2e.fixtures import (
+    OPERATOR_NAMESPACE,
+    SIMULATED_TRITON,
+    Kube,
+    installed_operator,
+    model_namespace,
+)
 from lepton_e2e.images import repository
 from lepton_e2e.pools import Pool, node_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "lepton.ai", "v1alpha1", "leptonmodels"
-SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
 BENCH_POOL = Pool.model_validate(
     {
         "name": "bench-cpu",

@@ -42,7 +42,9 @@ from pydantic import ValidationError
 
 from lepton_e2e import spec_strategies
 from lepton_e2e.fixtures import (
+    FIXTURE_BUILDER,
     OPERATOR_NAMESPACE,
+    SIMULATED_TRITON,
     Kube,
     installed_operator,
     model_namespace,
@@ -67,8 +69,6 @@ SETTINGS: dict[str, Any] = {
     "suppress_health_check": list(HealthCheck),
     "phases": [Phase.explicit, Phase.generate],  # each example is a request: no shrinking
 }
-FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
-SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
 VALUES = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
 # A name a PersistentVolumeClaim can have (DNS-1123 subdomain).
 CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")

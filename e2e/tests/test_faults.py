@@ -31,7 +31,9 @@ from kubernetes.client.exceptions import ApiException
 
 from lepton_e2e.cluster import Cluster
 from lepton_e2e.fixtures import (
+    FIXTURE_BUILDER,
     OPERATOR_NAMESPACE,
+    SIMULATED_TRITON,
     Kube,
     installed_operator,
     model_namespace,
@@ -42,8 +44,6 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text())
-FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
-SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
 # Long enough for a fixture build (seconds), short enough to watch one hang past it.
 BUILD_DEADLINE_SECONDS = 30
 # The operator's election (lepton_operator.election): the Lease lasts 15 s, and a

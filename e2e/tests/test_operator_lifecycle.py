@@ -22,7 +22,9 @@ import pytest
 import yaml
 
 from lepton_e2e.fixtures import (
+    FIXTURE_BUILDER,
     OPERATOR_NAMESPACE,
+    SIMULATED_TRITON,
     Kube,
     installed_operator,
     model_namespace,
@@ -33,11 +35,9 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").read_text())
-FIXTURE_BUILDER = "e2e.lepton.local/fixture-builder:1"
-# The fixture builder writes a report but no model repository, so its Triton pods are
-# left to KWOK (an image the pod runner does not run): these tests are about the
-# operator's lifecycle; test_serving.py serves a real build on a real tritonserver.
-SIMULATED_TRITON = "e2e.lepton.local/kwok-simulated-triton:1"
+# FIXTURE_BUILDER writes a report but no model repository, so Triton pods are left to
+# KWOK (SIMULATED_TRITON): these tests are about the operator's lifecycle;
+# test_serving.py serves a real build on a real tritonserver.
 
 
 @pytest.fixture(scope="module")
