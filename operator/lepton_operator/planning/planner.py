@@ -247,7 +247,7 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         why = f"cheapest meeting p95 {plan_input.slo_ms:g} ms at {plan_input.rate_rps:.1f} req/s"
     else:
         capped = [_within_budget(o, plan_input, _k(plan_input, o, correction)) for o in options]
-        best = min(capped, key=lambda o: (o.p95_ms, o.cost, o.capacity.variant))
+        best = _fastest_or_current(plan_input, capped)
         slo_met = best.p95_ms <= plan_input.slo_ms
         # WithinBudget=False says the budget is what stands between the model and its
         # SLO; when nothing meets the SLO at any price, the budget is not the cause.
@@ -303,6 +303,36 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         correction=correction,
         history=history,
     )
+
+
+def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option:
+    """The fastest affordable option when none meets the SLO, unless what serves now is
+    about as fast.
+
+    Only the serving pool's prediction carries the observed-latency correction; the
+    others are the profiles' word. Compared as they stand, a pool made to look slow by
+    its own correction loses to an equal one that is not, which then gets the
+    correction in turn: the plan would alternate every pass. So the move is judged on
+    the profiles alone, on equal footing, and must gain ``SWITCH_MARGIN``."""
+    best = min(capped, key=lambda o: (o.p95_ms, o.cost, o.capacity.variant))
+    current = plan_input.current
+    mine = next(
+        (
+            o
+            for o in capped
+            if current is not None
+            and (o.capacity.variant, o.capacity.pool) == (current.variant, current.pool)
+        ),
+        None,
+    )
+    if mine is None or mine is best or mine.replicas == 0:
+        return best
+
+    def profiled(option: _Option) -> float:
+        load = _planning_load(plan_input, plan_input.pools[option.capacity.pool])
+        return option.capacity.p95_ms(load, option.replicas)
+
+    return best if profiled(best) < profiled(mine) * (1 - SWITCH_MARGIN) else mine
 
 
 def _k(plan_input: PlanInput, option: _Option, correction: float) -> float:

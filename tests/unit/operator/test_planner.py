@@ -228,3 +228,44 @@ def test_the_burst_memory_is_a_small_sliding_maximum() -> None:
     later = 60.0 + BURST_MEMORY_S + 1
     assert burst_peak(remember_peak(peaks, later, 5.0), later) == 50.0
     assert burst_peak([], 0.0) == 0.0
+
+
+def test_with_no_option_meeting_the_slo_a_slower_looking_pool_is_kept_on_equal_profiles() -> None:
+    """Only the serving pool's prediction carries the observed correction: judged as
+    they stand, an equal pool would look faster, win, take the correction, and the
+    plan would alternate every pass."""
+    twin = replace(CPU, pool="cpu-b")
+    pools = {**POOLS, "cpu-b": PoolState("cpu-b", 0.34, provisioning_seconds=60)}
+    serving: Serving | None = Serving("onnx", "cpu", 1)
+    correction, seen = 1.0, []
+    for step in range(6):
+        result = _plan(
+            10,
+            capacities=[CPU, twin],
+            pools=pools,
+            slo_ms=10,  # below both profiles' 25 ms at no load: unmeetable
+            max_replicas=2,
+            current=serving,
+            observed_p95_ms=60.0,
+            correction=correction,
+            now_s=step * 30.0,
+        )
+        assert not result.slo_met
+        correction = result.correction
+        serving = Serving(result.variant, result.pool, result.replicas)
+        seen.append(result.pool)
+    assert seen == ["cpu"] * 6, seen
+
+
+def test_with_no_option_meeting_the_slo_a_faster_profile_still_wins() -> None:
+    faster = Capacity("onnx", "cpu-b", base_p95_ms=15.0, max_rps=80.0)
+    pools = {**POOLS, "cpu-b": PoolState("cpu-b", 0.34, provisioning_seconds=60)}
+    result = _plan(
+        10,
+        capacities=[CPU, faster],
+        pools=pools,
+        slo_ms=10,
+        max_replicas=2,
+        current=Serving("onnx", "cpu", 1),
+    )
+    assert (result.pool, result.slo_met) == ("cpu-b", False)

@@ -314,14 +314,10 @@ def test_the_strategies_know_every_cel_rule_of_the_crd() -> None:
     assert spec_strategies.unknown_cel_rules() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the valid-spec property (a fixed-point check, since dropped): with no "
-    "option meeting the SLO, the live planner serves 'the fastest affordable' and alternates "
-    "between two pools of equal profiles every pass (a Decision event and a Deployment change "
-    "each time); remove this mark once the planner settles",
-)
 def test_an_unmeetable_slo_settles_on_one_pool() -> None:
+    """Found by the valid-spec property: with no option meeting the SLO, the planner
+    served "the fastest affordable" and alternated between two pools of equal profiles
+    every pass (a Decision Event and a Deployment change each time)."""
     case = _extreme(pools=[{"name": "a", "hourlyPriceUSD": 2}, {"name": "b", "hourlyPriceUSD": 1}])
     config = OperatorConfig.model_validate(copy.deepcopy(CONFIG))
     kube = MemoryKube()
