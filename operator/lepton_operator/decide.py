@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +111,10 @@ def decide(
     sample: LiveSample | None,
     now_s: float,
     unschedulable: set[str] | frozenset[str] = frozenset(),
+    retry_at: dict[str, float] | None = None,
 ) -> Decided:
+    """``unschedulable``: pools left out, with ``retry_at`` (Unix seconds) saying until
+    when for those backing off (planning/backoff.py)."""
     memory: dict[str, Any] = dict(status.get("planner") or {})
     decision = status.get("decision") or {}
     pairs = {(r.pool, r.variant) for r in accepted}
@@ -124,7 +128,8 @@ def decide(
     if current is None or rate is None:
         # Without traffic figures (none yet, or Prometheus down) a pool whose pods wait
         # for a node is left all the same: serving must not hang on figures.
-        return Decided(_left_out(_first_plan(spec, pools, accepted, unschedulable), unschedulable))
+        first = _first_plan(spec, pools, accepted, unschedulable)
+        return Decided(_left_out(first, unschedulable, retry_at))
 
     peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
     if sample is not None:
@@ -197,7 +202,7 @@ def decide(
         "rates": rates,
         "peaks": peaks,
     }
-    return Decided(_left_out(_as_plan(result), unschedulable), new_memory)
+    return Decided(_left_out(_as_plan(result), unschedulable, retry_at), new_memory)
 
 
 def _nowhere(unschedulable: set[str] | frozenset[str]) -> NoPlan:
@@ -205,16 +210,25 @@ def _nowhere(unschedulable: set[str] | frozenset[str]) -> NoPlan:
     return NoPlan(f"no pool can schedule serving pods (unschedulable: {names})")
 
 
-def _left_out(chosen: Plan | NoPlan, unschedulable: set[str] | frozenset[str]) -> Plan | NoPlan:
-    """The plan, its reason saying which pools it could not use and why (the Decision
-    Event carries it: a move off a pool is never silent)."""
+def _left_out(
+    chosen: Plan | NoPlan,
+    unschedulable: set[str] | frozenset[str],
+    retry_at: dict[str, float] | None = None,
+) -> Plan | NoPlan:
+    """The plan, its reason saying which pools it could not use, why, and until when
+    (the Decision Event carries it: a move off a pool is never silent)."""
     if isinstance(chosen, NoPlan) or not unschedulable:
         return chosen
     names = ", ".join(sorted(unschedulable))
+    until = ", ".join(
+        f"{pool} from {time.strftime('%H:%M:%SZ', time.gmtime(at))}"
+        for pool, at in sorted((retry_at or {}).items())
+        if pool in unschedulable
+    )
     return dataclasses.replace(
         chosen,
         reason=f"{chosen.reason}; left out {names}: its serving pods waited for a node "
-        "past the pool's timeout",
+        "past the pool's timeout" + (f" (tried again: {until})" if until else ""),
     )
 
 

@@ -46,6 +46,15 @@ _in_flight: set[str] = set()
 _settled_seconds: list[float] = [30.0]
 
 
+def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch from one status to the next: changed keys, and None for those
+    the pass removed (a key left out of a merge patch is kept, not removed). kopf's
+    own key is not ours to remove."""
+    changes = {key: value for key, value in wanted.items() if current.get(key) != value}
+    changes.update({key: None for key in current if key not in wanted and key != "kopf"})
+    return changes
+
+
 def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -83,10 +92,8 @@ def _run(
         metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(time.monotonic() - started)
     metrics.reconciled(namespace, model, trigger)
     current = dict(body.get("status") or {})
-    if outcome.status != current:
-        for key, value in outcome.status.items():
-            if current.get(key) != value:
-                patch.status[key] = value
+    for key, value in status_changes(current, outcome.status).items():
+        patch.status[key] = value
     for event in outcome.events:
         if event.type == "Warning":
             kopf.warn(body, reason=event.reason, message=event.message)

@@ -39,6 +39,7 @@ from lepton_operator.observation import (
     rounded,
 )
 from lepton_operator.planning import NoPlan, Plan, variant_rows
+from lepton_operator.planning.backoff import Avoidance, PoolBackoff, pools_to_avoid
 from lepton_operator.report import (
     REPORT_KEY,
     CanaryReference,
@@ -144,6 +145,16 @@ def _condition_reason(conditions: list[dict[str, Any]], kind: str) -> tuple[str,
 
 def _epoch(stamp: str) -> float:
     return _as_time(stamp).timestamp()
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pool_timeouts(pools: list[PoolSpec]) -> dict[str, float]:
+    """How long serving pods may wait for a node: twice the pool's provisioning time,
+    at least a minute (a node that comes at all comes by then)."""
+    return {p.name: max(2.0 * p.provisioning_seconds, 60.0) for p in pools}
 
 
 def _as_time(value: Any) -> datetime.datetime:
@@ -285,6 +296,7 @@ class Reconciler:
         accepted = [r for r in accepted if (r.pool, r.variant) not in failed]
         previous = status.get("decision") or {}
         sample = self._sample(body, status, now, condition)
+        avoidance = self._pools_to_avoid(body, pools, status, now)
         decided = decide(
             spec,
             pools,
@@ -293,7 +305,8 @@ class Reconciler:
             status,
             sample,
             _epoch(now),
-            self._unschedulable_pools(body, pools, now),
+            avoidance.avoid,
+            {b.pool: b.retry_at_s for b in avoidance.backoffs},
         )
         plan = decided.plan
         if decided.planner:
@@ -659,14 +672,41 @@ class Reconciler:
         if (live or {}).get("p95Ms") is not None:
             status["p95Ms"] = live["p95Ms"]  # type: ignore[index]
 
+    def _pools_to_avoid(
+        self, body: dict[str, Any], pools: list[PoolSpec], status: dict[str, Any], now: str
+    ) -> Avoidance:
+        """Pools whose serving pods wait for a node past the timeout, and those still
+        backing off from an earlier wait; ``status.poolBackoff`` carries the back-off
+        from pass to pass."""
+        limits = _pool_timeouts(pools)
+        decision = status.get("decision") or {}
+        ready_on = (
+            decision.get("pool")
+            if status.get("phase") == Phase.READY.value
+            and int(status.get("replicas") or 0) >= int(decision.get("replicas") or 1)
+            else None
+        )
+        previous = [
+            PoolBackoff(b["pool"], int(b["failures"]), _as_time(b["retryAt"]).timestamp())
+            for b in status.get("poolBackoff") or []
+        ]
+        waiting = self._unschedulable_pools(body, limits, now)
+        avoidance = pools_to_avoid(waiting, previous, limits, ready_on, _epoch(now))
+        status["poolBackoff"] = [
+            {"pool": b.pool, "failures": b.failures, "retryAt": _stamp(b.retry_at_s)}
+            for b in avoidance.backoffs
+        ]
+        if not status["poolBackoff"]:
+            del status["poolBackoff"]
+        return avoidance
+
     def _unschedulable_pools(
-        self, body: dict[str, Any], pools: list[PoolSpec], now: str
+        self, body: dict[str, Any], limits: dict[str, float], now: str
     ) -> set[str]:
         """Pools whose serving pods have waited for a node longer than the pool takes
         to provision one (at least a minute): the planner falls back to another."""
         meta = body["metadata"]
         waiting: set[str] = set()
-        limits = {p.name: max(2.0 * p.provisioning_seconds, 60.0) for p in pools}
         selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
         for pod in self.kube.list_labelled("v1", "Pod", meta["namespace"], selector):
             pool = (pod["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")

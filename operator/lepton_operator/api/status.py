@@ -220,6 +220,15 @@ class PlannerMemory(Spec):
     )
 
 
+class PoolBackoffStatus(Spec):
+    """A pool left out because the model's serving pods waited for a node past its
+    timeout; tried again from ``retryAt``, the wait doubling on each failure in a row."""
+
+    pool: str = Field(description="The pool left out.")
+    failures: int = Field(ge=1, description="Times in a row its pods waited past the timeout.")
+    retry_at: str = Field(alias="retryAt", description="Left out until then (RFC 3339).")
+
+
 class Endpoint(Spec):
     """Where clients reach the model."""
 
@@ -262,6 +271,11 @@ class LeptonModelStatus(Spec):
     )
     live: LiveFigures | None = None
     planner: PlannerMemory | None = None
+    pool_backoff: list[PoolBackoffStatus] = Field(
+        default_factory=list,
+        alias="poolBackoff",
+        description="Pools left out for now: their serving pods could not get a node.",
+    )
     endpoint: Endpoint | None = None
     replicas: int | None = Field(default=None, description="Ready replicas (scale subresource).")
     selector: str | None = Field(

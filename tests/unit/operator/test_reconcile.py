@@ -856,3 +856,63 @@ def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_sam
     deployed = _condition(outcome.status, "Deployed")
     assert (deployed["reason"], outcome.status["phase"]) == ("NoPlan", "Degraded")
     assert "unschedulable: cpu-standard, gpu-l4" in deployed["message"]
+
+
+def test_a_pool_left_out_is_tried_again_after_its_back_off_and_forgotten_once_it_serves(
+    spec, config
+):
+    """Once the waiting GPU pods are drained, the pool is not planned again at once (it
+    would cost another timeout of churn if it still takes nothing): status.poolBackoff
+    says until when, the reason says so, and serving Ready there clears it."""
+    spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
+    kube = _with_source_claim(FakeKube())
+    clock = Clock()
+    reconciler = Reconciler(kube, config, clock=clock)  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    waiting = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "waiting",
+            "namespace": "ml",
+            "labels": {
+                "lepton.ai/model": "minilm",
+                "lepton.ai/component": "triton",
+                "lepton.ai/pool": "gpu-l4",
+            },
+            "creationTimestamp": "2026-11-24T00:00:00Z",
+        },
+        "spec": {},
+        "status": {"phase": "Pending"},
+    }
+    kube.objects[("Pod", "ml", "waiting")] = waiting
+    clock.seconds = 125
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["pool"] == "cpu-standard"
+    assert status["poolBackoff"] == [
+        {"pool": "gpu-l4", "failures": 1, "retryAt": "2026-11-24T00:04:05Z"}
+    ]
+    assert "(tried again: gpu-l4 from 00:04:05Z)" in status["decision"]["reason"]
+    # The CPU replica Ready, the GPU Deployment drained with its waiting pod.
+    for deployment in kube.of_kind("Deployment"):
+        deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    del kube.objects[("Pod", "ml", "waiting")]
+    clock.seconds = 130
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert [d["metadata"]["name"] for d in kube.of_kind("Deployment")] == ["minilm-cpu-standard"]
+    clock.seconds = 240  # the back-off: the pool's timeout, 120 s
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["pool"] == "cpu-standard", "backing off"
+    clock.seconds = 246
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["pool"] == "gpu-l4", status["decision"]["reason"]
+    assert status["poolBackoff"][0]["failures"] == 1  # kept until it serves there
+    for deployment in kube.of_kind("Deployment"):
+        deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    clock.seconds = 250
+    status = reconciler.reconcile(_body(spec, status)).status
+    clock.seconds = 255
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert "poolBackoff" not in status
