@@ -12,15 +12,30 @@ an ``async def``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import (
+    ForbiddenError,
+    NotFoundError,
+    UnprocessibleEntityError,
+)
 
 from lepton_operator.resources.names import MANAGED_BY
 
 FIELD_MANAGER = "lepton-operator"
+
+
+class Rejected(Exception):
+    """The apiserver refused an object the operator made: invalid (422), or denied by
+    admission, a policy or RBAC (403). Retrying the same object cannot succeed, so the
+    pass reports it in status instead of failing and being retried with back-off."""
+
+    def __init__(self, kind: str, name: str, code: int, message: str) -> None:
+        super().__init__(f"{kind} {name}: {message}")
+        self.kind, self.name, self.code, self.message = kind, name, code, message
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -52,9 +67,14 @@ class Kube:
         """Server-side apply ``obj`` as owned by ``owner``; returns the live object."""
         body = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner_reference(owner)]}}
         resource = self._resource(obj["apiVersion"], obj["kind"])
-        live = resource.server_side_apply(
-            body=body, field_manager=FIELD_MANAGER, force_conflicts=True
-        )
+        try:
+            live = resource.server_side_apply(
+                body=body, field_manager=FIELD_MANAGER, force_conflicts=True
+            )
+        except (UnprocessibleEntityError, ForbiddenError) as error:
+            raise Rejected(
+                obj["kind"], obj["metadata"]["name"], int(error.status), _message(error)
+            ) from error
         result: dict[str, Any] = live.to_dict()
         return result
 
@@ -109,3 +129,12 @@ class Kube:
         except NotFoundError:
             return False
         return True
+
+
+def _message(error: ForbiddenError | UnprocessibleEntityError) -> str:
+    """The apiserver's own words (the Status object's message), else the reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.reason)

@@ -29,7 +29,7 @@ from lepton_operator.canary.check import CanaryResult, Infer, check_pods
 from lepton_operator.conditions import set_condition
 from lepton_operator.config import OperatorConfig
 from lepton_operator.decide import decide
-from lepton_operator.kube import Kube
+from lepton_operator.kube import Kube, Rejected
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.observation import (
     hourly_spend,
@@ -176,6 +176,7 @@ class BuildsRead:
 
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's pods by the Job controller
+SERVING_KINDS = frozenset({"Deployment", "Service", "ServiceMonitor"})
 
 
 class LiveSource(Protocol):
@@ -201,6 +202,34 @@ class Reconciler:
 
     # ---- the pass ------------------------------------------------------------------
     def reconcile(self, body: dict[str, Any]) -> Outcome:
+        try:
+            return self._reconcile(body)
+        except Rejected as error:
+            return self._rejected(body, error)
+
+    def _rejected(self, body: dict[str, Any], error: Rejected) -> Outcome:
+        """An object the pass made was refused by the apiserver (invalid, or denied by a
+        policy): the condition of the step says which object and the apiserver's words;
+        what serves keeps serving (Degraded), and the next pass tries again, so lifting
+        a policy heals the model without a spec change."""
+        status = copy.deepcopy(body.get("status") or {})
+        before = list(status.get("conditions") or [])
+        generation = int(body["metadata"].get("generation", 0))
+        step = ConditionType.DEPLOYED if error.kind in SERVING_KINDS else ConditionType.BUILT
+        status["conditions"] = set_condition(
+            status.get("conditions") or [],
+            step.value,
+            False,
+            "RejectedByAPIServer",
+            f"the apiserver refused {error.kind} {error.name} (HTTP {error.code}): {error.message}",
+            generation,
+            self.clock(),
+        )
+        status["observedGeneration"] = generation
+        serving = int(status.get("replicas") or 0) > 0
+        return self._finish(status, before, Phase.DEGRADED if serving else Phase.FAILED)
+
+    def _reconcile(self, body: dict[str, Any]) -> Outcome:
         meta = body["metadata"]
         generation = int(meta.get("generation", 0))
         status = copy.deepcopy(body.get("status") or {})

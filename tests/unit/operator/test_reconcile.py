@@ -16,7 +16,7 @@ import numpy as np
 from lepton_builder.canary import encode_tensor
 from lepton_operator.api.status import LeptonModelStatus
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
-from lepton_operator.kube import is_owned_by, owner_reference
+from lepton_operator.kube import Rejected, is_owned_by, owner_reference
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.reconcile import Reconciler
 from lepton_operator.report import REPORT_KEY
@@ -916,3 +916,42 @@ def test_a_pool_left_out_is_tried_again_after_its_back_off_and_forgotten_once_it
     clock.seconds = 255
     status = reconciler.reconcile(_body(spec, status)).status
     assert "poolBackoff" not in status
+
+
+class DenyingKube(FakeKube):
+    """An apiserver with a policy denying Deployments on one pool, as Gatekeeper or a
+    ValidatingAdmissionPolicy would (HTTP 403 with the policy's words)."""
+
+    def __init__(self, pool: str) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def apply(self, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        labels = obj["metadata"].get("labels") or {}
+        if obj["kind"] == "Deployment" and labels.get("lepton.ai/pool") == self.pool:
+            raise Rejected(obj["kind"], obj["metadata"]["name"], 403, "GPU needs approval")
+        return super().apply(obj, owner)
+
+
+def test_an_object_the_apiserver_refuses_is_a_condition_not_a_crash(spec, config):
+    spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
+    kube = _with_source_claim(DenyingKube("gpu-l4"))
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    outcome = reconciler.reconcile(_body(spec, status))
+    deployed = _condition(outcome.status, "Deployed")
+    assert (outcome.status["phase"], deployed["status"], deployed["reason"]) == (
+        "Failed",
+        "False",
+        "RejectedByAPIServer",
+    )
+    assert deployed["message"] == (
+        "the apiserver refused Deployment minilm-gpu-l4 (HTTP 403): GPU needs approval"
+    )
+    assert any(e.type == "Warning" and e.reason == "RejectedByAPIServer" for e in outcome.events)
+    assert kube.of_kind("Deployment") == []
+    # The policy lifted, the next pass serves without a spec change.
+    kube.pool = "none"
+    outcome = reconciler.reconcile(_body(spec, outcome.status))
+    assert _condition(outcome.status, "Deployed")["reason"] == "DeploymentApplied"
