@@ -6,7 +6,7 @@ drive it with fakes while the e2e tests drive the real tritonclient against real
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,7 +70,7 @@ def check_pods(
     kube: PodStatusWriter,
     namespace: str,
     model: str,
-    references: dict[tuple[str, str], CanaryReference | None],
+    references: Mapping[tuple[str, str], CanaryReference | None],
     infer: Infer,
     now: str,
 ) -> list[CanaryResult]:

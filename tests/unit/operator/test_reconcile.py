@@ -955,3 +955,56 @@ def test_an_object_the_apiserver_refuses_is_a_condition_not_a_crash(spec, config
     kube.pool = "none"
     outcome = reconciler.reconcile(_body(spec, outcome.status))
     assert _condition(outcome.status, "Deployed")["reason"] == "DeploymentApplied"
+
+
+class CountingKube(FakeKube):
+    """Counts the API requests a pass sends, by verb and kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, str]] = []
+
+    def apply(self, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        self.requests.append(("apply", obj["kind"]))
+        return super().apply(obj, owner)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        self.requests.append(("get", kind))
+        return super().get(api_version, kind, name, namespace)
+
+    def list_owned(self, api_version: str, kind: str, *args: Any) -> list[dict[str, Any]]:
+        self.requests.append(("list", kind))
+        return super().list_owned(api_version, kind, *args)
+
+    def list_labelled(self, api_version: str, kind: str, *args: Any) -> list[dict[str, Any]]:
+        self.requests.append(("list", kind))
+        return super().list_labelled(api_version, kind, *args)
+
+
+def test_a_settled_pass_reads_only_what_moves(spec, config):
+    """A finished build's Jobs and reports never change: once read, a settled pass
+    sends no request for them (it sent 14 of its 19 for them before), and re-reads
+    the reports only when a pod waits at the canary gate. A new process reads all."""
+    kube = _with_source_claim(CountingKube())
+    clock = Clock()
+    reconciler = Reconciler(kube, config, clock=clock, live=FakeLive(_sample(p95=9.0, rate=1.0)))  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    for deployment in kube.of_kind("Deployment"):
+        deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    kube.requests.clear()
+    clock.seconds = 30
+    settled = reconciler.reconcile(_body(spec, status)).status
+    assert settled["phase"] == "Ready"
+    assert not [r for r in kube.requests if r[1] in ("Job", "ConfigMap", "Role")], kube.requests
+    assert len(kube.requests) <= 6, kube.requests
+    # Restarted: the first pass reads the build again, and says the same.
+    kube.requests.clear()
+    fresh = Reconciler(kube, config, clock=clock, live=FakeLive(_sample(p95=9.0, rate=1.0)))  # type: ignore[arg-type]
+    again = fresh.reconcile(_body(spec, settled)).status
+    assert ("get", "ConfigMap") in kube.requests
+    assert again["variants"] == settled["variants"]
+    assert [again["decision"][k] for k in ("variant", "pool", "replicas")] == [
+        settled["decision"][k] for k in ("variant", "pool", "replicas")
+    ]
