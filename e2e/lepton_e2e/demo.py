@@ -233,24 +233,18 @@ def _drive(kube: Kube, demo: Demo, status: dict[str, Any]) -> tuple[int, int]:
                 watcher.load = None
                 time.sleep(seconds)
                 continue
-            while time.monotonic() < segment_end:
-                endpoints = service_endpoints(kube, MODEL, NAMESPACE)
-                with ConstantLoad(
-                    endpoints,
-                    sample["model"],
-                    sample_inputs(sample),
-                    rate,
-                    ["last_hidden_state"],
-                    workers=8,
-                ) as load:
-                    watcher.load = load
-                    while time.monotonic() < segment_end:
-                        time.sleep(min(5.0, max(0.0, segment_end - time.monotonic())))
-                        fresh = service_endpoints(kube, MODEL, NAMESPACE)
-                        if fresh and set(fresh) != set(endpoints):
-                            break
-                answered += sum(s.ok for s in load.report.samples)
-                failed += load.report.failed
+            with ConstantLoad(
+                lambda: service_endpoints(kube, MODEL, NAMESPACE),
+                sample["model"],
+                sample_inputs(sample),
+                rate,
+                ["last_hidden_state"],
+                workers=8,
+            ) as load:
+                watcher.load = load
+                time.sleep(max(0.0, segment_end - time.monotonic()))
+            answered += sum(s.ok for s in load.report.samples)
+            failed += load.report.failed
     finally:
         watcher.stopping.set()
         watcher.thread.join(timeout=30)

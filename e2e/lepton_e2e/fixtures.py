@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,14 @@ class Kube:
         args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
         items: list[dict[str, Any]] = json.loads(self.kubectl(*args).stdout)["items"]
         return items
+
+
+def crash_container(namespace: str, pod: str, container: str) -> None:
+    """SIGKILLs a process pod's container, as a segfault or the OOM killer would: no
+    clean shutdown, and nothing else in the pod touched. The pod runner restarts it
+    in place (restartPolicy Always), as a kubelet does."""
+    group = state_root() / "pods" / f"{namespace}_{pod}" / f"{container}.pgid"
+    os.killpg(int(group.read_text()), signal.SIGKILL)
 
 
 def wait_for(

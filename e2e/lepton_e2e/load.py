@@ -4,15 +4,17 @@ Open loop: request ``i`` is due at ``start + i / rate`` whether or not earlier o
 have returned (a few worker threads take the due slots), so the offered rate does not
 sag when the server slows down, as real traffic does not. Every answer is recorded
 with its completion time, so a test can compare exactly the window Prometheus saw.
-Requests go to the Service's endpoints round-robin, as kube-proxy would spread them.
+Requests go to the Service's endpoints round-robin, as kube-proxy would spread them;
+given a resolver instead of a list, the generator re-reads the endpoints every second,
+as kube-proxy follows the EndpointSlice, so pods that come and go are followed.
 """
 
 from __future__ import annotations
 
-import itertools
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,15 +105,16 @@ class LoadReport:
 class ConstantLoad:
     def __init__(
         self,
-        endpoints: list[str],
+        endpoints: list[str] | Callable[[], list[str]],
         model: str,
         inputs: dict[str, npt.NDArray[Any]],
         rate_rps: float,
         outputs: list[str],
         workers: int = 4,
     ) -> None:
-        assert endpoints, "no ready endpoints to send load to"
-        self.endpoints = itertools.cycle(endpoints)
+        self.resolve = endpoints if callable(endpoints) else None
+        self.endpoints: list[str] = endpoints() if callable(endpoints) else list(endpoints)
+        assert self.endpoints, "no ready endpoints to send load to"
         self.model = model
         self.inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         # Binary outputs, as production clients ask: a JSON-encoded embedding would
@@ -124,6 +127,8 @@ class ConstantLoad:
         self.next_slot = 0
         self.start_time = 0.0
         self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        if self.resolve is not None:
+            self.threads.append(threading.Thread(target=self._follow, daemon=True))
 
     def __enter__(self) -> ConstantLoad:
         self.start_time = time.time()
@@ -142,8 +147,8 @@ class ConstantLoad:
             while not self.stopping.is_set():
                 with self.lock:
                     due = self.start_time + self.next_slot * self.interval
+                    address = self.endpoints[self.next_slot % len(self.endpoints)]
                     self.next_slot += 1
-                    address = next(self.endpoints)
                 if self.stopping.wait(max(0.0, due - time.time())):
                     return
                 client = clients.get(address)
@@ -168,3 +173,16 @@ class ConstantLoad:
         finally:
             for client in clients.values():
                 client.close()
+
+    def _follow(self) -> None:
+        """Keeps the endpoint list as the Service has it; an empty or failed read keeps
+        the last one (a Service with no endpoints fails requests; so do stale ones)."""
+        assert self.resolve is not None
+        while not self.stopping.wait(1.0):
+            try:
+                fresh = sorted(self.resolve())
+            except Exception:  # the apiserver blinking is not the load's failure
+                continue
+            if fresh:
+                with self.lock:
+                    self.endpoints = fresh

@@ -9,7 +9,8 @@ KWOK's stages exclude these pods, so nothing else writes their status.
 
 Not covered (the product does not need them): liveness and startup probes, ephemeral
 containers, sidecar init containers, resource enforcement, `kubectl logs` and `exec`
-(logs are files under the cluster's state folder: ``pods/<ns>_<name>/<container>.log``).
+(logs are files under the cluster's state folder: ``pods/<ns>_<name>/<container>.log``,
+beside ``<container>.pgid``, the process group of its running process).
 """
 
 from __future__ import annotations
@@ -231,13 +232,17 @@ class PodWorker(threading.Thread):
         self.started_at[container["name"]] = _now()
         log.info("starting %s/%s container %s", self.namespace, self.pod_name, container["name"])
         with (self.dir / f"{container['name']}.log").open("ab") as log_file:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 argv,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=launcher_env,
                 start_new_session=True,
             )
+        # The container's process group, as a runtime's inspect would give it: what a
+        # fault test kills to crash the container and nothing else.
+        (self.dir / f"{container['name']}.pgid").write_text(str(process.pid))
+        return process
 
     def _start(
         self,

@@ -16,8 +16,7 @@ import contextlib
 import copy
 import datetime
 import json
-import os
-import signal
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from lepton_e2e.fixtures import (
     OPERATOR_NAMESPACE,
     SIMULATED_TRITON,
     Kube,
+    crash_container,
     installed_operator,
     model_namespace,
     wait_for,
@@ -83,6 +83,20 @@ def _model(name: str) -> dict[str, Any]:
 def _status(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
     status: dict[str, Any] = kube.get("lm", name, namespace).get("status") or {}
     return status
+
+
+def _time_until(check: Any, timeout: float, what: str) -> tuple[Any, float]:
+    """``wait_for``'s result and the seconds it took: each fault states its figures."""
+    started = time.monotonic()
+    result = wait_for(check, timeout=timeout, what=what)
+    return result, time.monotonic() - started
+
+
+def _ready_on(kube: Kube, name: str, namespace: str, pool: str) -> dict[str, Any] | None:
+    """The model's status once it is Ready with its decision on ``pool``."""
+    status = _status(kube, name, namespace)
+    ready = status.get("phase") == "Ready" and (status.get("decision") or {}).get("pool") == pool
+    return status if ready else None
 
 
 def _ready(kube: Kube, name: str, namespace: str) -> dict[str, Any]:
@@ -205,18 +219,32 @@ def _restarts(pod: dict[str, Any]) -> int:
     return sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or [])
 
 
-def _process_groups_of(pod: str) -> set[int]:
-    """Process groups of a process pod's containers: the pod runner starts each
-    container in a session of its own, and the operator's env names its pod."""
-    wanted = {f"POD_NAME={pod}".encode(), f"POD_NAMESPACE={OPERATOR_NAMESPACE}".encode()}
-    groups: set[int] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if wanted <= set((proc / "environ").read_bytes().split(b"\0")):
-                groups.add(os.getpgid(int(proc.name)))
-    return groups
+class _ReadyWatch(threading.Thread):
+    """Samples the model's serving Deployments' ready replicas twice a second, so a
+    test can say the fewest that served while something broke."""
+
+    def __init__(self, kube: Kube, namespace: str, name: str) -> None:
+        super().__init__(daemon=True)
+        self.kube, self.namespace, self.name = kube, namespace, name
+        self.stopping = threading.Event()
+        self.fewest: int | None = None
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            with contextlib.suppress(Exception):  # an apiserver blink is no sample
+                deployments = self.kube.list(
+                    "deployments", self.namespace, f"lepton.ai/model={self.name}"
+                )
+                ready = sum(int(d["status"].get("readyReplicas") or 0) for d in deployments)
+                self.fewest = ready if self.fewest is None else min(self.fewest, ready)
+
+    def __enter__(self) -> _ReadyWatch:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
 
 
 # ---- the faults ------------------------------------------------------------------------
@@ -302,19 +330,24 @@ def test_fault_apiserver_restart_loses_nothing_and_the_operator_acts_after_it(
     pods_before = _operator_pods(kube)
     holder_before = _lease(kube).holder_identity
 
-    down = Cluster().restart_apiserver()
-    print(f"\napiserver restart: /readyz again {down:.1f} s after the stop")
-    changed = _patch(kube, "steady", models, {"scaling": {"minReplicas": 2}})
-    bound = 60
-    converged = wait_for(
-        lambda: (lambda s: s if s.get("phase") == "Ready" and s.get("replicas") == 2 else None)(
-            _status(kube, "steady", models)
-        ),
-        timeout=bound,
-        what="2 ready replicas after the apiserver restart",
+    with _ReadyWatch(kube, models, "steady") as watch:
+        down = Cluster().restart_apiserver()
+        print(f"\napiserver restart: /readyz again {down:.1f} s after the stop")
+        changed = _patch(kube, "steady", models, {"scaling": {"minReplicas": 2}})
+        bound = 60
+        converged = wait_for(
+            lambda: (lambda s: s if s.get("phase") == "Ready" and s.get("replicas") == 2 else None)(
+                _status(kube, "steady", models)
+            ),
+            timeout=bound,
+            what="2 ready replicas after the apiserver restart",
+        )
+        seconds = time.monotonic() - changed
+    print(
+        f"apiserver restart: scaled to 2 {seconds:.1f} s after the change (bound {bound} s); "
+        f"fewest ready replicas throughout: {watch.fewest}"
     )
-    seconds = time.monotonic() - changed
-    print(f"apiserver restart: scaled to 2 {seconds:.1f} s after the change (bound {bound} s)")
+    assert watch.fewest is not None and watch.fewest >= 1
     assert seconds <= bound
     decision = converged["decision"]
     assert (decision["variant"], decision["pool"], decision["replicas"]) == (
@@ -361,38 +394,36 @@ def test_fault_the_acting_replica_dies_and_the_standby_takes_over_within_the_lea
     holder = _lease(kube).holder_identity
     pods = _operator_pods(kube)
     assert holder in pods and len(pods) == 2
-    groups = _process_groups_of(holder)
-    assert groups, f"no process of {holder} found"
+    with _ReadyWatch(kube, models, "handover") as watch:
+        killed = time.monotonic()
+        crash_container(OPERATOR_NAMESPACE, holder, "operator")
+        with contextlib.suppress(ApiException):
+            kube.core.delete_namespaced_pod(holder, OPERATOR_NAMESPACE, grace_period_seconds=0)
+        changed = _patch(kube, "handover", models, {"scaling": {"minReplicas": 2}})
 
-    killed = time.monotonic()
-    for group in groups:
-        os.killpg(group, signal.SIGKILL)
-    with contextlib.suppress(ApiException):
-        kube.core.delete_namespaced_pod(holder, OPERATOR_NAMESPACE, grace_period_seconds=0)
-    changed = _patch(kube, "handover", models, {"scaling": {"minReplicas": 2}})
+        def new_holder() -> str | None:
+            who: str | None = _lease(kube).holder_identity
+            return who if who and who != holder else None
 
-    def new_holder() -> str | None:
-        who: str | None = _lease(kube).holder_identity
-        return who if who and who != holder else None
-
-    bound = LEASE_SECONDS + RENEW_SECONDS + 5
-    taken_by = wait_for(new_holder, timeout=bound + 10, interval=0.2, what="a new Lease holder")
-    handover = time.monotonic() - killed
-    acted = wait_for(
-        lambda: (lambda s: s if s.get("replicas") == 2 and s.get("phase") == "Ready" else None)(
-            _status(kube, "handover", models)
-        ),
-        timeout=60,
-        what="the new holder acting on the spec change",
-    )
-    to_act = time.monotonic() - changed
+        bound = LEASE_SECONDS + RENEW_SECONDS + 5
+        taken_by = wait_for(new_holder, timeout=bound + 10, interval=0.2, what="a new Lease holder")
+        handover = time.monotonic() - killed
+        acted = wait_for(
+            lambda: (lambda s: s if s.get("replicas") == 2 and s.get("phase") == "Ready" else None)(
+                _status(kube, "handover", models)
+            ),
+            timeout=60,
+            what="the new holder acting on the spec change",
+        )
+        to_act = time.monotonic() - changed
     act_bound = bound + 25  # and its kopf start, the update handler, two KWOK pods Ready
     print(
         f"\nleader handover: {holder} killed; {taken_by} held the Lease after "
         f"{handover:.1f} s (bound {bound} s: lease {LEASE_SECONDS} s + retry "
         f"{RENEW_SECONDS} s + 5 s), acted on the change after {to_act:.1f} s "
-        f"(bound {act_bound} s)"
+        f"(bound {act_bound} s); fewest ready replicas throughout: {watch.fewest}"
     )
+    assert watch.fewest is not None and watch.fewest >= 1
     assert handover <= bound
     assert to_act <= act_bound
     assert taken_by != holder
@@ -430,10 +461,11 @@ def test_fault_a_full_gpu_pool_falls_back_to_the_best_cpu_plan_and_says_why(
     time, at least 60 s; the model's own pools say 0 s, so 60 s), and the model moves to
     the best CPU plan with a Decision Event saying why.
 
-    Back on the GPU: the operator cannot see cordons (no node RBAC) and remembers no
-    unschedulable pool, so once the CPU replicas are Ready and the GPU Deployment is
-    drained, it plans the GPU again at once. Uncordoned, that sticks; still cordoned,
-    it would wait out the timeout again while the CPU keeps serving (never fewer ready).
+    Back on the GPU: the operator cannot see cordons (no node RBAC); it leaves the pool
+    out for a back-off (the pool's timeout, doubling on each failure in a row, in
+    status.poolBackoff) and then tries it again. Uncordoned by then, that sticks and
+    the back-off is forgotten; still cordoned, it would wait out the timeout again
+    while the CPU keeps serving (never fewer ready), and back off twice as long.
     """
     chart = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
     doc = _model("full")
@@ -448,56 +480,57 @@ def test_fault_a_full_gpu_pool_falls_back_to_the_best_cpu_plan_and_says_why(
     assert status["decision"]["pool"] == "gpu-l4"
     jobs = _jobs_by_build(kube, models, "full")
     nodes = _gpu_nodes(kube)
-    with _cordoned(kube, nodes):
-        changed = _patch(kube, "full", models, {"scaling": {"minReplicas": 2}})
-        wait_for(
-            lambda: [
-                p
-                for p in kube.list("pods", models, "lepton.ai/model=full,lepton.ai/pool=gpu-l4")
-                if p["status"].get("phase") == "Pending" and not p["spec"].get("nodeName")
-            ],
-            timeout=30,
-            what="a second GPU replica waiting for a node",
+    with _ReadyWatch(kube, models, "full") as watch:
+        with _cordoned(kube, nodes):
+            changed = _patch(kube, "full", models, {"scaling": {"minReplicas": 2}})
+            wait_for(
+                lambda: [
+                    p
+                    for p in kube.list("pods", models, "lepton.ai/model=full,lepton.ai/pool=gpu-l4")
+                    if p["status"].get("phase") == "Pending" and not p["spec"].get("nodeName")
+                ],
+                timeout=30,
+                what="a second GPU replica waiting for a node",
+            )
+            timeout_s, bound = 60, 60 + 30
+            moved = wait_for(
+                lambda: (lambda s: s if s["decision"]["pool"] == "cpu-standard" else None)(
+                    _status(kube, "full", models)
+                ),
+                timeout=bound + 10,
+                what="the decision on cpu-standard",
+            )
+            fallback = time.monotonic() - changed
+            decision = moved["decision"]
+            assert (decision["variant"], decision["replicas"]) == ("onnx-int8", 2)
+            assert "left out gpu-l4: its serving pods waited for a node" in decision["reason"]
+            assert any(
+                "left out gpu-l4" in e["message"] for e in _events(kube, models, "full", "Decision")
+            )
+            (backoff,) = moved["poolBackoff"]
+            assert (backoff["pool"], backoff["failures"]) == ("gpu-l4", 1), backoff
+            # The CPU replicas serve (the Deployment's own count: status follows the plan,
+            # which may already be back on the still cordoned GPU, see above).
+            wait_for(
+                lambda: (
+                    kube.get("deployment", "full-cpu-standard", models)["status"].get(
+                        "readyReplicas"
+                    )
+                    == 2
+                ),
+                timeout=60,
+                what="2 CPU replicas ready",
+            )
+        back, returned = _time_until(
+            lambda: _ready_on(kube, "full", models, "gpu-l4"), 90, "back on gpu-l4, Ready"
         )
-        timeout_s, bound = 60, 60 + 30
-        moved = wait_for(
-            lambda: (lambda s: s if s["decision"]["pool"] == "cpu-standard" else None)(
-                _status(kube, "full", models)
-            ),
-            timeout=bound + 10,
-            what="the decision on cpu-standard",
-        )
-        fallback = time.monotonic() - changed
-        decision = moved["decision"]
-        assert (decision["variant"], decision["replicas"]) == ("onnx-int8", 2)
-        assert "left out gpu-l4: its serving pods waited for a node" in decision["reason"]
-        assert any(
-            "left out gpu-l4" in e["message"] for e in _events(kube, models, "full", "Decision")
-        )
-        # The CPU replicas serve (the Deployment's own count: status follows the plan,
-        # which may already be back on the still cordoned GPU, see above).
-        wait_for(
-            lambda: (
-                kube.get("deployment", "full-cpu-standard", models)["status"].get("readyReplicas")
-                == 2
-            ),
-            timeout=60,
-            what="2 CPU replicas ready",
-        )
-    uncordoned = time.monotonic()
-    back = wait_for(
-        lambda: (
-            lambda s: s if s["decision"]["pool"] == "gpu-l4" and s.get("phase") == "Ready" else None
-        )(_status(kube, "full", models)),
-        timeout=90,
-        what="back on gpu-l4, Ready",
-    )
-    returned = time.monotonic() - uncordoned
     print(
         f"\nfull GPU pool: on cpu-standard {fallback:.1f} s after the new replica was "
         f"asked for (timeout {timeout_s} s, bound {bound} s); back on gpu-l4 and Ready "
-        f"{returned:.1f} s after the uncordon (bound 90 s)"
+        f"{returned:.1f} s after the uncordon (bound 90 s); fewest ready replicas "
+        f"throughout: {watch.fewest}"
     )
+    assert watch.fewest is not None and watch.fewest >= 1
     assert timeout_s <= fallback <= bound
     assert back["decision"]["replicas"] == 2
     wait_for(
@@ -512,3 +545,202 @@ def test_fault_a_full_gpu_pool_falls_back_to_the_best_cpu_plan_and_says_why(
         what="the CPU Deployment drained once the GPU one is Ready",
     )
     assert _jobs_by_build(kube, models, "full") == jobs  # moving pools rebuilt nothing
+    wait_for(
+        lambda: "poolBackoff" not in _status(kube, "full", models),
+        timeout=30,
+        what="the back-off forgotten once the model serves Ready on the GPU",
+    )
+
+
+def test_fault_the_operator_killed_mid_migration_finishes_it_after_restart(
+    kube: Kube, models: str
+) -> None:
+    """The model moves from cpu-standard to gpu-l4 (a tighter SLO only a GPU variant
+    meets) and the acting operator is SIGKILLed while the GPU replica waits for a node
+    (its nodes cordoned, so the move is held half-done: both Deployments exist, the CPU
+    one serving). Restarted, the operator finishes the move once the node is back: the
+    GPU Deployment Ready, the CPU one drained, one Deployment per pool throughout, no
+    Job rebuilt, and never fewer than one ready replica."""
+    before = _ready(kube, "migrate", models)
+    assert before["decision"]["pool"] == "cpu-standard"
+    jobs = _jobs_by_build(kube, models, "migrate")
+    nodes = _gpu_nodes(kube)
+    with _ReadyWatch(kube, models, "migrate") as watch:
+        with _cordoned(kube, nodes):
+            _patch(kube, "migrate", models, {"slo": {"p95LatencyMs": 5}})
+            wait_for(
+                lambda: [
+                    p
+                    for p in kube.list(
+                        "pods", models, "lepton.ai/model=migrate,lepton.ai/pool=gpu-l4"
+                    )
+                    if p["status"].get("phase") == "Pending"
+                ],
+                timeout=30,
+                what="the GPU replica waiting for a node",
+            )
+            half_done = sorted(
+                d["metadata"]["name"]
+                for d in kube.list("deployments", models, "lepton.ai/model=migrate")
+            )
+            assert half_done == ["migrate-cpu-standard", "migrate-gpu-l4"], half_done
+            holder = _lease(kube).holder_identity
+            restarts = _restarts(_operator_pods(kube)[holder])
+            killed = time.monotonic()
+            crash_container(OPERATOR_NAMESPACE, holder, "operator")
+            # The crashed container restarts in place and, being the same pod, takes
+            # its Lease back; a Lease renewed after the kill says someone acts again.
+            wait_for(
+                lambda: _restarts(_operator_pods(kube)[holder]) > restarts,
+                timeout=30,
+                what="the operator container restarted",
+            )
+            killed_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+                seconds=time.monotonic() - killed
+            )
+            wait_for(
+                lambda: _lease(kube).renew_time > killed_at,
+                timeout=LEASE_SECONDS + RENEW_SECONDS + 30,
+                interval=0.5,
+                what="a Lease renewed after the kill",
+            )
+            acting = time.monotonic() - killed
+            # Still half-done, and nothing was duplicated while it restarted.
+            held = _status(kube, "migrate", models)
+            assert held["decision"]["pool"] == "gpu-l4", held["decision"]
+        done, finished = _time_until(
+            lambda: (
+                [
+                    d["metadata"]["name"]
+                    for d in kube.list("deployments", models, "lepton.ai/model=migrate")
+                ]
+                == ["migrate-gpu-l4"]
+                and _ready_on(kube, "migrate", models, "gpu-l4")
+            ),
+            90,
+            "the move finished: Ready on gpu-l4, the CPU Deployment drained",
+        )
+    print(
+        f"\noperator SIGKILLed mid-migration: acting again {acting:.1f} s after the kill; "
+        f"move finished {finished:.1f} s after the node came back (bound 90 s); fewest "
+        f"ready replicas throughout: {watch.fewest}"
+    )
+    assert watch.fewest is not None and watch.fewest >= 1
+    assert done["decision"]["variant"] in {"fp16", "torch-compile"}
+    assert _jobs_by_build(kube, models, "migrate") == jobs  # the move rebuilt nothing
+    assert done["buildHash"] == before["buildHash"]
+    assert done["variants"] == before["variants"]
+
+
+def _deny_gpu_deployments(namespace: str) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding denying, in one namespace, the
+    Deployments of the gpu-l4 pool: as a platform team's Gatekeeper or Kyverno rule
+    would ("GPU spend needs approval")."""
+    name = f"deny-gpu-{namespace}"
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["deployments"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": "object.metadata.?labels[?'lepton.ai/pool']"
+                        ".orValue('') != 'gpu-l4'",
+                        "message": "GPU Deployments need approval",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                },
+            },
+        },
+    ]
+
+
+def _denied(kube: Kube, namespace: str) -> bool:
+    """Whether the policy is in force: a server-side dry run of a GPU Deployment."""
+    probe = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe", "labels": {"lepton.ai/pool": "gpu-l4"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "probe"}},
+            "template": {
+                "metadata": {"labels": {"app": "probe"}},
+                "spec": {"containers": [{"name": "c", "image": "probe"}]},
+            },
+        },
+    }
+    result = kube.kubectl(
+        "create", "--dry-run=server", "-n", namespace, "-f", "-",
+        stdin=json.dumps(probe), check=False,
+    )  # fmt: skip
+    return result.returncode != 0 and "GPU Deployments need approval" in result.stderr
+
+
+def test_fault_a_policy_denying_the_serving_deployment_is_reported_and_lifting_it_heals(
+    kube: Kube, models: str
+) -> None:
+    """The apiserver refuses the Deployment the plan needs (an admission policy): the
+    model says so in Deployed with the policy's words and a Warning Event, the operator
+    neither crashes nor retries in a hot loop, and once the policy is lifted the next
+    pass serves, with no change to the spec."""
+    chart = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
+    policy = _deny_gpu_deployments(models)
+    restarts = {n: _restarts(p) for n, p in _operator_pods(kube).items()}
+    kube.apply(*policy)
+    try:
+        wait_for(lambda: _denied(kube, models), timeout=30, what="the policy in force")
+        doc = _model("denied")
+        doc["spec"]["slo"] = {"p95LatencyMs": 5}  # only the fixture's GPU variants meet it
+        doc["spec"]["pools"] = [{**p, "provisioningSeconds": 0} for p in chart["config"]["pools"]]
+        kube.apply(doc, namespace=models)
+        refused = wait_for(
+            lambda: (lambda c: c if c.get("reason") == "RejectedByAPIServer" else None)(
+                _condition(_status(kube, "denied", models), "Deployed")
+            ),
+            timeout=120,
+            what="Deployed=False RejectedByAPIServer",
+        )
+        assert refused["status"] == "False"
+        # A ValidatingAdmissionPolicy's Deny answers 422 Invalid; a webhook's, 403.
+        assert "Deployment denied-gpu-l4 (HTTP 422)" in refused["message"], refused
+        assert "GPU Deployments need approval" in refused["message"], refused
+        assert _status(kube, "denied", models)["phase"] == "Failed"
+        assert any(
+            "GPU Deployments need approval" in e["message"]
+            for e in _events(kube, models, "denied", "RejectedByAPIServer")
+        )
+    finally:
+        for doc in reversed(policy):
+            kube.kubectl("delete", doc["kind"], doc["metadata"]["name"], check=False)
+    healed, seconds = _time_until(
+        lambda: _ready_on(kube, "denied", models, "gpu-l4"),
+        90,
+        "Ready on gpu-l4 once the policy is lifted",
+    )
+    print(f"\npolicy denying the GPU Deployment: Ready {seconds:.1f} s after it was lifted (90 s)")
+    assert _condition(healed, "Deployed")["reason"] == "DeploymentApplied"
+    # Reported, not crashed: no operator container restarted.
+    assert {n: _restarts(p) for n, p in _operator_pods(kube).items()} == restarts

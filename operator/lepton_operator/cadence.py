@@ -12,6 +12,7 @@ restarts never wait for the cadence: they have their own handlers.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from lepton_operator.api.status import Phase
@@ -25,11 +26,13 @@ def pass_due(
     seconds_since_last_pass: float | None,
     settled_seconds: float,
     min_gap_seconds: float = 0.0,
+    now_s: float | None = None,
 ) -> bool:
     """Whether the timer should run a pass now. ``seconds_since_last_pass`` is None when
     this process has not run one for the model (it just started or took the Lease).
     Within ``min_gap_seconds`` of the last pass (a create or spec change just handled)
-    the timer waits: its body may not show that pass's status yet."""
+    the timer waits: its body may not show that pass's status yet. ``now_s`` (Unix
+    seconds) lets a pool's back-off ending wake a settled model at once."""
     if seconds_since_last_pass is None:
         return True
     if seconds_since_last_pass < min_gap_seconds:
@@ -38,4 +41,15 @@ def pass_due(
         return True
     if status.get("phase") in UNDER_WAY or not status.get("phase"):
         return True
+    if now_s is not None and _retry_came(status, now_s - seconds_since_last_pass, now_s):
+        return True  # a pool left out may be planned again: do not wait the cadence
     return seconds_since_last_pass >= settled_seconds
+
+
+def _retry_came(status: dict[str, Any], since_s: float, now_s: float) -> bool:
+    """Whether a pool's back-off (status.poolBackoff) ended since the last pass."""
+    for backoff in status.get("poolBackoff") or []:
+        at = datetime.datetime.strptime(str(backoff.get("retryAt")), "%Y-%m-%dT%H:%M:%SZ")
+        if since_s < at.replace(tzinfo=datetime.UTC).timestamp() <= now_s:
+            return True
+    return False

@@ -146,7 +146,9 @@ def on_timer(
     since = None if last is None else time.monotonic() - last
     generation = int(body.metadata.get("generation") or 0)
     status = dict(body.get("status") or {})
-    if not cadence.pass_due(status, generation, since, _settled_seconds[0], RESYNC_SECONDS / 2):
+    if not cadence.pass_due(
+        status, generation, since, _settled_seconds[0], RESYNC_SECONDS / 2, time.time()
+    ):
         return
     if not TIMER_SLOTS.acquire(blocking=False):
         metrics.TIMER_SKIPPED.inc()

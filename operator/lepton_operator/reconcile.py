@@ -153,6 +153,16 @@ def _stamp(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _forget_backoff(status: dict[str, Any], pool: str) -> None:
+    """Serving Ready on a pool ends its back-off at once (the next failure there starts
+    again from the pool's timeout)."""
+    kept = [b for b in status.get("poolBackoff") or [] if b["pool"] != pool]
+    if kept:
+        status["poolBackoff"] = kept
+    else:
+        status.pop("poolBackoff", None)
+
+
 def _pool_timeouts(pools: list[PoolSpec]) -> dict[str, float]:
     """How long serving pods may wait for a node: twice the pool's provisioning time,
     at least a minute (a node that comes at all comes by then)."""
@@ -442,6 +452,8 @@ class Reconciler:
             spec.repository.s3 if spec.repository else None,
         )
         self._record_live(pools, deployments, status, now, sample)
+        if ready >= plan.replicas:
+            _forget_backoff(status, plan.pool)
         condition(
             ConditionType.DEPLOYED,
             True,
@@ -787,19 +799,12 @@ class Reconciler:
         backing off from an earlier wait; ``status.poolBackoff`` carries the back-off
         from pass to pass."""
         limits = _pool_timeouts(pools)
-        decision = status.get("decision") or {}
-        ready_on = (
-            decision.get("pool")
-            if status.get("phase") == Phase.READY.value
-            and int(status.get("replicas") or 0) >= int(decision.get("replicas") or 1)
-            else None
-        )
         previous = [
             PoolBackoff(b["pool"], int(b["failures"]), _as_time(b["retryAt"]).timestamp())
             for b in status.get("poolBackoff") or []
         ]
         waiting = self._unschedulable_pools(body, limits, now)
-        avoidance = pools_to_avoid(waiting, previous, limits, ready_on, _epoch(now))
+        avoidance = pools_to_avoid(waiting, previous, limits, _epoch(now))
         status["poolBackoff"] = [
             {"pool": b.pool, "failures": b.failures, "retryAt": _stamp(b.retry_at_s)}
             for b in avoidance.backoffs

@@ -45,15 +45,12 @@ def pools_to_avoid(
     waiting: set[str] | frozenset[str],
     previous: tuple[PoolBackoff, ...] | list[PoolBackoff],
     timeouts_s: dict[str, float],
-    serving_ready_on: str | None,
     now_s: float,
 ) -> Avoidance:
     """``waiting``: pools whose serving pods wait for a node past their timeout now.
-    ``serving_ready_on``: the pool the model serves fully Ready on, if any (a success
-    there ends its back-off). Pools no longer in ``timeouts_s`` are forgotten."""
-    kept: dict[str, PoolBackoff] = {
-        b.pool: b for b in previous if b.pool in timeouts_s and b.pool != serving_ready_on
-    }
+    Pools no longer in ``timeouts_s`` are forgotten; serving Ready on a pool forgets
+    its back-off too (the reconcile pass does, once the pods are ready)."""
+    kept: dict[str, PoolBackoff] = {b.pool: b for b in previous if b.pool in timeouts_s}
     for pool in sorted(waiting):
         if pool not in timeouts_s:
             continue

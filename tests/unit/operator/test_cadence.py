@@ -32,3 +32,17 @@ def test_right_after_a_pass_the_timer_waits_even_for_work_under_way() -> None:
     building = {"observedGeneration": 4, "phase": "Building"}
     assert not pass_due(building, 5, 1.0, settled_seconds=30, min_gap_seconds=2.5)
     assert pass_due(building, 5, 2.5, settled_seconds=30, min_gap_seconds=2.5)
+
+
+def test_a_pool_back_off_ending_wakes_a_settled_model() -> None:
+    """A pool left out may be planned again once its back-off ends: the settled
+    cadence would add up to its whole period to the return."""
+    status = {
+        "phase": "Ready",
+        "observedGeneration": 1,
+        "poolBackoff": [{"pool": "gpu", "failures": 1, "retryAt": "2026-11-24T00:01:00Z"}],
+    }
+    retry = 1795478460.0  # 2026-11-24T00:01:00Z
+    assert pass_due(status, 1, 5.0, 30.0, 2.5, now_s=retry + 1)
+    assert not pass_due(status, 1, 5.0, 30.0, 2.5, now_s=retry - 1)
+    assert not pass_due(status, 1, 5.0, 30.0, 2.5, now_s=retry + 10)  # already passed since

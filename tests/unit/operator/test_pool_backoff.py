@@ -19,33 +19,27 @@ def test_the_back_off_starts_at_the_timeout_and_doubles_to_a_cap() -> None:
 
 
 def test_a_waiting_pool_is_left_out_until_its_retry_time() -> None:
-    first = pools_to_avoid({"gpu"}, (), TIMEOUTS, "cpu", 1000.0)
+    first = pools_to_avoid({"gpu"}, (), TIMEOUTS, 1000.0)
     assert first.avoid == {"gpu"} and first.until("gpu") == 1060.0
     # Its pods drained, the pool is still left out until the retry time...
-    drained = pools_to_avoid(set(), first.backoffs, TIMEOUTS, "cpu", 1030.0)
+    drained = pools_to_avoid(set(), first.backoffs, TIMEOUTS, 1030.0)
     assert drained.avoid == {"gpu"} and drained.backoffs == first.backoffs
     # ...then tried again, the failure count kept.
-    tried = pools_to_avoid(set(), drained.backoffs, TIMEOUTS, "cpu", 1061.0)
+    tried = pools_to_avoid(set(), drained.backoffs, TIMEOUTS, 1061.0)
     assert tried.avoid == frozenset() and tried.backoffs == first.backoffs
 
 
 def test_the_same_wait_counts_once_and_each_new_one_doubles() -> None:
-    first = pools_to_avoid({"gpu"}, (), TIMEOUTS, "cpu", 1000.0)
-    same = pools_to_avoid({"gpu"}, first.backoffs, TIMEOUTS, "cpu", 1020.0)
+    first = pools_to_avoid({"gpu"}, (), TIMEOUTS, 1000.0)
+    same = pools_to_avoid({"gpu"}, first.backoffs, TIMEOUTS, 1020.0)
     assert same.backoffs == first.backoffs
-    again = pools_to_avoid({"gpu"}, first.backoffs, TIMEOUTS, "cpu", 1200.0)
+    again = pools_to_avoid({"gpu"}, first.backoffs, TIMEOUTS, 1200.0)
     assert again.backoffs == (PoolBackoff("gpu", 2, 1320.0),)
-
-
-def test_serving_ready_on_the_pool_forgets_its_failures() -> None:
-    backoffs = (PoolBackoff("gpu", 3, 900.0),)
-    assert pools_to_avoid(set(), backoffs, TIMEOUTS, "gpu", 1000.0).backoffs == ()
-    assert pools_to_avoid(set(), backoffs, TIMEOUTS, "cpu", 1000.0).backoffs == backoffs
 
 
 def test_a_pool_removed_from_the_spec_is_forgotten() -> None:
     backoffs = (PoolBackoff("old", 1, 2000.0),)
-    assert pools_to_avoid(set(), backoffs, TIMEOUTS, None, 1000.0).avoid == frozenset()
+    assert pools_to_avoid(set(), backoffs, TIMEOUTS, 1000.0).avoid == frozenset()
 
 
 def test_a_status_key_the_pass_removed_is_nulled_in_the_patch() -> None:
