@@ -194,9 +194,11 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         interval=2,
         what="the new SLO taken, one replica",
     )
-    reference = _reference(served)
+    # The new SLO may have moved the plan to another variant (Triton serves each under
+    # its own name): load the one decided now, once its pod is the one serving.
+    endpoints = wait_for(_steady_endpoints(kube), timeout=120, what="steady endpoints")
+    reference = _reference(_status(kube))
     inputs = sample_inputs(reference)
-    endpoints = service_endpoints(kube, "minilm", NAMESPACE)
 
     def ready_replicas() -> int:
         return _deployment_ready_replicas(kube, served)
@@ -264,7 +266,7 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
     # Load goes only to pods that stay: the previous test's scale-down may still be
     # draining one, and a client of a terminating pod measures the harness, not us.
     endpoints = wait_for(_steady_endpoints(kube), timeout=120, what="steady endpoints")
-    reference = _reference(served)
+    reference = _reference(_status(kube))
     inputs = sample_inputs(reference)
     with ConstantLoad(endpoints, reference["model"], inputs, 2.0, ["last_hidden_state"]) as load:
         wait_for(
@@ -337,7 +339,7 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
         before = _status(kube)
         pods = {p["metadata"]["name"]: p for p in _serving_pods(kube)() or []}
         victim = sorted(pods)[0]
-        reference = _reference(served)
+        reference = _reference(_status(kube))
         rate = 4.0
         with ConstantLoad(
             lambda: service_endpoints(kube, "minilm", NAMESPACE),
@@ -361,6 +363,7 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
             recovered = time.time()
             time.sleep(5)
         after = _status(kube)
+        serving_after = {p["metadata"]["name"] for p in _serving_pods(kube)() or []}
     finally:
         kube.kubectl(
             "patch", "lm", "minilm", "-n", NAMESPACE, "--type=merge",
@@ -393,7 +396,7 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
     assert not gaps, gaps
     assert all(s.done < recovered for s in failed), "failures after recovery"
     # Restarted in place, not replaced; the operator's plan and phase unchanged.
-    assert {p["metadata"]["name"] for p in _serving_pods(kube)() or []} == set(pods)
+    assert serving_after == set(pods)
     assert after["phase"] == "Ready"
     assert (after["decision"]["variant"], after["decision"]["pool"]) == (
         before["decision"]["variant"],
@@ -402,13 +405,18 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
 
 
 def _steady_endpoints(kube: Kube) -> Any:
-    """The Service's endpoints once every Triton pod of the model is Ready, none is
-    terminating, and the EndpointSlice lists exactly those pods."""
+    """The Service's endpoints once every Triton pod of the model is Ready, serves the
+    decided variant, none is terminating, and the EndpointSlice lists exactly those."""
 
     def check() -> list[str] | None:
         pods = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
         ready = _serving_pods(kube)() or []
         if not ready or len(ready) != len(pods):
+            return None
+        # The earlier tests' load may have moved the plan to another variant: every pod
+        # must serve the one decided now, the one the load asks for.
+        variant = (_status(kube).get("decision") or {}).get("variant")
+        if any(p["metadata"]["annotations"].get("lepton.ai/variant") != variant for p in pods):
             return None
         endpoints = service_endpoints(kube, "minilm", NAMESPACE)
         return (
