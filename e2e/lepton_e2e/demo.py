@@ -32,7 +32,7 @@ from kubernetes import config as kube_config
 from lepton_e2e import binaries, models
 from lepton_e2e.cluster import Cluster, state_root
 from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, prometheus_for
-from lepton_e2e.load import ConstantLoad, sample_inputs, served_sample, service_endpoints
+from lepton_e2e.load import ConstantLoad, sample_inputs, served_sample, service_targets
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "minilm.yaml"
@@ -234,7 +234,7 @@ def _drive(kube: Kube, demo: Demo, status: dict[str, Any]) -> tuple[int, int]:
                 time.sleep(seconds)
                 continue
             with ConstantLoad(
-                lambda: service_endpoints(kube, MODEL, NAMESPACE),
+                lambda: service_targets(kube, MODEL, NAMESPACE),
                 sample["model"],
                 sample_inputs(sample),
                 rate,

@@ -27,10 +27,11 @@ from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import Kube
 
 
-def service_endpoints(kube: Kube, service: str, namespace: str, port: str = "http") -> list[str]:
-    """``ip:port`` of the Service's ready endpoints for its port named ``port``: the
-    same mapping (Service port name to the pods' targetPort) kube-proxy applies."""
-    addresses = []
+def _ready_endpoints(kube: Kube, service: str, namespace: str, port: str) -> list[tuple[str, str]]:
+    """(``ip:port``, pod name) of the Service's ready endpoints for its port named
+    ``port``: the same mapping (Service port name to the pods' targetPort) kube-proxy
+    applies."""
+    found = []
     for endpoint_slice in kube.list(
         "endpointslices", namespace, f"kubernetes.io/service-name={service}"
     ):
@@ -39,8 +40,32 @@ def service_endpoints(kube: Kube, service: str, namespace: str, port: str = "htt
         )
         for endpoint in endpoint_slice.get("endpoints") or []:
             if number is not None and (endpoint.get("conditions") or {}).get("ready"):
-                addresses += [f"{ip}:{number}" for ip in endpoint["addresses"]]
-    return sorted(addresses)
+                pod = (endpoint.get("targetRef") or {}).get("name", "")
+                found += [(f"{ip}:{number}", pod) for ip in endpoint["addresses"]]
+    return found
+
+
+def service_endpoints(kube: Kube, service: str, namespace: str, port: str = "http") -> list[str]:
+    """``ip:port`` of the Service's ready endpoints for its port named ``port``."""
+    return sorted(address for address, _ in _ready_endpoints(kube, service, namespace, port))
+
+
+def service_targets(kube: Kube, service: str, namespace: str) -> dict[str, str]:
+    """``ip:port`` of the Service's ready HTTP endpoints, each with the Triton model its
+    pod serves (the pod's ``lepton.ai/triton-model`` annotation). Triton names a model
+    by its variant, so while the plan moves between variants, old and new pods answer
+    to different names; a load that follows both sends no request a pod cannot answer."""
+    models = {
+        p["metadata"]["name"]: (p["metadata"].get("annotations") or {}).get(
+            "lepton.ai/triton-model", ""
+        )
+        for p in kube.list("pods", namespace)
+    }
+    return {
+        address: models[pod]
+        for address, pod in _ready_endpoints(kube, service, namespace, "http")
+        if models.get(pod)
+    }
 
 
 def served_sample(status: dict[str, Any], namespace: str, model: str) -> dict[str, Any]:
@@ -105,15 +130,19 @@ class LoadReport:
 class ConstantLoad:
     def __init__(
         self,
-        endpoints: list[str] | Callable[[], list[str]],
+        endpoints: list[str] | Callable[[], list[str]] | Callable[[], dict[str, str]],
         model: str,
         inputs: dict[str, npt.NDArray[Any]],
         rate_rps: float,
         outputs: list[str],
         workers: int = 4,
     ) -> None:
+        # A resolver may name each endpoint's model (``service_targets``); else every
+        # request asks for ``model``.
         self.resolve = endpoints if callable(endpoints) else None
-        self.endpoints: list[str] = endpoints() if callable(endpoints) else list(endpoints)
+        self.endpoints: list[str] = []
+        self.models: dict[str, str] = {}
+        self._take(endpoints() if callable(endpoints) else list(endpoints))
         assert self.endpoints, "no ready endpoints to send load to"
         self.model = model
         self.inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
@@ -148,6 +177,7 @@ class ConstantLoad:
                 with self.lock:
                     due = self.start_time + self.next_slot * self.interval
                     address = self.endpoints[self.next_slot % len(self.endpoints)]
+                    model = self.models.get(address, self.model)
                     self.next_slot += 1
                 if self.stopping.wait(max(0.0, due - time.time())):
                     return
@@ -159,7 +189,7 @@ class ConstantLoad:
                 began = time.perf_counter()
                 try:
                     client.infer(
-                        self.model,
+                        model,
                         _inputs(self.inputs),
                         outputs=[triton_http.InferRequestedOutput(o) for o in self.outputs],
                     )
@@ -180,9 +210,13 @@ class ConstantLoad:
         assert self.resolve is not None
         while not self.stopping.wait(1.0):
             try:
-                fresh = sorted(self.resolve())
+                fresh = self.resolve()
             except Exception:  # the apiserver blinking is not the load's failure
                 continue
             if fresh:
                 with self.lock:
-                    self.endpoints = fresh
+                    self._take(fresh)
+
+    def _take(self, found: list[str] | dict[str, str]) -> None:
+        self.endpoints = sorted(found)
+        self.models = dict(found) if isinstance(found, dict) else {}

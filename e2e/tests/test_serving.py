@@ -27,7 +27,14 @@ from lepton_e2e.fixtures import (
     model_namespace,
     wait_for,
 )
-from lepton_e2e.load import ConstantLoad, infer, sample_inputs, served_sample, service_endpoints
+from lepton_e2e.load import (
+    ConstantLoad,
+    infer,
+    sample_inputs,
+    served_sample,
+    service_endpoints,
+    service_targets,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -194,9 +201,10 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         interval=2,
         what="the new SLO taken, one replica",
     )
-    # The new SLO may have moved the plan to another variant (Triton serves each under
-    # its own name): load the one decided now, once its pod is the one serving.
-    endpoints = wait_for(_steady_endpoints(kube), timeout=120, what="steady endpoints")
+    # The new SLO may have moved the plan to another variant, and the load may move it
+    # again: Triton serves each variant under its own name, so the load follows the
+    # Service's endpoints and asks each pod for the model it serves.
+    wait_for(_steady_endpoints(kube), timeout=120, what="steady endpoints")
     reference = _reference(_status(kube))
     inputs = sample_inputs(reference)
 
@@ -204,7 +212,12 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         return _deployment_ready_replicas(kube, served)
 
     with ConstantLoad(
-        endpoints, reference["model"], inputs, 15.0, ["last_hidden_state"], workers=8
+        lambda: service_targets(kube, "minilm", NAMESPACE),
+        reference["model"],
+        inputs,
+        15.0,
+        ["last_hidden_state"],
+        workers=8,
     ) as load:
         decided_up = (
             wait_for(
@@ -342,7 +355,7 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
         reference = _reference(_status(kube))
         rate = 4.0
         with ConstantLoad(
-            lambda: service_endpoints(kube, "minilm", NAMESPACE),
+            lambda: service_targets(kube, "minilm", NAMESPACE),
             reference["model"],
             sample_inputs(reference),
             rate,

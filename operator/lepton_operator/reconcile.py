@@ -10,7 +10,6 @@ writes the status only when it differs, so a quiet cluster sees no update storm.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -44,6 +43,7 @@ from lepton_operator.planning import NoPlan, Plan, variant_rows
 from lepton_operator.planning.backoff import Avoidance, PoolBackoff, pools_to_avoid
 from lepton_operator.report import (
     REPORT_KEY,
+    BuildReport,
     CanaryReference,
     Profile,
     ReportError,
@@ -203,7 +203,17 @@ class LazyReferences(Mapping[tuple[str, str], "CanaryReference | None"]):
 @dataclass(frozen=True)
 class FinishedBuild:
     build: str
-    read: BuildsRead
+    fetched: list[FetchedBuild]
+    reader: Callable[[], list[FetchedBuild]]
+
+    def read(self, spec: LeptonModelSpec, pools: list[PoolSpec]) -> BuildsRead:
+        """Assembled from the kept reports against the spec of this pass; the canary
+        references are read again only if a pod waits at the gate."""
+        read = _assemble(self.fetched, spec, pools)
+        read.references = LazyReferences(
+            lambda: dict(_assemble(self.reader(), spec, pools).references)
+        )
+        return read
 
 
 class FinishedBuilds:
@@ -212,9 +222,11 @@ class FinishedBuilds:
     A finished build's Jobs and reports never change, yet every pass re-read them and
     re-applied the build's objects: 14 of the 19 API requests of a settled pass. Kept
     here, a settled pass reads only what moves (pods, the serving Deployment). The
-    canary references are left out (``LazyReferences``), so an entry is a few KB; at
-    most ``LIMIT`` entries, the oldest dropped (a deleted model's among them). A
-    restart starts empty: the first pass of each model reads everything again."""
+    rows are assembled again each pass from the spec as it is (an SLO or price change
+    does not rebuild, but changes the table). The canary references are dropped from
+    the kept reports (``LazyReferences``), so an entry is a few KB; at most ``LIMIT``
+    entries, the oldest dropped (a deleted model's among them). A restart starts empty:
+    the first pass of each model reads everything again."""
 
     LIMIT = 10_000
 
@@ -228,15 +240,56 @@ class FinishedBuilds:
         return found
 
     def remember(
-        self, uid: str, build: str, read: BuildsRead, reader: Callable[[str], BuildsRead]
+        self,
+        uid: str,
+        build: str,
+        fetched: list[FetchedBuild],
+        reader: Callable[[], list[FetchedBuild]],
     ) -> None:
-        kept = dataclasses.replace(
-            read, references=LazyReferences(lambda: dict(reader(build).references))
-        )
-        self._by_uid[uid] = FinishedBuild(build, kept)
+        light = [FetchedBuild(f.entry, _without_canaries(f.report)) for f in fetched]
+        self._by_uid[uid] = FinishedBuild(build, light, reader)
         self._by_uid.move_to_end(uid)
         while len(self._by_uid) > self.LIMIT:
             self._by_uid.popitem(last=False)
+
+
+def _without_canaries(report: BuildReport | None) -> BuildReport | None:
+    if report is None:
+        return None
+    variants = [v.model_copy(update={"canary": None}) for v in report.variants]
+    return report.model_copy(update={"variants": variants})
+
+
+@dataclass(frozen=True)
+class FetchedBuild:
+    """One pool's build as the cluster has it: the status entry, and the parsed
+    report once the Job succeeded."""
+
+    entry: dict[str, Any]
+    report: BuildReport | None
+
+
+def _assemble(
+    fetched: list[FetchedBuild], spec: LeptonModelSpec, pools: list[PoolSpec]
+) -> BuildsRead:
+    """The status table and what planning needs, from the fetched builds and the spec
+    as it is now: the best batch size depends on the SLO and the cost on the pool's
+    price, and neither changes the build."""
+    by_name = {p.name: p for p in pools}
+    read = BuildsRead(builds=[dict(f.entry) for f in fetched])
+    references: dict[tuple[str, str], CanaryReference | None] = {}
+    for f in fetched:
+        pool = by_name.get(f.entry["pool"])
+        if f.report is None or pool is None:
+            continue
+        read.rows += variant_rows(f.report, pool, spec.slo.p95_latency_ms)
+        for variant in f.report.variants:
+            key = (pool.name, variant.name)
+            read.triton_models[key] = variant.triton_model or variant.name
+            references[key] = variant.canary
+            read.profiles[key] = variant.profiles
+    read.references = references
+    return read
 
 
 @dataclass
@@ -358,11 +411,13 @@ class Reconciler:
             )
             status["buildHash"] = build
         finished = self._finished.get(meta["uid"])
+        fetched: list[FetchedBuild] = []
         if finished is not None and finished.build == build:
-            read = finished.read
+            read = finished.read(spec, pools)
         else:
             self._ensure_build_objects(body, spec, pools, build)
-            read = self._read_builds(body, spec, pools, build)
+            fetched = self._fetch_builds(body, pools, build)
+            read = _assemble(fetched, spec, pools)
         builds, rows, triton_models, references = (
             read.builds,
             read.rows,
@@ -401,7 +456,9 @@ class Reconciler:
         )
         if finished is None or finished.build != build:
             self._delete_stale_builds(body, build)
-            self._finished.remember(meta["uid"], build, read, self._reader(body, spec, pools))
+            self._finished.remember(
+                meta["uid"], build, fetched, lambda: self._fetch_builds(body, pools, build)
+            )
 
         failed = self._check_canaries(body, build, references, status, events, now, condition)
         accepted = [r for r in accepted if (r.pool, r.variant) not in failed]
@@ -535,20 +592,12 @@ class Reconciler:
                     body,
                 )
 
-    def _reader(
-        self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec]
-    ) -> Callable[[str], BuildsRead]:
-        return lambda build: self._read_builds(body, spec, pools, build)
-
-    def _read_builds(
-        self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
-    ) -> BuildsRead:
+    def _fetch_builds(
+        self, body: dict[str, Any], pools: list[PoolSpec], build: str
+    ) -> list[FetchedBuild]:
+        """Each pool's build Job state and, once it succeeded, its parsed report."""
         meta = body["metadata"]
-        read = BuildsRead()
-        builds, rows = read.builds, read.rows
-        triton_models = read.triton_models
-        references: dict[tuple[str, str], CanaryReference | None] = {}
-        read.references = references
+        fetched = []
         for pool in pools:
             job_name = names.build_job(meta["name"], pool.name, build)
             job = self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
@@ -558,6 +607,7 @@ class Reconciler:
                     "v1", "Pod", meta["namespace"], f"{JOB_NAME_LABEL}={job_name}"
                 )
                 phase, message = _job_state(job, pods)
+            report = None
             if phase == "Succeeded":
                 report_cm = (
                     self.kube.get(
@@ -569,14 +619,6 @@ class Reconciler:
                     report = parse_report((report_cm.get("data") or {}).get(REPORT_KEY))
                 except ReportError as error:
                     phase, message = "Failed", str(error)
-                else:
-                    rows += variant_rows(report, pool, spec.slo.p95_latency_ms)
-                    for variant in report.variants:
-                        triton_models[(pool.name, variant.name)] = (
-                            variant.triton_model or variant.name
-                        )
-                        references[(pool.name, variant.name)] = variant.canary
-                        read.profiles[(pool.name, variant.name)] = variant.profiles
             entry: dict[str, Any] = {
                 "pool": pool.name,
                 "job": job_name,
@@ -586,8 +628,8 @@ class Reconciler:
             seconds = _job_seconds(job)
             if seconds is not None and phase != "Running":
                 entry["durationSeconds"] = seconds
-            builds.append(entry)
-        return read
+            fetched.append(FetchedBuild(entry, report))
+        return fetched
 
     def _check_canaries(
         self,

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 
 from lepton_builder.canary import encode_tensor
 from lepton_operator.api.status import LeptonModelStatus
@@ -1006,3 +1007,27 @@ def test_a_settled_pass_reads_only_what_moves(spec, config):
     assert [again["decision"][k] for k in ("variant", "pool", "replicas")] == [
         settled["decision"][k] for k in ("variant", "pool", "replicas")
     ]
+
+
+def test_a_price_change_shows_in_the_table_without_reading_the_build_again(spec, config):
+    """A pool's price is not part of the build (changing it rebuilds nothing), but the
+    table's cost per 1,000 inferences depends on it: rows are assembled from the kept
+    reports against the spec of each pass."""
+    kube = _with_source_claim(CountingKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    cost = {(r["pool"], r["variant"]): r.get("costPer1kUSD") for r in status["variants"]}
+    spec["pools"] = [
+        {**p.model_dump(mode="json", by_alias=True, exclude_none=True)} for p in config.pools
+    ]
+    for pool in spec["pools"]:
+        pool["hourlyPriceUSD"] *= 2
+    kube.requests.clear()
+    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    doubled = {(r["pool"], r["variant"]): r.get("costPer1kUSD") for r in status["variants"]}
+    assert doubled[("cpu-standard", "onnx-int8")] == pytest.approx(
+        2 * cost[("cpu-standard", "onnx-int8")], rel=1e-3
+    )
+    assert not [r for r in kube.requests if r[1] in ("Job", "ConfigMap")], kube.requests
