@@ -693,25 +693,42 @@ def test_prometheus_down_never_scales_down(spec, config):
     assert _condition(status, "MetricsAvailable")["status"] == "False"
 
 
-def test_pods_pending_past_the_timeout_move_the_model_to_another_pool(spec, config):
-    live = FakeLive(_sample(p95=9.0, rate=1.0))
-    kube, reconciler, clock, status = _ready(spec, config, live)
-    kube.objects[("Pod", "ml", "stuck")] = {
+def _pending_pod(kube: FakeKube, name: str, pool: str) -> None:
+    """A serving pod of the model on ``pool`` waiting for a node since the epoch."""
+    kube.objects[("Pod", "ml", name)] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": "stuck",
+            "name": name,
             "namespace": "ml",
             "labels": {
                 "lepton.ai/model": "minilm",
                 "lepton.ai/component": "triton",
-                "lepton.ai/pool": "cpu-standard",
+                "lepton.ai/pool": pool,
             },
             "creationTimestamp": "2026-11-24T00:00:00Z",
         },
         "spec": {},
         "status": {"phase": "Pending"},
     }
+
+
+def _served_on_the_gpu(spec, config) -> tuple[FakeKube, Reconciler, Clock, dict]:
+    """Built, and planned on gpu-l4 from the profiles alone (no Prometheus)."""
+    spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
+    kube = _with_source_claim(FakeKube())
+    clock = Clock()
+    reconciler = Reconciler(kube, config, clock=clock)  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    return kube, reconciler, clock, status
+
+
+def test_pods_pending_past_the_timeout_move_the_model_to_another_pool(spec, config):
+    live = FakeLive(_sample(p95=9.0, rate=1.0))
+    kube, reconciler, clock, status = _ready(spec, config, live)
+    _pending_pod(kube, "stuck", "cpu-standard")
     # The timeout: twice the pool's provisioning time (60 s), at least a minute.
     status = _passes(reconciler, spec, clock, status, 100)
     assert status["decision"]["pool"] == "cpu-standard"
@@ -808,30 +825,9 @@ def test_a_build_past_its_deadline_says_so(spec, config):
 def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_same(spec, config):
     """No Prometheus (the first plan from the profiles alone): a GPU plan whose pods wait
     for a node past the timeout falls back to the best CPU plan, and says why."""
-    spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
-    kube = _with_source_claim(FakeKube())
-    clock = Clock()
-    reconciler = Reconciler(kube, config, clock=clock)  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
-    _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    kube, reconciler, clock, status = _served_on_the_gpu(spec, config)
     assert status["decision"]["pool"] == "gpu-l4"
-    kube.objects[("Pod", "ml", "waiting")] = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "waiting",
-            "namespace": "ml",
-            "labels": {
-                "lepton.ai/model": "minilm",
-                "lepton.ai/component": "triton",
-                "lepton.ai/pool": "gpu-l4",
-            },
-            "creationTimestamp": "2026-11-24T00:00:00Z",
-        },
-        "spec": {},
-        "status": {"phase": "Pending"},
-    }
+    _pending_pod(kube, "waiting", "gpu-l4")
     # The timeout: twice the pool's provisioning time (60 s by default), at least 60 s.
     clock.seconds = 115
     status = reconciler.reconcile(_body(spec, status)).status
@@ -865,30 +861,8 @@ def test_a_pool_left_out_is_tried_again_after_its_back_off_and_forgotten_once_it
     """Once the waiting GPU pods are drained, the pool is not planned again at once (it
     would cost another timeout of churn if it still takes nothing): status.poolBackoff
     says until when, the reason says so, and serving Ready there clears it."""
-    spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
-    kube = _with_source_claim(FakeKube())
-    clock = Clock()
-    reconciler = Reconciler(kube, config, clock=clock)  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
-    _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
-    waiting = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "waiting",
-            "namespace": "ml",
-            "labels": {
-                "lepton.ai/model": "minilm",
-                "lepton.ai/component": "triton",
-                "lepton.ai/pool": "gpu-l4",
-            },
-            "creationTimestamp": "2026-11-24T00:00:00Z",
-        },
-        "spec": {},
-        "status": {"phase": "Pending"},
-    }
-    kube.objects[("Pod", "ml", "waiting")] = waiting
+    kube, reconciler, clock, status = _served_on_the_gpu(spec, config)
+    _pending_pod(kube, "waiting", "gpu-l4")
     clock.seconds = 125
     status = reconciler.reconcile(_body(spec, status)).status
     assert status["decision"]["pool"] == "cpu-standard"
