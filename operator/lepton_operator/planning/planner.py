@@ -315,16 +315,7 @@ def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option
     correction in turn: the plan would alternate every pass. So the move is judged on
     the profiles alone, on equal footing, and must gain ``SWITCH_MARGIN``."""
     best = min(capped, key=lambda o: (o.p95_ms, o.cost, o.capacity.variant))
-    current = plan_input.current
-    mine = next(
-        (
-            o
-            for o in capped
-            if current is not None
-            and (o.capacity.variant, o.capacity.pool) == (current.variant, current.pool)
-        ),
-        None,
-    )
+    mine = _serving_option(capped, plan_input.current)
     if mine is None or mine is best or mine.replicas == 0:
         return best
 
@@ -333,6 +324,20 @@ def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option
         return option.capacity.p95_ms(load, option.replicas)
 
     return best if profiled(best) < profiled(mine) * (1 - SWITCH_MARGIN) else mine
+
+
+def _serving_option(options: list[_Option], current: Serving | None) -> _Option | None:
+    """The option for what serves now, if it is still among ``options``."""
+    if current is None:
+        return None
+    return next(
+        (
+            o
+            for o in options
+            if (o.capacity.variant, o.capacity.pool) == (current.variant, current.pool)
+        ),
+        None,
+    )
 
 
 def _k(plan_input: PlanInput, option: _Option, correction: float) -> float:
@@ -354,14 +359,7 @@ def _hold_or_switch(
         current.pool,
     ):
         return best, why
-    mine = next(
-        (
-            o
-            for o in options
-            if (o.capacity.variant, o.capacity.pool) == (current.variant, current.pool)
-        ),
-        None,
-    )
+    mine = _serving_option(options, current)
     if mine is None or not mine.meets or not _affordable(mine.cost, plan_input.budget_usd):
         return best, why  # what serves cannot do the job: switch now
     if best.cost > mine.cost * (1 - SWITCH_MARGIN):
