@@ -12,10 +12,10 @@ restarts never wait for the cadence: they have their own handlers.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from lepton_operator.api.status import Phase
+from lepton_operator.timestamps import parse_time
 
 UNDER_WAY = frozenset({Phase.PENDING, Phase.BUILDING, Phase.DEPLOYING})
 
@@ -49,7 +49,6 @@ def pass_due(
 def _retry_came(status: dict[str, Any], since_s: float, now_s: float) -> bool:
     """Whether a pool's back-off (status.poolBackoff) ended since the last pass."""
     for backoff in status.get("poolBackoff") or []:
-        at = datetime.datetime.strptime(str(backoff.get("retryAt")), "%Y-%m-%dT%H:%M:%SZ")
-        if since_s < at.replace(tzinfo=datetime.UTC).timestamp() <= now_s:
+        if since_s < parse_time(backoff.get("retryAt")).timestamp() <= now_s:
             return True
     return False

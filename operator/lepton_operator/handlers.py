@@ -10,7 +10,6 @@ return values in ``status``, which belongs to the LeptonModel's own schema.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import logging
 import threading
@@ -27,6 +26,7 @@ from lepton_operator.config import OperatorConfig
 from lepton_operator.kube import Kube
 from lepton_operator.live.prometheus import PrometheusMetrics
 from lepton_operator.reconcile import Outcome, Reconciler
+from lepton_operator.timestamps import utc_now
 
 RESYNC_SECONDS = 5.0
 # kopf's worker threads (``settings.execution.max_workers`` in __main__), and how many
@@ -53,10 +53,6 @@ def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str,
     changes = {key: value for key, value in wanted.items() if current.get(key) != value}
     changes.update({key: None for key in current if key not in wanted and key != "kopf"})
     return changes
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def install(config: OperatorConfig, api_client: client.ApiClient) -> None:

@@ -8,11 +8,11 @@ not on every pass: a status write per model per pass would be an update storm.
 
 from __future__ import annotations
 
-import datetime
 import math
 from typing import Any
 
 from lepton_operator.resources import names
+from lepton_operator.timestamps import parse_time
 
 REFRESH_SECONDS = 15.0
 
@@ -34,17 +34,13 @@ def hourly_spend(by_pool: dict[str, int], prices: dict[str, float]) -> float:
     return sum(count * prices.get(pool, 0.0) for pool, count in by_pool.items())
 
 
-def _parse(stamp: str) -> datetime.datetime:
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-
-
 def refresh_due(
     previous: dict[str, Any] | None, now: str, seconds: float = REFRESH_SECONDS
 ) -> bool:
     if not previous or not previous.get("time"):
         return True
     try:
-        return (_parse(now) - _parse(previous["time"])).total_seconds() >= seconds
+        return (parse_time(now) - parse_time(previous["time"])).total_seconds() >= seconds
     except ValueError:
         return True
 

@@ -10,7 +10,6 @@ writes the status only when it differs, so a quiet cluster sees no update storm.
 from __future__ import annotations
 
 import copy
-import datetime
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from lepton_operator.report import (
 )
 from lepton_operator.resources import build as build_objects
 from lepton_operator.resources import names, serving
+from lepton_operator.timestamps import format_time, parse_time
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _job_seconds(job: dict[str, Any] | None) -> int | None:
         )
     if not start or not end:
         return None
-    return int((_as_time(end) - _as_time(start)).total_seconds())
+    return int((parse_time(end) - parse_time(start)).total_seconds())
 
 
 def _condition_reason(conditions: list[dict[str, Any]], kind: str) -> tuple[str, str] | None:
@@ -146,11 +146,7 @@ def _condition_reason(conditions: list[dict[str, Any]], kind: str) -> tuple[str,
 
 
 def _epoch(stamp: str) -> float:
-    return _as_time(stamp).timestamp()
-
-
-def _stamp(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parse_time(stamp).timestamp()
 
 
 def _forget_backoff(status: dict[str, Any], pool: str) -> None:
@@ -167,13 +163,6 @@ def _pool_timeouts(pools: list[PoolSpec]) -> dict[str, float]:
     """How long serving pods may wait for a node: twice the pool's provisioning time,
     at least a minute (a node that comes at all comes by then)."""
     return {p.name: max(2.0 * p.provisioning_seconds, 60.0) for p in pools}
-
-
-def _as_time(value: Any) -> datetime.datetime:
-    """The dynamic client hands back datetimes; a plain dict (tests, JSON) has strings."""
-    if isinstance(value, datetime.datetime):
-        return value
-    return datetime.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 class LazyReferences(Mapping[tuple[str, str], "CanaryReference | None"]):
@@ -474,7 +463,7 @@ class Reconciler:
             sample,
             _epoch(now),
             avoidance.avoid,
-            {b.pool: b.retry_at_s for b in avoidance.backoffs},
+            avoidance.retry_at,
         )
         plan = decided.plan
         if decided.planner:
@@ -842,13 +831,13 @@ class Reconciler:
         from pass to pass."""
         limits = _pool_timeouts(pools)
         previous = [
-            PoolBackoff(b["pool"], int(b["failures"]), _as_time(b["retryAt"]).timestamp())
+            PoolBackoff(b["pool"], int(b["failures"]), parse_time(b["retryAt"]).timestamp())
             for b in status.get("poolBackoff") or []
         ]
         waiting = self._unschedulable_pools(body, limits, now)
         avoidance = pools_to_avoid(waiting, previous, limits, _epoch(now))
         status["poolBackoff"] = [
-            {"pool": b.pool, "failures": b.failures, "retryAt": _stamp(b.retry_at_s)}
+            {"pool": b.pool, "failures": b.failures, "retryAt": format_time(b.retry_at_s)}
             for b in avoidance.backoffs
         ]
         if not status["poolBackoff"]:
@@ -870,7 +859,7 @@ class Reconciler:
                 continue
             if (pod.get("spec") or {}).get("nodeName") or not created:
                 continue
-            if _epoch(now) - _as_time(created).timestamp() > limits[pool]:
+            if _epoch(now) - parse_time(created).timestamp() > limits[pool]:
                 waiting.add(pool)
         return waiting
 

@@ -31,8 +31,10 @@ class Avoidance:
     avoid: frozenset[str]
     backoffs: tuple[PoolBackoff, ...]
 
-    def until(self, pool: str) -> float | None:
-        return next((b.retry_at_s for b in self.backoffs if b.pool == pool), None)
+    @property
+    def retry_at(self) -> dict[str, float]:
+        """Pool -> Unix seconds it is tried again, for the reason decide() writes."""
+        return {b.pool: b.retry_at_s for b in self.backoffs}
 
 
 def backoff_s(timeout_s: float, failures: int) -> float:

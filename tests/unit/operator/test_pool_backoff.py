@@ -20,7 +20,7 @@ def test_the_back_off_starts_at_the_timeout_and_doubles_to_a_cap() -> None:
 
 def test_a_waiting_pool_is_left_out_until_its_retry_time() -> None:
     first = pools_to_avoid({"gpu"}, (), TIMEOUTS, 1000.0)
-    assert first.avoid == {"gpu"} and first.until("gpu") == 1060.0
+    assert first.avoid == {"gpu"} and first.retry_at == {"gpu": 1060.0}
     # Its pods drained, the pool is still left out until the retry time...
     drained = pools_to_avoid(set(), first.backoffs, TIMEOUTS, 1030.0)
     assert drained.avoid == {"gpu"} and drained.backoffs == first.backoffs

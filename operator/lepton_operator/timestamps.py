@@ -1,0 +1,31 @@
+"""The one timestamp format of status and Events: RFC 3339 in UTC, whole seconds.
+
+Kubernetes writes its own times this way (``metav1.Time``), so status fields read
+alike in ``kubectl get -o yaml`` and compare as strings in the same order as in time.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_time(moment: datetime.datetime | float) -> str:
+    """``moment``: an aware datetime, or Unix seconds."""
+    if not isinstance(moment, datetime.datetime):
+        moment = datetime.datetime.fromtimestamp(moment, datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime(RFC3339)
+
+
+def parse_time(value: Any) -> datetime.datetime:
+    """An aware datetime from a status string; the dynamic client already hands back
+    datetimes for the fields its schema types as such, and those pass through."""
+    if isinstance(value, datetime.datetime):
+        return value
+    return datetime.datetime.strptime(str(value), RFC3339).replace(tzinfo=datetime.UTC)
+
+
+def utc_now() -> str:
+    return format_time(datetime.datetime.now(datetime.UTC))
