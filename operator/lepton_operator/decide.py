@@ -128,8 +128,10 @@ def decide(
     if current is None or rate is None:
         # Without traffic figures (none yet, or Prometheus down) a pool whose pods wait
         # for a node is left all the same: serving must not hang on figures.
+        # The memory is kept as it was: the load it remembers (bursts above all) is no
+        # less true because this pass could not use it.
         first = _first_plan(spec, pools, accepted, unschedulable)
-        return Decided(_left_out(first, unschedulable, retry_at))
+        return Decided(_left_out(first, unschedulable, retry_at), memory)
 
     peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
     if sample is not None:
@@ -191,7 +193,7 @@ def decide(
         )
     )
     if result is None:
-        return Decided(_nowhere(unschedulable))
+        return Decided(_nowhere(unschedulable), memory)
     new_memory = {
         "correction": result.correction if sample else memory.get("correction", 1.0),
         # Only fresh figures are recommendations; passes in between leave no trace.

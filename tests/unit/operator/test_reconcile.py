@@ -680,6 +680,24 @@ def test_the_burst_memory_is_kept_in_status_and_valid(spec, config):
     LeptonModelStatus.model_validate(status)
 
 
+def test_a_pass_that_cannot_plan_keeps_the_planner_memory(spec, config):
+    """Serving something no longer among the accepted pairs (its canary failed, its
+    accuracy is no longer enough) sends the pass to a first plan, which uses no figures;
+    the burst it remembers must survive that pass for the next ones."""
+    spec["scaling"] = {"maxReplicas": 6}
+    _instant_pools(spec, config)
+    live = FakeLive(_sample(p95=20.0, rate=100.0))
+    _, reconciler, clock, status = _ready(spec, config, live)
+    status = _passes(reconciler, spec, clock, status, 20)
+    remembered = status["planner"]
+    assert remembered["peaks"][0][1] == 100.0
+    status["decision"] = {**status["decision"], "variant": "retired"}
+    clock.seconds += 5
+    after = reconciler.reconcile(_body(spec, status)).status
+    assert after["decision"]["variant"] != "retired"
+    assert after["planner"] == remembered
+
+
 def test_prometheus_down_never_scales_down(spec, config):
     spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 0}
     _instant_pools(spec, config)
