@@ -68,6 +68,43 @@ def service_targets(kube: Kube, service: str, namespace: str) -> dict[str, str]:
     }
 
 
+def serving_pods(kube: Kube, model: str, namespace: str) -> list[dict[str, Any]]:
+    """The model's Triton pods that are Ready and not on their way out."""
+    return [
+        p
+        for p in kube.list("pods", namespace, f"lepton.ai/model={model},lepton.ai/component=triton")
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+    ]
+
+
+def steady_endpoints(kube: Kube, model: str, namespace: str) -> Callable[[], list[str] | None]:
+    """A check for ``wait_for``: the Service's endpoints once every Triton pod of the
+    model is Ready, serves the decided variant, none is terminating, and the
+    EndpointSlice lists exactly those. Right after a migration or a rollout the slice
+    can still list a pod that is going (its port already closed): a request sent then
+    is refused, which says nothing about the operator, so tests that infer once wait
+    for this first."""
+
+    def check() -> list[str] | None:
+        pods = kube.list("pods", namespace, f"lepton.ai/model={model},lepton.ai/component=triton")
+        ready = serving_pods(kube, model, namespace)
+        if not ready or len(ready) != len(pods):
+            return None
+        status = kube.get("lm", model, namespace).get("status") or {}
+        variant = (status.get("decision") or {}).get("variant")
+        if any(p["metadata"]["annotations"].get("lepton.ai/variant") != variant for p in pods):
+            return None
+        endpoints = service_endpoints(kube, model, namespace)
+        expected = sorted(f"{p['status']['podIP']}:8000" for p in ready)
+        return endpoints if endpoints == expected else None
+
+    return check
+
+
 def served_sample(status: dict[str, Any], namespace: str, model: str) -> dict[str, Any]:
     """The serving variant's canary sample, from the repository its build wrote on the
     PVC: ``model`` (Triton's name), ``input:<name>`` arrays to send and

@@ -29,7 +29,7 @@ from lepton_e2e.argocd import ArgoCD
 from lepton_e2e.cluster import Cluster, state_root
 from lepton_e2e.fixtures import RESTRICTED, Kube, model_namespace, wait_for
 from lepton_e2e.gitrepo import LocalRepo, example_application
-from lepton_e2e.load import infer, service_endpoints
+from lepton_e2e.load import infer, steady_endpoints
 
 pytestmark = pytest.mark.e2e
 
@@ -289,7 +289,9 @@ def test_argocd_reports_the_model_progressing_then_healthy_from_our_lua(
     assert healthy["message"].startswith(says), healthy
 
     # And it really serves: a real tritonserver answers through the Service's endpoints.
-    (endpoint,) = service_endpoints(kube, "digits", MODELS)
+    (endpoint,) = wait_for(
+        steady_endpoints(kube, "digits", MODELS), timeout=120, what="steady endpoints"
+    )
     model = f"digits__{status['decision']['variant']}"
     pixels = np.zeros((1, 1, 8, 8), dtype=np.float32)
     logits = infer(endpoint, model, {"pixels": pixels})["logits"]
@@ -438,7 +440,9 @@ def test_an_slo_commit_changes_the_decision_and_an_invalid_one_stops_at_admissio
     assert lm_spec(kube)["slo"]["p95LatencyMs"] == 50  # the last good version stays
     lm_status = kube.get("lm", "digits", MODELS)["status"]
     assert lm_status["phase"] == "Ready", lm_status
-    (endpoint, *_) = service_endpoints(kube, "digits", MODELS)
+    (endpoint, *_) = wait_for(
+        steady_endpoints(kube, "digits", MODELS), timeout=120, what="steady endpoints"
+    )
     model = f"digits__{lm_status['decision']['variant']}"
     logits = infer(endpoint, model, {"pixels": np.zeros((1, 1, 8, 8), dtype=np.float32)})
     assert logits["logits"].shape == (1, 10)
@@ -528,7 +532,9 @@ def test_a_pool_migration_from_git_keeps_synced_and_nothing_is_pruned(
     assert [
         r for r in operation["syncResult"].get("resources") or [] if r.get("status") == "Pruned"
     ] == []
-    (endpoint, *_) = service_endpoints(kube, "digits", MODELS)
+    (endpoint, *_) = wait_for(
+        steady_endpoints(kube, "digits", MODELS), timeout=120, what="steady endpoints"
+    )
     model = f"digits__{status['decision']['variant']}"
     logits = infer(endpoint, model, {"pixels": np.zeros((1, 1, 8, 8), dtype=np.float32)})
     assert logits["logits"].shape == (1, 10)

@@ -34,6 +34,8 @@ from lepton_e2e.load import (
     served_sample,
     service_endpoints,
     service_targets,
+    serving_pods,
+    steady_endpoints,
 )
 
 pytestmark = pytest.mark.e2e
@@ -204,7 +206,7 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
     # The new SLO may have moved the plan to another variant, and the load may move it
     # again: Triton serves each variant under its own name, so the load follows the
     # Service's endpoints and asks each pod for the model it serves.
-    wait_for(_steady_endpoints(kube), timeout=120, what="steady endpoints")
+    wait_for(steady_endpoints(kube, "minilm", NAMESPACE), timeout=120, what="steady endpoints")
     reference = _reference(_status(kube))
     inputs = sample_inputs(reference)
 
@@ -287,7 +289,9 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
 ) -> None:
     # Load goes only to pods that stay: the previous test's scale-down may still be
     # draining one, and a client of a terminating pod measures the harness, not us.
-    endpoints = wait_for(_steady_endpoints(kube), timeout=120, what="steady endpoints")
+    endpoints = wait_for(
+        steady_endpoints(kube, "minilm", NAMESPACE), timeout=120, what="steady endpoints"
+    )
     reference = _reference(_status(kube))
     inputs = sample_inputs(reference)
     with ConstantLoad(endpoints, reference["model"], inputs, 2.0, ["last_hidden_state"]) as load:
@@ -353,13 +357,13 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
     )  # fmt: skip
     try:
         wait_for(
-            lambda: len(_steady_endpoints(kube)() or []) == 2,
+            lambda: len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 2,
             timeout=240,
             interval=2,
             what="two steady replicas",
         )
         before = _status(kube)
-        pods = {p["metadata"]["name"]: p for p in _serving_pods(kube)() or []}
+        pods = {p["metadata"]["name"]: p for p in serving_pods(kube, "minilm", NAMESPACE)}
         victim = sorted(pods)[0]
         reference = _reference(_status(kube))
         rate = 4.0
@@ -378,14 +382,14 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
                 pod = kube.get("pod", victim, NAMESPACE)
                 statuses = pod["status"].get("containerStatuses") or []
                 restarted = any(c.get("restartCount", 0) >= 1 for c in statuses)
-                listed = len(_steady_endpoints(kube)() or []) == 2
+                listed = len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 2
                 return pod if restarted and listed else None
 
             wait_for(back, timeout=180, interval=1, what="the killed container back in service")
             recovered = time.time()
             time.sleep(5)
         after = _status(kube)
-        serving_after = {p["metadata"]["name"] for p in _serving_pods(kube)() or []}
+        serving_after = {p["metadata"]["name"] for p in serving_pods(kube, "minilm", NAMESPACE)}
     finally:
         kube.kubectl(
             "patch", "lm", "minilm", "-n", NAMESPACE, "--type=merge",
@@ -393,7 +397,7 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
         )  # fmt: skip
         # Back to one steady replica, so the next test starts from a settled model.
         wait_for(
-            lambda: len(_steady_endpoints(kube)() or []) == 1,
+            lambda: len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 1,
             timeout=240,
             interval=2,
             what="one steady replica again",
@@ -426,30 +430,6 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
     )
 
 
-def _steady_endpoints(kube: Kube) -> Any:
-    """The Service's endpoints once every Triton pod of the model is Ready, serves the
-    decided variant, none is terminating, and the EndpointSlice lists exactly those."""
-
-    def check() -> list[str] | None:
-        pods = kube.list("pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton")
-        ready = _serving_pods(kube)() or []
-        if not ready or len(ready) != len(pods):
-            return None
-        # The earlier tests' load may have moved the plan to another variant: every pod
-        # must serve the one decided now, the one the load asks for.
-        variant = (_status(kube).get("decision") or {}).get("variant")
-        if any(p["metadata"]["annotations"].get("lepton.ai/variant") != variant for p in pods):
-            return None
-        endpoints = service_endpoints(kube, "minilm", NAMESPACE)
-        return (
-            endpoints
-            if endpoints == sorted(f"{p['status']['podIP']}:8000" for p in ready)
-            else None
-        )
-
-    return check
-
-
 def _deployment_ready_replicas(kube: Kube, served: dict[str, Any]) -> int:
     deployment = f"minilm-{served['decision']['pool']}"
     status = kube.get("deployment", deployment, NAMESPACE).get("status") or {}
@@ -474,7 +454,9 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
     _perturb(folder / f"minilm__{bad}" / "1")
     # However many replicas the planner keeps now (the previous tests' load may have
     # left two), replacing one brings up a pod that loads the bad artifact.
-    old = wait_for(_serving_pods(kube), timeout=60, what="a serving pod")[0]
+    old = wait_for(
+        lambda: serving_pods(kube, "minilm", NAMESPACE) or None, timeout=60, what="a serving pod"
+    )[0]
     kube.kubectl("delete", "pod", old["metadata"]["name"], "-n", NAMESPACE, "--wait=false")
 
     def rolled_back() -> dict[str, Any] | None:
@@ -515,7 +497,7 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
             p["metadata"]["annotations"]["lepton.ai/variant"] != variant for p in pods
         ):
             return False
-        ready = _serving_pods(kube)() or []
+        ready = serving_pods(kube, "minilm", NAMESPACE)
         endpoints = sorted(service_endpoints(kube, "minilm", NAMESPACE))
         return bool(ready) and endpoints == sorted(f"{p['status']['podIP']}:8000" for p in ready)
 
@@ -524,26 +506,6 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
         timeout=120,
         what="the failed pods replaced and the Service sending only to the new variant",
     )
-
-
-def _serving_pods(kube: Kube) -> Any:
-    """Triton pods of the model that are Ready and not on their way out."""
-
-    def check() -> list[dict[str, Any]] | None:
-        pods = [
-            p
-            for p in kube.list(
-                "pods", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=triton"
-            )
-            if not p["metadata"].get("deletionTimestamp")
-            and any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in (p.get("status") or {}).get("conditions") or []
-            )
-        ]
-        return pods or None
-
-    return check
 
 
 def _perturb(version: Path) -> None:
