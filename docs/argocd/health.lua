@@ -185,6 +185,17 @@ local function health()
     end
     return verdict("Degraded", "Degraded")
   end
+  if phase == "Advisory" then
+    -- Advisory mode with nothing pinned: the operator only recommends, serves nothing.
+    local recommended = current("Recommended")
+    if is(recommended, "False") then
+      return verdict("Degraded", "Advisory: " .. says(recommended))
+    end
+    if recommended ~= nil then
+      return verdict("Healthy", "Advisory: " .. says(recommended))
+    end
+    return verdict("Healthy", "Advisory")
+  end
   if phase ~= "Deploying" and phase ~= "Ready" then
     return verdict("Unknown", "Unknown phase " .. phase)
   end

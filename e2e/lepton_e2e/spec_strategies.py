@@ -338,6 +338,7 @@ def _violate_gpu(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     for pool in pools:
         pool.pop("accelerator", None)
     spec["pools"] = pools
+    _repair_pinned_pool(spec)
     optimization = spec.setdefault("optimization", {})
     gpu = draw(st.sampled_from(GPU_ONLY_VARIANTS))
     variants = [v for v in optimization.get("variants") or [] if v != gpu]
@@ -380,6 +381,45 @@ def _violate_replicas(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
         return None
     spec["replicas"] = draw(st.sampled_from(options))
     return ("replicas",)
+
+
+def _repair_pinned_mode(spec: dict[str, Any]) -> None:
+    if "pinned" in spec and effective(spec, ("mode",)) != "advisory":
+        spec["mode"] = "advisory"
+
+
+def _violate_pinned_mode(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    pools = _pools(spec)
+    spec["pinned"] = {
+        "variant": "fp32",
+        "pool": draw(st.sampled_from([p["name"] for p in pools])) if pools else "cpu",
+    }
+    if draw(st.booleans()):
+        spec["mode"] = "active"
+    else:
+        spec.pop("mode", None)  # the default: active
+    return ("pinned",)
+
+
+def _repair_pinned_pool(spec: dict[str, Any]) -> None:
+    pinned, pools = spec.get("pinned"), spec.get("pools")
+    if pinned is None or pools is None or any(p["name"] == pinned["pool"] for p in pools):
+        return
+    if pools:
+        pinned["pool"] = pools[0]["name"]
+    else:  # an empty list of pools: nothing to pin to
+        del spec["pinned"]
+
+
+def _violate_pinned_pool(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    _some_pool(draw, spec)
+    names = {p["name"] for p in spec["pools"]}
+    spec["mode"] = "advisory"
+    pinned = spec.setdefault("pinned", {"variant": "fp32"})
+    pinned["pool"] = next(
+        f"unlisted-{n}" for n in range(len(names) + 1) if f"unlisted-{n}" not in names
+    )
+    return ("pinned", "pool")
 
 
 # ---- Kubernetes formats (CEL over a value: label keys, resource names) -----------------
@@ -449,6 +489,7 @@ def _some_pool(draw: st.DrawFn, spec: dict[str, Any]) -> int:
     if not spec.get("pools"):
         spec["pools"] = [{"name": "p", "hourlyPriceUSD": 1}]
         _repair_gpu(spec)  # pools given, with no accelerator: GPU-only variants go
+        _repair_pinned_pool(spec)  # and a pin names one of them
     index: int = draw(st.integers(0, len(spec["pools"]) - 1))
     return index
 
@@ -552,6 +593,13 @@ CEL_RULES: dict[str, CelRule] = {
     ),
     "replicas must lie within scaling.minReplicas and scaling.maxReplicas": CelRule(
         (), ".replicas", _repair_replicas, _violate_replicas
+    ),
+    "pinned serving is for advisory mode only: in active mode the planner serves "
+    "(remove pinned when switching to active)": CelRule(
+        (), ".pinned", _repair_pinned_mode, _violate_pinned_mode
+    ),
+    "pinned.pool must name one of spec.pools": CelRule(
+        (), ".pinned.pool", _repair_pinned_pool, _violate_pinned_pool
     ),
     # Toleration rules, the empty key's first (its repair sets Exists, which the other's
     # repair then follows by dropping the value).

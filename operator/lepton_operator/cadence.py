@@ -2,7 +2,7 @@
 under way, seldom once it has settled.
 
 The timer fires every few seconds for every model, because a build or a rollout should
-be followed closely. A settled model (Ready, Degraded or Failed on its current spec)
+be followed closely. A settled model (Ready, Advisory, Degraded or Failed on its current spec)
 only needs its live figures re-read about as often as they change: every pass reads
 the model's Jobs, Deployments, pods and Prometheus, so at 1,000 settled models a fixed
 5 s timer alone would be ~1,500 API requests per second and more passes than the

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from lepton_operator import advisory
 from lepton_operator.api.spec import (
     GPU_ONLY_VARIANTS,
     LeptonModelSpec,
+    Mode,
     PoolSpec,
     S3Repository,
     parse_spec,
@@ -470,6 +472,26 @@ class Reconciler:
             status["planner"] = decided.planner
         else:
             status.pop("planner", None)
+        if spec.mode == Mode.ADVISORY:
+            pinned = self._advise(spec, pools, accepted, plan, status, now, events)
+            if pinned is None:
+                condition(
+                    ConditionType.DEPLOYED,
+                    None,
+                    "Advisory",
+                    "advisory mode without spec.pinned: the operator creates, changes and "
+                    "deletes no serving object; status.recommendation says what it would serve",
+                )
+                return self._finish(status, before, Phase.ADVISORY, events)
+            if isinstance(pinned, str):
+                condition(ConditionType.DEPLOYED, False, "PinnedUnavailable", pinned)
+                return self._finish(status, before, Phase.DEGRADED, events)
+            plan = pinned
+        else:
+            status.pop("recommendation", None)
+            status["conditions"] = [
+                c for c in status.get("conditions") or [] if c["type"] != ConditionType.RECOMMENDED
+            ]
         if isinstance(plan, NoPlan):
             condition(ConditionType.DEPLOYED, False, "NoPlan", plan.reason)
             if spec.budget:
@@ -678,6 +700,62 @@ class Reconciler:
                     self.kube.delete_owned(obj, meta["uid"])
 
     @staticmethod
+    def _advise(
+        spec: LeptonModelSpec,
+        pools: list[PoolSpec],
+        accepted: list[VariantStatus],
+        plan: Plan | NoPlan,
+        status: dict[str, Any],
+        now: str,
+        events: list[Event],
+    ) -> Plan | str | None:
+        """Advisory mode: the planner's plan into ``status.recommendation`` (an Event when
+        it changes); returns what serves instead: the pinned plan, why the pin cannot
+        serve, or None when nothing is pinned."""
+        pinned = advisory.pinned_plan(spec.pinned, spec, pools, accepted) if spec.pinned else None
+        if isinstance(pinned, Plan):
+            serving_cost: float | None = pinned.hourly_cost_usd
+        elif pinned is None and status.get("decision"):
+            # No pin, but what an earlier active mode served still serves, untouched.
+            serving_cost = float(status["decision"]["hourlyCostUSD"])
+        else:
+            serving_cost = None
+        previous = status.get("recommendation")
+        generation = int(status.get("observedGeneration") or 0)
+        if isinstance(plan, NoPlan):
+            status.pop("recommendation", None)
+            if _condition_reason(status.get("conditions") or [], "Recommended") != (
+                "False",
+                "NoPlan",
+            ):
+                events.append(Event("Warning", "NoRecommendation", plan.reason))
+            status["conditions"] = set_condition(
+                status.get("conditions") or [],
+                ConditionType.RECOMMENDED.value,
+                False,
+                "NoPlan",
+                plan.reason,
+                generation,
+                now,
+            )
+            return pinned
+        current = advisory.recommendation(plan, serving_cost, previous, now)
+        status["recommendation"] = current
+        message = advisory.recommendation_message(current)
+        if advisory.recommendation_changed(previous, current):
+            events.append(Event("Normal", "Recommendation", message))
+        status["conditions"] = set_condition(
+            status.get("conditions") or [],
+            ConditionType.RECOMMENDED.value,
+            True,
+            "Recommended",
+            message,
+            generation,
+            now,
+        )
+        return pinned
+
+    @staticmethod
     def _record_decision(status: dict[str, Any], plan: Plan, now: str, events: list[Event]) -> None:
         previous = status.get("decision") or {}
         chosen = (plan.variant, plan.pool, plan.replicas)
@@ -874,8 +952,8 @@ class Reconciler:
         status["phase"] = phase.value
         events = list(events or [])
         for cond in status.get("conditions") or []:
-            if cond["type"] == ConditionType.CANARY:
-                continue  # every verdict has its own Event, naming the pod
+            if cond["type"] in (ConditionType.CANARY, ConditionType.RECOMMENDED):
+                continue  # every verdict and recommendation has its own Event
             # A change of status, or of reason (Building -> BuildFailed stays False, and
             # a failure nobody was told about is the silent kind).
             if _condition_reason(before, cond["type"]) != (cond["status"], cond["reason"]):

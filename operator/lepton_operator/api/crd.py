@@ -84,6 +84,12 @@ def _schema(model: type[LeptonModelSpec] | type[LeptonModelStatus]) -> dict[str,
 def printer_columns() -> list[dict[str, Any]]:
     return [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {
+            "name": "Mode",
+            "type": "string",
+            "jsonPath": ".spec.mode",
+            "description": "active: the planner serves; advisory: it only recommends",
+        },
         {"name": "Variant", "type": "string", "jsonPath": ".status.decision.variant"},
         {"name": "Pool", "type": "string", "jsonPath": ".status.decision.pool"},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
@@ -100,6 +106,27 @@ def printer_columns() -> list[dict[str, Any]]:
             "description": "spend per hour in USD, observed (else predicted)",
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {
+            "name": "Recommends",
+            "type": "string",
+            "jsonPath": ".status.recommendation.variant",
+            "description": "advisory mode: the variant the planner would serve",
+            "priority": 1,
+        },
+        {
+            "name": "On",
+            "type": "string",
+            "jsonPath": ".status.recommendation.pool",
+            "description": "advisory mode: the pool it would serve it on",
+            "priority": 1,
+        },
+        {
+            "name": "Saving/H",
+            "type": "number",
+            "jsonPath": ".status.recommendation.savingUSDPerHour",
+            "description": "advisory mode: USD per hour it would save against spec.pinned",
+            "priority": 1,
+        },
     ]
 
 

@@ -36,6 +36,7 @@ from lepton_operator.api.kube import (
 )
 
 GPU_ONLY_VARIANTS = ("fp16", "bf16", "torch-compile", "tensorrt")
+POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TORCH_SOURCE_VARIANTS = ("int8-dynamic", "torchscript", "torch-compile", "fp16", "bf16")
 # No ASCII whitespace after the scheme, spelled out: ``\s`` in Go's RE2 (the apiserver)
 # is [\t\n\f\r ], in Rust's regex (pydantic) all of Unicode's White_Space, so a URI with
@@ -341,7 +342,7 @@ class PoolSpec(UserSpec):
     """A node pool a model may run on, with its price."""
 
     name: str = Field(
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        pattern=POOL_NAME_PATTERN,
         max_length=63,
         description="Pool name (a DNS label): in the names of the model's build Jobs and "
         "Deployments and in their lepton.ai/pool label.",
@@ -482,6 +483,29 @@ class RepositorySpec(UserSpec):
     )
 
 
+class Mode(StrEnum):
+    ACTIVE = "active"
+    ADVISORY = "advisory"
+
+
+class Pinned(UserSpec):
+    """What serves while the operator only advises (``mode: advisory``): the team's
+    current choice, kept as it is, so the recommendation can be read beside it (and its
+    saving against it) before the planner is trusted with serving."""
+
+    variant: Variant = Field(
+        strict=False,
+        description="The variant to serve; it must be built and accepted on the pool.",
+    )
+    pool: str = Field(
+        pattern=POOL_NAME_PATTERN,
+        max_length=63,
+        description="The pool to serve it on: one of spec.pools, or of the operator's "
+        "pools when spec.pools is unset.",
+    )
+    replicas: int = Field(default=1, ge=1, le=1000, description="Replicas to serve.")
+
+
 def _variants_need(variants: tuple[str, ...]) -> str:
     listed = ", ".join(f"'{v}'" for v in variants)
     return f"self.optimization.variants.exists(v, v in [{listed}])"
@@ -517,6 +541,21 @@ SPEC_RULES = (
         ".replicas",
         lambda s: (
             s.replicas is None or s.scaling.min_replicas <= s.replicas <= s.scaling.max_replicas
+        ),
+    ),
+    Rule(
+        "!has(self.pinned) || self.mode == 'advisory'",
+        "pinned serving is for advisory mode only: in active mode the planner serves "
+        "(remove pinned when switching to active)",
+        ".pinned",
+        lambda s: s.pinned is None or s.mode == Mode.ADVISORY,
+    ),
+    Rule(
+        "!has(self.pinned) || !has(self.pools) || self.pools.exists(p, p.name == self.pinned.pool)",
+        "pinned.pool must name one of spec.pools",
+        ".pinned.pool",
+        lambda s: (
+            s.pinned is None or s.pools is None or any(p.name == s.pinned.pool for p in s.pools)
         ),
     ),
 )
@@ -557,6 +596,18 @@ class LeptonModelSpec(UserSpec):
         le=1000,
         description="Pins the replica count (set by `kubectl scale` or an HPA through the "
         "scale subresource); the planner then chooses only variant and pool.",
+    )
+    mode: Mode = Field(
+        default=Mode.ACTIVE,
+        strict=False,
+        description="active: the planner's decisions are served. advisory: the operator "
+        "builds, profiles and plans as usual but only writes its decision to "
+        "status.recommendation and Events; what serves is spec.pinned, or nothing.",
+    )
+    pinned: Pinned | None = Field(
+        default=None,
+        description="Advisory mode only: the variant, pool and replicas to serve while "
+        "the operator advises. Unset: nothing is served until the mode is active.",
     )
 
 

@@ -21,6 +21,7 @@ class Phase(StrEnum):
     READY = "Ready"
     DEGRADED = "Degraded"
     FAILED = "Failed"
+    ADVISORY = "Advisory"  # advisory mode, nothing pinned: it recommends, serves nothing
 
 
 class ConditionType(StrEnum):
@@ -32,6 +33,7 @@ class ConditionType(StrEnum):
     WITHIN_BUDGET = "WithinBudget"
     CANARY = "CanaryPassed"
     METRICS = "MetricsAvailable"
+    RECOMMENDED = "Recommended"  # advisory mode only
 
 
 class Condition(Spec):
@@ -132,6 +134,29 @@ class Decision(Spec):
     )
     hourly_cost_usd: float = Field(
         alias="hourlyCostUSD", ge=0, description="Planned spend per hour in USD."
+    )
+    reason: str = Field(max_length=4096, description="Why this plan, for a person.")
+    time: str = Field(description="When variant, pool or replicas last changed (RFC 3339).")
+
+
+class Recommendation(Spec):
+    """What the planner would serve now (advisory mode): the decision it would apply,
+    and what it would save against what serves."""
+
+    variant: str = Field(description="The variant it would serve.")
+    pool: str = Field(description="The pool it would serve it on.")
+    replicas: int = Field(ge=0, description="Replicas it would plan.")
+    predicted_p95_ms: float | None = Field(
+        default=None, alias="predictedP95Ms", description="Predicted p95 latency in ms."
+    )
+    hourly_cost_usd: float = Field(
+        alias="hourlyCostUSD", ge=0, description="Its predicted spend per hour in USD."
+    )
+    saving_usd_per_hour: float | None = Field(
+        default=None,
+        alias="savingUSDPerHour",
+        description="What it would save per hour against what serves now (spec.pinned); "
+        "negative: it would spend more (to meet the SLO); unset when nothing serves.",
     )
     reason: str = Field(max_length=4096, description="Why this plan, for a person.")
     time: str = Field(description="When variant, pool or replicas last changed (RFC 3339).")
@@ -264,6 +289,7 @@ class LeptonModelStatus(Spec):
         description="The profile table of the current build: one row per (variant, pool).",
     )
     decision: Decision | None = None
+    recommendation: Recommendation | None = None
     canary_failures: list[CanaryFailure] = Field(
         default_factory=list,
         alias="canaryFailures",

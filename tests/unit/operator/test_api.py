@@ -53,8 +53,10 @@ def test_crd_has_scale_status_printer_columns_and_short_name():
     version = crd.render_crd()["spec"]["versions"][0]
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
     assert "status" in version["subresources"]
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+    columns = version["additionalPrinterColumns"]
+    assert [c["name"] for c in columns if not c.get("priority")] == [
         "Phase",
+        "Mode",
         "Variant",
         "Pool",
         "Replicas",
@@ -62,6 +64,8 @@ def test_crd_has_scale_status_printer_columns_and_short_name():
         "$/H",
         "Age",
     ]
+    # `kubectl get lm -o wide` adds what advisory mode would serve, and its saving.
+    assert [c["name"] for c in columns if c.get("priority")] == ["Recommends", "On", "Saving/H"]
     assert crd.render_crd()["spec"]["names"]["shortNames"] == ["lm"]
 
 

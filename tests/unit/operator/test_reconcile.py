@@ -1023,3 +1023,120 @@ def test_a_price_change_shows_in_the_table_without_reading_the_build_again(spec,
         2 * cost[("cpu-standard", "onnx-int8")], rel=1e-3
     )
     assert not [r for r in kube.requests if r[1] in ("Job", "ConfigMap")], kube.requests
+
+
+# ---- advisory mode ------------------------------------------------------------------
+
+
+def _advised(spec, config) -> tuple[FakeKube, Reconciler, Any]:
+    """A model in advisory mode, its builds done: the second pass plans."""
+    spec["mode"] = "advisory"
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    return kube, reconciler, reconciler.reconcile(_body(spec, status))
+
+
+def test_advisory_mode_without_a_pin_recommends_and_makes_no_serving_object(spec, config):
+    kube, reconciler, outcome = _advised(spec, config)
+    status = outcome.status
+    assert status["phase"] == "Advisory"
+    recommendation = status["recommendation"]
+    assert (recommendation["variant"], recommendation["pool"], recommendation["replicas"]) == (
+        "onnx-int8",
+        "cpu-standard",
+        1,
+    )
+    assert recommendation["hourlyCostUSD"] == 0.34
+    assert "savingUSDPerHour" not in recommendation  # nothing serves: no saving claimed
+    assert "decision" not in status
+    assert not kube.of_kind("Deployment") and not kube.of_kind("Service")
+    deployed = _condition(status, "Deployed")
+    assert (deployed["status"], deployed["reason"]) == ("Unknown", "Advisory")
+    assert _condition(status, "Recommended")["status"] == "True"
+    (event,) = [e for e in outcome.events if e.reason == "Recommendation"]
+    assert "onnx-int8 on cpu-standard" in event.message
+
+    writes = kube.writes
+    again = reconciler.reconcile(_body(spec, status))
+    assert again.status == status and again.events == [] and kube.writes == writes
+
+
+def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, config):
+    spec["pinned"] = {"variant": "fp32", "pool": "cpu-standard", "replicas": 2}
+    kube, reconciler, outcome = _advised(spec, config)
+    status = outcome.status
+    (deployment,) = kube.of_kind("Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert "--load-model=m__fp32" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    decision = status["decision"]
+    assert (decision["variant"], decision["replicas"]) == ("fp32", 2)
+    assert decision["reason"].startswith("pinned by spec.pinned (advisory mode)")
+    recommendation = status["recommendation"]
+    assert (recommendation["variant"], recommendation["replicas"]) == ("onnx-int8", 1)
+    assert recommendation["savingUSDPerHour"] == pytest.approx(2 * 0.34 - 0.34)
+    deployment["status"] = {"readyReplicas": 2, "availableReplicas": 2}
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["phase"] == "Ready"
+    served = copy.deepcopy(kube.of_kind("Deployment"))
+
+    # Another pass, the recommendation unchanged: the serving objects are untouched.
+    writes = kube.writes
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert kube.of_kind("Deployment") == served and kube.writes == writes
+
+    # Switched to active: the planner's plan, the one recommended, is applied; the
+    # recommendation (and its condition) go, as they describe advisory mode only.
+    spec["mode"] = "active"
+    del spec["pinned"]
+    outcome = reconciler.reconcile(_body(spec, status, generation=2))
+    status = outcome.status
+    assert (status["decision"]["variant"], status["decision"]["replicas"]) == ("onnx-int8", 1)
+    assert "recommendation" not in status
+    assert all(c["type"] != "Recommended" for c in status["conditions"])
+    (deployment,) = kube.of_kind("Deployment")  # the same pool: rolled to the new variant
+    assert (
+        "--load-model=m__onnx-int8"
+        in (deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+    )
+
+
+def test_a_pin_on_a_rejected_variant_serves_nothing_and_says_why(spec, config):
+    spec["pinned"] = {"variant": "int8-dynamic", "pool": "cpu-standard"}
+    kube, _, outcome = _advised(spec, config)
+    deployed = _condition(outcome.status, "Deployed")
+    assert (outcome.status["phase"], deployed["reason"]) == ("Degraded", "PinnedUnavailable")
+    assert "spec.pinned.variant: int8-dynamic on cpu-standard" in deployed["message"]
+    assert not kube.of_kind("Deployment")
+    assert outcome.status["recommendation"]["variant"] == "onnx-int8"
+
+
+def test_a_pin_on_a_pool_the_model_does_not_have_is_a_condition(spec, config):
+    spec["pinned"] = {"variant": "fp32", "pool": "cpu-large"}
+    kube, _, outcome = _advised(spec, config)
+    deployed = _condition(outcome.status, "Deployed")
+    assert deployed["reason"] == "PinnedUnavailable"
+    assert "spec.pinned.pool: cpu-large" in deployed["message"]
+    assert not kube.of_kind("Deployment")
+
+
+def test_advisory_mode_leaves_what_active_mode_served_untouched(spec, config):
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    status = reconciler.reconcile(_body(spec, status)).status
+    served = copy.deepcopy(kube.of_kind("Deployment"))
+
+    # Advisory, nothing pinned, and an SLO only the GPU meets: it recommends the GPU,
+    # and neither scales, moves nor deletes what serves.
+    spec["mode"] = "advisory"
+    spec["slo"]["p95LatencyMs"] = 5
+    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    assert status["recommendation"]["pool"] == "gpu-l4"
+    assert status["recommendation"]["savingUSDPerHour"] == pytest.approx(0.34 - 0.81)
+    assert kube.of_kind("Deployment") == served
+    assert status["decision"]["pool"] == "cpu-standard"
