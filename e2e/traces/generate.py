@@ -1,11 +1,12 @@
-"""Regenerate the replay benchmark's shipped inputs: four load traces and the DERIVED
+"""Regenerate the replay benchmark's shipped inputs: six load traces and the DERIVED
 GPU build report. Deterministic (fixed seeds, stdlib only, values rounded), so the
 committed files equal a re-run; a unit test regenerates and compares them.
 
     python e2e/traces/generate.py            # rewrite the files next to this script
     python e2e/traces/generate.py --check    # exit 1 if a committed file differs
 
-Traces are one row per minute for 24 h (``minute,requests_per_second``) and span both
+Traces are one row per minute (``minute,requests_per_second``), 24 h each but the
+week-long ``low-traffic`` (nights and weekends near zero), and span both
 regimes of MiniLM: a few req/s, where one CPU replica is the cheapest answer, up to
 about 14,000 req/s, where only GPU replicas can keep up (three L4s at the peak).
 
@@ -97,13 +98,49 @@ def ramp(rng: random.Random) -> list[float]:
     return [_noisy(rng, level(m), 0.03) for m in range(MINUTES)]
 
 
+def low_traffic(rng: random.Random) -> list[float]:
+    """A week of an internal tool: nights (20:00 to 08:00) and the weekend near zero
+    (0 to 0.3 req/s), weekday hours a few req/s (2 to 20), and on each weekday three
+    short bursts (a batch job, a demo: 3 to 8 minutes at 800 to 3,000 req/s). Where a
+    GPU kept on all week costs the most, and scale-to-zero fails the most requests."""
+    rates = []
+    for minute in range(7 * MINUTES):
+        day, of_day = divmod(minute, MINUTES)
+        hour = of_day / 60
+        if day < 5 and 8 <= hour < 20:
+            rates.append(_noisy(rng, 2.0 + 18.0 * math.sin(math.pi * (hour - 8) / 12), 0.2))
+        else:
+            rates.append(rng.choice([0.0, 0.0, 0.0, 0.1, 0.2, 0.3]))
+    for day in range(5):
+        for _ in range(3):
+            start = day * MINUTES + rng.randrange(9 * 60, 19 * 60)
+            height = rng.uniform(800.0, 3_000.0)
+            for offset in range(rng.randrange(3, 9)):
+                rates[start + offset] = max(rates[start + offset], _noisy(rng, height))
+    return rates
+
+
+def bursty(rng: random.Random) -> list[float]:
+    """A day of near-idle background (0.2 to 3 req/s) broken by 40 bursts that arrive
+    within a minute, last 2 to 10 minutes and reach 300 to 6,000 req/s."""
+    rates = [_noisy(rng, 0.2 + 2.8 * rng.random(), 0.1) for _ in range(MINUTES)]
+    for _ in range(40):
+        start = rng.randrange(0, MINUTES - 10)
+        height = rng.uniform(300.0, 6_000.0)
+        for offset in range(rng.randrange(2, 11)):
+            rates[start + offset] = max(rates[start + offset], _noisy(rng, height))
+    return rates
+
+
 TRACES: dict[str, Callable[[random.Random], list[float]]] = {
     "diurnal": diurnal,
     "spiky": spiky,
     "step": step,
     "ramp": ramp,
+    "low-traffic": low_traffic,
+    "bursty": bursty,
 }
-SEEDS = {"diurnal": 1, "spiky": 2, "step": 3, "ramp": 4}
+SEEDS = {"diurnal": 1, "spiky": 2, "step": 3, "ramp": 4, "low-traffic": 5, "bursty": 6}
 
 
 def trace_csv(name: str) -> str:

@@ -58,6 +58,9 @@ HPA_TARGET_UTILISATION = 0.7
 HPA_TOLERANCE = 0.1  # the HPA controller's default: no change within 10% of the target
 STABILIZATION_MINUTES = 5
 KEDA_UP, KEDA_DOWN = 0.8, 0.4  # of the SLO
+# Scale-to-zero (KEDA's cooldownPeriod, activation on any request): after this many
+# minutes without a request a pool goes to zero; a minute with one activates it again.
+COOLDOWN_MINUTES = 5
 
 Config = tuple[str, str]  # (variant, pool)
 
@@ -292,12 +295,18 @@ class Static:
 class Hpa:
     """Kubernetes' HPA on utilisation (load / (replicas x max_rps)), target 70%:
     ``ceil(current * util / target)``, 10% tolerance, scale-up at once, scale-down to
-    the highest recommendation of the last 5 minutes."""
+    the highest recommendation of the last 5 minutes.
+
+    ``min_replicas=0`` is scale-to-zero as KEDA does it in front of an HPA: after its
+    cooldown (5 minutes) without a request the pool goes to zero, and the first minute
+    with one asks for replicas again, which serve only once the pool has provisioned
+    them (the cold start)."""
 
     scenario: Scenario
     variant: str
     pool: str
     name: str
+    min_replicas: int = 1
     recommendations: list[tuple[int, int]] = field(default_factory=list)
 
     def _desired(self, rate: float, current: int) -> int:
@@ -311,16 +320,31 @@ class Hpa:
             return current
         return min(max(math.ceil(current * ratio - 1e-9), 1), room)
 
-    def start(self, rate_rps: float) -> Target:
+    def _from_zero(self, rate: float) -> int:
         capacity = self.scenario.capacity((self.variant, self.pool))
         room = self.scenario.pool(self.pool).max_replicas
-        n = min(max(math.ceil(rate_rps / (HPA_TARGET_UTILISATION * capacity.max_rps)), 1), room)
+        return min(max(math.ceil(rate / (HPA_TARGET_UTILISATION * capacity.max_rps)), 1), room)
+
+    def start(self, rate_rps: float) -> Target:
+        n = 0 if self.min_replicas == 0 and rate_rps <= 0 else self._from_zero(rate_rps)
         self.recommendations = [(0, n)]
         return Target(self.variant, self.pool, n)
 
     def decide(self, seen: Observation) -> Target:
         current = seen.current.replicas
-        desired = self._desired(seen.past_rates[-1], current)
+        rate = seen.past_rates[-1]
+        if self.min_replicas == 0:
+            quiet = seen.past_rates[-COOLDOWN_MINUTES:]
+            if len(quiet) == COOLDOWN_MINUTES and max(quiet) <= 0:
+                self.recommendations = [(seen.minute, 0)]
+                return Target(self.variant, self.pool, 0)
+            if current == 0:
+                if rate <= 0:
+                    return seen.current
+                n = self._from_zero(rate)
+                self.recommendations = [(seen.minute, n)]
+                return Target(self.variant, self.pool, n)
+        desired = self._desired(rate, current)
         self.recommendations = [
             (m, n) for m, n in self.recommendations if seen.minute - m < STABILIZATION_MINUTES
         ]
@@ -383,6 +407,10 @@ class Run:
     paid: dict[str, list[int]]  # replicas paid per pool per minute
     ready: dict[str, list[int]]  # replicas Ready per pool per minute
     targets: list[Target]
+    # The p95 had every replica paid for been Ready: a minute over the SLO that would
+    # have met it so is a cold start (replicas asked for, still provisioning); one
+    # that would not is short of capacity (too few asked for).
+    p95_if_ready_ms: list[float] = field(default_factory=list)
 
     @property
     def spend_usd(self) -> float:
@@ -390,6 +418,16 @@ class Run:
 
     def over_slo_minutes(self, slo_ms: float) -> int:
         return sum(1 for p in self.p95_ms if p > slo_ms)
+
+    def cold_start_minutes(self, slo_ms: float) -> int:
+        return sum(
+            1
+            for p, asked in zip(self.p95_ms, self.p95_if_ready_ms, strict=True)
+            if p > slo_ms and asked <= slo_ms
+        )
+
+    def capacity_minutes(self, slo_ms: float) -> int:
+        return self.over_slo_minutes(slo_ms) - self.cold_start_minutes(slo_ms)
 
     @property
     def plan_changes(self) -> int:
@@ -447,6 +485,7 @@ def simulate(scenario: Scenario, policy: Policy) -> Run:
             ready = {target.config: ready[target.config]}
         run.targets.append(target)
         run.p95_ms.append(p95_of(scenario, ready, rate))
+        run.p95_if_ready_ms.append(p95_of(scenario, {c: len(r) for c, r in fleet.items()}, rate))
         cost = 0.0
         for pool in scenario.pools:
             paid = sum(len(r) for c, r in fleet.items() if c[1] == pool.name)
@@ -486,6 +525,7 @@ def optimum(scenario: Scenario) -> Run:
         run.paid[pool.name] = [max(need[t : t + pool.delay_minutes + 1]) for t in range(len(rates))]
     for minute, (rate, choice) in enumerate(zip(rates, choices, strict=True)):
         run.p95_ms.append(scenario.capacity(choice.config).p95_ms(rate, choice.replicas))
+        run.p95_if_ready_ms.append(run.p95_ms[-1])
         run.cost_usd.append(
             sum(run.paid[p.name][minute] * p.hourly_price_usd / 60.0 for p in scenario.pools)
         )
@@ -505,6 +545,12 @@ def policies(scenario: Scenario) -> list[Policy]:
     for pool in pools:
         variant = best_on_pool(scenario, pool, peak).variant
         found.append(Keda(scenario, variant, pool, f"keda-{pool}"))
+    # hpa-<gpu pool> keeps one GPU replica always on and reacts above it; this one lets
+    # the GPU pool go to zero when idle and pays the cold start when load returns.
+    for pool in pools:
+        if "gpu" in pool:
+            variant = best_on_pool(scenario, pool, peak).variant
+            found.append(Hpa(scenario, variant, pool, f"{pool}-to-zero", min_replicas=0))
     return found
 
 
@@ -514,6 +560,8 @@ class Summary:
     spend_usd: float
     vs_optimum: float
     over_slo_share: float
+    cold_start_minutes: int
+    capacity_minutes: int
     plan_changes: int
     switches: int
     over_budget_minutes: int
@@ -537,6 +585,8 @@ def summarize(scenario: Scenario, runs: list[Run]) -> list[Summary]:
                 spend_usd=round(run.spend_usd, 4),
                 vs_optimum=round(run.spend_usd / best, 4) if best > 0 else math.inf,
                 over_slo_share=round(run.over_slo_minutes(scenario.slo_ms) / minutes, 4),
+                cold_start_minutes=run.cold_start_minutes(scenario.slo_ms),
+                capacity_minutes=run.capacity_minutes(scenario.slo_ms),
                 plan_changes=run.plan_changes,
                 switches=run.switches,
                 over_budget_minutes=over_budget,
@@ -598,6 +648,8 @@ class Result:
                     "spendUSD": x.spend_usd,
                     "spendVsOptimum": x.vs_optimum,
                     "overSLOShare": x.over_slo_share,
+                    "overSLOMinutesColdStart": x.cold_start_minutes,
+                    "overSLOMinutesCapacity": x.capacity_minutes,
                     "planChanges": x.plan_changes,
                     "variantOrPoolSwitches": x.switches,
                     "overBudgetMinutes": x.over_budget_minutes,
@@ -617,11 +669,12 @@ def replay(scenario: Scenario) -> Result:
 def table(summaries: list[Summary]) -> str:
     lines = [
         f"{'policy':<20}{'spend $':>10}{'x optimum':>11}{'over SLO':>10}"
-        f"{'changes':>9}{'switches':>10}"
+        f"{'cold min':>10}{'capacity min':>14}{'changes':>9}{'switches':>10}"
     ]
     for s in summaries:
         lines.append(
             f"{s.policy:<20}{s.spend_usd:>10.2f}{s.vs_optimum:>11.3f}"
-            f"{s.over_slo_share:>10.2%}{s.plan_changes:>9}{s.switches:>10}"
+            f"{s.over_slo_share:>10.2%}{s.cold_start_minutes:>10}{s.capacity_minutes:>14}"
+            f"{s.plan_changes:>9}{s.switches:>10}"
         )
     return "\n".join(lines)

@@ -73,6 +73,29 @@ def test_a_reactive_policy_misses_the_slo_for_its_lag_plus_the_provisioning_dela
     assert run.ready["cpu"][10:14] == [1, 1, 1, 5] and run.paid["cpu"][10:12] == [1, 5]
 
 
+def test_a_minute_over_the_slo_is_a_cold_start_when_what_was_asked_would_have_met_it() -> None:
+    run = simulate(_scenario(), Hpa(_scenario(), "v", "cpu", "hpa"))
+    # Minute 10: one replica asked for 300 req/s, too few (capacity); 11 and 12: the
+    # five asked for would hold it, but are still provisioning (cold starts).
+    assert (run.cold_start_minutes(100), run.capacity_minutes(100)) == (2, 1)
+    assert optimum(_scenario()).cold_start_minutes(100) == 0
+
+
+def test_scale_to_zero_releases_the_pool_after_its_cooldown_and_pays_the_cold_start() -> None:
+    rates = [20.0] * 3 + [0.0] * 8 + [20.0] * 5
+    scenario = _scenario(rates)
+    run = simulate(scenario, Hpa(scenario, "v", "cpu", "to-zero", min_replicas=0))
+    # Idle from minute 3: at 8 it has seen five idle minutes and goes to zero. Load is
+    # back at 11, seen at 12, one replica asked then and Ready at 14.
+    assert run.paid["cpu"] == [1] * 8 + [0] * 4 + [1] * 4
+    assert [m for m, p95 in enumerate(run.p95_ms) if p95 > 100] == [11, 12, 13]
+    assert (run.cold_start_minutes(100), run.capacity_minutes(100)) == (2, 1)
+    # One replica always on pays the idle minutes and misses none.
+    always_on = simulate(scenario, Hpa(scenario, "v", "cpu", "always-on"))
+    assert always_on.paid["cpu"] == [1] * 16 and always_on.over_slo_minutes(100) == 0
+    assert run.spend_usd == pytest.approx(always_on.spend_usd - 4 * 0.01)
+
+
 def test_the_latency_trigger_reacts_only_once_latency_shows() -> None:
     run = simulate(_scenario(), Keda(_scenario(), "v", "cpu", "keda"))
     # It sees the infinite p95 of minute 10 at 11 and doubles to 2 (Ready at 13); the
@@ -159,6 +182,7 @@ def test_the_replay_is_deterministic() -> None:
         "hpa-gpu",
         "keda-cpu",
         "keda-gpu",
+        "gpu-to-zero",
         "optimum",
     ]
 
@@ -196,6 +220,10 @@ def test_the_shipped_inputs_span_both_regimes() -> None:
     ]
     assert [r.pool for r in reports] == ["cpu-standard", "gpu-l4"]
     capacities = capacities_from_reports(reports, 100.0)
+    low_traffic = parse_trace((TRACES / "low-traffic.csv").read_text())
+    assert len(low_traffic) == 7 * 1440 and low_traffic.count(0.0) > 7 * 1440 * 0.25
+    bursty = parse_trace((TRACES / "bursty.csv").read_text())
+    assert len(bursty) == 1440 and sorted(bursty)[720] < 3 and max(bursty) > 3000
     for trace in ("diurnal", "spiky", "step", "ramp"):
         rates = parse_trace((TRACES / f"{trace}.csv").read_text())
         assert len(rates) == 1440
