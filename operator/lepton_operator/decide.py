@@ -83,7 +83,8 @@ def load_trend(rates: list[list[float]], now: float) -> float:
 
 def rates_window_s(provisioning_seconds: list[float]) -> float:
     """How long the rate samples are kept: the trend and peak windows, and the longest
-    provisioning delay (each pool is sized for the highest load over its own delay)."""
+    cold start (each option is sized for the highest load over its own: its pool's
+    provisioning delay plus its variant's load time)."""
     return max([TREND_WINDOW_S, PEAK_WINDOW_S, *provisioning_seconds])
 
 
@@ -135,7 +136,8 @@ def decide(
 
     peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
     if sample is not None:
-        keep = rates_window_s([float(p.provisioning_seconds) for p in pools])
+        loading = max([r.load_seconds or 0.0 for r in accepted] or [0.0])
+        keep = rates_window_s([p.provisioning_seconds + loading for p in pools])
         rates = [x for x in rates if now_s - x[0] <= keep]
         rates.append([now_s, round(sample.request_rate_rps, 3)])
         peaks = remember_peak(peaks, now_s, round(sample.request_rate_rps, 3))
@@ -146,7 +148,7 @@ def decide(
         for r in accepted
         if (
             c := capacity_from_profiles(
-                r.variant, r.pool, profiles.get((r.pool, r.variant)) or [], slo
+                r.variant, r.pool, profiles.get((r.pool, r.variant)) or [], slo, r.load_seconds
             )
         )
     ]

@@ -54,6 +54,13 @@ class VariantReport(_Report):
         default=None, alias="tritonModel", description="Model name in the generated repository."
     )
     profiles: list[Profile] = Field(default_factory=list)
+    load_seconds: float | None = Field(
+        default=None,
+        alias="loadSeconds",
+        ge=0,
+        description="Seconds to load the served artifact in its runtime: the variant's "
+        "share of a cold start.",
+    )
     canary: CanaryReference | None = Field(
         default=None, description="Absent when the sample was too large to carry."
     )

@@ -76,6 +76,9 @@ def _assert_every_variant_accounted_for(report: dict[str, Any], batch_sizes: lis
             assert [p["batchSize"] for p in row["profiles"]] == batch_sizes, name
             for p in row["profiles"]:
                 assert 0 < p["p50Ms"] <= p["p95Ms"] <= p["p99Ms"] and p["throughputRps"] > 0
+        if row["status"] == "accepted":
+            # The served artifact loaded afresh in its runtime: the variant's cold start.
+            assert 0 < row["loadSeconds"] < 60, name
         else:
             assert row["reason"], f"{name} {row['status']} without a reason"
         if row["status"] == "rejected":

@@ -106,6 +106,12 @@ class VariantStatus(Spec):
     size_bytes: int | None = Field(
         default=None, alias="sizeBytes", description="Size of the variant's artifact."
     )
+    load_seconds: float | None = Field(
+        default=None,
+        alias="loadSeconds",
+        description="Seconds its artifact takes to load (measured by the builder): added "
+        "to the pool's provisioningSeconds when the planner decides how early to scale up.",
+    )
     cost_per_1k_usd: float | None = Field(
         default=None,
         alias="costPer1kUSD",

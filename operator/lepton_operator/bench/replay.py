@@ -10,8 +10,9 @@ The simulated world, per minute ``t`` (load ``L[t]`` req/s):
 
 - at the start of minute ``t`` a policy decides from the past only: ``L[t-1]``, a trend
   from the minutes before, and the p95 of minute ``t-1`` ("observed");
-- replicas it asks for are paid from that minute on and become Ready ``ceil(delay/60)``
-  minutes later (their pool's provisioning delay); a smaller count is applied at once,
+- replicas it asks for are paid from that minute on and become Ready ``ceil(lead/60)``
+  minutes later (their pool's provisioning delay plus the variant's measured load
+  time, ``Scenario.lead_minutes``); a smaller count is applied at once,
   dropping replicas that are not Ready yet first;
 - a variant or pool change keeps the old replicas serving (and paid) until every
   replica of the new target is Ready, then drains them, as the operator does;
@@ -75,10 +76,6 @@ class Pool:
     provisioning_seconds: float
     max_replicas: int
 
-    @property
-    def delay_minutes(self) -> int:
-        return math.ceil(self.provisioning_seconds / MINUTE_S - 1e-9)
-
 
 def parse_trace(text: str) -> list[float]:
     """``minute,requests_per_second`` rows, one per minute from 0, header first."""
@@ -127,7 +124,9 @@ def capacities_from_reports(reports: Iterable[BuildReport], slo_ms: float) -> li
         for variant in report.variants:
             if variant.status != "accepted":
                 continue
-            capacity = capacity_from_profiles(variant.name, report.pool, variant.profiles, slo_ms)
+            capacity = capacity_from_profiles(
+                variant.name, report.pool, variant.profiles, slo_ms, variant.load_seconds
+            )
             if capacity is not None:
                 found.append(capacity)
     return found
@@ -150,6 +149,18 @@ class Scenario:
     @property
     def max_replicas(self) -> int:
         return max(p.max_replicas for p in self.pools)
+
+    def lead_minutes(self, pool: str, variant: str | None = None) -> int:
+        """Minutes from asking for a replica to its serving: the pool's provisioning
+        delay plus the variant's load time (the slowest of the pool's variants when
+        none is named)."""
+        loads = [
+            c.load_seconds
+            for c in self.capacities
+            if c.pool == pool and (variant is None or c.variant == variant)
+        ]
+        seconds = self.pool(pool).provisioning_seconds + max(loads or [0.0])
+        return math.ceil(seconds / MINUTE_S - 1e-9)
 
 
 # --- policies -----------------------------------------------------------------------
@@ -475,7 +486,7 @@ def simulate(scenario: Scenario, policy: Policy) -> Run:
             target = policy.decide(
                 Observation(minute, rates[:minute], run.p95_ms[-1], target, ready_last)
             )
-            delay = scenario.pool(target.pool).delay_minutes
+            delay = scenario.lead_minutes(target.pool, target.variant)
             fleet[target.config] = _resize(
                 fleet.get(target.config, []), target.replicas, minute + delay
             )
@@ -522,7 +533,8 @@ def optimum(scenario: Scenario) -> Run:
     for pool in scenario.pools:
         need = [c.replicas if c.pool == pool.name else 0 for c in choices]
         run.ready[pool.name] = need
-        run.paid[pool.name] = [max(need[t : t + pool.delay_minutes + 1]) for t in range(len(rates))]
+        lead = scenario.lead_minutes(pool.name)
+        run.paid[pool.name] = [max(need[t : t + lead + 1]) for t in range(len(rates))]
     for minute, (rate, choice) in enumerate(zip(rates, choices, strict=True)):
         run.p95_ms.append(scenario.capacity(choice.config).p95_ms(rate, choice.replicas))
         run.p95_if_ready_ms.append(run.p95_ms[-1])

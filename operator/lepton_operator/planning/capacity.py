@@ -28,6 +28,9 @@ class Capacity:
     pool: str
     base_p95_ms: float
     max_rps: float
+    # Seconds to load its artifact: with the pool's provisioning delay, how long a
+    # replica asked for now takes to serve (the cold start the planner plans ahead for).
+    load_seconds: float = 0.0
 
     def p95_ms(self, rate_rps: float, replicas: int, correction: float = 1.0) -> float:
         """Predicted p95 with the load spread evenly; ``inf`` when it cannot keep up."""
@@ -65,7 +68,11 @@ class Capacity:
 
 
 def capacity_from_profiles(
-    variant: str, pool: str, profiles: list[Profile], slo_ms: float
+    variant: str,
+    pool: str,
+    profiles: list[Profile],
+    slo_ms: float,
+    load_seconds: float | None = None,
 ) -> Capacity | None:
     if not profiles:
         return None
@@ -76,4 +83,5 @@ def capacity_from_profiles(
         pool=pool,
         base_p95_ms=lone.p95_ms,
         max_rps=max(p.throughput_rps for p in usable),
+        load_seconds=load_seconds or 0.0,
     )

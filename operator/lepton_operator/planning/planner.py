@@ -8,10 +8,10 @@ One evaluation:
    is serving now, smoothed, applies to every candidate on the same pool (contention
    and hardware differences are the pool's).
 2. **Plan for when capacity arrives**: each candidate is sized for the load forecast
-   one provisioning delay of its pool ahead (a rising trend is extrapolated, a falling
-   one is not), and never below the highest load seen over that pool's provisioning
-   delay (capacity ordered now arrives that late, and capacity released now takes that
-   long to come back).
+   one cold start ahead (its pool's provisioning delay plus its variant's measured load
+   time; a rising trend is extrapolated, a falling one is not), and never below the
+   highest load seen over that cold start (capacity ordered now arrives that late, and
+   capacity released now takes that long to come back).
    **Remember bursts**: an option whose whole room cannot even keep up with the
    highest load of the burst memory (about an hour) is not taken while another can;
    leaving the only pool that can absorb a burst bets that it will not recur, and
@@ -129,18 +129,21 @@ def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | Non
     return next((c for c in capacities if (c.variant, c.pool) == (variant, pool)), None)
 
 
-def _planning_load(plan_input: PlanInput, pool: PoolState) -> float:
-    """The load to size for: the rising trend extrapolated over the pool's provisioning
-    delay, capped at doubling (a step is not a ramp), and never below the recent peak,
-    the highest load seen over the pool's provisioning delay, nor the throughput the
+def lead_seconds(pool: PoolState, capacity: Capacity) -> float:
+    """How long a replica asked for now takes to serve: the pool's provisioning delay
+    (a node) plus the variant's measured load time (the model): its cold start."""
+    return pool.provisioning_seconds + capacity.load_seconds
+
+
+def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -> float:
+    """The load to size for: the rising trend extrapolated over the option's cold start
+    (``lead_seconds``), capped at doubling (a step is not a ramp), and never below the
+    recent peak, the highest load seen over that cold start, nor the throughput the
     spec asks to keep ready. A flat load is its own peak: no headroom is added."""
-    ahead = max(plan_input.trend_rps_per_s, 0.0) * pool.provisioning_seconds
+    lead = lead_seconds(pool, capacity)
+    ahead = max(plan_input.trend_rps_per_s, 0.0) * lead
     ahead = min(ahead, max(plan_input.rate_rps, 0.0))
-    seen = [
-        rate
-        for time_s, rate in plan_input.recent_rates
-        if plan_input.now_s - time_s <= pool.provisioning_seconds
-    ]
+    seen = [rate for time_s, rate in plan_input.recent_rates if plan_input.now_s - time_s <= lead]
     return max(
         plan_input.rate_rps + ahead,
         plan_input.recent_peak_rps,
@@ -185,7 +188,7 @@ def _options(plan_input: PlanInput, correction: float) -> list[_Option]:
             room = min(room, pool.max_replicas)
         if room < plan_input.min_replicas:
             continue
-        load = _planning_load(plan_input, pool)
+        load = _planning_load(plan_input, pool, capacity)
         replicas = capacity.replicas_for(load, plan_input.slo_ms, plan_input.min_replicas, room, k)
         meets = replicas is not None
         if replicas is None:
@@ -214,7 +217,9 @@ def _within_budget(option: _Option, plan_input: PlanInput, correction: float) ->
     if budget is None or pool.hourly_price_usd <= 0 or _affordable(cost, budget):
         return option
     replicas = max(0, min(option.replicas, math.floor(budget / pool.hourly_price_usd + 1e-9)))
-    p95 = option.capacity.p95_ms(_planning_load(plan_input, pool), replicas, correction)
+    p95 = option.capacity.p95_ms(
+        _planning_load(plan_input, pool, option.capacity), replicas, correction
+    )
     return _Option(option.capacity, replicas, p95, replicas * pool.hourly_price_usd, False)
 
 
@@ -284,7 +289,7 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         best = _within_budget(best, plan_input, _k(plan_input, best, correction))
         within = False
         why += f"; held replicas cut to the budget ${plan_input.budget_usd:.2f}/h"
-    load = _planning_load(plan_input, pool)
+    load = _planning_load(plan_input, pool, best.capacity)
     k = correction if current and best.capacity.pool == current.pool else 1.0
     p95 = best.capacity.p95_ms(load, best.replicas, k)
     return LivePlan(
@@ -320,7 +325,7 @@ def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option
         return best
 
     def profiled(option: _Option) -> float:
-        load = _planning_load(plan_input, plan_input.pools[option.capacity.pool])
+        load = _planning_load(plan_input, plan_input.pools[option.capacity.pool], option.capacity)
         return option.capacity.p95_ms(load, option.replicas)
 
     return best if profiled(best) < profiled(mine) * (1 - SWITCH_MARGIN) else mine
@@ -413,7 +418,7 @@ def _stabilize(
             held = _Option(
                 capacity,
                 replicas,
-                capacity.p95_ms(_planning_load(plan_input, pool), replicas),
+                capacity.p95_ms(_planning_load(plan_input, pool, capacity), replicas),
                 replicas * pool.hourly_price_usd,
                 True,
             )
@@ -456,7 +461,7 @@ def _current_needs(plan_input: PlanInput) -> int | None:
     if pool.max_replicas is not None:
         room = min(room, pool.max_replicas)
     return capacity.replicas_for(
-        _planning_load(plan_input, pool),
+        _planning_load(plan_input, pool, capacity),
         plan_input.slo_ms,
         plan_input.min_replicas,
         room,

@@ -45,6 +45,7 @@ def variant_rows(report: BuildReport, pool: PoolSpec, slo_p95_ms: float) -> list
                     throughput_rps=profile.throughput_rps if profile else None,
                     accuracy=variant.accuracy,
                     size_bytes=variant.size_bytes,
+                    load_seconds=variant.load_seconds,
                     cost_per_1k_usd=cost_per_1k(pool.hourly_price_usd, profile.throughput_rps)
                     if profile
                     else None,

@@ -19,6 +19,7 @@ import numpy as np
 from lepton_builder import calibration, canary, tritonrepo
 from lepton_builder.accuracy import judge, mask_padding
 from lepton_builder.loading import SOURCES_ROOT, load_model, resolve_uri
+from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
 from lepton_builder.selection import choose_variants
@@ -178,6 +179,9 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 source.outputs,
             )
             row["tritonModel"] = name
+            row["loadSeconds"] = round(
+                load_seconds(built.path, built.runtime, request.device, settings.threads), 3
+            )
             reference = canary.reference(input_names, sample, output_names, answer)
             if reference is not None:
                 row["canary"] = reference
@@ -242,15 +246,17 @@ def _preferred(profiles: list[dict[str, Any]]) -> list[int]:
 def summary_table(report: dict[str, Any]) -> str:
     """A table a person can read in the Job's log."""
     lines = [
-        f"{'variant':<14} {'status':<9} {'accuracy':>9} {'p95@1 ms':>9} {'best /s':>9}  reason"
+        f"{'variant':<14} {'status':<9} {'accuracy':>9} {'p95@1 ms':>9} {'best /s':>9}"
+        f" {'load s':>7}  reason"
     ]
     for row in report["variants"]:
         profiles = sorted(row.get("profiles") or [], key=lambda p: p["batchSize"])
         accuracy = "" if row.get("accuracy") is None else f"{row['accuracy']:.4f}"
         p95 = f"{profiles[0]['p95Ms']:.2f}" if profiles else ""
         best = f"{max(p['throughputRps'] for p in profiles):.1f}" if profiles else ""
+        load = "" if row.get("loadSeconds") is None else f"{row['loadSeconds']:.3f}"
         lines.append(
-            f"{row['name']:<14} {row['status']:<9} {accuracy:>9} {p95:>9} {best:>9}"
+            f"{row['name']:<14} {row['status']:<9} {accuracy:>9} {p95:>9} {best:>9} {load:>7}"
             f"  {row.get('reason', '')}"
         )
     return "\n".join(lines)

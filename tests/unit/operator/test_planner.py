@@ -204,6 +204,23 @@ def test_each_pool_is_sized_for_the_highest_load_of_its_provisioning_delay() -> 
     assert held.replicas == CPU.replicas_for(100, 100, 1, 20) > cpu.replicas
 
 
+def test_a_variant_that_loads_slowly_is_sized_for_its_whole_cold_start() -> None:
+    # The same rates: a CPU variant whose artifact takes 120 s to load has a 180 s cold
+    # start on the 60 s pool, so the peak two minutes ago still counts for it.
+    rates = ((60.0, 100.0), (120.0, 40.0), (180.0, 40.0))
+    quick = _plan(40, capacities=[CPU], now_s=180.0, recent_rates=rates)
+    slow = replace(CPU, load_seconds=120.0)
+    loading = _plan(40, capacities=[slow], now_s=180.0, recent_rates=rates)
+    assert quick.replicas == CPU.replicas_for(40, 100, 1, 20)
+    assert loading.replicas == CPU.replicas_for(100, 100, 1, 20) > quick.replicas
+
+
+def test_the_builders_load_time_reaches_the_capacity() -> None:
+    profiles = [Profile(batchSize=1, p50Ms=20, p95Ms=25, p99Ms=30, throughputRps=50)]
+    assert capacity_from_profiles("onnx", "cpu", profiles, 100, 12.5).load_seconds == 12.5
+    assert capacity_from_profiles("onnx", "cpu", profiles, 100).load_seconds == 0.0
+
+
 def test_a_recent_burst_keeps_the_pool_that_can_absorb_it() -> None:
     # 20 CPU replicas serve at most 1,060 req/s; a 3,000 req/s burst within the memory
     # keeps the GPU although one CPU replica is cheaper at 5 req/s.

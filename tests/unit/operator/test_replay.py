@@ -96,6 +96,15 @@ def test_scale_to_zero_releases_the_pool_after_its_cooldown_and_pays_the_cold_st
     assert run.spend_usd == pytest.approx(always_on.spend_usd - 4 * 0.01)
 
 
+def test_a_replica_serves_after_its_pool_provisions_it_and_its_variant_loads() -> None:
+    slow = replace(V, load_seconds=50.0)  # 120 s + 50 s: Ready 3 minutes after asked
+    scenario = _scenario(capacities=[slow])
+    assert scenario.lead_minutes("cpu", "v") == 3 and _scenario().lead_minutes("cpu") == 2
+    run = simulate(scenario, Hpa(scenario, "v", "cpu", "hpa"))
+    assert run.ready["cpu"][10:15] == [1, 1, 1, 1, 5]
+    assert (run.cold_start_minutes(100), run.capacity_minutes(100)) == (3, 1)
+
+
 def test_the_latency_trigger_reacts_only_once_latency_shows() -> None:
     run = simulate(_scenario(), Keda(_scenario(), "v", "cpu", "keda"))
     # It sees the infinite p95 of minute 10 at 11 and doubles to 2 (Ready at 13); the
