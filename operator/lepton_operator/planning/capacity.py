@@ -33,9 +33,12 @@ class Capacity:
     load_seconds: float = 0.0
 
     def p95_ms(self, rate_rps: float, replicas: int, correction: float = 1.0) -> float:
-        """Predicted p95 with the load spread evenly; ``inf`` when it cannot keep up."""
+        """Predicted p95 with the load spread evenly; ``inf`` when it cannot keep up.
+        Without load it is a lone request's, even at zero replicas (scale-to-zero idle:
+        nothing is overloaded; the cold start the next request waits is the planner's
+        to state, not a latency of requests served)."""
         if rate_rps <= 0:
-            return self.base_p95_ms * correction if replicas > 0 else math.inf
+            return self.base_p95_ms * correction
         if replicas <= 0 or self.max_rps <= 0:
             return math.inf
         rho = rate_rps / (replicas * self.max_rps)

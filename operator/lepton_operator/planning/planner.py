@@ -232,14 +232,22 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         return None
     current = plan_input.current
 
-    def key(option: _Option) -> tuple[float, int, float, str, str]:
+    def key(option: _Option) -> tuple[float, int, float, float, str, str]:
         is_current = current is not None and (option.capacity.variant, option.capacity.pool) == (
             current.variant,
             current.pool,
         )
+        # At zero replicas (scaled to zero, all free) the shorter cold start wins: the
+        # next request waits for it, and no request sees the p95 before then.
+        cold = (
+            lead_seconds(plan_input.pools[option.capacity.pool], option.capacity)
+            if option.replicas == 0
+            else 0.0
+        )
         return (
             round(option.cost, 6),
             0 if is_current else 1,
+            cold,
             option.p95_ms,
             option.capacity.variant,
             option.capacity.pool,
@@ -289,6 +297,15 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         best = _within_budget(best, plan_input, _k(plan_input, best, correction))
         within = False
         why += f"; held replicas cut to the budget ${plan_input.budget_usd:.2f}/h"
+    if best.replicas == 0:
+        # True zero (scaling.scaleToZero) saves the whole pool, and the next request
+        # pays for it: say how much, so the choice is an informed one.
+        why += (
+            f"; at zero replicas the next request waits a cold start of about "
+            f"{lead_seconds(pool, best.capacity):.0f} s ({pool.provisioning_seconds:g} s "
+            f"to provision a node on {pool.name}, {best.capacity.load_seconds:g} s to load "
+            f"{best.capacity.variant})"
+        )
     load = _planning_load(plan_input, pool, best.capacity)
     k = correction if current and best.capacity.pool == current.pool else 1.0
     p95 = best.capacity.p95_ms(load, best.replicas, k)

@@ -75,6 +75,12 @@ def test_zero_load_keeps_min_replicas_or_scales_to_zero() -> None:
     assert slow.replicas == 2 and not slow.slo_met
     idle = _plan(0, min_replicas=0)
     assert idle.replicas == 0 and idle.hourly_cost_usd == 0
+    # Idle at zero misses nothing; the shorter cold start is kept (the CPU's 60 s, not
+    # the L4's 180 s), and what it costs is said: the wait of the next request.
+    assert idle.slo_met and idle.pool == "cpu"
+    assert "next request waits a cold start of about 60 s" in idle.reason
+    slow = replace(CPU, load_seconds=30.0)
+    assert "about 90 s" in _plan(0, capacities=[slow], min_replicas=0).reason
 
 
 def test_min_throughput_keeps_capacity_ready_whatever_the_load() -> None:
