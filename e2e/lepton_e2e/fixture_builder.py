@@ -58,7 +58,7 @@ def fixture_report(request: dict[str, Any]) -> dict[str, Any]:
                 "reason": v.get("reason", "fixture report (e2e), not measured"),
                 "accuracy": v["accuracy"],
                 "sizeBytes": 90_000_000,
-                "tritonModel": f"{request['modelName']}__{v['name']}",
+                "tritonModel": request["modelName"],
                 "profiles": [
                     {
                         "batchSize": 1,

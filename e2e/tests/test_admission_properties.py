@@ -142,7 +142,7 @@ def _operator_objects(kube: Kube, namespace: str, spec_doc: dict[str, Any]) -> l
     objects = [build_objects.job("hostile", namespace, spec, pool, build, image) for pool in pools]
     objects += [
         serving.deployment(
-            "hostile", namespace, pool, replicas, config.images.triton, build, "m__fp32", "fp32", s3
+            "hostile", namespace, pool, replicas, config.images.triton, build, "hostile", "fp32", s3
         )
         for pool in pools
     ]

@@ -92,11 +92,12 @@ def test_real_builder_job_builds_profiles_and_reports_every_variant(
     assert rows[decision["variant"]]["accepted"] and decision["pool"] == "cpu-standard"
     # The repository the build wrote is on the model volume, and Triton is told to load it.
     build = status["buildHash"]
-    chosen = f"digits__{decision['variant']}"
+    variant = decision["variant"]
     repository = state_root() / "pvcs" / namespace / "digits-models" / build / "cpu-standard"
-    assert (repository / chosen / "config.pbtxt").exists()
+    assert (repository / variant / "digits" / "config.pbtxt").exists()
     args = kube.get("deployment", "digits-cpu-standard", namespace)["spec"]["template"]["spec"][
         "containers"
     ][0]["args"]
-    assert f"--load-model={chosen}" in args
-    assert f"--model-repository=/models/{build}/cpu-standard" in args
+    # The variant's own folder; the model under the LeptonModel's name, whatever variant.
+    assert "--load-model=digits" in args
+    assert f"--model-repository=/models/{build}/cpu-standard/{variant}" in args

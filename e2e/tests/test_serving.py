@@ -451,7 +451,7 @@ def test_a_pod_that_answers_wrongly_never_serves_and_the_model_rolls_back(
     folder = (
         state_root() / "pvcs" / NAMESPACE / "minilm-models" / status["buildHash"] / "cpu-standard"
     )
-    _perturb(folder / f"minilm__{bad}" / "1")
+    _perturb(folder / bad / "minilm" / "1")
     # However many replicas the planner keeps now (the previous tests' load may have
     # left two), replacing one brings up a pod that loads the bad artifact.
     old = wait_for(

@@ -189,7 +189,7 @@ def derived_gpu_report() -> dict[str, object]:
                 "status": "accepted",
                 "reason": "DERIVED from H100 anchors, not measured on an L4",
                 "accuracy": None,
-                "tritonModel": f"minilm__{name.replace('-', '_')}",
+                "tritonModel": "minilm",
                 "profiles": profiles,
             }
         )

@@ -160,7 +160,8 @@ def _build_minilm(work: Path, threads: int, batch_sizes: list[int]) -> tuple[Pat
     row = next(v for v in report["variants"] if v["name"] == "onnx-int8")
     if row["status"] != "accepted":
         raise RuntimeError(f"onnx-int8 was not accepted: {row.get('reason')}")
-    return Path(report["repository"]), str(row["tritonModel"])
+    # The variant's own repository folder, as the operator points a pod at it.
+    return Path(report["repository"]) / "onnx-int8", str(row["tritonModel"])
 
 
 def _artifact(repository: Path, triton_model: str) -> Path:

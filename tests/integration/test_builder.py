@@ -125,28 +125,33 @@ def test_digits_repository_is_served_by_a_real_triton(digits_build, digits, tmp_
     from lepton_e2e.triton import TritonServer
 
     report, repository = digits_build
-    served = [row["tritonModel"] for row in report["variants"] if row.get("tritonModel")]
-    assert {"digits__fp32", "digits__onnx", "digits__torchscript"} <= set(served)
-    server = TritonServer(repository, tmp_path, served, address="127.0.0.1")
-    try:
-        server.wait_ready()
-        client = httpclient.InferenceServerClient(server.http)
-        x_test, y_test = digits.extra.x_test, digits.extra.y_test
-        for model in served:
-            reference = np.load(repository / model / "1" / "reference.npz")
+    served = [row["name"] for row in report["variants"] if row.get("tritonModel")]
+    assert {"fp32", "onnx", "torchscript"} <= set(served)
+    # Every variant under the one name clients call, each from its own folder.
+    assert {row["tritonModel"] for row in report["variants"] if row.get("tritonModel")} == {
+        "digits"
+    }
+    x_test, y_test = digits.extra.x_test, digits.extra.y_test
+    for variant in served:
+        (tmp_path / variant).mkdir()
+        server = TritonServer(repository / variant, tmp_path / variant, ["digits"])
+        try:
+            server.wait_ready()
+            client = httpclient.InferenceServerClient(server.http)
+            reference = np.load(repository / variant / "digits" / "1" / "reference.npz")
             predictions = []
             for start in range(0, len(x_test), 16):  # max_batch_size is the largest profiled
                 chunk = x_test[start : start + 16]
                 inputs = httpclient.InferInput("pixels", list(chunk.shape), "FP32")
                 inputs.set_data_from_numpy(chunk)
-                predictions.append(client.infer(model, [inputs]).as_numpy("logits").argmax(1))
-            assert float((np.concatenate(predictions) == y_test).mean()) > 0.9, model
+                predictions.append(client.infer("digits", [inputs]).as_numpy("logits").argmax(1))
+            assert float((np.concatenate(predictions) == y_test).mean()) > 0.9, variant
             one = httpclient.InferInput("pixels", [1, 1, 8, 8], "FP32")
             one.set_data_from_numpy(reference["input:pixels"])
-            answer = client.infer(model, [one]).as_numpy("logits")
+            answer = client.infer("digits", [one]).as_numpy("logits")
             np.testing.assert_allclose(answer, reference["output:logits"], atol=1e-3)
-    finally:
-        server.stop()
+        finally:
+            server.stop()
 
 
 def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tmp_path):
@@ -168,38 +173,37 @@ def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tm
     # torch's per-tensor dynamic int8 loses accuracy on MiniLM; ORT per-channel keeps more.
     assert rows["int8-dynamic"]["status"] == "rejected"
     assert rows["onnx-int8"]["accuracy"] > rows["int8-dynamic"]["accuracy"]
-    _assert_triton_answers_like_the_reference(
-        tmp_path / "repository", tmp_path, ["minilm__onnx", "minilm__torchscript"]
-    )
+    for variant in ("onnx", "torchscript"):
+        _assert_triton_answers_like_the_reference(
+            tmp_path / "repository" / variant, tmp_path / variant, "minilm"
+        )
 
 
-def _assert_triton_answers_like_the_reference(
-    repository: Path, workdir: Path, served: list[str]
-) -> None:
+def _assert_triton_answers_like_the_reference(repository: Path, workdir: Path, model: str) -> None:
     import tritonclient.http as httpclient
 
     from lepton_e2e.triton import TritonServer
 
-    server = TritonServer(repository, workdir, served)
+    workdir.mkdir()
+    server = TritonServer(repository, workdir, [model])
     try:
         server.wait_ready()
         client = httpclient.InferenceServerClient(server.http)
-        for model in served:
-            reference = np.load(repository / model / "1" / "reference.npz")
-            inputs = []
-            for key in (k for k in reference.files if k.startswith("input:")):
-                array = reference[key]
-                tensor = httpclient.InferInput(
-                    key.removeprefix("input:"),
-                    list(array.shape),
-                    "INT64" if array.dtype == np.int64 else "FP32",
-                )
-                tensor.set_data_from_numpy(array)
-                inputs.append(tensor)
-            result = client.infer(model, inputs)
-            for key in (k for k in reference.files if k.startswith("output:")):
-                answer = result.as_numpy(key.removeprefix("output:"))
-                np.testing.assert_allclose(answer, reference[key], atol=1e-4, err_msg=model)
+        reference = np.load(repository / model / "1" / "reference.npz")
+        inputs = []
+        for key in (k for k in reference.files if k.startswith("input:")):
+            array = reference[key]
+            tensor = httpclient.InferInput(
+                key.removeprefix("input:"),
+                list(array.shape),
+                "INT64" if array.dtype == np.int64 else "FP32",
+            )
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        result = client.infer(model, inputs)
+        for key in (k for k in reference.files if k.startswith("output:")):
+            answer = result.as_numpy(key.removeprefix("output:"))
+            np.testing.assert_allclose(answer, reference[key], atol=1e-4, err_msg=repository.name)
     finally:
         server.stop()
 

@@ -21,36 +21,45 @@ def served(build_digits, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("canary")
     report = build_digits(work, ["onnx", "torchscript"], work / "repository")
     references = {v.name: v.canary for v in report.variants if v.status == "accepted"}
-    server = TritonServer(Path(report.repository), work, ["digits__onnx", "digits__torchscript"])
+    # Each variant serves from its own repository folder under the one name "digits",
+    # as the operator's pods do: one server per variant.
+    servers = {}
+    for n, variant in enumerate(("onnx", "torchscript"), start=1):
+        (work / variant).mkdir()
+        servers[variant] = TritonServer(
+            Path(report.repository) / variant, work / variant, ["digits"], f"127.0.0.{n}"
+        )
     try:
-        server.wait_ready()
-        yield server, references
+        for server in servers.values():
+            server.wait_ready()
+        yield servers, references
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def test_each_served_variant_gives_its_recorded_answer(served) -> None:
-    server, references = served
+    servers, references = served
     for variant in ("onnx", "torchscript"):
-        reason, verdict = judge(references[variant], f"digits__{variant}", server.http, infer)
+        reason, verdict = judge(references[variant], "digits", servers[variant].http, infer)
         assert (reason, verdict.passed) == ("CanaryPassed", True), verdict.message
 
 
 def test_a_different_answer_than_recorded_fails(served) -> None:
     """As a mis-built or swapped artifact looks from the operator's side."""
-    server, references = served
+    servers, references = served
     wrong = references["onnx"].model_copy(deep=True)
     wrong.outputs[0].data = _negated(wrong.outputs[0].data)
-    reason, verdict = judge(wrong, "digits__onnx", server.http, infer)
+    reason, verdict = judge(wrong, "digits", servers["onnx"].http, infer)
     assert (reason, verdict.passed) == ("CanaryMismatch", False)
     assert "relative L2" in verdict.message
 
 
 def test_an_input_the_model_cannot_take_fails_with_tritons_reason(served) -> None:
-    server, references = served
+    servers, references = served
     wrong = references["onnx"].model_copy(deep=True)
     wrong.inputs[0].name = "not_an_input"
-    reason, verdict = judge(wrong, "digits__onnx", server.http, infer)
+    reason, verdict = judge(wrong, "digits", servers["onnx"].http, infer)
     assert (reason, verdict.passed) == ("CanaryMismatch", False)
     assert "not_an_input" in verdict.message
 
@@ -58,7 +67,7 @@ def test_an_input_the_model_cannot_take_fails_with_tritons_reason(served) -> Non
 def test_a_pod_that_does_not_answer_is_retried_not_judged(served) -> None:
     _, references = served
     with pytest.raises(CanaryUnreachable):
-        judge(references["onnx"], "digits__onnx", "127.0.0.1:1", infer)
+        judge(references["onnx"], "digits", "127.0.0.1:1", infer)
 
 
 def _negated(data: str) -> str:

@@ -29,7 +29,7 @@ from lepton_operator.live.prometheus import LiveSample, MetricsUnavailable, Prom
 pytestmark = pytest.mark.integration
 
 RECORDING = Path(__file__).parent / "data" / "triton_metrics.txt"
-RECORDED_MODEL = "digits__onnx"
+RECORDED_MODEL = "digits"
 NS = "team-a"
 WINDOW = "10s"
 SETTLE_WINDOW, SETTLE_SCRAPES = "12s", 12  # one scrape a second for 12 s covers WINDOW
@@ -163,17 +163,15 @@ def _pod(name: str) -> dict[str, str]:
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     pod_a = ReplayExporter(
         [
-            Load("digits__onnx", 20.0, 1.0, mean_us=5000, queue_mean_us=1000, quantile_scale=1.0),
+            Load("digits", 20.0, 1.0, mean_us=5000, queue_mean_us=1000, quantile_scale=1.0),
             # Another LeptonModel whose name shares the prefix: never counted as digits.
-            Load(
-                "digits-v2__onnx", 100.0, 5.0, mean_us=90000, queue_mean_us=9000, quantile_scale=3.0
-            ),
-            Load("idle__onnx", quantile_scale=None),
+            Load("digits-v2", 100.0, 5.0, mean_us=90000, queue_mean_us=9000, quantile_scale=3.0),
+            Load("idle", quantile_scale=None),
         ],
         gpu_utilization=0.42,
     )
     pod_b = ReplayExporter(
-        [Load("digits__onnx", 10.0, 0.0, mean_us=8000, queue_mean_us=2000, quantile_scale=0.5)]
+        [Load("digits", 10.0, 0.0, mean_us=8000, queue_mean_us=2000, quantile_scale=0.5)]
     )
     # DCGM labels the pod that uses the GPU; scraped with honor_labels as the GPU
     # Operator's ServiceMonitor does. The pod "batch-job" serves no model: not counted.

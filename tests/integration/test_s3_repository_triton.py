@@ -91,7 +91,8 @@ def served(s3_endpoint, build_digits, tmp_path_factory: pytest.TempPathFactory):
     # Serve from the bucket alone: the scratch copy the builder wrote is gone.
     for path in sorted((work / "scratch").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
-    server = TritonServer(report.repository, work, ["digits__onnx"], address=ADDRESS)
+    # As the operator points a pod at it: the variant's folder, the model's own name.
+    server = TritonServer(f"{report.repository}/onnx", work, ["digits"], address=ADDRESS)
     try:
         server.wait_ready()
         yield server, report, client
@@ -103,7 +104,7 @@ def test_the_builder_uploads_its_repository_to_the_bucket(served) -> None:
     _, report, client = served
     assert report.repository.startswith("s3://127.0.0.1:")
     keys = {o.object_name for o in client.list_objects("models", recursive=True)}
-    prefix = "team-a/b1/cpu-standard/digits__onnx/"
+    prefix = "team-a/b1/cpu-standard/onnx/digits/"
     assert {prefix + "config.pbtxt", prefix + "1/model.py"} <= keys
 
 
@@ -111,5 +112,5 @@ def test_triton_serves_the_recorded_answer_from_s3(served) -> None:
     server, report, _ = served
     accepted = next(v for v in report.variants if v.name == "onnx" and v.status == "accepted")
     assert accepted.canary is not None
-    reason, verdict = judge(accepted.canary, "digits__onnx", server.http, infer)
+    reason, verdict = judge(accepted.canary, "digits", server.http, infer)
     assert (reason, verdict.passed) == ("CanaryPassed", True), verdict.message

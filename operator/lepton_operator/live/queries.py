@@ -2,10 +2,9 @@
 
 Every query selects one model's Triton series by the target label ``namespace`` (set by
 the scrape job, as a Prometheus Operator ServiceMonitor sets it) and by Triton's own
-``model`` label, anchored as ``<leptonmodel>__.+``: the operator names Triton models
-``<leptonmodel>__<variant>``, and a LeptonModel name is a DNS-1035 label (no ``_``), so
-``__`` cannot occur inside it and ``minilm`` never picks up ``minilm-v2__onnx``.
-PromQL regex matchers are anchored at both ends; the name is regex-escaped anyway.
+``model`` label, an exact match: every variant serves under the LeptonModel's own name
+(each from its own repository folder), so one matcher takes every variant of this
+model and nothing of ``minilm-v2``.
 ``w`` below is the configured rate window (``prometheus.rateWindow``, e.g. ``1m``);
 ``sel`` is the selector above.
 
@@ -48,11 +47,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MODEL_SEPARATOR = "__"  # <leptonmodel>__<variant>, as the builder names Triton models
 # A Prometheus duration, units largest first as Prometheus requires ("1m30s").
 DURATION_PATTERN = r"^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
 _DURATION = re.compile(DURATION_PATTERN)
-_REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 
 
 def is_positive_duration(value: str) -> bool:
@@ -66,17 +63,12 @@ def promql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def regex_literal(value: str) -> str:
-    """``value`` as an RE2 pattern that matches only itself."""
-    return _REGEX_SPECIAL.sub(r"\\\1", value)
-
-
 def model_selector(namespace: str, model: str) -> str:
-    """Label matchers (without braces) for every Triton variant of one LeptonModel."""
+    """Label matchers (without braces) for one LeptonModel's Triton series: every
+    variant serves under the LeptonModel's own name (runtimes/triton/README.md)."""
     if not namespace or not model:
         raise ValueError("namespace and model must be non-empty")
-    variants = regex_literal(model + MODEL_SEPARATOR) + ".+"
-    return f"namespace={promql_string(namespace)},model=~{promql_string(variants)}"
+    return f"namespace={promql_string(namespace)},model={promql_string(model)}"
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,12 @@ def s3_uri(s3: S3Repository, build: str, pool: str) -> str:
     return f"{s3.uri.rstrip('/')}/{names.repository_path(build, pool)}"
 
 
-def serving_path(build: str, pool: str, s3: S3Repository | None) -> str:
-    """``--model-repository`` of the Triton that serves a build on a pool."""
-    return s3_uri(s3, build, pool) if s3 else f"{MODELS_MOUNT}/{names.repository_path(build, pool)}"
+def serving_path(build: str, pool: str, s3: S3Repository | None, variant: str) -> str:
+    """``--model-repository`` of the Triton that serves ``variant`` of a build on a pool:
+    the variant's own folder, whose one model is named after the LeptonModel (so the
+    name clients call never changes with the variant)."""
+    root = s3_uri(s3, build, pool) if s3 else f"{MODELS_MOUNT}/{names.repository_path(build, pool)}"
+    return f"{root}/{variant}"
 
 
 def credential_env(s3: S3Repository | None) -> list[dict[str, Any]]:

@@ -69,7 +69,7 @@ def deployment(
         **names.labels(model, "triton", **{names.POOL_LABEL: pool.name}),
         **selector(model, pool.name),
     }
-    repository = serving_path(build, pool.name, s3)
+    repository = serving_path(build, pool.name, s3, variant)
     models_mount = [] if s3 else [{"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True}]
     models_volume = (
         []

@@ -150,7 +150,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         if not verdict.accepted:
             row.update(status="rejected", reason=verdict.reason)
         elif row["status"] == "accepted":
-            name = tritonrepo.model_name(request.model_name, choice.variant)
+            name = request.model_name  # the same for every variant: clients' one name
             config = tritonrepo.config_pbtxt(
                 name,
                 source.inputs,
@@ -167,7 +167,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             # per batch, so a sample's answer inside a batch of 8 differs slightly.
             answer = built.run(sample)
             tritonrepo.write_model(
-                repository,
+                tritonrepo.variant_repository(repository, choice.variant),
                 name,
                 config,
                 built.path,

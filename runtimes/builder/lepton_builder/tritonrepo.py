@@ -1,7 +1,11 @@
-"""The Triton model repository: one model per accepted variant.
+"""The Triton model repository: one per accepted variant, the model always named alike.
 
-Conventions shared with the operator (see runtimes/triton/README.md): a model is named
-``<LeptonModel>__<variant>``, holds ``config.pbtxt`` and version ``1/`` with the python
+Conventions shared with the operator (see runtimes/triton/README.md): each accepted
+variant gets its own repository folder, ``<repository>/<variant>/``, holding one model
+named after the LeptonModel, so clients call the same name whichever variant serves
+(the operator points ``--model-repository`` at the variant's folder; a variant change
+rolls pods, never the name clients use). The model holds ``config.pbtxt`` and version
+``1/`` with the python
 backend's ``model.py`` beside the artifact and ``reference.npz`` (a sample input, the
 variant's own output and the fp32 baseline's, for the operator's canary check).
 ``instance_group`` names KIND_CPU or KIND_GPU explicitly: where a model runs is the
@@ -31,8 +35,9 @@ TRITON_DTYPES = {
 MODEL_PY = Path(__file__).resolve().with_name("triton_model.py")
 
 
-def model_name(model: str, variant: str) -> str:
-    return f"{model}__{variant}"
+def variant_repository(repository: Path, variant: str) -> Path:
+    """The repository Triton serves ``variant`` from: one folder per variant."""
+    return repository / variant
 
 
 def _tensor_block(kind: str, tensors: list[Tensor], output: bool) -> str:

@@ -1,8 +1,8 @@
 """Record a real Triton's ``/metrics`` after load, for the replay exporter's tests.
 
 Run once (``PYTHONPATH=e2e .venv/bin/python tests/integration/data/record_triton_metrics.py``)
-to refresh ``triton_metrics.txt``. It serves a small python-backend model named like the
-operator names Triton models (``<leptonmodel>__<variant>``, here ``digits__onnx``) on the
+to refresh ``triton_metrics.txt``. It serves a small python-backend model named as the
+operator's pods serve every variant (after the LeptonModel, here ``digits``) on the
 wheel's real ``tritonserver`` with ``--metrics-config=summary_latencies=true`` (as the
 operator's Deployments do), sends concurrent requests (a few fail in the model, a few are
 refused for their shape) and saves the exposition verbatim. The model sleeps a few
@@ -24,7 +24,7 @@ import tritonclient.http as httpclient
 
 from lepton_e2e.triton import TritonServer
 
-MODEL = "digits__onnx"
+MODEL = "digits"
 OUT = Path(__file__).with_name("triton_metrics.txt")
 
 CONFIG = """

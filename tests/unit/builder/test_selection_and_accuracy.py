@@ -80,7 +80,7 @@ def test_profile_uses_the_budget_and_reports_percentiles():
 def test_config_pbtxt_names_the_device_kind_and_batching():
     tensors = [Tensor(name="x", dtype="fp32", shape=[-1, 4])]
     text = config_pbtxt(
-        "m__onnx",
+        "m",
         tensors,
         [Tensor(name="y", dtype="fp16", shape=[2])],
         "cuda",

@@ -16,7 +16,6 @@ from lepton_operator.live.queries import (
     model_queries,
     model_selector,
     promql_string,
-    regex_literal,
 )
 
 
@@ -27,32 +26,26 @@ def _matchers(selector: str) -> dict[str, tuple[str, str]]:
 
 
 def _selects(model: str, triton_model: str) -> bool:
-    op, pattern = _matchers(model_selector("ns", model))["model"]
-    assert op == "=~"
-    return re.fullmatch(pattern, triton_model) is not None  # PromQL anchors both ends
+    op, value = _matchers(model_selector("ns", model))["model"]
+    assert op == "="
+    return value == triton_model
 
 
 @pytest.mark.parametrize(
     ("triton_model", "selected"),
     [
-        ("minilm__onnx", True),
-        ("minilm__int8-dynamic", True),
-        ("minilm-v2__onnx", False),  # another LeptonModel sharing a prefix
-        ("xminilm__onnx", False),
-        ("minilm__", False),  # no variant
-        ("minilm", False),
+        ("minilm", True),  # every variant serves under the LeptonModel's name
+        ("minilm-v2", False),  # another LeptonModel sharing a prefix
+        ("xminilm", False),
+        ("minilm__onnx", False),  # the old per-variant names are not ours any more
     ],
 )
-def test_the_model_matcher_takes_only_this_models_variants(triton_model, selected):
+def test_the_model_matcher_takes_only_this_model(triton_model, selected):
     assert _selects("minilm", triton_model) is selected
 
 
-def test_regex_characters_in_a_name_match_only_themselves():
-    assert _selects("a.b", "a.b__onnx")
-    assert not _selects("a.b", "axb__onnx")
-    for text in ("a.b", "(x)|y", "p+q*", "[z]{2}", "^$\\"):
-        assert re.fullmatch(regex_literal(text), text)
-        assert not re.fullmatch(regex_literal(text), text + "!")
+def test_a_name_with_quotes_or_backslashes_is_matched_as_written():
+    assert _selects('a"b', 'a"b') and _selects("a\\b", "a\\b")
 
 
 def test_string_literals_survive_quotes_and_backslashes():
@@ -86,7 +79,7 @@ def test_every_query_is_scoped_to_the_namespace():
     for field in fields(ModelQueries):
         query = getattr(queries, field.name)
         assert query.count('namespace="team-a"') >= 1, field.name
-        assert 'model=~"minilm__.+"' in query or "DCGM" in query, field.name
+        assert 'model="minilm"' in query or "DCGM" in query, field.name
 
 
 @pytest.mark.parametrize("window", ["0s", "1x", "", "30s1m", "5", "-1m"])

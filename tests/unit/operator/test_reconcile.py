@@ -144,7 +144,7 @@ def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dic
         "name": name,
         "status": status,
         "accuracy": 0.995,
-        "tritonModel": f"m__{name}",
+        "tritonModel": "minilm",  # every variant under the LeptonModel's name
         "reason": "" if status == "accepted" else "cosine 0.94 < 0.99",
         "profiles": [
             {
@@ -170,6 +170,14 @@ REPORTS = {
 
 def _reconciler(kube: FakeKube, config) -> Reconciler:
     return Reconciler(kube, config, clock=lambda: "2026-11-24T00:00:00Z")  # type: ignore[arg-type]
+
+
+def _serves(deployment: dict[str, Any]) -> tuple[str, str]:
+    """(variant, Triton model) of a serving Deployment: the variant is the folder its
+    ``--model-repository`` points at; the model, what clients call, is the same for all."""
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = dict(a.removeprefix("--").split("=", 1) for a in args if "=" in a)
+    return flags["model-repository"].rsplit("/", 1)[1], flags["load-model"]
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -242,10 +250,7 @@ def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
     assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {
         "lepton.ai/pool": "cpu-standard"
     }
-    assert (
-        "--load-model=m__onnx-int8"
-        in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    )
+    assert _serves(deployment) == ("onnx-int8", "minilm")
     # The Service takes every pool's Ready pods: a pool change shifts traffic pod by pod.
     assert kube.of_kind("Service")[0]["spec"]["selector"] == {
         "lepton.ai/model": "minilm",
@@ -433,11 +438,11 @@ def _gate(kube: FakeKube, pod: str) -> dict[str, Any] | None:
 
 
 def test_a_pod_that_gives_the_recorded_answer_passes_its_canary(spec, config):
-    triton = ScriptedTriton({"m__onnx-int8": ANSWERS["onnx-int8"] + 1e-6})
+    triton = ScriptedTriton({"minilm": ANSWERS["onnx-int8"] + 1e-6})
     kube, reconciler, status = _deployed(spec, config, triton)
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     outcome = reconciler.reconcile(_body(spec, status))
-    assert triton.calls == [("10.244.0.9:8000", "m__onnx-int8")]
+    assert triton.calls == [("10.244.0.9:8000", "minilm")]
     assert _gate(kube, "triton-1")["status"] == "True"
     assert _condition(outcome.status, "CanaryPassed")["reason"] == "CanaryPassed"
     # Judged once: the next pass sends nothing.
@@ -446,7 +451,7 @@ def test_a_pod_that_gives_the_recorded_answer_passes_its_canary(spec, config):
 
 
 def test_a_wrong_answer_keeps_the_pod_out_and_rolls_back_to_another_variant(spec, config):
-    triton = ScriptedTriton({"m__onnx-int8": np.array([[0.9, 0.1]], dtype=np.float32)})
+    triton = ScriptedTriton({"minilm": np.array([[0.9, 0.1]], dtype=np.float32)})
     kube, reconciler, status = _deployed(spec, config, triton)
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     outcome = reconciler.reconcile(_body(spec, status))
@@ -460,7 +465,7 @@ def test_a_wrong_answer_keeps_the_pod_out_and_rolls_back_to_another_variant(spec
     assert "CanaryMismatch" in reasons and "RolledBack" in reasons
     assert outcome.status["decision"]["variant"] == "fp32"
     (deployment,) = kube.of_kind("Deployment")
-    assert "--load-model=m__fp32" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert _serves(deployment) == ("fp32", "minilm")
     # The failure is remembered: later passes keep the rollback and say nothing new.
     again = reconciler.reconcile(_body(spec, outcome.status))
     assert again.status["decision"]["variant"] == "fp32"
@@ -468,7 +473,7 @@ def test_a_wrong_answer_keeps_the_pod_out_and_rolls_back_to_another_variant(spec
 
 
 def test_an_unreachable_pod_is_tried_again_and_not_judged(spec, config):
-    triton = ScriptedTriton({"m__onnx-int8": CanaryUnreachable("connection refused")})
+    triton = ScriptedTriton({"minilm": CanaryUnreachable("connection refused")})
     kube, reconciler, status = _deployed(spec, config, triton)
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     status = reconciler.reconcile(_body(spec, status)).status
@@ -477,7 +482,7 @@ def test_an_unreachable_pod_is_tried_again_and_not_judged(spec, config):
 
 
 def test_a_refused_request_fails_the_canary(spec, config):
-    triton = ScriptedTriton({"m__onnx-int8": CanaryRefused("unexpected shape for input 'x'")})
+    triton = ScriptedTriton({"minilm": CanaryRefused("unexpected shape for input 'x'")})
     kube, reconciler, status = _deployed(spec, config, triton)
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     outcome = reconciler.reconcile(_body(spec, status))
@@ -1069,7 +1074,7 @@ def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, co
     status = outcome.status
     (deployment,) = kube.of_kind("Deployment")
     assert deployment["spec"]["replicas"] == 2
-    assert "--load-model=m__fp32" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert _serves(deployment) == ("fp32", "minilm")
     decision = status["decision"]
     assert (decision["variant"], decision["replicas"]) == ("fp32", 2)
     assert decision["reason"].startswith("pinned by spec.pinned (advisory mode)")
@@ -1096,10 +1101,7 @@ def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, co
     assert "recommendation" not in status
     assert all(c["type"] != "Recommended" for c in status["conditions"])
     (deployment,) = kube.of_kind("Deployment")  # the same pool: rolled to the new variant
-    assert (
-        "--load-model=m__onnx-int8"
-        in (deployment["spec"]["template"]["spec"]["containers"][0]["args"])
-    )
+    assert _serves(deployment) == ("onnx-int8", "minilm")
 
 
 def test_a_pin_on_a_rejected_variant_serves_nothing_and_says_why(spec, config):

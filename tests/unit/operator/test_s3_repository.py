@@ -25,7 +25,7 @@ def _container(obj: dict[str, Any]) -> dict[str, Any]:
 def _deployment(spec: LeptonModelSpec, config: OperatorConfig) -> dict[str, Any]:
     s3 = spec.repository.s3 if spec.repository else None
     return serving.deployment(
-        "minilm", "ml", config.pools[0], 2, "triton:1", "abc123", "minilm__onnx", "onnx", s3
+        "minilm", "ml", config.pools[0], 2, "triton:1", "abc123", "minilm", "onnx", s3
     )
 
 
@@ -34,7 +34,7 @@ def test_triton_reads_the_builds_repository_from_the_bucket(spec, config) -> Non
     deployment = _deployment(parse_spec(spec), config)
     container = _container(deployment)
     assert (
-        "--model-repository=s3://10.0.0.5:9000/models/team-a/abc123/cpu-standard"
+        "--model-repository=s3://10.0.0.5:9000/models/team-a/abc123/cpu-standard/onnx"
         in (container["args"])
     )
     pod = deployment["spec"]["template"]["spec"]
@@ -58,13 +58,13 @@ def test_without_a_secret_the_pods_own_credentials_are_used(spec, config) -> Non
     spec["repository"] = {"s3": {"uri": "s3://models/team-a/"}}
     container = _container(_deployment(parse_spec(spec), config))
     assert "env" not in container
-    assert "--model-repository=s3://models/team-a/abc123/cpu-standard" in container["args"]
+    assert "--model-repository=s3://models/team-a/abc123/cpu-standard/onnx" in container["args"]
 
 
 def test_without_s3_triton_reads_the_pvc_as_before(spec, config) -> None:
     deployment = _deployment(parse_spec(spec), config)
     container = _container(deployment)
-    assert "--model-repository=/models/abc123/cpu-standard" in container["args"]
+    assert "--model-repository=/models/abc123/cpu-standard/onnx" in container["args"]
     assert "env" not in container
     claims = [
         v["persistentVolumeClaim"]["claimName"]
@@ -166,10 +166,10 @@ def test_the_builder_signs_for_the_uris_endpoint_with_tritons_environment(
 
 
 def test_object_keys_keep_the_repository_layout(tmp_path: Path) -> None:
-    (tmp_path / "m__onnx" / "1").mkdir(parents=True)
-    (tmp_path / "m__onnx" / "config.pbtxt").write_text("")
-    (tmp_path / "m__onnx" / "1" / "model.py").write_text("")
+    (tmp_path / "onnx" / "m" / "1").mkdir(parents=True)
+    (tmp_path / "onnx" / "m" / "config.pbtxt").write_text("")
+    (tmp_path / "onnx" / "m" / "1" / "model.py").write_text("")
     assert [key for _, key in object_keys(tmp_path, "p/b1/cpu")] == [
-        "p/b1/cpu/m__onnx/1/model.py",
-        "p/b1/cpu/m__onnx/config.pbtxt",
+        "p/b1/cpu/onnx/m/1/model.py",
+        "p/b1/cpu/onnx/m/config.pbtxt",
     ]

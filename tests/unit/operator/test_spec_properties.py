@@ -198,7 +198,7 @@ def _finish_builds(kube: MemoryKube) -> None:
                     "name": name,
                     "status": "accepted",
                     "accuracy": 0.995,
-                    "tritonModel": f"m__{name}",
+                    "tritonModel": "m",
                     "profiles": [
                         {
                             "batchSize": batch,
