@@ -5,8 +5,8 @@ recommends; then switched to active under a bounded load.
 What it shows: the recommendation reaches status and Events, and changes with the
 spec, while the pinned Deployment keeps its resourceVersion (the operator wrote
 nothing to it); switching to active applies the recommendation through the usual
-rollout, and the load generator, following the Service's endpoints as kube-proxy
-would, sees no failed request.
+rollout, and the load generator, calling the one model name a client knows and
+following the Service's endpoints as kube-proxy would, sees no failed request.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from lepton_e2e.load import (
     ConstantLoad,
     sample_inputs,
     served_sample,
-    service_targets,
+    service_endpoints,
     steady_endpoints,
 )
 
@@ -163,9 +163,12 @@ def test_switching_to_active_applies_the_recommendation_with_no_failed_request(
     status = _status(kube)
     recommended = status["recommendation"]
     reference = served_sample(status, NAMESPACE, "digits")
+    # A client as a real one is: the one model name, "digits", whichever variant serves,
+    # sent to the Service's ready endpoints as kube-proxy spreads them.
+    assert reference["model"] == "digits"
     with ConstantLoad(
-        lambda: service_targets(kube, "digits", NAMESPACE),
-        reference["model"],
+        lambda: service_endpoints(kube, "digits", NAMESPACE),
+        "digits",
         sample_inputs(reference),
         LOAD_RPS,
         ["logits"],
