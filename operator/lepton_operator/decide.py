@@ -135,16 +135,21 @@ def decide(
         return Decided(_left_out(first, unschedulable, retry_at), memory)
 
     peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
+    cold_starts = {
+        (c["pool"], c["variant"]): float(c["seconds"]) for c in status.get("coldStarts") or []
+    }
     if sample is not None:
         loading = max([r.load_seconds or 0.0 for r in accepted] or [0.0])
-        keep = rates_window_s([p.provisioning_seconds + loading for p in pools])
+        keep = rates_window_s(
+            [p.provisioning_seconds + loading for p in pools] + list(cold_starts.values())
+        )
         rates = [x for x in rates if now_s - x[0] <= keep]
         rates.append([now_s, round(sample.request_rate_rps, 3)])
         peaks = remember_peak(peaks, now_s, round(sample.request_rate_rps, 3))
     observed = sample.p95_ms if sample else live.get("p95Ms")
     slo = spec.slo.p95_latency_ms
     capacities = [
-        c
+        dataclasses.replace(c, observed_cold_start_seconds=cold_starts.get((r.pool, r.variant)))
         for r in accepted
         if (
             c := capacity_from_profiles(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lepton_operator.canary.gate import ANNOTATION_VARIANT
 from lepton_operator.resources import names
 from lepton_operator.timestamps import parse_time
 
@@ -50,3 +51,39 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return round(value, digits)
+
+
+def cold_starts(pods: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``status.coldStarts``: per (pool, variant), the seconds the latest serving pod took
+    from its creation to Ready (a node, Triton's start, the model's load, the canary),
+    as this cluster really delivers them. The builder measures only the model's load
+    and the pool only declares its provisioning; the planner plans with the longest of
+    what is declared and what was seen. A pod whose container restarted is not a cold
+    start (its Ready time says when it recovered), and one not Ready yet says nothing."""
+    found = {(c["pool"], c["variant"]): c for c in previous}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        pool = (meta.get("labels") or {}).get(names.POOL_LABEL)
+        variant = (meta.get("annotations") or {}).get(ANNOTATION_VARIANT)
+        state = pod.get("status") or {}
+        ready = next(
+            (
+                c.get("lastTransitionTime")
+                for c in state.get("conditions") or []
+                if c.get("type") == "Ready" and c.get("status") == "True"
+            ),
+            None,
+        )
+        restarted = any(c.get("restartCount") for c in state.get("containerStatuses") or [])
+        if not (pool and variant and ready and meta.get("creationTimestamp")) or restarted:
+            continue
+        seconds = (parse_time(ready) - parse_time(meta["creationTimestamp"])).total_seconds()
+        known = found.get((pool, variant))
+        if seconds >= 0 and (known is None or parse_time(known["time"]) < parse_time(ready)):
+            found[(pool, variant)] = {
+                "pool": pool,
+                "variant": variant,
+                "seconds": round(seconds, 1),
+                "time": ready,
+            }
+    return [found[key] for key in sorted(found)]

@@ -34,6 +34,7 @@ from lepton_operator.decide import decide
 from lepton_operator.kube import Kube, Rejected
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.observation import (
+    cold_starts,
     hourly_spend,
     ready_replicas,
     refresh_due,
@@ -159,6 +160,24 @@ def _forget_backoff(status: dict[str, Any], pool: str) -> None:
         status["poolBackoff"] = kept
     else:
         status.pop("poolBackoff", None)
+
+
+def _unschedulable_pools(
+    pods: list[dict[str, Any]], limits: dict[str, float], now: str
+) -> set[str]:
+    """Pools whose serving pods have waited for a node longer than the pool takes to
+    provision one (at least a minute): the planner falls back to another."""
+    waiting: set[str] = set()
+    for pod in pods:
+        pool = (pod["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")
+        created = pod["metadata"].get("creationTimestamp")
+        if (pod.get("status") or {}).get("phase") != "Pending" or pool not in limits:
+            continue
+        if (pod.get("spec") or {}).get("nodeName") or not created:
+            continue
+        if _epoch(now) - parse_time(created).timestamp() > limits[pool]:
+            waiting.add(pool)
+    return waiting
 
 
 def _pool_timeouts(pools: list[PoolSpec]) -> dict[str, float]:
@@ -912,7 +931,13 @@ class Reconciler:
             PoolBackoff(b["pool"], int(b["failures"]), parse_time(b["retryAt"]).timestamp())
             for b in status.get("poolBackoff") or []
         ]
-        waiting = self._unschedulable_pools(body, limits, now)
+        meta = body["metadata"]
+        selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
+        pods = self.kube.list_labelled("v1", "Pod", meta["namespace"], selector)
+        seen = cold_starts(pods, status.get("coldStarts") or [])
+        if seen:
+            status["coldStarts"] = seen
+        waiting = _unschedulable_pools(pods, limits, now)
         avoidance = pools_to_avoid(waiting, previous, limits, _epoch(now))
         status["poolBackoff"] = [
             {"pool": b.pool, "failures": b.failures, "retryAt": format_time(b.retry_at_s)}
@@ -921,25 +946,6 @@ class Reconciler:
         if not status["poolBackoff"]:
             del status["poolBackoff"]
         return avoidance
-
-    def _unschedulable_pools(
-        self, body: dict[str, Any], limits: dict[str, float], now: str
-    ) -> set[str]:
-        """Pools whose serving pods have waited for a node longer than the pool takes
-        to provision one (at least a minute): the planner falls back to another."""
-        meta = body["metadata"]
-        waiting: set[str] = set()
-        selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
-        for pod in self.kube.list_labelled("v1", "Pod", meta["namespace"], selector):
-            pool = (pod["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")
-            created = pod["metadata"].get("creationTimestamp")
-            if (pod.get("status") or {}).get("phase") != "Pending" or pool not in limits:
-                continue
-            if (pod.get("spec") or {}).get("nodeName") or not created:
-                continue
-            if _epoch(now) - parse_time(created).timestamp() > limits[pool]:
-                waiting.add(pool)
-        return waiting
 
     # ---- closing -------------------------------------------------------------------
     @staticmethod

@@ -260,6 +260,19 @@ class PoolBackoffStatus(Spec):
     retry_at: str = Field(alias="retryAt", description="Left out until then (RFC 3339).")
 
 
+class ColdStart(Spec):
+    """How long a serving pod of a variant took to serve on a pool, as observed."""
+
+    pool: str = Field(description="The pool the pod ran on.")
+    variant: str = Field(description="The variant it served.")
+    seconds: float = Field(
+        ge=0,
+        description="From the pod's creation to Ready: a node, Triton's start, the "
+        "model's load and the canary.",
+    )
+    time: str = Field(description="When that pod turned Ready (RFC 3339).")
+
+
 class Endpoint(Spec):
     """Where clients reach the model."""
 
@@ -307,6 +320,13 @@ class LeptonModelStatus(Spec):
         default_factory=list,
         alias="poolBackoff",
         description="Pools left out for now: their serving pods could not get a node.",
+    )
+    cold_starts: list[ColdStart] = Field(
+        default_factory=list,
+        alias="coldStarts",
+        description="The latest observed cold start per (pool, variant); the planner "
+        "scales up at least this far ahead (with provisioningSeconds plus the build's "
+        "loadSeconds, whichever is longer).",
     )
     endpoint: Endpoint | None = None
     replicas: int | None = Field(default=None, description="Ready replicas (scale subresource).")

@@ -31,6 +31,9 @@ class Capacity:
     # Seconds to load its artifact: with the pool's provisioning delay, how long a
     # replica asked for now takes to serve (the cold start the planner plans ahead for).
     load_seconds: float = 0.0
+    # The cold start last observed on the cluster (pod created to Ready), if any: the
+    # planner uses whichever is longer, this or the pool's provisioning plus the load.
+    observed_cold_start_seconds: float | None = None
 
     def p95_ms(self, rate_rps: float, replicas: int, correction: float = 1.0) -> float:
         """Predicted p95 with the load spread evenly; ``inf`` when it cannot keep up.

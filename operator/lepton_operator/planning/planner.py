@@ -130,9 +130,12 @@ def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | Non
 
 
 def lead_seconds(pool: PoolState, capacity: Capacity) -> float:
-    """How long a replica asked for now takes to serve: the pool's provisioning delay
-    (a node) plus the variant's measured load time (the model): its cold start."""
-    return pool.provisioning_seconds + capacity.load_seconds
+    """How long a replica asked for now takes to serve, its cold start: the pool's
+    provisioning delay (a node) plus the variant's measured load time (the model), or
+    the cold start last observed on the cluster when that was longer (a slower node
+    pool than declared, a Triton start the builder does not see)."""
+    declared = pool.provisioning_seconds + capacity.load_seconds
+    return max(declared, capacity.observed_cold_start_seconds or 0.0)
 
 
 def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -> float:

@@ -221,6 +221,20 @@ def test_a_variant_that_loads_slowly_is_sized_for_its_whole_cold_start() -> None
     assert loading.replicas == CPU.replicas_for(100, 100, 1, 20) > quick.replicas
 
 
+def test_a_cold_start_observed_longer_than_declared_is_planned_for() -> None:
+    # The pool says 60 s, but its last pod took 200 s to serve: the peak 120 s ago
+    # still counts. One observed shorter than declared changes nothing.
+    rates = ((60.0, 100.0), (120.0, 40.0), (180.0, 40.0))
+    seen = replace(CPU, observed_cold_start_seconds=200.0)
+    assert _plan(40, capacities=[seen], now_s=180.0, recent_rates=rates).replicas == (
+        CPU.replicas_for(100, 100, 1, 20)
+    )
+    quick = replace(CPU, observed_cold_start_seconds=20.0)
+    assert _plan(40, capacities=[quick], now_s=180.0, recent_rates=rates).replicas == (
+        CPU.replicas_for(40, 100, 1, 20)
+    )
+
+
 def test_the_builders_load_time_reaches_the_capacity() -> None:
     profiles = [Profile(batchSize=1, p50Ms=20, p95Ms=25, p99Ms=30, throughputRps=50)]
     assert capacity_from_profiles("onnx", "cpu", profiles, 100, 12.5).load_seconds == 12.5

@@ -1142,3 +1142,28 @@ def test_advisory_mode_leaves_what_active_mode_served_untouched(spec, config):
     assert status["recommendation"]["savingUSDPerHour"] == pytest.approx(0.34 - 0.81)
     assert kube.of_kind("Deployment") == served
     assert status["decision"]["pool"] == "cpu-standard"
+
+
+def test_a_serving_pods_cold_start_is_recorded(spec, config):
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).status
+    (deployment,) = kube.of_kind("Deployment")
+    _serving_pod(kube, deployment, "triton-1")
+    pod = kube.objects[("Pod", "ml", "triton-1")]
+    pod["metadata"]["creationTimestamp"] = "2026-11-23T23:58:00Z"
+    pod["status"]["conditions"].append(
+        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-23T23:59:15Z"}
+    )
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["coldStarts"] == [
+        {
+            "pool": "cpu-standard",
+            "variant": "onnx-int8",
+            "seconds": 75.0,
+            "time": "2026-11-23T23:59:15Z",
+        }
+    ]
+    LeptonModelStatus.model_validate(status)  # the shape the CRD's status schema takes
