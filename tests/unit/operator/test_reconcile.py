@@ -1167,3 +1167,43 @@ def test_a_serving_pods_cold_start_is_recorded(spec, config):
         }
     ]
     LeptonModelStatus.model_validate(status)  # the shape the CRD's status schema takes
+
+
+def test_at_low_traffic_the_gpu_goes_to_zero_while_the_cpu_serves_and_returns_ready_first(
+    spec, config
+):
+    """Issue 11's GPU release with a CPU floor, in the pass: 400 req/s is cheapest on one
+    L4, 5 req/s on one CPU replica. Each move brings the new pool to Ready before the
+    old one is drained, so something Ready serves throughout."""
+    spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 60}
+    _instant_pools(spec, config)
+    live = FakeLive(_sample(p95=30.0, rate=400.0))
+    kube, reconciler, clock, status = _ready(spec, config, live)
+
+    def deployments() -> dict[str, dict[str, Any]]:
+        return {d["metadata"]["name"]: d for d in kube.of_kind("Deployment")}
+
+    # A pool change must be preferred for the scale-down window (60 s) first.
+    status = _passes(reconciler, spec, clock, status, 90)
+    assert status["decision"]["pool"] == "gpu-l4"
+    assert set(deployments()) == {"minilm-cpu-standard", "minilm-gpu-l4"}  # CPU serves on
+    deployments()["minilm-gpu-l4"]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    status = _passes(reconciler, spec, clock, status, 10)
+    assert set(deployments()) == {"minilm-gpu-l4"}
+
+    # The load falls: after the scale-down window the CPU floor takes over, and the GPU
+    # Deployment goes only once the CPU replica is Ready.
+    live.answers = [_sample(p95=3.0, rate=5.0)]
+    status = _passes(reconciler, spec, clock, status, 120)
+    assert (status["decision"]["pool"], status["decision"]["replicas"]) == ("cpu-standard", 1)
+    assert set(deployments()) == {"minilm-cpu-standard", "minilm-gpu-l4"}
+    deployments()["minilm-cpu-standard"]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
+    status = _passes(reconciler, spec, clock, status, 10)
+    assert set(deployments()) == {"minilm-cpu-standard"}  # the GPU pool at zero
+
+    # And back: the GPU is brought up while the CPU replica keeps serving.
+    live.answers = [_sample(p95=30.0, rate=400.0)]
+    status = _passes(reconciler, spec, clock, status, 90)
+    assert status["decision"]["pool"] == "gpu-l4"
+    assert set(deployments()) == {"minilm-cpu-standard", "minilm-gpu-l4"}
+    assert deployments()["minilm-cpu-standard"]["status"]["readyReplicas"] == 1
