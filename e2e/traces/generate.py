@@ -1,4 +1,4 @@
-"""Regenerate the replay benchmark's shipped inputs: six load traces and the DERIVED
+"""Regenerate the replay benchmark's shipped inputs: seven load traces and the DERIVED
 GPU build report. Deterministic (fixed seeds, stdlib only, values rounded), so the
 committed files equal a re-run; a unit test regenerates and compares them.
 
@@ -6,7 +6,8 @@ committed files equal a re-run; a unit test regenerates and compares them.
     python e2e/traces/generate.py --check    # exit 1 if a committed file differs
 
 Traces are one row per minute (``minute,requests_per_second``), 24 h each but the
-week-long ``low-traffic`` (nights and weekends near zero), and span both
+week-long ``low-traffic`` (nights and weekends near zero) and the four days of
+``daily-steps`` (the same steps every day: daily seasonality), and span both
 regimes of MiniLM: a few req/s, where one CPU replica is the cheapest answer, up to
 about 14,000 req/s, where only GPU replicas can keep up (three L4s at the peak).
 
@@ -132,6 +133,23 @@ def bursty(rng: random.Random) -> list[float]:
     return rates
 
 
+def daily_steps(rng: random.Random) -> list[float]:
+    """Four days of a scheduled workload: a few req/s all day (1 to 5), and every day
+    the same two steps that arrive within a minute: 09:00 to 10:30 at about 6,000 req/s
+    (a nightly batch moved to the morning) and 14:00 to 15:00 at about 3,000. The trend
+    sees each step only once it has begun; the days before announce it."""
+    rates = []
+    for minute in range(4 * MINUTES):
+        of_day = minute % MINUTES
+        if 9 * 60 <= of_day < 10 * 60 + 30:
+            rates.append(_noisy(rng, 6_000.0))
+        elif 14 * 60 <= of_day < 15 * 60:
+            rates.append(_noisy(rng, 3_000.0))
+        else:
+            rates.append(1.0 + 4.0 * rng.random())
+    return rates
+
+
 TRACES: dict[str, Callable[[random.Random], list[float]]] = {
     "diurnal": diurnal,
     "spiky": spiky,
@@ -139,8 +157,17 @@ TRACES: dict[str, Callable[[random.Random], list[float]]] = {
     "ramp": ramp,
     "low-traffic": low_traffic,
     "bursty": bursty,
+    "daily-steps": daily_steps,
 }
-SEEDS = {"diurnal": 1, "spiky": 2, "step": 3, "ramp": 4, "low-traffic": 5, "bursty": 6}
+SEEDS = {
+    "diurnal": 1,
+    "spiky": 2,
+    "step": 3,
+    "ramp": 4,
+    "low-traffic": 5,
+    "bursty": 6,
+    "daily-steps": 7,
+}
 
 
 def trace_csv(name: str) -> str:

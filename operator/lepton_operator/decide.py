@@ -32,6 +32,7 @@ from lepton_operator.planning.planner import (
     Serving,
     plan,
 )
+from lepton_operator.planning.seasonal import from_status, observe, to_status
 from lepton_operator.report import Profile
 
 TREND_WINDOW_S = 120.0
@@ -135,6 +136,7 @@ def decide(
         return Decided(_left_out(first, unschedulable, retry_at), memory)
 
     peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
+    daily = from_status(memory.get("daily"))
     cold_starts = {
         (c["pool"], c["variant"]): float(c["seconds"]) for c in status.get("coldStarts") or []
     }
@@ -146,6 +148,7 @@ def decide(
         rates = [x for x in rates if now_s - x[0] <= keep]
         rates.append([now_s, round(sample.request_rate_rps, 3)])
         peaks = remember_peak(peaks, now_s, round(sample.request_rate_rps, 3))
+        daily = observe(daily, now_s, round(sample.request_rate_rps, 3))
     observed = sample.p95_ms if sample else live.get("p95Ms")
     slo = spec.slo.p95_latency_ms
     capacities = [
@@ -197,6 +200,7 @@ def decide(
             min_rate_rps=spec.slo.min_throughput_rps or 0.0,
             recent_rates=tuple((t, r) for t, r in rates),
             burst_peak_rps=burst_peak(peaks, now_s),
+            daily=daily,
         )
     )
     if result is None:
@@ -210,6 +214,7 @@ def decide(
         ],
         "rates": rates,
         "peaks": peaks,
+        "daily": to_status(daily),
     }
     return Decided(_left_out(_as_plan(result), unschedulable, retry_at), new_memory)
 

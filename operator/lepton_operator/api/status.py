@@ -226,6 +226,23 @@ class PlannerRecommendation(Spec):
     replicas: int = Field(ge=0, description="Replicas recommended.")
 
 
+class DailyLoadStatus(Spec):
+    """The load per time of day on recent days (planning/seasonal.py): a rise that
+    recurs every day is planned for one cold start before it begins."""
+
+    slots: list[list[float]] = Field(
+        default_factory=list,
+        max_length=288,
+        description="[slot of the UTC day (5 minutes each, 0-287), median req/s on the "
+        "latest day it was seen, median the day before] rows.",
+    )
+    open: list[float] = Field(
+        default_factory=list,
+        max_length=61,
+        description="[Unix seconds // 300, req/s samples so far...] of the slot observed now.",
+    )
+
+
 class PlannerMemory(Spec):
     """What the live planner remembers between evaluations: its model correction
     (observed over predicted p95), its recent recommendations (stabilization windows)
@@ -248,6 +265,9 @@ class PlannerMemory(Spec):
         max_length=2000,
         description="[unix seconds, req/s] pairs with falling rates: the sliding maximum "
         "of the load over the burst memory (an hour).",
+    )
+    daily: DailyLoadStatus | None = Field(
+        default=None, description="The load per time of day on recent days."
     )
 
 

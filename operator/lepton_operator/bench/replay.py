@@ -52,6 +52,7 @@ from lepton_operator.planning.planner import (
     Serving,
     plan,
 )
+from lepton_operator.planning.seasonal import DailyLoad, observe
 from lepton_operator.report import BuildReport
 
 MINUTE_S = 60.0
@@ -222,6 +223,7 @@ class Ours:
     correction: float = 1.0
     history: tuple[Recommendation, ...] = ()
     peaks: list[list[float]] = field(default_factory=list)
+    daily: DailyLoad = field(default_factory=DailyLoad)
     reasons: list[str] = field(default_factory=list)
 
     def _input(self, rate: float, now_s: float, **more: Any) -> PlanInput:
@@ -272,6 +274,7 @@ class Ours:
         rate = seen.past_rates[-1]
         peak = max([r for t, r in rates if now - t <= PEAK_WINDOW_S] or [rate])
         self.peaks = remember_peak(self.peaks, now, rate)
+        self.daily = observe(self.daily, now, rate)
         current = seen.current
         return self._take(
             self._input(
@@ -283,6 +286,7 @@ class Ours:
                 current=Serving(current.variant, current.pool, current.replicas),
                 recent_rates=tuple((t, r) for t, r in rates),
                 burst_peak_rps=burst_peak(self.peaks, now),
+                daily=self.daily,
             ),
             current,
         )

@@ -11,7 +11,9 @@ One evaluation:
    one cold start ahead (its pool's provisioning delay plus its variant's measured load
    time; a rising trend is extrapolated, a falling one is not), and never below the
    highest load seen over that cold start (capacity ordered now arrives that late, and
-   capacity released now takes that long to come back).
+   capacity released now takes that long to come back). A load that every recent day
+   reached within the longest cold start of any option (``seasonal``: a daily step,
+   such as a 09:00 batch) is planned for before it begins.
    **Remember bursts**: an option whose whole room cannot even keep up with the
    highest load of the burst memory (about an hour) is not taken while another can;
    leaving the only pool that can absorb a burst bets that it will not recur, and
@@ -32,6 +34,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from lepton_operator.planning.capacity import Capacity
+from lepton_operator.planning.seasonal import DailyLoad, expected_load
 
 SWITCH_MARGIN = 0.10  # a new variant/pool must save at least 10% per hour
 CORRECTION_WEIGHT = 0.3  # EWMA weight of the newest observed/predicted ratio
@@ -84,6 +87,7 @@ class PlanInput:
     # (time_s, req/s) samples of the recent load, at least the longest provisioning delay
     recent_rates: tuple[tuple[float, float], ...] = ()
     burst_peak_rps: float = 0.0  # the highest load of the burst memory (decide.py)
+    daily: DailyLoad | None = None  # the load at this time of day on recent days
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,8 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
     """The load to size for: the rising trend extrapolated over the option's cold start
     (``lead_seconds``), capped at doubling (a step is not a ramp), and never below the
     recent peak, the highest load seen over that cold start, nor the throughput the
-    spec asks to keep ready. A flat load is its own peak: no headroom is added."""
+    spec asks to keep ready, nor the load the daily pattern expects within the longest
+    cold start of any option (``seasonal``). A flat load is its own peak: no headroom is added."""
     lead = lead_seconds(pool, capacity)
     ahead = max(plan_input.trend_rps_per_s, 0.0) * lead
     ahead = min(ahead, max(plan_input.rate_rps, 0.0))
@@ -152,7 +157,39 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
         plan_input.recent_peak_rps,
         *seen,
         plan_input.min_rate_rps,
+        expected_load(plan_input.daily, plan_input.now_s, _longest_lead(plan_input)),
         0.0,
+    )
+
+
+def _longest_lead(plan_input: PlanInput) -> float:
+    """The horizon of the daily pattern: the longest cold start of any option. A step
+    the pattern expects must be met by what is chosen now unless something else can be
+    brought up in time; judged over its own shorter cold start alone, a CPU option would
+    look fine until the L4s needed for the step could no longer be Ready for it."""
+    leads = [
+        lead_seconds(plan_input.pools[c.pool], c)
+        for c in plan_input.capacities
+        if c.pool in plan_input.pools and plan_input.pools[c.pool].schedulable
+    ]
+    return max(leads, default=0.0)
+
+
+def _daily_note(plan_input: PlanInput, best: _Option) -> str:
+    """Why the plan holds more than the load seen asks, when the daily pattern is the
+    reason: a scale-up ahead of a rise that has not begun must say so. Said only when
+    the pattern changed the plan (the same evaluation without it chooses otherwise)."""
+    lead = _longest_lead(plan_input)
+    expected = expected_load(plan_input.daily, plan_input.now_s, lead)
+    if expected <= 0:
+        return ""
+    without = plan(replace(plan_input, daily=None))
+    chosen = (best.capacity.variant, best.capacity.pool, best.replicas)
+    if without is not None and (without.variant, without.pool, without.replicas) == chosen:
+        return ""
+    return (
+        f"; sized for {expected:.0f} req/s, the load of every recent day within the "
+        f"next {lead:.0f} s (daily pattern)"
     )
 
 
@@ -309,6 +346,7 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
             f"to provision a node on {pool.name}, {best.capacity.load_seconds:g} s to load "
             f"{best.capacity.variant})"
         )
+    why += _daily_note(plan_input, best)
     load = _planning_load(plan_input, pool, best.capacity)
     k = correction if current and best.capacity.pool == current.pool else 1.0
     p95 = best.capacity.p95_ms(load, best.replicas, k)

@@ -682,6 +682,9 @@ def test_the_burst_memory_is_kept_in_status_and_valid(spec, config):
     peaks = status["planner"]["peaks"]
     assert peaks[0][1] == 100.0 and peaks[-1][1] == 1.0
     assert [r for _, r in peaks] == sorted((r for _, r in peaks), reverse=True)
+    # The daily pattern's slot observed now holds this pass's samples (both loads).
+    opened = status["planner"]["daily"]["open"]
+    assert opened[1:] == [100.0, 1.0]
     LeptonModelStatus.model_validate(status)
 
 
