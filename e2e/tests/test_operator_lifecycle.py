@@ -142,7 +142,16 @@ def test_fixture_report_model_goes_from_apply_to_ready_on_the_chosen_pool(
 
     # kubectl get lm shows the printer columns filled.
     line = kube.kubectl("get", "lm", "minilm", "-n", models, "--no-headers").stdout.split()
-    assert line[:7] == ["minilm", "Ready", "onnx-int8", "cpu-standard", "1", "9", "0.34"]
+    assert line[:8] == [
+        "minilm",
+        "Ready",
+        "active",
+        "onnx-int8",
+        "cpu-standard",
+        "1",
+        "9",
+        "0.34",
+    ]
     reasons = {
         e["reason"]
         for e in kube.list("events", models)
