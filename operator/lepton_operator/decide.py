@@ -114,9 +114,12 @@ def decide(
     now_s: float,
     unschedulable: set[str] | frozenset[str] = frozenset(),
     retry_at: dict[str, float] | None = None,
+    serving: frozenset[tuple[str, str]] | None = None,
 ) -> Decided:
     """``unschedulable``: pools left out, with ``retry_at`` (Unix seconds) saying until
-    when for those backing off (planning/backoff.py)."""
+    when for those backing off (planning/backoff.py). ``serving``: the (pool, variant)
+    pairs of the Ready serving pods, when known; while others than the current decision
+    serve, the observed latency is theirs too and corrects nothing."""
     memory: dict[str, Any] = dict(status.get("planner") or {})
     decision = status.get("decision") or {}
     pairs = {(r.pool, r.variant) for r in accepted}
@@ -150,6 +153,8 @@ def decide(
         peaks = remember_peak(peaks, now_s, round(sample.request_rate_rps, 3))
         daily = observe(daily, now_s, round(sample.request_rate_rps, 3))
     observed = sample.p95_ms if sample else live.get("p95Ms")
+    if serving is not None and serving - {(current.pool, current.variant)}:
+        observed = None  # a move under way: the p95 mixes the old and the new
     slo = spec.slo.p95_latency_ms
     capacities = [
         dataclasses.replace(c, observed_cold_start_seconds=cold_starts.get((r.pool, r.variant)))

@@ -53,6 +53,27 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
     return round(value, digits)
 
 
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def serving_configs(pods: list[dict[str, Any]]) -> frozenset[tuple[str, str]]:
+    """The (pool, variant) pairs of the Ready serving pods: more than one while a move
+    between pools or variants is under way, when the latency Prometheus reports for the
+    model mixes both and says nothing about either alone."""
+    found = set()
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        pool = (meta.get("labels") or {}).get(names.POOL_LABEL)
+        variant = (meta.get("annotations") or {}).get(ANNOTATION_VARIANT)
+        if pool and variant and _ready(pod):
+            found.add((pool, variant))
+    return frozenset(found)
+
+
 def cold_starts(pods: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``status.coldStarts``: per (pool, variant), the seconds the latest serving pod took
     from its creation to Ready (a node, Triton's start, the model's load, the canary),

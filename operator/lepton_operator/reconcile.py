@@ -40,6 +40,7 @@ from lepton_operator.observation import (
     refresh_due,
     replicas_by_pool,
     rounded,
+    serving_configs,
 )
 from lepton_operator.planning import NoPlan, Plan, variant_rows
 from lepton_operator.planning.backoff import Avoidance, PoolBackoff, pools_to_avoid
@@ -474,7 +475,8 @@ class Reconciler:
         accepted = [r for r in accepted if (r.pool, r.variant) not in failed]
         previous = status.get("decision") or {}
         sample = self._sample(body, status, now, condition)
-        avoidance = self._pools_to_avoid(body, pools, status, now)
+        pods = self._serving_pods(body)
+        avoidance = self._pools_to_avoid(pools, status, now, pods)
         decided = decide(
             spec,
             pools,
@@ -485,6 +487,7 @@ class Reconciler:
             _epoch(now),
             avoidance.avoid,
             avoidance.retry_at,
+            serving_configs(pods),
         )
         plan = decided.plan
         if decided.planner:
@@ -920,8 +923,14 @@ class Reconciler:
         if (live or {}).get("p95Ms") is not None:
             status["p95Ms"] = live["p95Ms"]  # type: ignore[index]
 
+    def _serving_pods(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = body["metadata"]
+        selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
+        return self.kube.list_labelled("v1", "Pod", meta["namespace"], selector)
+
+    @staticmethod
     def _pools_to_avoid(
-        self, body: dict[str, Any], pools: list[PoolSpec], status: dict[str, Any], now: str
+        pools: list[PoolSpec], status: dict[str, Any], now: str, pods: list[dict[str, Any]]
     ) -> Avoidance:
         """Pools whose serving pods wait for a node past the timeout, and those still
         backing off from an earlier wait; ``status.poolBackoff`` carries the back-off
@@ -931,9 +940,6 @@ class Reconciler:
             PoolBackoff(b["pool"], int(b["failures"]), parse_time(b["retryAt"]).timestamp())
             for b in status.get("poolBackoff") or []
         ]
-        meta = body["metadata"]
-        selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
-        pods = self.kube.list_labelled("v1", "Pod", meta["namespace"], selector)
         seen = cold_starts(pods, status.get("coldStarts") or [])
         if seen:
             status["coldStarts"] = seen

@@ -276,13 +276,18 @@ class Ours:
         self.peaks = remember_peak(self.peaks, now, rate)
         self.daily = observe(self.daily, now, rate)
         current = seen.current
+        # While others than the current target serve (a move under way), the observed
+        # p95 is theirs too and corrects nothing, as in decide().
+        moving = any(
+            n and config != (current.variant, current.pool) for config, n in seen.ready.items()
+        )
         return self._take(
             self._input(
                 rate,
                 now,
                 trend_rps_per_s=load_trend(rates, now),
                 recent_peak_rps=peak,
-                observed_p95_ms=seen.last_p95_ms if rate > 0 else None,
+                observed_p95_ms=seen.last_p95_ms if rate > 0 and not moving else None,
                 current=Serving(current.variant, current.pool, current.replicas),
                 recent_rates=tuple((t, r) for t, r in rates),
                 burst_peak_rps=burst_peak(self.peaks, now),

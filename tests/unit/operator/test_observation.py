@@ -50,3 +50,21 @@ def test_what_was_seen_before_is_kept_until_a_later_pod_says_otherwise() -> None
     # An older pod does not replace a newer figure.
     older = _pod("gpu", "fp16", "2026-12-03T07:00:00Z", "2026-12-03T07:00:10Z")
     assert cold_starts([older], before) == before
+
+
+def test_serving_configs_are_the_ready_pods_pool_and_variant() -> None:
+    from lepton_operator.canary.gate import ANNOTATION_VARIANT
+    from lepton_operator.observation import serving_configs
+
+    def pod(pool: str, variant: str, ready: bool) -> dict[str, object]:
+        return {
+            "metadata": {
+                "labels": {"lepton.ai/pool": pool},
+                "annotations": {ANNOTATION_VARIANT: variant},
+            },
+            "status": {"conditions": [{"type": "Ready", "status": str(ready)}]},
+        }
+
+    pods = [pod("cpu", "onnx", True), pod("gpu", "fp16", False), pod("gpu", "fp16", True)]
+    assert serving_configs(pods) == {("cpu", "onnx"), ("gpu", "fp16")}
+    assert serving_configs(pods[:2]) == {("cpu", "onnx")}

@@ -241,3 +241,22 @@ def test_the_shipped_inputs_span_both_regimes() -> None:
         high = optimum(replace(scenario, rates=[max(rates)]))
         assert low.targets[0].pool == "cpu-standard" and low.targets[0].replicas == 1
         assert high.targets[0].pool == "gpu-l4"
+
+
+def test_a_move_under_way_corrects_nothing() -> None:
+    """While the old pool still serves, the p95 observed is the old pool's: the
+    correction of the new one stays as it was."""
+    scenario = Scenario([5.0] * 30 + [3000.0] * 30, [V, W], [CPU, GPU], slo_ms=100.0)
+    policy = Ours(scenario)
+    policy.start(5.0)
+    seen = Observation(
+        minute=31,
+        past_rates=scenario.rates[:31],
+        last_p95_ms=400.0,
+        current=Target("w", "gpu", 2),
+        ready={("v", "cpu"): 1},
+    )
+    policy.decide(seen)
+    assert policy.correction == 1.0
+    policy.decide(replace(seen, ready={("w", "gpu"): 2}))
+    assert policy.correction > 1.0
