@@ -6,8 +6,8 @@ guards against, beyond what the planner does:
 
 - a model that never had traffic figures gets the first plan from the profiles alone
   (``initial_plan``); the live planner takes over once Prometheus has answered;
-- when this pass has no fresh figures (Prometheus down, or between refreshes) it never
-  scales down: no decision to spend less is taken blind;
+- when this pass has no fresh figures (Prometheus down, or between refreshes) it holds
+  the replica count (within the spec's bounds): no decision is taken blind;
 - ``spec.replicas`` (the scale subresource, or an HPA behind it) pins the count.
 """
 
@@ -169,7 +169,11 @@ def decide(
     if spec.replicas is not None:
         lowest = highest = spec.replicas
     elif sample is None:
-        lowest = min(max(lowest, current.replicas), highest)  # never scale down blind
+        # No fresh figures (Prometheus down, or between refreshes): the count is held,
+        # within the spec's bounds. Nothing new is known, so nothing new is decided;
+        # only the passing of time would change the plan (windows ageing out), and
+        # that is no reason to scale in either direction.
+        lowest = highest = min(max(lowest, current.replicas), highest)
     history = tuple(
         Recommendation(float(h["time"]), h["variant"], h["pool"], int(h["replicas"]))
         for h in memory.get("history") or []

@@ -706,7 +706,7 @@ def test_a_pass_that_cannot_plan_keeps_the_planner_memory(spec, config):
     assert after["planner"] == remembered
 
 
-def test_prometheus_down_never_scales_down(spec, config):
+def test_prometheus_down_holds_the_replica_count(spec, config):
     spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 0}
     _instant_pools(spec, config)
     live = FakeLive(_sample(p95=20.0, rate=100.0))
@@ -717,6 +717,14 @@ def test_prometheus_down_never_scales_down(spec, config):
     status = _passes(reconciler, spec, clock, status, 120)
     assert status["decision"]["replicas"] == 2
     assert _condition(status, "MetricsAvailable")["status"] == "False"
+    # Nor up: a remembered load that would need more replicas decides nothing blind...
+    status["planner"]["rates"].append([clock.seconds + 1.0, 250.0])
+    status = _passes(reconciler, spec, clock, status, 30)
+    assert status["decision"]["replicas"] == 2
+    # ...but the spec's bounds still apply.
+    spec["scaling"] = {"minReplicas": 3, "maxReplicas": 6, "scaleDownStabilizationSeconds": 0}
+    status = _passes(reconciler, spec, clock, status, 30)
+    assert status["decision"]["replicas"] == 3
 
 
 def _pending_pod(kube: FakeKube, name: str, pool: str) -> None:
