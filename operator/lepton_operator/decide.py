@@ -149,9 +149,10 @@ def decide(
             [p.provisioning_seconds + loading for p in pools] + list(cold_starts.values())
         )
         rates = [x for x in rates if now_s - x[0] <= keep]
-        rates.append([now_s, round(sample.request_rate_rps, 3)])
-        peaks = remember_peak(peaks, now_s, round(sample.request_rate_rps, 3))
-        daily = observe(daily, now_s, round(sample.request_rate_rps, 3))
+        seen_rps = round(sample.request_rate_rps, 3)
+        rates.append([now_s, seen_rps])
+        peaks = remember_peak(peaks, now_s, seen_rps)
+        daily = observe(daily, now_s, seen_rps)
     observed = sample.p95_ms if sample else live.get("p95Ms")
     if serving is not None and serving - {(current.pool, current.variant)}:
         observed = None  # a move under way: the p95 mixes the old and the new
