@@ -1,5 +1,6 @@
-"""``make bench-builder``: each CPU variant's speedup over fp32 and its accuracy, for the
-digits CNN and MiniLM-L6, measured side by side in one run by the builder's own code.
+"""``make bench-builder``: each CPU variant's speedup over fp32, its size and its accuracy,
+for the digits CNN and MiniLM-L6, measured side by side in one run by the builder's own
+code: fp32, int8, ONNX (+int8), pruned at each ratio (+int8) and distilled (+int8).
 
 Absolute times move a lot on a shared 2-core machine; the ratios within one run are
 what to read. Prints a table and writes bench-builder.json.
@@ -17,6 +18,7 @@ from typing import Any
 from lepton_builder.build import Settings, build
 from lepton_builder.profiling import Budget
 from lepton_builder.request import BuildRequest
+from lepton_builder.selection import ALL_VARIANTS, CPU_VARIANTS
 from lepton_e2e import models
 
 CASES: dict[str, dict[str, Any]] = {
@@ -52,8 +54,11 @@ def speedups(report: dict[str, Any]) -> list[dict[str, Any]]:
             "variant": row["name"],
             "status": row["status"],
             "accuracy": row.get("accuracy"),
+            "sizeMB": round(row["sizeBytes"] / 1e6, 2) if row.get("sizeBytes") else None,
             "reason": row.get("reason", ""),
         }
+        if row.get("training"):
+            entry["training"] = row["training"]
         for p in row.get("profiles", []):
             entry[f"p50@{p['batchSize']}"] = p["p50Ms"]
             entry[f"speedup@{p['batchSize']}"] = round(base[p["batchSize"]] / p["p50Ms"], 2)
@@ -67,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-builder.json"))
+    parser.add_argument(
+        "--training-seconds", type=float, default=60, help="per pruned or distilled variant"
+    )
     args = parser.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-builder-"))
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "optimization": {
                     "batchSizes": batch_sizes,
+                    "variants": [v for v in ALL_VARIANTS if v in CPU_VARIANTS],
+                    "trainingSeconds": args.training_seconds,
                     "calibrationUri": case["calibration"],
                     "accuracy": {"metric": case["metric"], "tolerance": case["tolerance"]},
                 },
@@ -106,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=2))
     for name, table in results.items():
         print(f"\n{name} (p50 ms and speedup over fp32, same run)")
-        header = f"{'variant':<14}{'status':<10}{'accuracy':>9}"
+        header = f"{'variant':<16}{'status':<10}{'accuracy':>9}{'MB':>7}"
         for b in batch_sizes:
             header += f"{f'p50@{b}':>10}{f'x@{b}':>7}"
         print(header)
         for e in table:
             accuracy = "" if e["accuracy"] is None else f"{e['accuracy']:.4f}"
-            line = f"{e['variant']:<14}{e['status']:<10}{accuracy:>9}"
+            size = "" if e["sizeMB"] is None else f"{e['sizeMB']:.2f}"
+            line = f"{e['variant']:<16}{e['status']:<10}{accuracy:>9}{size:>7}"
             for b in batch_sizes:
                 p50, x = e.get(f"p50@{b}"), e.get(f"speedup@{b}")
                 line += f"{'' if p50 is None else f'{p50:.2f}':>10}"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lepton_builder.cli import main
-from lepton_builder.selection import ALL_VARIANTS
+from lepton_builder.selection import ALL_VARIANTS, COMPRESSED, DEFAULT_VARIANTS
 from lepton_e2e import models
 
 pytestmark = pytest.mark.integration
@@ -30,6 +30,7 @@ def _build(
     metric: str,
     tolerance: float,
     batch_sizes: list[int],
+    **optimization: Any,
 ) -> dict[str, Any]:
     request = {
         "requestVersion": 1,
@@ -41,6 +42,7 @@ def _build(
             "batchSizes": batch_sizes,
             "calibrationUri": source.calibration_uri,
             "accuracy": {"metric": metric, "tolerance": tolerance},
+            **optimization,
         },
         "repository": str(tmp_path / "repository"),
     }
@@ -67,9 +69,11 @@ def _rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in report["variants"]}
 
 
-def _assert_every_variant_accounted_for(report: dict[str, Any], batch_sizes: list[int]) -> None:
+def _assert_every_variant_accounted_for(
+    report: dict[str, Any], batch_sizes: list[int], requested: tuple[str, ...] = DEFAULT_VARIANTS
+) -> None:
     rows = _rows(report)
-    assert set(rows) == set(ALL_VARIANTS)
+    assert set(rows) == set(requested)
     for name, row in rows.items():
         if row["status"] in ("accepted", "rejected"):
             assert isinstance(row["accuracy"], float), name
@@ -98,6 +102,8 @@ def digits_build(digits, tmp_path_factory) -> tuple[dict[str, Any], Path]:
         "top1-agreement",
         0.98,
         [1, 16],
+        variants=list(ALL_VARIANTS),
+        trainingSeconds=5,
     )
     return report, tmp / "repository"
 
@@ -108,7 +114,7 @@ def test_digits_cnn_is_trained_for_real(digits):
 
 def test_digits_every_cpu_variant_is_profiled_or_explained(digits_build):
     report, _ = digits_build
-    _assert_every_variant_accounted_for(report, [1, 16])
+    _assert_every_variant_accounted_for(report, [1, 16], ALL_VARIANTS)
     rows = _rows(report)
     assert rows["fp32"]["status"] == "accepted" and rows["fp32"]["accuracy"] == 1.0
     assert rows["onnx"]["status"] == "accepted" and rows["onnx"]["accuracy"] == 1.0
@@ -117,6 +123,27 @@ def test_digits_every_cpu_variant_is_profiled_or_explained(digits_build):
     assert rows["int8-dynamic"]["status"] == "failed"
     assert "eager torch model" in rows["int8-dynamic"]["reason"]
     assert rows["fp16"]["status"] == "skipped"
+
+
+def test_digits_pruned_and_distilled_are_smaller_trained_and_judged_on_unseen_inputs(
+    digits_build,
+):
+    rows = _rows(digits_build[0])
+    for name in COMPRESSED:
+        row = rows[name]
+        assert row["status"] in ("accepted", "rejected"), (name, row.get("reason"))
+        # Trained on three quarters of the 64 calibration digits, judged on the rest.
+        assert row["accuracyJudgedOn"] == "16 calibration samples not trained on", name
+        training = row["training"]
+        assert training["trainedOn"] == 48 and training["heldOut"] == 16, name
+        assert training["steps"] > 0 and training["lossCurve"][-1] < training["lossCurve"][0]
+    assert "removed 5 of 48 conv channels" in rows["pruned-10"]["compression"]
+    assert "narrower network" in rows["distilled"]["compression"]
+    sizes = [rows[n]["sizeBytes"] for n in ("onnx", "pruned-10", "pruned-25", "pruned-40")]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.5 * sizes[0]
+    assert rows["pruned-40-int8"]["sizeBytes"] < rows["pruned-40"]["sizeBytes"] / 2
+    # The bar: at least one compressed variant passes the default guard.
+    assert any(rows[n]["status"] == "accepted" for n in COMPRESSED)
 
 
 def test_digits_repository_is_served_by_a_real_triton(digits_build, digits, tmp_path):
@@ -165,9 +192,17 @@ def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tm
         "cosine",
         0.99,
         [1, 8],
+        variants=[*DEFAULT_VARIANTS, "pruned-10"],
+        trainingSeconds=3,
     )
-    _assert_every_variant_accounted_for(report, [1, 8])
+    _assert_every_variant_accounted_for(report, [1, 8], (*DEFAULT_VARIANTS, "pruned-10"))
     rows = _rows(report)
+    # One head and a tenth of the feed-forward channels of each layer gone: MiniLM-L6
+    # is already small, and three seconds on twelve sentences do not win it back.
+    assert rows["pruned-10"]["status"] == "rejected"
+    assert rows["pruned-10"]["compression"] == (
+        "structured pruning: removed 6 of 72 heads, 924 of 9216 ffn channels"
+    )
     for exact in ("fp32", "onnx", "torchscript"):
         assert rows[exact]["status"] == "accepted" and rows[exact]["accuracy"] > 0.9999, exact
     # torch's per-tensor dynamic int8 loses accuracy on MiniLM; ORT per-channel keeps more.

@@ -37,7 +37,24 @@ from lepton_operator.api.kube import (
 
 GPU_ONLY_VARIANTS = ("fp16", "bf16", "torch-compile", "tensorrt")
 POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-TORCH_SOURCE_VARIANTS = ("int8-dynamic", "torchscript", "torch-compile", "fp16", "bf16")
+COMPRESSED_VARIANTS = (
+    "pruned-10",
+    "pruned-25",
+    "pruned-40",
+    "pruned-10-int8",
+    "pruned-25-int8",
+    "pruned-40-int8",
+    "distilled",
+    "distilled-int8",
+)
+TORCH_SOURCE_VARIANTS = (
+    "int8-dynamic",
+    "torchscript",
+    "torch-compile",
+    "fp16",
+    "bf16",
+    *COMPRESSED_VARIANTS,
+)
 # No ASCII whitespace after the scheme, spelled out: ``\s`` in Go's RE2 (the apiserver)
 # is [\t\n\f\r ], in Rust's regex (pydantic) all of Unicode's White_Space, so a URI with
 # a vertical tab or a no-break space was admitted by one and refused by the other.
@@ -101,6 +118,14 @@ class Variant(StrEnum):
     FP16 = "fp16"
     BF16 = "bf16"
     TENSORRT = "tensorrt"
+    PRUNED_10 = "pruned-10"
+    PRUNED_25 = "pruned-25"
+    PRUNED_40 = "pruned-40"
+    PRUNED_10_INT8 = "pruned-10-int8"
+    PRUNED_25_INT8 = "pruned-25-int8"
+    PRUNED_40_INT8 = "pruned-40-int8"
+    DISTILLED = "distilled"
+    DISTILLED_INT8 = "distilled-int8"
 
 
 class AccuracyMetric(StrEnum):
@@ -198,8 +223,10 @@ class Optimization(UserSpec):
 
     variants: Annotated[list[Annotated[Variant, Strict(False)]], ListType("set")] | None = Field(
         default=None,
-        max_length=16,
-        description="Variants to try; default: every one that applies to the target pools.",
+        max_length=32,
+        description="Variants to try; default: every one that applies to the target pools, "
+        "except the pruned and distilled ones, which train and change the model's shape "
+        "and are built only when listed.",
     )
     batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], ListType("set")] = Field(
         default=[1, 8, 32],
@@ -220,6 +247,15 @@ class Optimization(UserSpec):
         pattern=URI_PATTERN.format(schemes="s3|https"),
         description="Representative inputs for calibration and the accuracy guard; default: "
         "generated from the input signature.",
+    )
+    training_seconds: int = Field(
+        default=60,
+        alias="trainingSeconds",
+        ge=0,
+        le=3600,
+        description="Training time for each pruned or distilled variant: a pruned model "
+        "learns back what the removed units carried, a student learns the model's answers. "
+        "0 prunes without training (a distilled variant then fails with that reason).",
     )
 
 

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from lepton_builder import calibration, canary, tritonrepo
-from lepton_builder.accuracy import judge, mask_padding
+from lepton_builder.accuracy import Verdict, judge, mask_padding
 from lepton_builder.loading import SOURCES_ROOT, load_model, resolve_uri
 from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
 from lepton_builder.selection import choose_variants
-from lepton_builder.variants import Arrays, Built, Variants
+from lepton_builder.variants import Arrays, Built, Compression, Variants
 
 log = logging.getLogger("lepton_builder")
 REPORT_SCHEMA_VERSION = 1
@@ -78,6 +78,9 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         )
     input_names = [t.name for t in source.inputs]
     output_names = [t.name for t in source.outputs]
+    mask_index = next(
+        (i for i, t in enumerate(source.inputs) if "attention_mask" in t.name.lower()), None
+    )
     factory = Variants(
         model,
         request.device,
@@ -85,6 +88,12 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         input_names,
         output_names,
         settings.threads,
+        Compression(
+            inputs,
+            request.optimization.training_seconds,
+            mask_index,
+            generated=not request.optimization.calibration_uri,
+        ),
     )
     choices = choose_variants(
         request.device,
@@ -97,14 +106,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     repository.mkdir(parents=True, exist_ok=True)
     accuracy = request.optimization.accuracy
     batch_sizes = sorted(set(request.optimization.batch_sizes))
-    mask = next(
-        (
-            a
-            for t, a in zip(source.inputs, inputs, strict=True)
-            if "attention_mask" in t.name.lower()
-        ),
-        None,
-    )
+    mask = None if mask_index is None else inputs[mask_index]
     baseline: Arrays | None = None
     rows: list[dict[str, Any]] = []
     for index, choice in enumerate(choices, start=1):
@@ -139,14 +141,11 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 }
             )
             continue
-        verdict = judge(
-            accuracy.metric,
-            accuracy.tolerance,
-            mask_padding(baseline, mask),
-            mask_padding(outputs, mask),
-        )
+        verdict = _guard(accuracy.metric, accuracy.tolerance, baseline, outputs, mask, built)
         row = _profiled_row(prefix, built, inputs, batch_sizes, settings)
-        row.update(accuracy=verdict.value, sizeBytes=built.size_bytes)
+        row.update(accuracy=verdict.value, sizeBytes=built.size_bytes, **built.details)
+        if built.held_out is not None:
+            row["accuracyJudgedOn"] = f"{len(built.held_out)} calibration samples not trained on"
         if not verdict.accepted:
             row.update(status="rejected", reason=verdict.reason)
         elif row["status"] == "accepted":
@@ -206,6 +205,23 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     return report
 
 
+def _guard(
+    metric: str,
+    tolerance: float,
+    baseline: Arrays,
+    outputs: Arrays,
+    mask: Any,
+    built: Built,
+) -> Verdict:
+    """The accuracy verdict; a trained variant is judged only on samples it never saw."""
+    if built.held_out is not None:
+        index = built.held_out
+        baseline = [b[index] for b in baseline]
+        outputs = [o[index] for o in outputs]
+        mask = None if mask is None else mask[index]
+    return judge(metric, tolerance, mask_padding(baseline, mask), mask_padding(outputs, mask))
+
+
 def _profiled_row(
     prefix: str, built: Built, inputs: Arrays, batch_sizes: list[int], settings: Settings
 ) -> dict[str, Any]:
@@ -246,7 +262,7 @@ def _preferred(profiles: list[dict[str, Any]]) -> list[int]:
 def summary_table(report: dict[str, Any]) -> str:
     """A table a person can read in the Job's log."""
     lines = [
-        f"{'variant':<14} {'status':<9} {'accuracy':>9} {'p95@1 ms':>9} {'best /s':>9}"
+        f"{'variant':<15} {'status':<9} {'accuracy':>9} {'p95@1 ms':>9} {'best /s':>9}"
         f" {'load s':>7}  reason"
     ]
     for row in report["variants"]:
@@ -256,7 +272,7 @@ def summary_table(report: dict[str, Any]) -> str:
         best = f"{max(p['throughputRps'] for p in profiles):.1f}" if profiles else ""
         load = "" if row.get("loadSeconds") is None else f"{row['loadSeconds']:.3f}"
         lines.append(
-            f"{row['name']:<14} {row['status']:<9} {accuracy:>9} {p95:>9} {best:>9} {load:>7}"
+            f"{row['name']:<15} {row['status']:<9} {accuracy:>9} {p95:>9} {best:>9} {load:>7}"
             f"  {row.get('reason', '')}"
         )
     return "\n".join(lines)

@@ -42,6 +42,7 @@ class Optimization(_Request):
     batch_sizes: list[int] = Field(default=[1, 8, 32], alias="batchSizes")
     accuracy: Accuracy = Field(default_factory=Accuracy)
     calibration_uri: str | None = Field(default=None, alias="calibrationUri")
+    training_seconds: float = Field(default=60, alias="trainingSeconds", ge=0)
 
 
 class Upload(_Request):

@@ -15,9 +15,28 @@ ALL_VARIANTS = (
     "fp16",
     "bf16",
     "tensorrt",
+    "pruned-10",
+    "pruned-25",
+    "pruned-40",
+    "pruned-10-int8",
+    "pruned-25-int8",
+    "pruned-40-int8",
+    "distilled",
+    "distilled-int8",
 )
-CPU_VARIANTS = ("fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript")
-GPU_VARIANTS = ("fp32", "fp16", "bf16", "torch-compile", "onnx", "tensorrt")
+# Trained and reshaped: minutes per variant, so built only when the spec lists them.
+COMPRESSED = ALL_VARIANTS[9:]
+DEFAULT_VARIANTS = ALL_VARIANTS[:9]
+CPU_VARIANTS = ("fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript", *COMPRESSED)
+GPU_VARIANTS = (
+    "fp32",
+    "fp16",
+    "bf16",
+    "torch-compile",
+    "onnx",
+    "tensorrt",
+    *(v for v in COMPRESSED if not v.endswith("-int8")),
+)
 ONNX_SOURCE_VARIANTS = ("fp32", "onnx", "onnx-int8", "tensorrt")
 
 
@@ -39,7 +58,7 @@ def choose_variants(
 
     The fp32 baseline is always built: accuracy is measured against it.
     """
-    wanted = set(requested) if requested else set(ALL_VARIANTS)
+    wanted = set(requested) if requested else set(DEFAULT_VARIANTS)
     wanted.add("fp32")
     choices = []
     for variant in ALL_VARIANTS:

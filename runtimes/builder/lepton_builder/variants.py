@@ -13,13 +13,14 @@ import copy
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lepton_builder import distillation, pruning, training
 from lepton_builder.loading import LoadedModel
 
 Arrays = list[npt.NDArray[Any]]
@@ -45,6 +46,8 @@ class Built:
     run: Callable[[Arrays], Arrays]
     path: Path  # the artifact Triton serves
     runtime: str  # onnxruntime | torchscript (what the Triton model loads)
+    details: dict[str, Any] = field(default_factory=dict)  # what the report adds for it
+    held_out: npt.NDArray[np.intp] | None = None  # samples the guard judges it on, if trained
 
     @property
     def artifact(self) -> str:
@@ -54,6 +57,26 @@ class Built:
     @property
     def size_bytes(self) -> int:
         return self.path.stat().st_size
+
+
+PRUNING_RATIOS = {"pruned-10": 0.10, "pruned-25": 0.25, "pruned-40": 0.40}
+
+
+@dataclass(frozen=True)
+class Compression:
+    """What pruning and distillation learn from: the calibration inputs and a time budget."""
+
+    calibration: Arrays
+    training_seconds: float = 60.0
+    mask_index: int | None = None  # the attention mask among the inputs, if any
+    generated: bool = False  # the calibration inputs were generated, not the user's
+
+
+@dataclass
+class _Trained:
+    module: Any
+    details: dict[str, Any]
+    held_out: npt.NDArray[np.intp]
 
 
 class Variants:
@@ -67,6 +90,7 @@ class Variants:
         input_names: list[str],
         output_names: list[str],
         threads: int = 0,
+        compression: Compression | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -74,8 +98,10 @@ class Variants:
         self.input_names = input_names
         self.output_names = output_names
         self.threads = threads
+        self.compression = compression
         self.workdir = Path(tempfile.mkdtemp(prefix="lepton-build-"))
         self._onnx_fp32: Path | None = model.onnx_path
+        self._trained: dict[str, _Trained] = {}  # pruned-25 and pruned-25-int8 share one
 
     # ---- torch ---------------------------------------------------------------------
     def _torch_runner(self, module: Any, dtype: Any = None) -> Callable[[Arrays], Arrays]:
@@ -173,12 +199,13 @@ class Variants:
 
     # ---- ONNX ----------------------------------------------------------------------
     def _export_onnx(self) -> Path:
-        if self._onnx_fp32 is not None:
-            return self._onnx_fp32
+        if self._onnx_fp32 is None:
+            self._onnx_fp32 = self._export(self._require_torch(), self.workdir / "model.onnx")
+        return self._onnx_fp32
+
+    def _export(self, module: Any, path: Path) -> Path:
         import torch
 
-        module = self._require_torch()
-        path = self.workdir / "model.onnx"
         dynamic_axes = {name: {0: "batch"} for name in self.input_names + self.output_names}
         for name, array in zip(self.input_names, self.example, strict=True):
             for axis in range(1, array.ndim):
@@ -193,7 +220,7 @@ class Variants:
             dynamic_axes=dynamic_axes,
             opset_version=ONNX_OPSET,
         )
-        self._onnx_fp32 = path
+        module.eval()  # the legacy exporter restores the flag it found; keep it off anyway
         return path
 
     def _ort_variant(self, name: str, path: Path) -> Built:
@@ -215,13 +242,86 @@ class Variants:
         return self._ort_variant(name, self._export_onnx())
 
     def onnx_int8(self) -> Built:
+        return self._ort_variant("onnx-int8", self._quantized(self._export_onnx(), "model"))
+
+    def _quantized(self, source: Path, stem: str) -> Path:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        source = self._export_onnx()
-        target = self.workdir / "model.int8.onnx"
+        target = self.workdir / f"{stem}.int8.onnx"
         # Per-channel weight scales: per-tensor ones cost MiniLM its accuracy (anchors).
         quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
-        return self._ort_variant("onnx-int8", target)
+        return target
+
+    # ---- pruning and distillation ----------------------------------------------------
+    def _compression(self) -> Compression:
+        if self.compression is None:
+            raise ValueError("pruning and distillation need calibration inputs")
+        return self.compression
+
+    def _train(self, key: str, make: Callable[[Any, Compression], tuple[Any, str]]) -> _Trained:
+        """Make the smaller model (once per key) and train it toward the fp32 one."""
+        if key in self._trained:
+            return self._trained[key]
+        teacher = self._require_torch()
+        settings = self._compression()
+        module, made = make(teacher, settings)
+        fitted, held_out = training.split(len(settings.calibration[0]))
+        details: dict[str, Any] = {"compression": made}
+        if settings.training_seconds > 0:
+            log = training.fit(
+                module,
+                teacher,
+                training.take(settings.calibration, fitted),
+                settings.training_seconds,
+                settings.mask_index,
+            )
+            details["training"] = log.as_report() | {"data": _training_data(settings)}
+        else:
+            held_out = np.arange(len(settings.calibration[0]))  # nothing was fitted
+        self._trained[key] = _Trained(module, details, held_out)
+        return self._trained[key]
+
+    def _prune_made(self, ratio: float) -> Callable[[Any, Compression], tuple[Any, str]]:
+        def make(teacher: Any, settings: Compression) -> tuple[Any, str]:
+            mask = (
+                None if settings.mask_index is None else settings.calibration[settings.mask_index]
+            )
+            result = pruning.prune(teacher, settings.calibration, ratio, mask)
+            return result.module.to(self.device), f"structured pruning: {result.summary()}"
+
+        return make
+
+    @staticmethod
+    def _student_made(teacher: Any, settings: Compression) -> tuple[Any, str]:
+        if settings.training_seconds <= 0:
+            raise ValueError("a distilled student needs trainingSeconds above 0 to learn")
+        mask = None if settings.mask_index is None else settings.calibration[settings.mask_index]
+        student = distillation.make_student(teacher, settings.calibration, mask)
+        return student.module, f"distilled student: {student.description}"
+
+    def compressed(self, name: str) -> Built:
+        """A pruned or distilled variant, with int8 after it when the name says so."""
+        quantize = name.endswith("-int8")
+        base = name.removesuffix("-int8")
+        if base == "distilled":
+            trained = self._train(base, self._student_made)
+        else:
+            trained = self._train(base, self._prune_made(PRUNING_RATIOS[base]))
+        if self.device == "cuda":
+            import torch
+
+            if quantize:
+                raise ValueError("int8 after compression is built for CPU pools only")
+            half = copy.deepcopy(trained.module).to(torch.float16)
+            built = self._torch_variant(name, half, torch.float16)
+        else:
+            path = self._export(trained.module, self.workdir / f"{base}.onnx")
+            if quantize:
+                path = self._quantized(path, base)
+            built = self._ort_variant(name, path)
+        built.details = dict(trained.details)
+        built.held_out = trained.held_out
+        return built
 
     def tensorrt(self) -> Built:
         raise ValueError("TensorRT engines are not built by this builder version")
@@ -242,4 +342,15 @@ class Variants:
             "torch-compile": self.torch_compile,
             "tensorrt": self.tensorrt,
         }
+        if variant not in builders:
+            return self.compressed(variant)
         return builders[variant]()
+
+
+def _training_data(settings: Compression) -> str:
+    if settings.generated:
+        return (
+            "generated inputs (no calibrationUri): the student matched the fp32 model on "
+            "random inputs, and its accuracy on real data is not known"
+        )
+    return "the calibration inputs, a quarter kept out to judge it"
