@@ -28,6 +28,12 @@ def binary() -> Path:
     return _wheel_root() / "bin" / "tritonserver"
 
 
+def cache_directory() -> Path:
+    """Where the wheel keeps ``local/libtritoncache_local.so``, the response cache; the
+    NGC image's default (``/opt/tritonserver/caches``) does not exist here."""
+    return _wheel_root() / "caches"
+
+
 def library_path() -> str:
     libs = Path(pytriton.__file__).resolve().parent.parent / "nvidia_pytriton.libs"
     return os.pathsep.join(p for p in (str(libs), os.environ.get("LD_LIBRARY_PATH", "")) if p)
@@ -58,6 +64,7 @@ def command(repository: Path | str, backends: Path, address: str, models: list[s
         str(binary()),
         f"--model-repository={repository}",
         f"--backend-directory={backends}",
+        f"--cache-directory={cache_directory()}",
         "--model-control-mode=explicit",
         f"--http-address={address}",
         f"--grpc-address={address}",

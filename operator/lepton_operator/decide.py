@@ -128,8 +128,8 @@ def decide(
         current = Serving(decision["variant"], decision["pool"], int(decision["replicas"]))
     live = status.get("live") or {}
     rates: list[list[float]] = [list(x) for x in memory.get("rates") or []]
-    known = rates[-1][1] if rates else live.get("requestRate")
-    rate = sample.request_rate_rps if sample else known
+    known = rates[-1][1] if rates else _model_rate(live)
+    rate = sample.model_rps if sample else known
     if current is None or rate is None:
         # Without traffic figures (none yet, or Prometheus down) a pool whose pods wait
         # for a node is left all the same: serving must not hang on figures.
@@ -149,7 +149,7 @@ def decide(
             [p.provisioning_seconds + loading for p in pools] + list(cold_starts.values())
         )
         rates = [x for x in rates if now_s - x[0] <= keep]
-        seen_rps = round(sample.request_rate_rps, 3)
+        seen_rps = round(sample.model_rps, 3)  # cache hits need no replica
         rates.append([now_s, seen_rps])
         peaks = remember_peak(peaks, now_s, seen_rps)
         daily = observe(daily, now_s, seen_rps)
@@ -215,6 +215,14 @@ def decide(
     )
     if result is None:
         return Decided(_nowhere(unschedulable), memory)
+    total_rps = sample.request_rate_rps if sample else float(live.get("requestRate") or 0.0)
+    hit_rps = (sample.cache_hit_rps or 0.0) if sample else total_rps - (_model_rate(live) or 0.0)
+    if hit_rps > 0:  # said on every pass, fresh figures or not, so the reason holds still
+        result = dataclasses.replace(
+            result,
+            reason=f"{result.reason}; {hit_rps:.3g} of {total_rps:.3g} req/s answered from "
+            "Triton's response cache need no replica",
+        )
     new_memory = {
         "correction": result.correction if sample else memory.get("correction", 1.0),
         # Only fresh figures are recommendations; passes in between leave no trace.
@@ -227,6 +235,14 @@ def decide(
         "daily": to_status(daily),
     }
     return Decided(_left_out(_as_plan(result), unschedulable, retry_at), new_memory)
+
+
+def _model_rate(live: dict[str, Any]) -> float | None:
+    """The rate the last figures say reached the model, response-cache hits taken off."""
+    rate = live.get("requestRate")
+    if rate is None:
+        return None
+    return float(rate) * (1.0 - float(live.get("cacheHitRate") or 0.0))
 
 
 def _nowhere(unschedulable: set[str] | frozenset[str]) -> NoPlan:

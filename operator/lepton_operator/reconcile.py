@@ -540,6 +540,7 @@ class Reconciler:
             triton_models[(plan.pool, plan.variant)],
             status,
             spec.repository.s3 if spec.repository else None,
+            spec.serving.response_cache_mb * 2**20 if spec.serving.response_cache else None,
         )
         self._record_live(pools, deployments, status, now, sample)
         if ready >= plan.replicas:
@@ -805,6 +806,7 @@ class Reconciler:
         triton_model: str,
         status: dict[str, Any],
         s3: S3Repository | None,
+        response_cache_bytes: int | None,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Apply the chosen Deployment and the Service; returns its ready replicas and
         the serving Deployments left (the chosen one, and others until it is ready).
@@ -826,6 +828,7 @@ class Reconciler:
                 triton_model,
                 plan.variant,
                 s3,
+                response_cache_bytes,
             ),
             body,
         )
@@ -897,6 +900,7 @@ class Reconciler:
                 "requestRate": rounded(sample.request_rate_rps),
                 "failureRate": rounded(sample.failure_rate_rps),
                 "gpuUtilization": rounded(sample.gpu_utilization),
+                "cacheHitRate": rounded(sample.cache_hit_rate),
                 "time": now,
             }.items()
             if value is not None

@@ -597,6 +597,28 @@ SPEC_RULES = (
 )
 
 
+class Serving(UserSpec):
+    """How Triton serves the model, beyond what the planner chooses."""
+
+    response_cache: bool = Field(
+        default=False,
+        alias="responseCache",
+        description="Triton's response cache: a request identical to an earlier one is "
+        "answered from memory without running the model. Only for deterministic models "
+        "(the same inputs always give the same outputs). Cache hits are taken off the load "
+        "the planner sizes replicas for, and status.live.cacheHitRate shows their share. "
+        "Turning it on or off rolls the serving pods.",
+    )
+    response_cache_mb: int = Field(
+        default=64,
+        alias="responseCacheMB",
+        ge=1,
+        le=65536,
+        description="Memory per serving pod for cached responses, in MiB; the oldest are "
+        "evicted when it is full.",
+    )
+
+
 class LeptonModelSpec(UserSpec):
     """A model to serve at a latency SLO for the lowest cost."""
 
@@ -644,6 +666,11 @@ class LeptonModelSpec(UserSpec):
         default=None,
         description="Advisory mode only: the variant, pool and replicas to serve while "
         "the operator advises. Unset: nothing is served until the mode is active.",
+    )
+    serving: Serving = Field(
+        default_factory=Serving,
+        json_schema_extra=full_default(Serving),
+        description="Serving options: Triton's response cache.",
     )
 
 

@@ -206,6 +206,12 @@ class LiveFigures(Spec):
     gpu_utilization: float | None = Field(
         default=None, alias="gpuUtilization", description="0..1, GPU pools only."
     )
+    cache_hit_rate: float | None = Field(
+        default=None,
+        alias="cacheHitRate",
+        description="0..1: the share of requests Triton's response cache answered "
+        "(spec.serving.responseCache); the planner sizes replicas for the rest.",
+    )
     hourly_cost_usd: float | None = Field(
         default=None,
         alias="hourlyCostUSD",

@@ -38,6 +38,12 @@ model and nothing of ``minilm-v2``.
     ``and on(namespace, pod)`` keeps only GPUs of pods serving this model. Empty, so
     None, on CPU pools.
 
+``cache_hit_rps``
+    ``sum(rate(nv_cache_num_hits_per_model{sel}[w]))``: requests answered by Triton's
+    response cache (``spec.serving.responseCache``). Triton exports the series only
+    for models whose config enables the cache on a server that has one: empty, so None,
+    otherwise. ``nv_inference_request_success`` counts hits too.
+
 Durations are Triton's microseconds, turned into milliseconds here so that callers only
 ever see ms, rps and fractions.
 """
@@ -83,6 +89,7 @@ class ModelQueries:
     queue_mean_ms: str
     queue_p95_ms: str
     gpu_utilization: str
+    cache_hit_rps: str
 
 
 def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQueries:
@@ -113,4 +120,5 @@ def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQuerie
         gpu_utilization=(
             f"{serving('DCGM_FI_DEV_GPU_UTIL')} / 100 or {serving('nv_gpu_utilization')}"
         ),
+        cache_hit_rps=rate("nv_cache_num_hits_per_model"),
     )

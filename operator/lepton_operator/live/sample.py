@@ -30,6 +30,20 @@ class LiveSample:
     queue_mean_ms: float | None
     queue_p95_ms: float | None
     gpu_utilization: float | None
+    cache_hit_rps: float | None = None  # answered by Triton's response cache
+
+    @property
+    def model_rps(self) -> float:
+        """Requests the model itself ran: what replicas are sized for. A response-cache
+        hit is answered from memory in microseconds and needs no model instance."""
+        return max(self.request_rate_rps - (self.cache_hit_rps or 0.0), 0.0)
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """The share of requests the response cache answered; None without a cache."""
+        if self.cache_hit_rps is None or self.request_rate_rps <= 0:
+            return None
+        return min(self.cache_hit_rps / self.request_rate_rps, 1.0)
 
 
 class MetricsUnavailable(Exception):

@@ -37,7 +37,13 @@ def service_selector(model: str) -> dict[str, str]:
     return {names.MODEL_LABEL: model, names.COMPONENT_LABEL: "triton"}
 
 
-def triton_args(repository: str, triton_model: str) -> list[str]:
+def triton_args(
+    repository: str, triton_model: str, response_cache_bytes: int | None = None
+) -> list[str]:
+    """The server's flags. The response cache is switched here, for the whole server:
+    every model config the builder writes asks for it, and Triton caches only when a
+    cache is configured (``runtimes/triton/README.md``)."""
+    cache = [f"--cache-config=local,size={response_cache_bytes}"] if response_cache_bytes else []
     return [
         f"--model-repository={repository}",
         "--model-control-mode=explicit",
@@ -49,6 +55,7 @@ def triton_args(repository: str, triton_model: str) -> list[str]:
         "--allow-metrics=true",
         # Triton exports only counters by default; summaries give p50/p95/p99.
         "--metrics-config=summary_latencies=true",
+        *cache,
     ]
 
 
@@ -62,6 +69,7 @@ def deployment(
     triton_model: str,
     variant: str,
     s3: S3Repository | None = None,
+    response_cache_bytes: int | None = None,
 ) -> dict[str, Any]:
     """With ``s3`` Triton reads the build's repository from the bucket (credentials from
     the Secret's environment) and the pod mounts no model volume."""
@@ -127,7 +135,7 @@ def deployment(
                             "name": "triton",
                             "image": image,
                             "command": ["tritonserver"],
-                            "args": triton_args(repository, triton_model),
+                            "args": triton_args(repository, triton_model, response_cache_bytes),
                             **({"env": env} if env else {}),
                             "ports": [
                                 {"name": "http", "containerPort": HTTP_PORT},

@@ -9,7 +9,8 @@ rolls pods, never the name clients use). The model holds ``config.pbtxt`` and ve
 backend's ``model.py`` beside the artifact and ``reference.npz`` (a sample input, the
 variant's own output and the fp32 baseline's, for the operator's canary check).
 ``instance_group`` names KIND_CPU or KIND_GPU explicitly: where a model runs is the
-planner's choice, never Triton's fallback.
+planner's choice, never Triton's fallback. ``response_cache`` is always asked for; the
+server caches only when started with ``--cache-config`` (the operator's switch).
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def config_pbtxt(
             f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] "
             "max_queue_delay_microseconds: 2000 }",
             f"instance_group [ {{ count: 1 kind: {kind} }} ]",
+            # Used only where the server has a cache (--cache-config): the LeptonModel's
+            # spec.serving.responseCache switches it, with no rebuild.
+            "response_cache { enable: true }",
             params,
             "",
         ]

@@ -526,7 +526,9 @@ class FakeLive:
         return answer
 
 
-def _sample(p95: float | None = 12.345, rate: float = 7.5) -> LiveSample:
+def _sample(
+    p95: float | None = 12.345, rate: float = 7.5, cache_hits: float | None = None
+) -> LiveSample:
     return LiveSample(
         timestamp=0.0,
         request_rate_rps=rate,
@@ -537,6 +539,7 @@ def _sample(p95: float | None = 12.345, rate: float = 7.5) -> LiveSample:
         queue_mean_ms=0.1,
         queue_p95_ms=0.2,
         gpu_utilization=None,
+        cache_hit_rps=cache_hits,
     )
 
 
@@ -725,6 +728,32 @@ def test_prometheus_down_holds_the_replica_count(spec, config):
     spec["scaling"] = {"minReplicas": 3, "maxReplicas": 6, "scaleDownStabilizationSeconds": 0}
     status = _passes(reconciler, spec, clock, status, 30)
     assert status["decision"]["replicas"] == 3
+
+
+def test_response_cache_hits_need_no_replica_and_status_shows_their_share(spec, config):
+    """250 req/s of which 150 are cache hits is planned as 100 req/s: the same count as
+    100 req/s without a cache, not the count 250 would need."""
+    spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 0}
+    spec["serving"] = {"responseCache": True, "responseCacheMB": 32}
+    _instant_pools(spec, config)
+    counts = {}
+    for label, sample in {
+        "uncached 100": _sample(p95=20.0, rate=100.0),
+        "uncached 250": _sample(p95=20.0, rate=250.0),
+        "cached 250": _sample(p95=20.0, rate=250.0, cache_hits=150.0),
+    }.items():
+        kube, reconciler, clock, status = _ready(spec, config, FakeLive(sample))
+        status = _passes(reconciler, spec, clock, status, 40)
+        decision = status["decision"]
+        counts[label] = (decision["pool"], decision["variant"], decision["replicas"])
+    assert counts["uncached 250"] != counts["uncached 100"] == counts["cached 250"], counts
+    assert status["live"]["cacheHitRate"] == 0.6
+    assert (
+        "150 of 250 req/s answered from Triton's response cache" in (status["decision"]["reason"])
+    )
+    deployment = next(o for (kind, _, _), o in kube.objects.items() if kind == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--cache-config=local,size={32 * 2**20}" in args
 
 
 def _pending_pod(kube: FakeKube, name: str, pool: str) -> None:
