@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
+from lepton_operator.api.spec import COMPRESSED_VARIANTS, LeptonModelSpec, PoolSpec
 
 MANAGED_BY = "lepton-operator"
 MODEL_LABEL = "lepton.ai/model"
@@ -31,9 +31,14 @@ def build_hash(spec: LeptonModelSpec, pools: list[PoolSpec], builder_image: str)
     repository other than the PVC counts too (the artifacts must be written there), and
     only when set, so the hashes of existing PVC builds stay as they were."""
     where = [spec.repository.model_dump(mode="json", by_alias=True)] if spec.repository else []
+    optimization = spec.optimization.model_dump(mode="json", by_alias=True)
+    if not set(optimization.get("variants") or ()) & set(COMPRESSED_VARIANTS):
+        # Only pruned and distilled variants train: without them the training time
+        # decides nothing, and builds made before it existed keep their hashes.
+        optimization.pop("trainingSeconds", None)
     return stable_hash(
         spec.model.model_dump(mode="json", by_alias=True),
-        spec.optimization.model_dump(mode="json", by_alias=True),
+        optimization,
         sorted(
             (p.name, p.accelerator.model_dump(mode="json") if p.accelerator else None)
             for p in pools

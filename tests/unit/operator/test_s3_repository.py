@@ -173,3 +173,15 @@ def test_object_keys_keep_the_repository_layout(tmp_path: Path) -> None:
         "p/b1/cpu/onnx/m/1/model.py",
         "p/b1/cpu/onnx/m/config.pbtxt",
     ]
+
+
+def test_training_time_rebuilds_only_what_trains(spec, config) -> None:
+    """trainingSeconds (issue 12) decides only pruned and distilled builds: other builds
+    keep the hash they had before the field existed, whatever its value."""
+    before = names.build_hash(parse_spec(spec), config.pools, "builder:1")
+    spec["optimization"] = {**spec.get("optimization", {}), "trainingSeconds": 5}
+    assert names.build_hash(parse_spec(spec), config.pools, "builder:1") == before
+    spec["optimization"]["variants"] = ["onnx", "pruned-25"]
+    trained = names.build_hash(parse_spec(spec), config.pools, "builder:1")
+    spec["optimization"]["trainingSeconds"] = 60
+    assert names.build_hash(parse_spec(spec), config.pools, "builder:1") != trained
