@@ -96,6 +96,10 @@ demo: deps cluster-bin ## the product end to end on the local cluster: build, se
 bench-builder: deps ## each CPU variant's speedup over fp32 and accuracy, digits and MiniLM, one run
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/bench.py --out bench-builder.json
 
+.PHONY: bench-search
+bench-search: deps ## the serving search on a real Triton: every configuration tried, default vs chosen
+	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/search_bench.py --out bench-search.json
+
 REPLAY_PROFILES := --profiles e2e/traces/minilm-cpu-standard.json --profiles e2e/traces/minilm-gpu-l4.derived.json
 
 .PHONY: bench-replay

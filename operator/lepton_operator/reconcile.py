@@ -298,7 +298,7 @@ def _assemble(
             key = (pool.name, variant.name)
             read.triton_models[key] = variant.triton_model or variant.name
             references[key] = variant.canary
-            read.profiles[key] = variant.profiles
+            read.profiles[key] = variant.capacity_profiles
     read.references = references
     return read
 

@@ -44,6 +44,24 @@ class CanaryReference(_Report):
     outputs: list[CanaryTensor] = Field(min_length=1)
 
 
+class SearchTrial(_Report):
+    capacity_rps: float = Field(alias="capacityRps", ge=0)
+    levels: list[Profile] = Field(
+        default_factory=list,
+        description="Served on Triton at rising concurrency; batchSize is the concurrency.",
+    )
+
+
+class ServingSearch(_Report):
+    """The builder's serving-configuration search on a real Triton server."""
+
+    skipped: str | None = Field(default=None, description="Why it did not run.")
+    target_p95_ms: float | None = Field(default=None, alias="targetP95Ms")
+    summary: str = ""
+    default: SearchTrial | None = None
+    chosen: SearchTrial | None = None
+
+
 class VariantReport(_Report):
     name: str
     status: Literal["accepted", "rejected", "failed", "skipped"]
@@ -64,6 +82,17 @@ class VariantReport(_Report):
     canary: CanaryReference | None = Field(
         default=None, description="Absent when the sample was too large to carry."
     )
+    serving_search: ServingSearch | None = Field(default=None, alias="servingSearch")
+
+    @property
+    def capacity_profiles(self) -> list[Profile]:
+        """What one replica serves: the chosen configuration's load levels measured on
+        Triton when the search ran (Triton's own overhead and batching included), else
+        the builder's in-process profiles."""
+        search = self.serving_search
+        if search is not None and search.chosen is not None and search.chosen.levels:
+            return search.chosen.levels
+        return self.profiles
 
 
 class BuildReport(_Report):

@@ -318,3 +318,40 @@ def test_a_checksum_mismatch_or_a_malformed_model_fails_with_the_reason(digits, 
     request = _digits_request(digits, tmp_path, "s3://bucket/model.pt", "torchscript")
     assert main(["--request", request, "--sources-root", str(digits.sources_root)]) == 1
     assert "s3:// sources are not supported" in capsys.readouterr().err
+
+
+def test_the_serving_search_measures_on_a_real_triton_and_keeps_the_best(
+    digits, tmp_path, monkeypatch
+):
+    """The search's configurations served by the wheel's tritonserver (through the same
+    shim the local cluster's pods use), closed-loop load at three levels each."""
+    import os
+    import sys
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(Path(models.__file__).resolve().parents[1]))
+    request = json.loads(_digits_request(digits, tmp_path, digits.uri, "torchscript"))
+    request["optimization"].update(variants=["onnx"], servingSearch=True, batchSizes=[1, 8])
+    request["latencyTargetMs"] = 100.0
+    report_file = tmp_path / "report.json"
+    shim = Path(models.__file__).resolve().parents[1] / "bin" / "tritonserver"
+    argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
+    argv += ["--sources-root", str(digits.sources_root), *FAST]
+    assert main([*argv, "--search-seconds", "1.5", "--tritonserver", str(shim)]) == 0
+    row = _rows(json.loads(report_file.read_text()))["onnx"]
+    search = row["servingSearch"]
+    assert "skipped" not in search, search
+    assert len(search["trials"]) == 5
+    for trial in search["trials"]:
+        assert [level["batchSize"] for level in trial["levels"]] == [1, 4, 8]
+        assert all(level["requests"] > 0 and level["failed"] == 0 for level in trial["levels"])
+    assert search["chosen"]["capacityRps"] >= search["default"]["capacityRps"] > 0
+    chosen = search["chosen"]["config"]
+    written = (tmp_path / "repository" / "onnx" / "digits" / "config.pbtxt").read_text()
+    assert f"count: {chosen['instances']} kind: KIND_CPU" in written
+    assert f"max_queue_delay_microseconds: {chosen['maxQueueDelayUs']}" in written
+    print(search["summary"])
+    # What the search left is what a pod would serve: Triton answers like the reference.
+    _assert_triton_answers_like_the_reference(
+        tmp_path / "repository" / "onnx", tmp_path / "served", "digits"
+    )

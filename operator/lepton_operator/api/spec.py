@@ -248,6 +248,14 @@ class Optimization(UserSpec):
         description="Representative inputs for calibration and the accuracy guard; default: "
         "generated from the input signature.",
     )
+    serving_search: bool = Field(
+        default=False,
+        alias="servingSearch",
+        description="Search Triton configurations (instances, batch sizes, queue delay) "
+        "for each accepted variant on a real Triton server in the build Job, and serve "
+        "the one that answers the most requests per second within the SLO; the planner "
+        "then sizes replicas from what was served. Adds about a minute per variant.",
+    )
     training_seconds: int = Field(
         default=60,
         alias="trainingSeconds",

@@ -125,6 +125,14 @@ class VariantStatus(Spec):
         max_length=1024,
         description="Why it was rejected or failed; empty when accepted.",
     )
+    serving_config: str | None = Field(
+        default=None,
+        alias="servingConfig",
+        max_length=1024,
+        description="The Triton configuration the serving search chose and what one "
+        "replica served with it within the SLO (optimization.servingSearch); the planner "
+        "sizes replicas from those served figures.",
+    )
 
 
 class Decision(Spec):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lepton_operator.api.spec import PoolSpec
 from lepton_operator.api.status import VariantStatus
-from lepton_operator.report import BuildReport, Profile
+from lepton_operator.report import BuildReport, Profile, VariantReport
 
 SECONDS_PER_HOUR = 3600
 
@@ -51,10 +51,18 @@ def variant_rows(report: BuildReport, pool: PoolSpec, slo_p95_ms: float) -> list
                     else None,
                     accepted=accepted,
                     reason="" if accepted else reason,
+                    serving_config=_search_summary(variant),
                 )
             )
         )
     return rows
+
+
+def _search_summary(variant: VariantReport) -> str | None:
+    search = variant.serving_search
+    if search is None:
+        return None
+    return search.summary or (f"search skipped: {search.skipped}" if search.skipped else None)
 
 
 def _rounded(row: VariantStatus) -> VariantStatus:

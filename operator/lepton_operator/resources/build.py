@@ -48,6 +48,9 @@ def build_request(
         "optimization": spec.optimization.model_dump(mode="json", by_alias=True, exclude_none=True),
         "repository": local_path(build, pool.name, s3),
         "reportConfigMap": names.report_configmap(job),
+        # What the serving search scores at; not in the build's hash: an SLO changed
+        # later re-plans from the same measured levels instead of rebuilding.
+        "latencyTargetMs": spec.slo.p95_latency_ms,
     }
     if s3:
         request["upload"] = {"uri": s3_uri(s3, build, pool.name)}

@@ -36,6 +36,8 @@ def build_hash(spec: LeptonModelSpec, pools: list[PoolSpec], builder_image: str)
         # Only pruned and distilled variants train: without them the training time
         # decides nothing, and builds made before it existed keep their hashes.
         optimization.pop("trainingSeconds", None)
+    if not optimization.get("servingSearch"):
+        optimization.pop("servingSearch", None)  # off: as before the field existed
     return stable_hash(
         spec.model.model_dump(mode="json", by_alias=True),
         optimization,

@@ -23,6 +23,8 @@ from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
 from lepton_builder.selection import choose_variants
+from lepton_builder.servingsearch import SearchSettings, run_search, tritonserver_available
+from lepton_builder.tuning import ServingConfig
 from lepton_builder.variants import Arrays, Built, Compression, Variants
 
 log = logging.getLogger("lepton_builder")
@@ -36,6 +38,8 @@ class Settings:
     dynamic_dim: int = 128
     threads: int = 0
     sources_root: Path = SOURCES_ROOT
+    search_seconds: float = 3.0  # per load level of each configuration tried
+    tritonserver: str = "tritonserver"
 
 
 def _available(module: str) -> bool:
@@ -150,17 +154,29 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             row.update(status="rejected", reason=verdict.reason)
         elif row["status"] == "accepted":
             name = request.model_name  # the same for every variant: clients' one name
-            config = tritonrepo.config_pbtxt(
-                name,
-                source.inputs,
-                source.outputs,
-                request.device,
-                built.runtime,
-                built.artifact,
-                _preferred(row["profiles"]),
-                max(batch_sizes),
-                settings.threads,
+            default = ServingConfig(
+                instances=1,
+                max_batch_size=max(batch_sizes),
+                preferred_batch_sizes=tuple(_preferred(row["profiles"])),
+                max_queue_delay_us=tritonrepo.DEFAULT_QUEUE_DELAY_US,
             )
+
+            def config_for(serving: ServingConfig, name: str = name, built: Built = built) -> str:
+                return tritonrepo.config_pbtxt(
+                    name,
+                    source.inputs,
+                    source.outputs,
+                    request.device,
+                    built.runtime,
+                    built.artifact,
+                    list(serving.preferred_batch_sizes),
+                    serving.max_batch_size,
+                    settings.threads,
+                    serving.instances,
+                    serving.max_queue_delay_us,
+                )
+
+            config = config_for(default)
             sample = [a[:1] for a in inputs]
             # Alone, as a canary request arrives: dynamic quantization scales activations
             # per batch, so a sample's answer inside a batch of 8 differs slightly.
@@ -178,6 +194,16 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 source.outputs,
             )
             row["tritonModel"] = name
+            if request.optimization.serving_search:
+                row["servingSearch"] = _serving_search(
+                    request,
+                    tritonrepo.variant_repository(repository, choice.variant),
+                    name,
+                    default,
+                    config_for,
+                    dict(zip(input_names, sample, strict=True)),
+                    settings,
+                )
             row["loadSeconds"] = round(
                 load_seconds(built.path, built.runtime, request.device, settings.threads), 3
             )
@@ -203,6 +229,53 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     }
     log.info("summary:\n%s", summary_table(report))
     return report
+
+
+def _serving_search(
+    request: BuildRequest,
+    variant_repository: Path,
+    name: str,
+    default: ServingConfig,
+    config_for: Any,
+    sample: dict[str, Any],
+    settings: Settings,
+) -> dict[str, Any]:
+    """The search's table for the report, or why it did not run; never fails the variant
+    (the default configuration stays written)."""
+    if request.latency_target_ms is None:
+        return {"skipped": "the build request carries no latency target to search for"}
+    if not tritonserver_available(settings.tritonserver):
+        return {"skipped": f"no {settings.tritonserver} in this image to measure on"}
+    config_file = variant_repository / name / "config.pbtxt"
+
+    def write(serving: ServingConfig) -> None:
+        config_file.write_text(config_for(serving))
+
+    try:
+        first, best, trials = run_search(
+            variant_repository,
+            name,
+            default,
+            write,
+            sample,
+            SearchSettings(
+                request.latency_target_ms,
+                seconds_per_level=settings.search_seconds,
+                binary=settings.tritonserver,
+            ),
+        )
+    except Exception as error:
+        write(default)
+        log.warning("serving search failed: %s", error)
+        return {"skipped": f"the search failed: {type(error).__name__}: {error}"[:1000]}
+    return {
+        "targetP95Ms": request.latency_target_ms,
+        "default": first.as_report(),
+        "chosen": best.as_report(),
+        "summary": f"{best.config.describe()}: {best.capacity_rps:.1f} req/s within "
+        f"{request.latency_target_ms:g} ms p95 (default {first.capacity_rps:.1f})",
+        "trials": [t.as_report() for t in trials],
+    }
 
 
 def _guard(

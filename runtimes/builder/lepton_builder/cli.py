@@ -61,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
     parser.add_argument("--sources-root", type=Path, default=SOURCES_ROOT)
+    parser.add_argument(
+        "--search-seconds",
+        type=float,
+        default=3.0,
+        help="serving search: seconds per load level of each configuration",
+    )
+    parser.add_argument(
+        "--tritonserver", default="tritonserver", help="serving search: the server to run"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     text = Path(args.request[1:]).read_text() if args.request.startswith("@") else args.request
@@ -74,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_dim=args.dynamic_dim,
         threads=args.threads,
         sources_root=args.sources_root,
+        search_seconds=args.search_seconds,
+        tritonserver=args.tritonserver,
     )
     try:
         report = build(request, settings)

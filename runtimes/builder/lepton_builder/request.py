@@ -43,6 +43,7 @@ class Optimization(_Request):
     accuracy: Accuracy = Field(default_factory=Accuracy)
     calibration_uri: str | None = Field(default=None, alias="calibrationUri")
     training_seconds: float = Field(default=60, alias="trainingSeconds", ge=0)
+    serving_search: bool = Field(default=False, alias="servingSearch")
 
 
 class Upload(_Request):
@@ -58,6 +59,12 @@ class BuildRequest(_Request):
     optimization: Optimization = Field(default_factory=Optimization)
     repository: str = Field(description="Folder to write the Triton model repository into.")
     report_config_map: str | None = Field(default=None, alias="reportConfigMap")
+    latency_target_ms: float | None = Field(
+        default=None,
+        alias="latencyTargetMs",
+        gt=0,
+        description="The p95 the serving search scores configurations at (the SLO).",
+    )
     upload: Upload | None = Field(
         default=None, description="Where to upload the repository; unset: it stays put."
     )

@@ -59,15 +59,41 @@ class TritonPythonModel:
         return [result.float().cpu().numpy()]
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses = []
-        for request in requests:
-            arrays = [
-                pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs
-            ]
-            results = self._run(arrays)
-            tensors = [
-                pb_utils.Tensor(name, np.ascontiguousarray(value))
-                for name, value in zip(self.outputs, results, strict=True)
-            ]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        """One run per batch Triton's dynamic batcher formed, not one per request.
+
+        Requests of the same shapes are concatenated on the batch axis, run together
+        and split again; without this, preferred batch sizes and queue delays would
+        only reorder work and never batch it. A run that fails answers its requests
+        with the error instead of failing the others.
+        """
+        arrays = [
+            [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs]
+            for r in requests
+        ]
+        responses: list[Any] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, request_arrays in enumerate(arrays):
+            key = tuple((a.shape[1:], a.dtype.str) for a in request_arrays)
+            groups.setdefault(key, []).append(index)
+        for members in groups.values():
+            sizes = [len(arrays[i][0]) for i in members]
+            try:
+                stacked = [
+                    np.concatenate([arrays[i][k] for i in members]) for k in range(len(self.inputs))
+                ]
+                results = self._run(stacked)
+            except Exception as error:  # answered per request, never a crashed instance
+                for i in members:
+                    responses[i] = pb_utils.InferenceResponse(
+                        output_tensors=[], error=pb_utils.TritonError(str(error))
+                    )
+                continue
+            start = 0
+            for i, size in zip(members, sizes, strict=True):
+                tensors = [
+                    pb_utils.Tensor(name, np.ascontiguousarray(value[start : start + size]))
+                    for name, value in zip(self.outputs, results, strict=True)
+                ]
+                responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
+                start += size
         return responses

@@ -33,6 +33,7 @@ TRITON_DTYPES = {
     "int8": "TYPE_INT8",
     "bool": "TYPE_BOOL",
 }
+DEFAULT_QUEUE_DELAY_US = 2000
 MODEL_PY = Path(__file__).resolve().with_name("triton_model.py")
 
 
@@ -65,9 +66,12 @@ def config_pbtxt(
     preferred_batch_sizes: list[int],
     max_batch_size: int,
     threads: int = 0,
+    instances: int = 1,
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US,
 ) -> str:
     kind = "KIND_GPU" if device == "cuda" else "KIND_CPU"
     preferred = ", ".join(str(b) for b in sorted(set(preferred_batch_sizes)))
+    preferring = f"preferred_batch_size: [ {preferred} ] " if preferred else ""
     parameters = {
         "runtime": runtime,
         "artifact": artifact,
@@ -85,9 +89,9 @@ def config_pbtxt(
             f"max_batch_size: {max_batch_size}",
             _tensor_block("input", inputs, output=False),
             _tensor_block("output", outputs, output=True),
-            f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] "
-            "max_queue_delay_microseconds: 2000 }",
-            f"instance_group [ {{ count: 1 kind: {kind} }} ]",
+            f"dynamic_batching {{ {preferring}"
+            f"max_queue_delay_microseconds: {max_queue_delay_us} }}",
+            f"instance_group [ {{ count: {instances} kind: {kind} }} ]",
             # Used only where the server has a cache (--cache-config): the LeptonModel's
             # spec.serving.responseCache switches it, with no rebuild.
             "response_cache { enable: true }",

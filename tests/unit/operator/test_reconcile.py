@@ -551,12 +551,14 @@ class Clock:
         return f"2026-11-24T00:{self.seconds // 60:02d}:{self.seconds % 60:02d}Z"
 
 
-def _ready(spec, config, live: FakeLive) -> tuple[FakeKube, Reconciler, Clock, dict]:
+def _ready(
+    spec, config, live: FakeLive, reports: dict[str, list[dict[str, Any]]] | None = None
+) -> tuple[FakeKube, Reconciler, Clock, dict]:
     kube = _with_source_claim(FakeKube())
     clock = Clock()
     reconciler = Reconciler(kube, config, clock=clock, live=live)  # type: ignore[arg-type]
     status = reconciler.reconcile(_body(spec)).status
-    _complete_builds(kube, REPORTS)
+    _complete_builds(kube, reports or REPORTS)
     status = reconciler.reconcile(_body(spec, status)).status
     kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     return kube, reconciler, clock, status
@@ -754,6 +756,43 @@ def test_response_cache_hits_need_no_replica_and_status_shows_their_share(spec, 
     deployment = next(o for (kind, _, _), o in kube.objects.items() if kind == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--cache-config=local,size={32 * 2**20}" in args
+
+
+def _levels(p95s: list[float], rates: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"batchSize": c, "p50Ms": p / 2, "p95Ms": p, "p99Ms": p, "throughputRps": r}
+        for c, p, r in zip((1, 4, 8), p95s, rates, strict=True)
+    ]
+
+
+def test_a_better_serving_configuration_lowers_the_planned_replicas(spec, config):
+    """The same variant and load; the serving search found a configuration that serves
+    twice as much within the SLO on Triton: the planner sizes from what was served."""
+    spec["scaling"] = {"maxReplicas": 10, "scaleDownStabilizationSeconds": 0}
+    _instant_pools(spec, config)
+    spec["pools"] = [p for p in spec["pools"] if p["name"] == "cpu-standard"]
+    default = {"capacityRps": 110.0, "levels": _levels([10, 30, 70], [80, 110, 112])}
+    chosen = {"capacityRps": 220.0, "levels": _levels([10, 25, 40], [90, 180, 220])}
+    searched = dict(_variant("onnx-int8", 9, 118))
+    searched["servingSearch"] = {
+        "targetP95Ms": 50.0,
+        "summary": "2 instances, max batch 8, preferred any, queue delay 2000 us: "
+        "220.0 req/s within 50 ms p95 (default 110.0)",
+        "default": default,
+        "chosen": chosen,
+    }
+    plans = {}
+    for label, variant in {"default": _variant("onnx-int8", 9, 118), "searched": searched}.items():
+        sample = _sample(p95=None, rate=600.0)
+        _kube, reconciler, clock, status = _ready(
+            spec, config, FakeLive(sample), {"cpu-standard": [variant]}
+        )
+        status = _passes(reconciler, spec, clock, status, 40)
+        plans[label] = status["decision"]["replicas"]
+        if label == "searched":
+            (row,) = status["variants"]
+            assert row["servingConfig"].startswith("2 instances, max batch 8")
+    assert plans["searched"] < plans["default"], plans
 
 
 def _pending_pod(kube: FakeKube, name: str, pool: str) -> None:
