@@ -7,18 +7,13 @@ spec, while the pinned Deployment keeps its resourceVersion (the operator wrote
 nothing to it); switching to active applies the recommendation through the usual
 rollout, and the load generator, calling the one model name a client knows and
 following the Service's endpoints as kube-proxy would, sees no failed request.
-Then (issue 12) the response cache is turned on: the pods roll with a cache, repeated
-requests are answered from it (Triton's own cache counters rise), and status shows the
-hit rate that the planner takes off the load it sizes for.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +29,6 @@ from lepton_e2e.load import (
     sample_inputs,
     served_sample,
     service_endpoints,
-    serving_pods,
     steady_endpoints,
 )
 
@@ -210,73 +204,3 @@ def test_switching_to_active_applies_the_recommendation_with_no_failed_request(
     assert "recommendation" not in status
     assert all(c["type"] != "Recommended" for c in status["conditions"])
     assert not status["decision"]["reason"].startswith("pinned")
-
-
-def _cache_hits(kube: Kube) -> float:
-    """Triton's own count of response-cache hits for digits, summed over serving pods."""
-    total = 0.0
-    for pod in serving_pods(kube, "digits", NAMESPACE):
-        url = f"http://{pod['status']['podIP']}:8002/metrics"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            text = answer.read().decode()
-        for match in re.finditer(
-            r'^nv_cache_num_hits_per_model\{[^}]*model="digits"[^}]*\} (\S+)$', text, re.M
-        ):
-            total += float(match.group(1))
-    return total
-
-
-def test_the_response_cache_answers_repeats_and_status_shows_the_hit_rate(
-    kube: Kube, advised: dict[str, Any]
-) -> None:
-    cache_mb = 16
-    kube.kubectl(
-        *("patch", "lm", "digits", "-n", NAMESPACE, "--type=merge"),
-        *(
-            "-p",
-            json.dumps(
-                {
-                    "spec": {
-                        "mode": "active",
-                        "pinned": None,
-                        "serving": {"responseCache": True, "responseCacheMB": cache_mb},
-                    }
-                }
-            ),
-        ),
-    )
-    flag = f"--cache-config=local,size={cache_mb * 2**20}"
-
-    def rolled() -> list[str] | None:
-        pods = serving_pods(kube, "digits", NAMESPACE)
-        cached = pods and all(flag in p["spec"]["containers"][0]["args"] for p in pods)
-        return steady_endpoints(kube, "digits", NAMESPACE)() if cached else None
-
-    wait_for(rolled, timeout=240, interval=2, what="the serving pods rolled with a cache")
-    before = _cache_hits(kube)
-    reference = served_sample(_status(kube), NAMESPACE, "digits")
-    with ConstantLoad(
-        lambda: service_endpoints(kube, "digits", NAMESPACE),
-        "digits",
-        sample_inputs(reference),  # the same request again and again
-        LOAD_RPS,
-        ["logits"],
-    ) as load:
-
-        def hit_rate() -> dict[str, Any] | None:
-            status = _status(kube)
-            rate = (status.get("live") or {}).get("cacheHitRate")
-            return status if rate is not None and rate >= 0.5 else None
-
-        status = wait_for(hit_rate, timeout=180, interval=3, what="status.live.cacheHitRate")
-    hits = _cache_hits(kube) - before
-    samples = load.report.samples
-    print(
-        f"response cache: {hits:.0f} hits of {len(samples)} requests sent; status "
-        f"cacheHitRate {status['live']['cacheHitRate']}, requestRate "
-        f"{status['live'].get('requestRate')}; {load.report.failed} failed"
-    )
-    assert load.report.failed == 0
-    # All but the first request to each pod (and the canary's) were answered from memory.
-    assert hits >= len(samples) - 2 * len(serving_pods(kube, "digits", NAMESPACE)) - 2
-    assert "answered from Triton's response cache need no replica" in (status["decision"]["reason"])

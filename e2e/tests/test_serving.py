@@ -2,14 +2,18 @@
 real tritonserver started from the Deployment's own pod template, canaried by the
 operator through tritonclient, loaded through the Service's port mapping, scraped by a
 real Prometheus through Kubernetes service discovery, and read back by the operator
-with PromQL into ``status.live``.
+with PromQL into ``status.live``; last, Triton's response cache turned on and its hits
+seen in Triton's counters and in ``status.live.cacheHitRate``.
 """
 
 from __future__ import annotations
 
 import calendar
 import copy
+import json
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -528,3 +532,74 @@ def _perturb(version: Path) -> None:
         largest = max(module.parameters(), key=lambda t: t.numel())
         largest.mul_(3).add_(0.5)
     torch.jit.save(module, str(version / "model.pt"))
+
+
+def _cache_hits(kube: Kube) -> float:
+    """Triton's own count of response-cache hits for minilm, summed over serving pods:
+    the hit summary's count (Triton exports no hits counter with summaries on)."""
+    total = 0.0
+    pattern = re.compile(
+        r'^nv_cache_hit_summary_per_model_count\{[^}]*model="minilm"[^}]*\} (\S+)$', re.M
+    )
+    for pod in serving_pods(kube, "minilm", NAMESPACE):
+        url = f"http://{pod['status']['podIP']}:8002/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            total += sum(float(m.group(1)) for m in pattern.finditer(answer.read().decode()))
+    return total
+
+
+def test_the_response_cache_answers_repeats_and_status_shows_the_hit_rate(
+    kube: Kube, served: dict[str, Any]
+) -> None:
+    """Last, as it changes serving: the cache turned on (issue 12), the pods roll with
+    one, repeated requests are answered from it (Triton's own counters rise), and status
+    shows the hit rate that the planner takes off the load it sizes for."""
+    cache_mb = 16
+    kube.kubectl(
+        *("patch", "lm", "minilm", "-n", NAMESPACE, "--type=merge"),
+        *(
+            "-p",
+            json.dumps(
+                {
+                    "spec": {
+                        "serving": {"responseCache": True, "responseCacheMB": cache_mb},
+                    }
+                }
+            ),
+        ),
+    )
+    flag = f"--cache-config=local,size={cache_mb * 2**20}"  # with --model-config-name=cached
+
+    def rolled() -> list[str] | None:
+        pods = serving_pods(kube, "minilm", NAMESPACE)
+        cached = pods and all(flag in p["spec"]["containers"][0]["args"] for p in pods)
+        return steady_endpoints(kube, "minilm", NAMESPACE)() if cached else None
+
+    wait_for(rolled, timeout=240, interval=2, what="the serving pods rolled with a cache")
+    before = _cache_hits(kube)
+    reference = _reference(_status(kube))
+    with ConstantLoad(
+        lambda: service_endpoints(kube, "minilm", NAMESPACE),
+        "minilm",
+        sample_inputs(reference),  # the same request again and again
+        LOAD_RPS,
+        ["last_hidden_state"],
+    ) as load:
+
+        def hit_rate() -> dict[str, Any] | None:
+            status = _status(kube)
+            rate = (status.get("live") or {}).get("cacheHitRate")
+            return status if rate is not None and rate >= 0.5 else None
+
+        status = wait_for(hit_rate, timeout=180, interval=3, what="status.live.cacheHitRate")
+    hits = _cache_hits(kube) - before
+    samples = load.report.samples
+    print(
+        f"response cache: {hits:.0f} hits of {len(samples)} requests sent; status "
+        f"cacheHitRate {status['live']['cacheHitRate']}, requestRate "
+        f"{status['live'].get('requestRate')}; {load.report.failed} failed"
+    )
+    assert load.report.failed == 0
+    # All but the first request to each pod (and the canary's) were answered from memory.
+    assert hits >= len(samples) - 2 * len(serving_pods(kube, "minilm", NAMESPACE)) - 2
+    assert "answered from Triton's response cache need no replica" in (status["decision"]["reason"])

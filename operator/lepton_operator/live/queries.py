@@ -39,10 +39,14 @@ model and nothing of ``minilm-v2``.
     None, on CPU pools.
 
 ``cache_hit_rps``
-    ``sum(rate(nv_cache_num_hits_per_model{sel}[w]))``: requests answered by Triton's
-    response cache (``spec.serving.responseCache``). Triton exports the series only
-    for models whose config enables the cache on a server that has one: empty, so None,
-    otherwise. ``nv_inference_request_success`` counts hits too.
+    ``sum(rate(nv_cache_hit_summary_per_model_count{sel}[w]))
+    or sum(rate(nv_cache_num_hits_per_model{sel}[w]))``: requests answered by Triton's
+    response cache (``spec.serving.responseCache``). With summary latencies on (as our
+    servers run) Triton 2.51 exports hits only as the count of the hit-duration summary
+    and drops the ``nv_cache_num_hits_per_model`` counter (measured: the misses counter
+    stays); the counter is the fallback for servers without summaries. Triton exports
+    either only for models whose config enables the cache on a server that has one:
+    empty, so None, otherwise. ``nv_inference_request_success`` counts hits too.
 
 Durations are Triton's microseconds, turned into milliseconds here so that callers only
 ever see ms, rps and fractions.
@@ -120,5 +124,8 @@ def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQuerie
         gpu_utilization=(
             f"{serving('DCGM_FI_DEV_GPU_UTIL')} / 100 or {serving('nv_gpu_utilization')}"
         ),
-        cache_hit_rps=rate("nv_cache_num_hits_per_model"),
+        cache_hit_rps=(
+            f"{rate('nv_cache_hit_summary_per_model_count')} "
+            f"or {rate('nv_cache_num_hits_per_model')}"
+        ),
     )

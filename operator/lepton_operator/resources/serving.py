@@ -37,13 +37,21 @@ def service_selector(model: str) -> dict[str, str]:
     return {names.MODEL_LABEL: model, names.COMPONENT_LABEL: "triton"}
 
 
+CACHED_CONFIG = "cached"  # the builder's configs/cached.pbtxt: the response cache on
+
+
 def triton_args(
     repository: str, triton_model: str, response_cache_bytes: int | None = None
 ) -> list[str]:
-    """The server's flags. The response cache is switched here, for the whole server:
-    every model config the builder writes asks for it, and Triton caches only when a
-    cache is configured (``runtimes/triton/README.md``)."""
-    cache = [f"--cache-config=local,size={response_cache_bytes}"] if response_cache_bytes else []
+    """The server's flags. The response cache is switched here: the model's
+    ``configs/cached.pbtxt`` (written by the builder beside ``config.pbtxt``) enables it
+    and the server gets a cache to use (``runtimes/triton/README.md``)."""
+    cache = []
+    if response_cache_bytes:
+        cache = [
+            f"--model-config-name={CACHED_CONFIG}",
+            f"--cache-config=local,size={response_cache_bytes}",
+        ]
     return [
         f"--model-repository={repository}",
         "--model-control-mode=explicit",

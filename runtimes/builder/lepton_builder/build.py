@@ -246,10 +246,9 @@ def _serving_search(
         return {"skipped": "the build request carries no latency target to search for"}
     if not tritonserver_available(settings.tritonserver):
         return {"skipped": f"no {settings.tritonserver} in this image to measure on"}
-    config_file = variant_repository / name / "config.pbtxt"
 
     def write(serving: ServingConfig) -> None:
-        config_file.write_text(config_for(serving))
+        tritonrepo.write_configs(variant_repository / name, config_for(serving))
 
     try:
         first, best, trials = run_search(

@@ -9,8 +9,13 @@ rolls pods, never the name clients use). The model holds ``config.pbtxt`` and ve
 backend's ``model.py`` beside the artifact and ``reference.npz`` (a sample input, the
 variant's own output and the fp32 baseline's, for the operator's canary check).
 ``instance_group`` names KIND_CPU or KIND_GPU explicitly: where a model runs is the
-planner's choice, never Triton's fallback. ``response_cache`` is always asked for; the
-server caches only when started with ``--cache-config`` (the operator's switch).
+planner's choice, never Triton's fallback. Beside ``config.pbtxt`` the model holds
+``configs/cached.pbtxt``, the same with ``response_cache { enable: true }``: the
+operator serves it (``--model-config-name=cached`` and ``--cache-config``) when the
+LeptonModel asks for the response cache, so switching needs no rebuild. It is not in
+``config.pbtxt`` because Triton 2.51 stops exporting the request-latency summary
+(``nv_inference_request_summary_us``) for a model whose config enables the cache,
+whether or not the server has one: every model would lose its observed p95.
 """
 
 from __future__ import annotations
@@ -92,13 +97,21 @@ def config_pbtxt(
             f"dynamic_batching {{ {preferring}"
             f"max_queue_delay_microseconds: {max_queue_delay_us} }}",
             f"instance_group [ {{ count: {instances} kind: {kind} }} ]",
-            # Used only where the server has a cache (--cache-config): the LeptonModel's
-            # spec.serving.responseCache switches it, with no rebuild.
-            "response_cache { enable: true }",
             params,
             "",
         ]
     )
+
+
+CACHED_CONFIG = "cached"  # --model-config-name the operator passes with the cache on
+
+
+def write_configs(folder: Path, config: str) -> None:
+    """The model's config and its response-cache twin (``configs/cached.pbtxt``)."""
+    (folder / "config.pbtxt").write_text(config)
+    (folder / "configs").mkdir(exist_ok=True)
+    cached = config.rstrip("\n") + "\nresponse_cache { enable: true }\n"
+    (folder / "configs" / f"{CACHED_CONFIG}.pbtxt").write_text(cached)
 
 
 def write_model(
@@ -120,7 +133,7 @@ def write_model(
     if folder.exists():
         shutil.rmtree(folder)
     version.mkdir(parents=True)
-    (folder / "config.pbtxt").write_text(config)
+    write_configs(folder, config)
     shutil.copyfile(artifact, version / artifact_name)
     shutil.copyfile(MODEL_PY, version / "model.py")
     np.savez(

@@ -756,6 +756,7 @@ def test_response_cache_hits_need_no_replica_and_status_shows_their_share(spec, 
     deployment = next(o for (kind, _, _), o in kube.objects.items() if kind == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--cache-config=local,size={32 * 2**20}" in args
+    assert "--model-config-name=cached" in args  # the builder's configs/cached.pbtxt
 
 
 def _levels(p95s: list[float], rates: list[float]) -> list[dict[str, Any]]:
