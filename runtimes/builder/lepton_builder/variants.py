@@ -275,6 +275,7 @@ class Variants:
                 settings.training_seconds,
                 settings.mask_index,
             )
+            log.held_out = len(held_out)
             details["training"] = log.as_report() | {"data": _training_data(settings)}
         else:
             held_out = np.arange(len(settings.calibration[0]))  # nothing was fitted
