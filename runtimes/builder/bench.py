@@ -43,6 +43,34 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+def cpu_request(name: str, work: Path, optimization: dict[str, Any], **extra: Any) -> BuildRequest:
+    """The build request of one of ``CASES`` on a CPU pool, as both builder benchmarks
+    send it (``search_bench.py`` too): its calibration data and accuracy guard, plus
+    ``optimization`` and ``extra`` top-level fields."""
+    case = CASES[name]
+    return BuildRequest.model_validate(
+        {
+            "requestVersion": 1,
+            "modelName": name,
+            "pool": "cpu",
+            "device": "cpu",
+            "model": {
+                "uri": case["uri"],
+                "format": case["format"],
+                "inputs": case["inputs"],
+                "outputs": case["outputs"],
+            },
+            "optimization": {
+                "calibrationUri": case["calibration"],
+                "accuracy": {"metric": case["metric"], "tolerance": case["tolerance"]},
+                **optimization,
+            },
+            "repository": str(work / "repository" / name),
+            **extra,
+        }
+    )
+
+
 def speedups(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = {r["name"]: r for r in report["variants"]}
     base = {p["batchSize"]: p["p50Ms"] for p in rows["fp32"].get("profiles", [])}
@@ -81,28 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     models.train_digits(work / "sources" / "models")
     models.copy_minilm(work / "sources" / "models")
     results = {}
-    for name, case in CASES.items():
-        request = BuildRequest.model_validate(
+    for name in CASES:
+        request = cpu_request(
+            name,
+            work,
             {
-                "requestVersion": 1,
-                "modelName": name,
-                "pool": "cpu",
-                "device": "cpu",
-                "model": {
-                    "uri": case["uri"],
-                    "format": case["format"],
-                    "inputs": case["inputs"],
-                    "outputs": case["outputs"],
-                },
-                "optimization": {
-                    "batchSizes": batch_sizes,
-                    "variants": [v for v in ALL_VARIANTS if v in CPU_VARIANTS],
-                    "trainingSeconds": args.training_seconds,
-                    "calibrationUri": case["calibration"],
-                    "accuracy": {"metric": case["metric"], "tolerance": case["tolerance"]},
-                },
-                "repository": str(work / "repository" / name),
-            }
+                "batchSizes": batch_sizes,
+                "variants": [v for v in ALL_VARIANTS if v in CPU_VARIANTS],
+                "trainingSeconds": args.training_seconds,
+            },
         )
         report = build(
             request,

@@ -19,34 +19,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import cpu_request
 from lepton_builder.build import Settings, build
 from lepton_builder.profiling import Budget
-from lepton_builder.request import BuildRequest
 from lepton_e2e import models
 
 REPO = Path(__file__).resolve().parents[2]
-CASES: dict[str, dict[str, Any]] = {
-    "digits": {
-        "uri": "pvc://models/digits.pt",
-        "format": "torchscript",
-        "calibration": "pvc://models/digits-calibration.npz",
-        "inputs": models.DIGITS_INPUTS,
-        "outputs": models.DIGITS_OUTPUTS,
-        "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
-        "variant": "onnx",
-        "target": 50.0,
-    },
-    "minilm": {
-        "uri": "pvc://models/minilm",
-        "format": "safetensors",
-        "calibration": "pvc://models/minilm-calibration.npz",
-        "inputs": models.MINILM_INPUTS,
-        "outputs": models.MINILM_OUTPUTS,
-        "accuracy": {"metric": "cosine", "tolerance": 0.99},
-        "variant": "onnx",
-        "target": 500.0,
-    },
-}
+# The variant searched and the latency target, per model of bench.py's CASES.
+SEARCHED: dict[str, tuple[str, float]] = {"digits": ("onnx", 50.0), "minilm": ("onnx", 500.0)}
 
 
 def table(name: str, search: dict[str, Any]) -> str:
@@ -89,29 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     results = {}
     for name in args.models.split(","):
-        case = CASES[name]
-        request = BuildRequest.model_validate(
-            {
-                "requestVersion": 1,
-                "modelName": name,
-                "pool": "cpu",
-                "device": "cpu",
-                "model": {
-                    "uri": case["uri"],
-                    "format": case["format"],
-                    "inputs": case["inputs"],
-                    "outputs": case["outputs"],
-                },
-                "optimization": {
-                    "variants": [case["variant"]],
-                    "batchSizes": [1, 8],
-                    "calibrationUri": case["calibration"],
-                    "accuracy": case["accuracy"],
-                    "servingSearch": True,
-                },
-                "latencyTargetMs": case["target"],
-                "repository": str(work / "repository" / name),
-            }
+        variant, target = SEARCHED[name]
+        request = cpu_request(
+            name,
+            work,
+            {"variants": [variant], "batchSizes": [1, 8], "servingSearch": True},
+            latencyTargetMs=target,
         )
         report = build(
             request,
@@ -123,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 tritonserver=str(REPO / "e2e" / "bin" / "tritonserver"),
             ),
         )
-        row = next(v for v in report["variants"] if v["name"] == case["variant"])
+        row = next(v for v in report["variants"] if v["name"] == variant)
         results[name] = row.get("servingSearch") or {"skipped": row.get("reason")}
     args.out.write_text(json.dumps(results, indent=2))
     for name, search in results.items():
