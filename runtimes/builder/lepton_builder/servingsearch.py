@@ -208,6 +208,7 @@ def _level(
         throughput_rps=len(latencies) / elapsed if elapsed > 0 else 0.0,
         p50_ms=float(np.percentile(ms, 50)) if len(ms) else float("inf"),
         p95_ms=float(np.percentile(ms, 95)) if len(ms) else float("inf"),
+        p99_ms=float(np.percentile(ms, 99)) if len(ms) else float("inf"),
         requests=len(latencies),
         failed=failures[0],
     )

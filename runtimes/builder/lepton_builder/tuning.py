@@ -54,6 +54,7 @@ class Level:
     throughput_rps: float
     p50_ms: float
     p95_ms: float
+    p99_ms: float
     requests: int
     failed: int = 0
 
@@ -64,7 +65,7 @@ class Level:
             "batchSize": self.concurrency,
             "p50Ms": round(min(self.p50_ms, NEVER_MS), 3),
             "p95Ms": round(min(self.p95_ms, NEVER_MS), 3),
-            "p99Ms": round(min(self.p95_ms, NEVER_MS), 3),
+            "p99Ms": round(min(self.p99_ms, NEVER_MS), 3),
             "throughputRps": round(self.throughput_rps, 2),
             "requests": self.requests,
             "failed": self.failed,

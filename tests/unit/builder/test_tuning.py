@@ -16,7 +16,14 @@ DEFAULT = ServingConfig(
 
 def _levels(rates: list[float], p95s: list[float]) -> list[Level]:
     return [
-        Level(concurrency=c, throughput_rps=r, p50_ms=p / 2, p95_ms=p, requests=int(r * 3))
+        Level(
+            concurrency=c,
+            throughput_rps=r,
+            p50_ms=p / 2,
+            p95_ms=p,
+            p99_ms=p * 1.5,
+            requests=int(r * 3),
+        )
         for c, r, p in zip((1, 4, 8), rates, p95s, strict=True)
     ]
 
