@@ -1,62 +1,18 @@
 """A real Triton Inference Server from PyPI's ``nvidia-pytriton`` wheel, for tests.
 
-The wheel carries the ``tritonserver`` binary, its shared libraries and only the
-python backend (with one stub per Python version). The backend folder is copied
-somewhere writable with the stub of the running Python dropped in, and the server
-starts with this virtualenv first on PATH so the backend's models import numpy,
-onnxruntime and torch from it.
+The wheel's binary, libraries and python backend are found and prepared by the
+builder's own launcher (``lepton_builder.wheel_triton``, what the serving search runs
+in the builder image); here the server starts with the test's repository and models.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import pytriton
-
-
-def _wheel_root() -> Path:
-    return Path(pytriton.__file__).resolve().parent / "tritonserver"
-
-
-def binary() -> Path:
-    return _wheel_root() / "bin" / "tritonserver"
-
-
-def cache_directory() -> Path:
-    """Where the wheel keeps ``local/libtritoncache_local.so``, the response cache; the
-    NGC image's default (``/opt/tritonserver/caches``) does not exist here."""
-    return _wheel_root() / "caches"
-
-
-def library_path() -> str:
-    libs = Path(pytriton.__file__).resolve().parent.parent / "nvidia_pytriton.libs"
-    return os.pathsep.join(p for p in (str(libs), os.environ.get("LD_LIBRARY_PATH", "")) if p)
-
-
-def prepare_backends(target: Path) -> Path:
-    """A backend directory holding the python backend with this Python's stub."""
-    python = target / "python"
-    if not (python / "triton_python_backend_stub").exists():
-        shutil.copytree(_wheel_root() / "backends" / "python", python, dirs_exist_ok=True)
-        version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        stub = _wheel_root() / "python_backend_stubs" / version / "triton_python_backend_stub"
-        shutil.copy2(stub, python / "triton_python_backend_stub")
-    return target
-
-
-def server_env() -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "LD_LIBRARY_PATH": library_path(),
-        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
-    }
+from lepton_builder.wheel_triton import binary, cache_directory, prepare_backends, server_env
 
 
 def command(repository: Path | str, backends: Path, address: str, models: list[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 The builder builds one variant of each model with ``servingSearch`` on and the latency
 target given here; the search serves each configuration it tries on the wheel's
-``tritonserver`` (the local cluster's shim) under closed-loop load at concurrency 1, 4
+``tritonserver`` (the builder image's launcher) under closed-loop load at concurrency 1, 4
 and 8. Printed: every configuration tried, its requests per second within the target
 and its p95 at each level, the default (what the builder writes without a search) and
 the one chosen, all from the same run. Absolute figures move with the machine's load;
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,6 @@ from lepton_builder.build import Settings, build
 from lepton_builder.profiling import Budget
 from lepton_e2e import models
 
-REPO = Path(__file__).resolve().parents[2]
 # The variant searched and the latency target, per model of bench.py's CASES.
 SEARCHED: dict[str, tuple[str, float]] = {"digits": ("onnx", 50.0), "minilm": ("onnx", 500.0)}
 
@@ -65,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
     models.train_digits(work / "sources" / "models")
     models.copy_minilm(work / "sources" / "models")
-    os.environ["PYTHONPATH"] = str(REPO / "e2e")  # for the shim's own imports
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     results = {}
     for name in args.models.split(","):
         variant, target = SEARCHED[name]
@@ -83,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.threads,
                 sources_root=work / "sources",
                 search_seconds=args.seconds,
-                tritonserver=str(REPO / "e2e" / "bin" / "tritonserver"),
             ),
         )
         row = next(v for v in report["variants"] if v["name"] == variant)

@@ -323,21 +323,20 @@ def test_a_checksum_mismatch_or_a_malformed_model_fails_with_the_reason(digits, 
 def test_the_serving_search_measures_on_a_real_triton_and_keeps_the_best(
     digits, tmp_path, monkeypatch
 ):
-    """The search's configurations served by the wheel's tritonserver (through the same
-    shim the local cluster's pods use), closed-loop load at three levels each."""
-    import os
-    import sys
+    """The search's configurations served by a real tritonserver, closed-loop load at
+    three levels each. No ``tritonserver`` on PATH, as in the builder's image: the build
+    finds the nvidia-pytriton wheel's and runs it through its own launcher."""
+    import shutil
 
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("PYTHONPATH", str(Path(models.__file__).resolve().parents[1]))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shutil.which("tritonserver") is None
     request = json.loads(_digits_request(digits, tmp_path, digits.uri, "torchscript"))
     request["optimization"].update(variants=["onnx"], servingSearch=True, batchSizes=[1, 8])
     request["latencyTargetMs"] = 100.0
     report_file = tmp_path / "report.json"
-    shim = Path(models.__file__).resolve().parents[1] / "bin" / "tritonserver"
     argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
     argv += ["--sources-root", str(digits.sources_root), *FAST]
-    assert main([*argv, "--search-seconds", "1.5", "--tritonserver", str(shim)]) == 0
+    assert main([*argv, "--search-seconds", "1.5"]) == 0
     row = _rows(json.loads(report_file.read_text()))["onnx"]
     search = row["servingSearch"]
     assert "skipped" not in search, search

@@ -23,7 +23,7 @@ from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
 from lepton_builder.selection import choose_variants
-from lepton_builder.servingsearch import SearchSettings, run_search, tritonserver_available
+from lepton_builder.servingsearch import SearchSettings, find_server, run_search
 from lepton_builder.tuning import ServingConfig
 from lepton_builder.variants import Arrays, Built, Compression, Variants
 
@@ -39,7 +39,8 @@ class Settings:
     threads: int = 0
     sources_root: Path = SOURCES_ROOT
     search_seconds: float = 3.0  # per load level of each configuration tried
-    tritonserver: str = "tritonserver"
+    # None: tritonserver on PATH, else the nvidia-pytriton wheel's (servingsearch.find_server).
+    tritonserver: str | None = None
 
 
 def _available(module: str) -> bool:
@@ -244,8 +245,10 @@ def _serving_search(
     (the default configuration stays written)."""
     if request.latency_target_ms is None:
         return {"skipped": "the build request carries no latency target to search for"}
-    if not tritonserver_available(settings.tritonserver):
-        return {"skipped": f"no {settings.tritonserver} in this image to measure on"}
+    server = find_server(settings.tritonserver)
+    if server is None:
+        missing = settings.tritonserver or "tritonserver on PATH and no nvidia-pytriton wheel"
+        return {"skipped": f"no {missing} in this image to measure on"}
 
     def write(serving: ServingConfig) -> None:
         tritonrepo.write_configs(variant_repository / name, config_for(serving))
@@ -260,7 +263,7 @@ def _serving_search(
             SearchSettings(
                 request.latency_target_ms,
                 seconds_per_level=settings.search_seconds,
-                binary=settings.tritonserver,
+                server=server,
             ),
         )
     except Exception as error:

@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         help="serving search: seconds per load level of each configuration",
     )
     parser.add_argument(
-        "--tritonserver", default="tritonserver", help="serving search: the server to run"
+        "--tritonserver",
+        default=None,
+        help="serving search: the server to run (default: tritonserver on PATH, else the "
+        "nvidia-pytriton wheel's)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lepton_builder import wheel_triton
 from lepton_builder.tuning import Level, ServingConfig, Trial, search
 
 log = logging.getLogger("lepton_builder")
@@ -48,12 +49,22 @@ class SearchSettings:
     seconds_per_level: float = 3.0
     levels: tuple[int, ...] = CONCURRENCY_LEVELS
     max_trials: int = 6
-    binary: str = "tritonserver"
+    server: tuple[str, ...] = ("tritonserver",)
     start_timeout_s: float = 180.0
 
 
-def tritonserver_available(binary: str = "tritonserver") -> bool:
-    return shutil.which(binary) is not None
+def find_server(preferred: str | None = None) -> tuple[str, ...] | None:
+    """The command that starts a Triton here: ``preferred`` if given (and found), else
+    ``tritonserver`` on PATH (NGC's image, the e2e harness's pods), else the
+    nvidia-pytriton wheel's through its launcher (the builder image); None when there is
+    none to measure on."""
+    if preferred is not None:
+        return (preferred,) if shutil.which(preferred) else None
+    if shutil.which("tritonserver"):
+        return ("tritonserver",)
+    if wheel_triton.available():
+        return tuple(wheel_triton.launcher())
+    return None
 
 
 def run_search(
@@ -102,7 +113,7 @@ def _server(repository: Path, model: str, settings: SearchSettings) -> Iterator[
     http, grpc, metrics = _free_port(), _free_port(), _free_port()
     workdir = Path(tempfile.mkdtemp(prefix="lepton-search-"))
     argv = [
-        settings.binary,
+        *settings.server,
         f"--model-repository={repository}",
         "--model-control-mode=explicit",
         f"--load-model={model}",
