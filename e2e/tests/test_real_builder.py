@@ -4,12 +4,16 @@ A digits CNN is trained here, put on a PVC of the model's namespace, and referen
 ``pvc://models/digits.pt``; the Job mounts that claim read-only at /sources/models,
 builds and profiles every CPU variant, writes the Triton model repository onto the
 model volume and hands its report back through the report ConfigMap. The figures in
-status are measured, not fixed.
+status are measured, not fixed. With ``servingSearch`` on, the same Job also serves the
+variant on a real tritonserver under each configuration it tries, and the planner sizes
+from what Triton served.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,9 +63,9 @@ def _digits_model() -> dict[str, Any]:
     return doc
 
 
-def test_real_builder_job_builds_profiles_and_reports_every_variant(
-    kube: Kube, namespace: str, operator: None
-) -> None:
+def _built(kube: Kube, namespace: str, doc: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """A digits CNN trained onto the namespace's models claim, ``doc`` applied, and its
+    status once Ready."""
     model_namespace(kube, namespace)
     wait_for(
         lambda: kube.get("pvc", "models", namespace)["status"].get("phase") == "Bound",
@@ -69,15 +73,21 @@ def test_real_builder_job_builds_profiles_and_reports_every_variant(
     )
     trained = models.train_digits(state_root() / "pvcs" / namespace / "models")
     assert trained.test_accuracy > 0.9
-
-    kube.apply(_digits_model(), namespace=namespace)
+    kube.apply(doc, namespace=namespace)
 
     def ready() -> dict[str, Any] | None:
         status: dict[str, Any] = kube.get("lm", "digits", namespace).get("status") or {}
         assert status.get("phase") != "Failed", status
         return status if status.get("phase") == "Ready" else None
 
-    status = wait_for(ready, timeout=300, interval=2, what="digits Ready")
+    ready_status: dict[str, Any] = wait_for(ready, timeout=timeout, interval=2, what="digits Ready")
+    return ready_status
+
+
+def test_real_builder_job_builds_profiles_and_reports_every_variant(
+    kube: Kube, namespace: str, operator: None
+) -> None:
+    status = _built(kube, namespace, _digits_model(), timeout=300)
     rows = {row["variant"]: row for row in status["variants"]}
     assert set(rows) == set(DEFAULT_VARIANTS)  # every default variant: built, or why not
     for name in ("fp32", "onnx", "torchscript"):
@@ -101,3 +111,56 @@ def test_real_builder_job_builds_profiles_and_reports_every_variant(
     # The variant's own folder; the model under the LeptonModel's name, whatever variant.
     assert "--load-model=digits" in args
     assert f"--model-repository=/models/{build}/cpu-standard/{variant}" in args
+
+
+def test_the_build_job_searches_serving_configurations_and_the_planner_sizes_from_them(
+    kube: Kube, namespace: str, operator: None
+) -> None:
+    """``servingSearch`` on: the build Job's pod serves each accepted variant (the one
+    asked for and the fp32 baseline) under each configuration it tries on a real
+    tritonserver (the nvidia-pytriton wheel's, found as in the builder image, with no
+    tritonserver on PATH); the report carries the table, status its summary, the model
+    repository holds the chosen configuration, and the planner's figures come from what
+    Triton served: before any traffic, the first plan's predicted p95 is that of the
+    busiest level within the SLO under the chosen configuration, not the in-process
+    profile's."""
+    doc = _digits_model()
+    doc["spec"]["optimization"].update(variants=["onnx"], servingSearch=True)
+    doc["spec"]["slo"] = {"p95LatencyMs": 50}
+    status = _built(kube, namespace, doc, timeout=600)
+
+    (report_cm,) = kube.list(
+        "configmap", namespace, "lepton.ai/model=digits,lepton.ai/component=build-report"
+    )
+    report = json.loads(report_cm["data"]["report.json"])
+    accepted = {v["name"]: v for v in report["variants"] if v["status"] == "accepted"}
+    assert "onnx" in accepted, report["variants"]
+    rows = {r["variant"]: r for r in status["variants"]}
+    for name, variant in accepted.items():
+        search = variant["servingSearch"]
+        assert "skipped" not in search, (name, search)
+        assert len(search["trials"]) >= 2
+        for trial in search["trials"]:
+            assert [level["batchSize"] for level in trial["levels"]] == [1, 4, 8]
+            assert all(lv["requests"] > 0 and lv["failed"] == 0 for lv in trial["levels"])
+        assert search["chosen"]["capacityRps"] >= search["default"]["capacityRps"] > 0
+        summary = rows[name]["servingConfig"]
+        assert re.search(r"req/s within 50 ms p95 \(default [0-9.]+\)$", summary), summary
+
+    decision = status["decision"]
+    served = accepted[decision["variant"]]
+    chosen = served["servingSearch"]["chosen"]
+    repository = state_root() / "pvcs" / namespace / "digits-models" / status["buildHash"]
+    written = (repository / "cpu-standard" / served["name"] / "digits" / "config.pbtxt").read_text()
+    assert f"count: {chosen['config']['instances']} kind: KIND_CPU" in written
+    assert f"max_queue_delay_microseconds: {chosen['config']['maxQueueDelayUs']}" in written
+
+    # No traffic yet: the first plan's p95 is the status row's, the busiest load level
+    # within the SLO that Triton served under the chosen configuration.
+    within = [lv for lv in chosen["levels"] if lv["p95Ms"] <= 50]
+    on_triton = max(within, key=lambda lv: lv["throughputRps"])
+    in_process = [p["p95Ms"] for p in served["profiles"]]
+    assert rows[served["name"]]["p95Ms"] == pytest.approx(on_triton["p95Ms"], abs=0.001)
+    assert decision["predictedP95Ms"] == pytest.approx(on_triton["p95Ms"], abs=0.001), decision
+    assert all(abs(on_triton["p95Ms"] - p95) > 0.001 for p95 in in_process), in_process
+    print(decision["reason"], {n: rows[n]["servingConfig"] for n in accepted})

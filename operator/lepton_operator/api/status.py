@@ -77,14 +77,17 @@ class BuildStatus(Spec):
 
 
 class VariantStatus(Spec):
-    """One (variant, pool) row of the profile table from a build report."""
+    """One (variant, pool) row of the profile table from a build report: the builder's
+    in-process profile, or with the serving search, what one replica served on Triton
+    under the chosen configuration (the figures the planner plans with, either way)."""
 
     variant: str = Field(description="The optimized variant, e.g. onnx-int8.")
     pool: str = Field(description="The pool it was built and profiled on.")
     batch_size: int = Field(
         alias="batchSize",
-        description="Batch size of these figures: the highest-throughput one whose p95 "
-        "meets the SLO, else the fastest.",
+        description="Batch size of these figures (with the serving search: concurrent "
+        "clients on Triton): the highest-throughput one whose p95 meets the SLO, else the "
+        "fastest.",
     )
     p50_ms: float | None = Field(
         default=None, alias="p50Ms", description="Median latency of one batch, in ms."

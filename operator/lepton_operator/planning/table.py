@@ -30,7 +30,10 @@ def best_profile(profiles: list[Profile], slo_p95_ms: float) -> Profile | None:
 def variant_rows(report: BuildReport, pool: PoolSpec, slo_p95_ms: float) -> list[VariantStatus]:
     rows = []
     for variant in report.variants:
-        profile = best_profile(variant.profiles, slo_p95_ms)
+        # The figures the planner sizes with (the search's, served on Triton, when it
+        # ran), so the first plan, made from these rows before any traffic, agrees with
+        # every later one.
+        profile = best_profile(variant.capacity_profiles, slo_p95_ms)
         accepted = variant.status == "accepted" and profile is not None
         reason = variant.reason or ("" if accepted else f"{variant.status} without a profile")
         rows.append(

@@ -796,6 +796,24 @@ def test_a_better_serving_configuration_lowers_the_planned_replicas(spec, config
     assert plans["searched"] < plans["default"], plans
 
 
+
+def test_the_first_plan_before_any_traffic_uses_what_the_search_served(spec, config):
+    """Before any traffic the plan comes from the status table; with the search on, the
+    table shows what one replica served on Triton (Triton's HTTP path included), not the
+    builder's in-process profile, so the first plan and every later one agree."""
+    _instant_pools(spec, config)
+    spec["pools"] = [p for p in spec["pools"] if p["name"] == "cpu-standard"]
+    searched = dict(_variant("onnx-int8", 9, 118))
+    chosen = {"capacityRps": 95.0, "levels": _levels([14, 30, 70], [70, 95, 96])}
+    searched["servingSearch"] = {"targetP95Ms": 50.0, "summary": "1 instance", "chosen": chosen}
+    _kube, _reconciler, _clock, status = _ready(
+        spec, config, FakeLive(_sample(p95=None, rate=0.0)), {"cpu-standard": [searched]}
+    )
+    (row,) = status["variants"]
+    # The SLO is 50 ms: 4 clients is the busiest level within it.
+    assert (row["batchSize"], row["p95Ms"], row["throughputRps"]) == (4, 30, 95)
+    assert status["decision"]["predictedP95Ms"] == 30, status["decision"]
+
 def _pending_pod(kube: FakeKube, name: str, pool: str) -> None:
     """A serving pod of the model on ``pool`` waiting for a node since the epoch."""
     kube.objects[("Pod", "ml", name)] = {
