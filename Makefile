@@ -83,8 +83,8 @@ cluster-down: deps ## stop the local cluster and remove its state
 	$(E2E) down
 
 .PHONY: test
-test: deps lint cluster-bin argocd-bin ## everything CI runs: lint, unit, integration and e2e on the real cluster
-	@rc=0; $(PY) -m pytest || rc=$$?; \
+test: deps lint cluster-bin argocd-bin ## everything CI runs: lint, unit, integration and e2e on the real cluster (prints the 30 slowest)
+	@rc=0; $(PY) -m pytest --durations=30 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
 

@@ -26,6 +26,9 @@ def command(repository: Path | str, backends: Path, address: str, models: list[s
         f"--grpc-address={address}",
         f"--metrics-address={address}",
         "--metrics-config=summary_latencies=true",
+        # Stopping waits this long for clients' keep-alive connections to close (Triton's
+        # default is 30 s): a test that stops its server has finished with it.
+        "--exit-timeout-secs=3",
         "--log-verbose=0",
     ]
     return argv + [f"--load-model={m}" for m in models]

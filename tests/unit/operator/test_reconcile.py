@@ -796,7 +796,6 @@ def test_a_better_serving_configuration_lowers_the_planned_replicas(spec, config
     assert plans["searched"] < plans["default"], plans
 
 
-
 def test_the_first_plan_before_any_traffic_uses_what_the_search_served(spec, config):
     """Before any traffic the plan comes from the status table; with the search on, the
     table shows what one replica served on Triton (Triton's HTTP path included), not the
@@ -813,6 +812,7 @@ def test_the_first_plan_before_any_traffic_uses_what_the_search_served(spec, con
     # The SLO is 50 ms: 4 clients is the busiest level within it.
     assert (row["batchSize"], row["p95Ms"], row["throughputRps"]) == (4, 30, 95)
     assert status["decision"]["predictedP95Ms"] == 30, status["decision"]
+
 
 def _pending_pod(kube: FakeKube, name: str, pool: str) -> None:
     """A serving pod of the model on ``pool`` waiting for a node since the epoch."""
