@@ -55,9 +55,9 @@ class SearchSettings:
 
 def find_server(preferred: str | None = None) -> tuple[str, ...] | None:
     """The command that starts a Triton here: ``preferred`` if given (and found), else
-    ``tritonserver`` on PATH (NGC's image, the e2e harness's pods), else the
-    nvidia-pytriton wheel's through its launcher (the builder image); None when there is
-    none to measure on."""
+    ``tritonserver`` on PATH (an image based on NGC's), else the nvidia-pytriton wheel's
+    through its launcher (the builder image, and the local cluster's builder pods);
+    None when there is none to measure on."""
     if preferred is not None:
         return (preferred,) if shutil.which(preferred) else None
     if shutil.which("tritonserver"):
