@@ -14,6 +14,9 @@ CONSTRAINTS := requirements/constraints.txt
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(CONSTRAINTS) 2>/dev/null | sha256sum | cut -c1-12)
 APT_PACKAGES := iproute2 openssl util-linux ca-certificates git redis-server
 E2E := PYTHONPATH=e2e $(PY) -m lepton_e2e
+# The Go builds need only the standard library, so they run with $(PYTHON), not the venv,
+# and `make test` compiles them while pip downloads (see bootstrap).
+PREBUILD := PYTHONPATH=e2e $(PYTHON) -m lepton_e2e.prebuild
 
 .PHONY: help
 help: ## list the targets
@@ -63,19 +66,23 @@ docs: deps ## regenerate docs/reference
 	$(PY) docs/reference/generate.py
 
 .PHONY: cluster-bin
-cluster-bin: deps ## build the cluster binaries from Go modules (cached by go.sum)
-	$(E2E) build
+cluster-bin: system-deps ## build the cluster binaries from Go modules (cached by go.sum)
+	$(PREBUILD) cluster
+
+.PHONY: bootstrap
+bootstrap: ## deps, cluster binaries and Argo CD side by side: Go compiles while pip downloads
+	$(MAKE) --no-print-directory -j3 deps cluster-bin argocd-bin
 
 .PHONY: cluster-up
-cluster-up: cluster-bin ## start the local cluster; prints the KUBECONFIG to export
+cluster-up: deps cluster-bin ## start the local cluster; prints the KUBECONFIG to export
 	$(E2E) up
 
 .PHONY: argocd-bin
-argocd-bin: deps ## build Argo CD (controller, repo-server) from Go modules (cached; cold ~5 min)
-	$(E2E) argocd-build
+argocd-bin: system-deps ## build Argo CD (controller, repo-server) from Go modules (cached; cold ~7 min)
+	$(PREBUILD) argocd
 
 .PHONY: argocd-up
-argocd-up: cluster-bin argocd-bin ## start the local cluster (if needed) and real Argo CD against it
+argocd-up: deps cluster-bin argocd-bin ## start the local cluster (if needed) and real Argo CD against it
 	$(E2E) argocd-up
 
 .PHONY: cluster-down
@@ -83,7 +90,7 @@ cluster-down: deps ## stop the local cluster and remove its state
 	$(E2E) down
 
 .PHONY: test
-test: deps lint cluster-bin argocd-bin ## everything CI runs: lint, unit, integration and e2e on the real cluster (prints the 30 slowest)
+test: bootstrap lint ## everything CI runs: lint, unit, integration and e2e on the real cluster (prints the 30 slowest)
 	@rc=0; $(PY) -m pytest --durations=30 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
@@ -112,7 +119,7 @@ bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM in
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/triton/bench.py --out bench-serving.json
 
 .PHONY: bench-scale
-bench-scale: cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
+bench-scale: deps cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
 	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out bench-scale.json
 
 .PHONY: clean

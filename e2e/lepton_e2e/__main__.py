@@ -9,7 +9,7 @@ import logging
 import sys
 import threading
 
-from lepton_e2e import argocd, binaries
+from lepton_e2e import argocd, argocd_build, binaries
 from lepton_e2e.cluster import Cluster
 
 
@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export KUBECONFIG={kubeconfig}")
         print(f"export PATH={binaries.bin_dir()}:$PATH")
     elif args.command == "argocd-build":
-        print(argocd.ensure_built())
+        print(argocd_build.ensure_built())
     elif args.command == "argocd-up":
         kubeconfig = cluster.up()
         argocd.ArgoCD(cluster).up()
-        print(f"Argo CD {argocd.VERSION} up in namespace {argocd.NAMESPACE}", file=sys.stderr)
+        print(f"Argo CD {argocd_build.VERSION} up in namespace {argocd.NAMESPACE}", file=sys.stderr)
         print(f"destination server for Applications: {cluster.config.server}", file=sys.stderr)
         print(f"export KUBECONFIG={kubeconfig}")
     elif args.command == "argocd-down":

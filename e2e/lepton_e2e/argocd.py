@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,96 +30,14 @@ from typing import Any
 import yaml
 
 from lepton_e2e import binaries
+from lepton_e2e.argocd_build import COMPONENTS, ensure_built
 from lepton_e2e.cluster import Cluster, stop_process_group
 
-ARGOCD_SRC = Path(__file__).resolve().parents[1] / "argocd"
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "3.6.1"
-MODULE = "github.com/argoproj/argo-cd/v3"
-# Argo CD 3.6 needs Go 1.27; the go command fetches this toolchain from the module proxy.
-GOTOOLCHAIN = "go1.27.3"
 NAMESPACE = "argocd"
-COMPONENTS = ("argocd-repo-server", "argocd-application-controller")
 REDIS_PORT = 6390  # not 6379: a developer's own Redis may hold that
 REPO_SERVER_PORT = 8081
 PART_OF = {"app.kubernetes.io/part-of": "argocd"}
-
-
-def _ldflags() -> str:
-    package = f"{MODULE}/common"
-    # Unstamped, it reports version 99.99.99, which hides which Argo CD ran a test.
-    stamps = {
-        "version": VERSION,
-        "gitTag": f"v{VERSION}",
-        "gitTreeState": "clean",
-        "buildDate": "1970-01-01T00:00:00Z",
-        "kubectlVersion": "v0.37.0",
-    }
-    return " ".join(["-s", "-w"] + [f"-X {package}.{k}={v}" for k, v in stamps.items()])
-
-
-def cache_key() -> str:
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum"):
-        digest.update(name.encode())
-        digest.update((ARGOCD_SRC / name).read_bytes())
-    digest.update(f"{GOTOOLCHAIN} {_ldflags()}".encode())
-    return digest.hexdigest()[:16]
-
-
-def bin_dir() -> Path:
-    return binaries.cache_root() / f"argocd-{cache_key()}"
-
-
-def ensure_built(log: bool = True) -> Path:
-    """The folder holding ``argocd``, its CRDs and ``git-verify-wrapper.sh``, built first
-    when the cache misses (cold: about 5 minutes on 2 cores).
-
-    The CRDs and the wrapper are copied from the very module the binary was built from,
-    so they always match it. A build lands in a temporary folder renamed into place only
-    when complete, so an interrupted build is never reused.
-    """
-    target = bin_dir()
-    if (target / "argocd").exists():
-        return target
-    if shutil.which("go") is None:
-        raise RuntimeError("Go is needed to build Argo CD; `make deps` checks for it")
-    started = time.monotonic()
-    env = {**os.environ, "GOTOOLCHAIN": GOTOOLCHAIN, "GOFLAGS": "-mod=mod -buildvcs=false"}
-    out = sys.stderr if log else subprocess.DEVNULL
-    print(f"building Argo CD {VERSION} into {target} (cold: about 5 minutes)", file=sys.stderr)
-    with binaries.staged(target) as staging:
-        subprocess.run(
-            ["go", "build", "-ldflags", _ldflags(), "-o", str(staging / "argocd"), f"{MODULE}/cmd"],
-            cwd=ARGOCD_SRC,
-            env=env,
-            check=True,
-            stdout=out,
-            stderr=out,
-        )
-        module_dir = Path(
-            subprocess.run(
-                ["go", "list", "-m", "-f", "{{.Dir}}", MODULE],
-                cwd=ARGOCD_SRC,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        )
-        for crd in ("application-crd.yaml", "appproject-crd.yaml"):
-            shutil.copy(module_dir / "manifests" / "crds" / crd, staging / crd)
-        # The defaults a real install ships in argocd-cm (among them: status-only updates do
-        # not refresh an Application unless its health changes).
-        shutil.copy(module_dir / "manifests" / "base" / "config" / "argocd-cm.yaml", staging)
-        wrapper = staging / "git-verify-wrapper.sh"
-        shutil.copy(module_dir / "hack" / "git-verify-wrapper.sh", wrapper)
-        wrapper.chmod(0o755)  # the module cache keeps files read-only, and not executable
-        for component in COMPONENTS:
-            (staging / component).symlink_to("argocd")
-    (target / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
-    print(f"built Argo CD in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return target
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from lepton_e2e import argocd
+from lepton_e2e import argocd, argocd_build
 from lepton_e2e.cluster import Cluster, ClusterConfig
 from lepton_e2e.netns import Network
 
@@ -59,11 +59,11 @@ def test_every_object_argocd_reads_is_labelled_part_of_argocd(tmp_path):
 
 
 def test_the_build_cache_key_follows_the_pinned_module(tmp_path, monkeypatch):
-    key = argocd.cache_key()
-    assert argocd.bin_dir().name == f"argocd-{key}"
+    key = argocd_build.cache_key()
+    assert argocd_build.bin_dir().name == f"argocd-{key}"
     (tmp_path / "go.mod").write_text(
-        (argocd.ARGOCD_SRC / "go.mod").read_text().replace("v3.6.1", "v3.6.2")
+        (argocd_build.ARGOCD_SRC / "go.mod").read_text().replace("v3.6.1", "v3.6.2")
     )
-    (tmp_path / "go.sum").write_text((argocd.ARGOCD_SRC / "go.sum").read_text())
-    monkeypatch.setattr(argocd, "ARGOCD_SRC", tmp_path)
-    assert argocd.cache_key() != key
+    (tmp_path / "go.sum").write_text((argocd_build.ARGOCD_SRC / "go.sum").read_text())
+    monkeypatch.setattr(argocd_build, "ARGOCD_SRC", tmp_path)
+    assert argocd_build.cache_key() != key
