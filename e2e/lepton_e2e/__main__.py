@@ -1,5 +1,6 @@
-"""``python -m lepton_e2e {build|up|down|status|pod-runner|demo|argocd-...}``: the local
-cluster's CLI (``argocd-build``, ``argocd-up``, ``argocd-down``: real Argo CD beside it)."""
+"""``python -m lepton_e2e {up|down|status|pod-runner|demo|argocd-up|argocd-down}``: the
+local cluster's CLI (``argocd-up``, ``argocd-down``: real Argo CD beside it). The Go
+builds are ``python -m lepton_e2e.prebuild``, which needs no venv."""
 
 from __future__ import annotations
 
@@ -44,15 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command",
         choices=[
-            *("build", "up", "down", "status", "pod-runner", "demo"),
-            *("argocd-build", "argocd-up", "argocd-down"),
+            *("up", "down", "status", "pod-runner", "demo"),
+            *("argocd-up", "argocd-down"),
         ],
     )
     args = parser.parse_args(argv)
     cluster = Cluster()
-    if args.command == "build":
-        print(binaries.ensure_built())
-    elif args.command == "up":
+    if args.command == "up":
         kubeconfig = cluster.up()
         timings_file = cluster.dir / "timings.json"
         if timings_file.exists():
@@ -64,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"export KUBECONFIG={kubeconfig}")
         print(f"export PATH={binaries.bin_dir()}:$PATH")
-    elif args.command == "argocd-build":
-        print(argocd_build.ensure_built())
     elif args.command == "argocd-up":
         kubeconfig = cluster.up()
         argocd.ArgoCD(cluster).up()
