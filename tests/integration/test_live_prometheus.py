@@ -11,13 +11,15 @@ exporter every second; the adapter reads a 10 s window.
 from __future__ import annotations
 
 import http.server
+import math
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,6 +300,54 @@ def test_a_server_error_or_a_silent_server_is_unreachable_within_the_timeout():
             _metrics(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=1).sample(NS, "m")
         assert caught.value.reason == "PrometheusUnreachable"
         assert time.monotonic() - started < 3
+
+
+def _same(fleet: LiveSample, one: LiveSample) -> bool:
+    """Every figure equal, to float rounding (both read at the same instant)."""
+    return all(
+        (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b))
+        for a, b in zip(astuple(fleet), astuple(one), strict=True)
+    )
+
+
+def test_one_fleet_read_gives_every_model_its_own_figures_in_nine_queries(prometheus, monkeypatch):
+    """Three models (all on pod A, one on pod B too) in the nine queries that one
+    model costs; each the figures of its own read. The GPU figure joins a pod serving
+    several models, the case a ``group_left(model)`` join would refuse."""
+    metrics = _metrics(prometheus.url)
+    _sample(metrics, "digits")
+    asked: list[str] = []
+    ask = PrometheusMetrics._ask
+
+    def counting(self: PrometheusMetrics, promql: str, timestamp: float) -> list[Any]:
+        asked.append(promql)
+        return ask(self, promql, timestamp)
+
+    monkeypatch.setattr(PrometheusMetrics, "_ask", counting)
+    at = time.time()
+    fleet = metrics.sample_all(at=at)
+    assert len(asked) == 9
+    assert set(fleet) == {(NS, "digits"), (NS, "digits-v2"), (NS, "idle")}
+    asked.clear()
+    for (namespace, model), sample in fleet.items():
+        one = metrics.sample(namespace, model, at=at)
+        assert _same(sample, one), (model, sample, one)
+    assert len(asked) == 9 * len(fleet)  # what the fleet read saves
+    digits, other = fleet[NS, "digits"], fleet[NS, "digits-v2"]
+    assert digits.request_rate_rps == pytest.approx(30.0, rel=0.03)
+    assert other.request_rate_rps == pytest.approx(100.0, rel=0.03)
+    assert other.p95_ms == pytest.approx(
+        3 * _recorded("nv_inference_request_summary_us", quantile="0.95") / 1000
+    )
+    assert digits.gpu_utilization == other.gpu_utilization == pytest.approx(0.80)
+    assert fleet[NS, "idle"].mean_ms is None
+
+    asked.clear()
+    assert set(metrics.sample_all(at=at, namespaces=[NS, "team-b"])) == set(fleet)
+    assert len(asked) == 9
+    asked.clear()
+    assert metrics.sample_all(at=at, namespaces=["other-namespace"]) == {}
+    assert len(asked) == 1  # no request rate: nothing else asked
 
 
 def test_a_killed_prometheus_is_unreachable_at_once_and_recovers_after_start(prometheus):

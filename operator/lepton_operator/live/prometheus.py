@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -23,7 +24,8 @@ from urllib3.util.retry import Retry
 
 from lepton_operator.config import Prometheus
 from lepton_operator.live.breaker import UnreachableBreaker
-from lepton_operator.live.queries import model_queries
+from lepton_operator.live.fleet import fleet_samples
+from lepton_operator.live.queries import fleet_queries, model_queries
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable, Reason
 
 __all__ = ["LiveSample", "MetricsUnavailable", "PrometheusMetrics"]
@@ -33,7 +35,8 @@ _STATUS = re.compile(r"HTTP Status Code (\d{3})")
 
 
 class PrometheusMetrics:
-    """Reads one model's live figures from the Prometheus at ``settings.url``."""
+    """Reads one model's live figures (``sample``), or every model's in nine queries
+    (``sample_all``), from the Prometheus at ``settings.url``."""
 
     def __init__(self, settings: Prometheus) -> None:
         self.settings = settings
@@ -68,6 +71,29 @@ class PrometheusMetrics:
         rate = values.pop("request_rate_rps")
         assert rate is not None  # checked above: NoData otherwise
         return LiveSample(timestamp=timestamp, request_rate_rps=rate, **values)
+
+    def sample_all(
+        self, at: float | None = None, namespaces: Sequence[str] = ()
+    ) -> dict[tuple[str, str], LiveSample]:
+        """Every model's figures at one instant, by (namespace, model): nine queries
+        whatever the number of models (``queries.fleet_queries``), in ``namespaces``
+        only when given.
+
+        A model is in the answer when it has a request-rate series, as ``sample`` gives
+        a model ``NoData`` otherwise; an empty request rate ends the read at one query
+        with ``{}``. Raises ``MetricsUnavailable`` and nothing else, as ``sample``.
+        """
+        timestamp = time.time() if at is None else at
+        try:
+            queries = fleet_queries(self.settings.rate_window, namespaces)
+        except ValueError as error:
+            raise MetricsUnavailable("QueryFailed", str(error)) from error
+        results: dict[str, list[dict[str, Any]]] = {}
+        for field in fields(queries):
+            results[field.name] = self._query(getattr(queries, field.name), timestamp)
+            if field.name == "request_rate_rps" and not results[field.name]:
+                return {}
+        return fleet_samples(results, timestamp)
 
     def close(self) -> None:
         self._client.close()

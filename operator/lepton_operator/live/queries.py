@@ -50,11 +50,52 @@ model and nothing of ``minilm-v2``.
 
 Durations are Triton's microseconds, turned into milliseconds here so that callers only
 ever see ms, rps and fractions.
+
+The fleet queries (``fleet_queries``) read the same figures for every model at once, a
+fixed nine queries per interval whatever the number of models: each keeps the
+``namespace`` and ``model`` labels and nothing else, so every answer is a vector with
+one series per model and ``or`` and ``/`` match model to model. ``sel`` is empty, or
+``namespace=~"team-a|team-b"`` (values regex-escaped, the regex anchored by Prometheus)
+when the operator watches only some namespaces; every selector carries it. Per model
+the answers equal the per-model queries' above.
+
+``request_rate_rps``, ``failure_rate_rps``
+    ``sum by (namespace, model) (rate(nv_inference_request_success{sel}[w]))``, and the
+    same over ``nv_inference_request_failure``. The request rate is the list of models:
+    a model with no series here has no sample (the per-model ``NoData``).
+``p95_ms``, ``p99_ms``, ``queue_p95_ms``
+    ``max by (namespace, model) (nv_inference_request_summary_us{sel,quantile="0.95"})
+    / 1000``: the slowest pod's quantile per model, NaN only when every pod is NaN.
+``mean_ms``, ``queue_mean_ms``
+    ``sum by (namespace, model) (rate(nv_inference_request_duration_us{sel}[w]))
+    / sum by (namespace, model) (rate(nv_inference_request_success{sel}[w])) / 1000``:
+    both sides carry exactly ``namespace`` and ``model``, so ``/`` divides model by model.
+``gpu_utilization``
+    ``sum by (namespace, model) (pods * on(namespace, pod) group_left()
+    sum by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{sel}))
+    / sum by (namespace, model) (pods * on(namespace, pod) group_left()
+    count by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{sel})) / 100 or ...the same over
+    nv_gpu_utilization...``, where ``pods`` is
+    ``group by (namespace, pod, model) (nv_inference_request_success{sel})`` (1 per pod
+    serving a model). The mean over every GPU series of the pods serving each model, as
+    the per-model ``avg(... and on(namespace, pod) ...)``. Not the shorter
+    ``avg by (namespace, model) (gauge * on(namespace, pod) group_left(model) pods)``:
+    ``group_left`` needs the right side unique per (namespace, pod), and a pod serving
+    two models has two ``pods`` series, so Prometheus refuses the whole query
+    ("many-to-many matching not allowed"); and the gauge has one series per GPU, so the
+    side that is one per pod must be an aggregate of it. Hence the GPU sums and counts
+    per pod on the "one" side and the pod-model pairs on the "many" side. ``or`` keeps
+    DCGM's figure where a model has one and Triton's elsewhere, model by model.
+``cache_hit_rps``
+    ``sum by (namespace, model) (rate(nv_cache_hit_summary_per_model_count{sel}[w]))
+    or sum by (namespace, model) (rate(nv_cache_num_hits_per_model{sel}[w]))``: the
+    counter is the fallback per model.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # A Prometheus duration, units largest first as Prometheus requires ("1m30s").
@@ -111,6 +152,69 @@ def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQuerie
 
     def serving(gauge: str) -> str:
         return f"avg({gauge}{{{ns}}} and on(namespace, pod) nv_inference_request_success{{{sel}}})"
+
+    success = rate("nv_inference_request_success")
+    return ModelQueries(
+        request_rate_rps=success,
+        failure_rate_rps=rate("nv_inference_request_failure"),
+        p95_ms=quantile("nv_inference_request_summary_us", "0.95"),
+        p99_ms=quantile("nv_inference_request_summary_us", "0.99"),
+        mean_ms=f"{rate('nv_inference_request_duration_us')} / {success} / 1000",
+        queue_mean_ms=f"{rate('nv_inference_queue_duration_us')} / {success} / 1000",
+        queue_p95_ms=quantile("nv_inference_queue_summary_us", "0.95"),
+        gpu_utilization=(
+            f"{serving('DCGM_FI_DEV_GPU_UTIL')} / 100 or {serving('nv_gpu_utilization')}"
+        ),
+        cache_hit_rps=(
+            f"{rate('nv_cache_hit_summary_per_model_count')} "
+            f"or {rate('nv_cache_num_hits_per_model')}"
+        ),
+    )
+
+
+# RE2's metacharacters outside a class; a backslash before any other punctuation would
+# also do, but only these need it.
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def namespaces_selector(namespaces: Sequence[str]) -> str:
+    """A matcher (without braces) for the series of ``namespaces``; empty for all."""
+    if any(not namespace for namespace in namespaces):
+        raise ValueError("namespaces must be non-empty")
+    if not namespaces:
+        return ""
+    escaped = ("".join("\\" + c if c in _RE2_SPECIAL else c for c in ns) for ns in namespaces)
+    return f"namespace=~{promql_string('|'.join(sorted(set(escaped))))}"
+
+
+def fleet_queries(window: str = "1m", namespaces: Sequence[str] = ()) -> ModelQueries:
+    """The queries for every model at once (one series per namespace and model), with
+    rates over ``window``, in ``namespaces`` only when given."""
+    if not is_positive_duration(window):
+        raise ValueError(f"{window!r} is not a positive Prometheus duration")
+    sel = namespaces_selector(namespaces)
+    by = "by (namespace, model)"
+
+    def series(metric: str, *matchers: str) -> str:
+        inside = ",".join(m for m in (sel, *matchers) if m)
+        return f"{metric}{{{inside}}}" if inside else metric
+
+    def rate(metric: str) -> str:
+        return f"sum {by} (rate({series(metric)}[{window}]))"
+
+    def quantile(metric: str, q: str) -> str:
+        return f"max {by} ({series(metric, f'quantile={promql_string(q)}')}) / 1000"
+
+    pods = f"group by (namespace, pod, model) ({series('nv_inference_request_success')})"
+
+    def serving(gauge: str) -> str:
+        def per_model(per_pod: str) -> str:
+            return (
+                f"sum {by} ({pods} * on(namespace, pod) group_left() "
+                f"{per_pod} by (namespace, pod) ({series(gauge)}))"
+            )
+
+        return f"({per_model('sum')} / {per_model('count')})"
 
     success = rate("nv_inference_request_success")
     return ModelQueries(
