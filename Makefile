@@ -120,7 +120,7 @@ bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM in
 
 .PHONY: bench-scale
 bench-scale: deps cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
-	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out bench-scale.json
+	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out docs/bench/scale.json
 
 .PHONY: clean
 clean: ## remove the virtualenv (the cluster binaries stay cached in ~/.cache/lepton-operator)

@@ -8,22 +8,31 @@ benchmark plays the builder by writing ``fixture_builder``'s fixed report into e
 Job's report ConfigMap, and only then lets KWOK complete the pod. Triton pods are
 KWOK's too. The figures are the operator's, on fixture reports, said so in the output.
 
-Measured per stage (the operator's Lease holder):
-- create -> first decision: from each create call returning to the watch seeing
-  ``status.decision`` for that generation (includes the simulated build);
-- change -> new decision: from a spec change (the SLO) to the watch seeing a decision
-  made for it;
-- the operator's resident memory (its own ``process_resident_memory_bytes``), peak of
-  samples every 2 s;
-- API requests per second: the apiserver's own count of requests it dispatched for the
-  operator's ServiceAccount (a FlowSchema of ours routes exactly those), over each phase
-  and over a quiet minute with every model settled.
+A real Prometheus (the harness's) is the operator's, so its fleet sampler runs as in
+production; no model has traffic (KWOK's Triton exports nothing).
+
+Measured per stage (the operator's Lease holder), the issue's names in brackets:
+- create -> first decision, and build report written -> the decision that uses it
+  (``reportToDecisionP99S``): from this benchmark writing the report (it plays the
+  builder) to the watch seeing the first decision;
+- settled, every model decided and nothing changing: API requests per second
+  (``settledApiRps``: the apiserver's own count of requests it dispatched for the
+  operator's ServiceAccount, routed apart by a FlowSchema of ours) and PromQL queries
+  per sampling interval (``promQueriesPerInterval``: Prometheus's own count of
+  ``/api/v1/query`` requests over the operator's count of fleet samples);
+- single changes (``singleChangeP50S``/``P99S``): 30 SLO changes, one model each, 2 s
+  apart, each from the patch returning to the watch seeing a decision made for it;
+- a burst (``burstAllDecidedS``): one SLO change to every model at once, until the last
+  is decided;
+- the operator's resident memory (``rssMB``: its ``process_resident_memory_bytes``,
+  peak of samples every 2 s).
 Benchmarks print figures; they do not pass or fail on them. Run with ``make bench-scale``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import statistics
@@ -48,9 +57,11 @@ from lepton_e2e.fixtures import (
     Kube,
     installed_operator,
     model_namespace,
+    prometheus_for,
 )
 from lepton_e2e.images import repository
 from lepton_e2e.pools import Pool, node_manifests
+from lepton_e2e.prometheus import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "lepton.ai", "v1alpha1", "leptonmodels"
@@ -99,8 +110,11 @@ def _is_gated_builder(pod: dict[str, Any]) -> bool:
     )
 
 
-def write_report_and_release(core: client.CoreV1Api, pod: dict[str, Any]) -> None:
-    """What the builder would do (write the report), then let KWOK complete the pod."""
+def write_report_and_release(
+    core: client.CoreV1Api, pod: dict[str, Any], reports: dict[tuple[str, str], float]
+) -> None:
+    """What the builder would do (write the report), then let KWOK complete the pod;
+    ``reports`` gets when each model's report was written."""
     args = pod["spec"]["containers"][0]["args"]
     request = json.loads(args[args.index("--request") + 1])
     namespace = pod["metadata"]["namespace"]
@@ -109,6 +123,8 @@ def write_report_and_release(core: client.CoreV1Api, pod: dict[str, Any]) -> Non
         namespace,
         {"data": {"report.json": json.dumps(fixture_report(request))}},
     )
+    model = (pod["metadata"].get("labels") or {}).get("lepton.ai/model", "")
+    reports.setdefault((namespace, model), time.time())
     core.patch_namespaced_pod(
         pod["metadata"]["name"],
         namespace,
@@ -116,7 +132,9 @@ def write_report_and_release(core: client.CoreV1Api, pod: dict[str, Any]) -> Non
     )
 
 
-def play_builder(api: client.ApiClient, stop: threading.Event) -> None:
+def play_builder(
+    api: client.ApiClient, stop: threading.Event, reports: dict[tuple[str, str], float]
+) -> None:
     core = client.CoreV1Api(api)
     done: set[str] = set()
     while not stop.is_set():
@@ -136,7 +154,7 @@ def play_builder(api: client.ApiClient, stop: threading.Event) -> None:
                     or not pod["spec"].get("nodeName")
                 ):
                     continue
-                write_report_and_release(core, pod)
+                write_report_and_release(core, pod, reports)
                 done.add(uid)
                 if stop.is_set():
                     break
@@ -204,12 +222,26 @@ def _sample(text: str, name: str) -> float:
     return sum(float(v) for v in values)
 
 
-def leader_memory_bytes(core: client.CoreV1Api) -> float:
-    """Resident memory of the replica that reconciles (the other only waits for the
-    Lease)."""
+def _leader_metric(core: client.CoreV1Api, name: str) -> float:
+    """A metric of the replica that reconciles (the other only waits for the Lease)."""
     texts = _operator_metrics(core)
     acting = [t for t in texts if _sample(t, "lepton_reconcile_duration_seconds_count") > 0]
-    return max(_sample(t, "process_resident_memory_bytes") for t in acting or texts)
+    return max(_sample(t, name) for t in acting or texts)
+
+
+def leader_memory_bytes(core: client.CoreV1Api) -> float:
+    return _leader_metric(core, "process_resident_memory_bytes")
+
+
+def fleet_samples(core: client.CoreV1Api) -> float:
+    """How many times the operator has read every model's figures (one interval each)."""
+    return _leader_metric(core, "lepton_fleet_samples_total")
+
+
+def prometheus_queries(prometheus: PrometheusServer) -> float:
+    """Instant queries Prometheus has answered (this read itself included)."""
+    found = prometheus.query('sum(prometheus_http_requests_total{handler="/api/v1/query"})')
+    return float(found[0]["value"][1]) if found else 0.0
 
 
 def operator_requests(kube: Kube) -> float:
@@ -367,55 +399,117 @@ def change_slo(
     return acted
 
 
-def quiet_rps(kube: Kube, seconds: float) -> float:
-    """Requests per second with every model settled: the operator's steady cost."""
-    before = operator_requests(kube)
+@dataclass
+class Settled:
+    api_rps: float
+    prom_queries_per_interval: float | None
+
+
+def settled(kube: Kube, prometheus: PrometheusServer, seconds: float) -> Settled:
+    """With every model settled: the operator's API requests per second, and the PromQL
+    queries of each of its fleet samples."""
+    requests, queries = operator_requests(kube), prometheus_queries(prometheus)
+    samples = fleet_samples(kube.core)
     time.sleep(seconds)
-    return round((operator_requests(kube) - before) / seconds, 1)
+    intervals = fleet_samples(kube.core) - samples
+    asked = prometheus_queries(prometheus) - queries - 1  # less our own read
+    return Settled(
+        api_rps=round((operator_requests(kube) - requests) / seconds, 2),
+        prom_queries_per_interval=round(asked / intervals, 1) if intervals else None,
+    )
+
+
+def single_changes(
+    custom: client.CustomObjectsApi,
+    decisions: Decisions,
+    names: list[tuple[str, str]],
+    count: int,
+    gap_s: float,
+    timeout: float,
+) -> list[float]:
+    """``count`` SLO changes to one model each, ``gap_s`` apart, spread over the fleet;
+    the seconds from each patch to its decision (each waited for, up to ``timeout``)."""
+    latencies = []
+    step = max(len(names) // count, 1)
+    for i, (namespace, name) in enumerate(names[::step][:count]):
+        slo = 1000 + i  # a value no earlier decision was made for
+        changed: Any = custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": {"slo": {"p95LatencyMs": slo}}}
+        )
+        at, generation = time.time(), int(changed["metadata"]["generation"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and decisions.at(namespace, name, generation) is None:
+            time.sleep(0.01)
+        seen = decisions.at(namespace, name, generation)
+        if seen is not None:
+            latencies.append(max(seen - at, 0.0))
+        time.sleep(gap_s)
+    return latencies
 
 
 # ---- the run --------------------------------------------------------------------------------
 @dataclass
 class Bench:
     kube: Kube
+    prometheus: PrometheusServer
     namespaces: int
     timeout: float
     quiet_seconds: float
+    reports: dict[tuple[str, str], float]
     results: list[dict[str, Any]] = field(default_factory=list)
 
     def stage(self, created: int, total: int, decisions: Decisions) -> None:
         custom = client.CustomObjectsApi(self.kube.api)
         everyone = model_names(total, self.namespaces)
         new = everyone[created:]
-        print(f"stage {total}: creating {len(new)} LeptonModels", file=sys.stderr)
+        say = functools.partial(print, file=sys.stderr)
+        say(f"stage {total}: creating {len(new)} LeptonModels")
         create = measure(
-            self.kube,
-            self.kube.core,
-            decisions,
-            lambda: create_models(custom, new),
-            self.timeout,
+            self.kube, self.kube.core, decisions, lambda: create_models(custom, new), self.timeout
         )
-        print(f"  create: {create.summary()}", file=sys.stderr)
-        rps = quiet_rps(self.kube, self.quiet_seconds)
-        print(f"  settled: {rps} API requests/s over {self.quiet_seconds:.0f} s", file=sys.stderr)
-        slo = SLO_AFTER_MS + total  # a new value at each stage
-        change = measure(
-            self.kube,
-            self.kube.core,
-            decisions,
-            lambda: change_slo(custom, everyone, slo),
-            self.timeout,
-        )
-        print(f"  change: {change.summary()}", file=sys.stderr)
+        say(f"  create: {create.summary()}")
+        report_to_decision = [
+            seen - self.reports[key]
+            for key in new
+            if key in self.reports and (seen := decisions.at(*key, 1)) is not None
+        ]
+        quiet = settled(self.kube, self.prometheus, self.quiet_seconds)
+        say(f"  settled: {quiet}")
+        with MemorySampler(self.kube.core) as memory:
+            singles = single_changes(custom, decisions, everyone, 30, 2.0, 60.0)
+            say(f"  single changes: {len(singles)} decided of 30")
+            burst = measure(
+                self.kube,
+                self.kube.core,
+                decisions,
+                lambda: change_slo(custom, everyone, SLO_AFTER_MS + total),
+                self.timeout,
+            )
+            say(f"  burst: {burst.summary()}")
+        rss = max(memory.peak, create.peak_memory_bytes, burst.peak_memory_bytes)
         self.results.append(
             {
                 "models": total,
+                "singleChangeP50S": _round(percentile(singles, 50)) if singles else None,
+                "singleChangeP99S": _round(percentile(singles, 99)) if singles else None,
+                "singleChangesDecided": len(singles),
+                "burstAllDecidedS": _round(max(burst.latencies)) if burst.latencies else None,
+                "burstUndecided": burst.missing,
+                "reportToDecisionP99S": (
+                    _round(percentile(report_to_decision, 99)) if report_to_decision else None
+                ),
+                "settledApiRps": quiet.api_rps,
+                "promQueriesPerInterval": quiet.prom_queries_per_interval,
+                "rssMB": round(rss / 2**20, 1),
+                "rssKBPerModel": round(rss / 1024 / total, 1),
                 "create": create.summary(),
-                "change": change.summary(),
-                "quiet_api_rps": rps,
-                "memory_after_mb": round(leader_memory_bytes(self.kube.core) / 2**20, 1),
+                "burst": burst.summary(),
             }
         )
+
+
+def _round(value: float) -> float:
+    return round(value, 3)
 
 
 @dataclass
@@ -423,6 +517,7 @@ class Environment:
     kube: Kube
     stop: threading.Event
     decisions: Decisions
+    reports: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def _kube() -> Kube:
@@ -446,9 +541,9 @@ def _prepare(kube: Kube, namespaces: int) -> None:
 
 
 def _delete_models(kube: Kube, namespaces: int, timeout: float = 600) -> None:
-    """Delete the models while the operator still runs: each carries kopf's finalizer,
-    which only the operator lifts. Whatever is left after ``timeout`` is cleared by hand,
-    saying so, so the namespaces can go."""
+    """Delete the models (they carry no finalizer of the operator's, so they go at
+    once; one left by an older operator is cleared by hand after ``timeout``, saying
+    so, so the namespaces can go)."""
     for index in range(namespaces):
         kube.kubectl("delete", "namespace", f"scale-{index:02d}", "--wait=false", check=False)
     deadline = time.monotonic() + timeout
@@ -483,7 +578,9 @@ def _clean(kube: Kube, namespaces: int) -> None:
 
 
 def _threads(env: Environment) -> Iterator[threading.Thread]:
-    yield threading.Thread(target=play_builder, args=(env.kube.api, env.stop), daemon=True)
+    yield threading.Thread(
+        target=play_builder, args=(env.kube.api, env.stop, env.reports), daemon=True
+    )
     yield threading.Thread(
         target=watch_decisions, args=(env.kube.api, env.decisions, env.stop), daemon=True
     )
@@ -492,12 +589,26 @@ def _threads(env: Environment) -> Iterator[threading.Thread]:
 def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float) -> Bench:
     kube = _kube()
     env = Environment(kube=kube, stop=threading.Event(), decisions=Decisions())
-    bench = Bench(kube=kube, namespaces=namespaces, timeout=timeout, quiet_seconds=quiet_seconds)
+    prometheus = prometheus_for(kube)
+    bench = Bench(
+        kube=kube,
+        prometheus=prometheus,
+        namespaces=namespaces,
+        timeout=timeout,
+        quiet_seconds=quiet_seconds,
+        reports=env.reports,
+    )
     _prepare(kube, namespaces)
     threads = list(_threads(env))
     try:
-        with installed_operator(
-            kube, f"{GATED_BUILDER_IMAGE}:1", f"config.images.triton={SIMULATED_TRITON}"
+        with (
+            prometheus,
+            installed_operator(
+                kube,
+                f"{GATED_BUILDER_IMAGE}:1",
+                f"config.images.triton={SIMULATED_TRITON}",
+                f"config.prometheus.url={prometheus.url}",
+            ),
         ):
             (pod, *_) = kube.list(
                 "pods", OPERATOR_NAMESPACE, "app.kubernetes.io/name=lepton-operator"
@@ -519,21 +630,19 @@ def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float)
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """The README's table (Markdown)."""
+    """The docs' table (Markdown)."""
     rows = [
-        "| models | create→decision p50 / p99 (s) | change→decision p50 / p99 (s) "
-        "| operator memory peak (MB) | API req/s: creating / changing / settled |",
-        "|---:|---:|---:|---:|---:|",
+        "| models | single change→decision p50 / p99 (s) | burst: all decided (s) "
+        "| report→decision p99 (s) | settled API req/s | PromQL per interval "
+        "| operator RSS (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        c, h = r["create"], r["change"]
-        missing = (
-            f" ({c['missing']} + {h['missing']} undecided)" if c["missing"] or h["missing"] else ""
-        )
+        undecided = f" ({r['burstUndecided']} undecided)" if r["burstUndecided"] else ""
         rows.append(
-            f"| {r['models']}{missing} | {c['p50_s']} / {c['p99_s']} | {h['p50_s']} / "
-            f"{h['p99_s']} | {max(c['peak_memory_mb'], h['peak_memory_mb'])} | "
-            f"{c['api_rps']} / {h['api_rps']} / {r['quiet_api_rps']} |"
+            f"| {r['models']} | {r['singleChangeP50S']} / {r['singleChangeP99S']} "
+            f"| {r['burstAllDecidedS']}{undecided} | {r['reportToDecisionP99S']} "
+            f"| {r['settledApiRps']} | {r['promQueriesPerInterval']} | {r['rssMB']} |"
         )
     return "\n".join(rows)
 
@@ -544,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=1200, help="per phase, seconds")
     parser.add_argument("--quiet-seconds", type=float, default=60)
-    parser.add_argument("--out", type=Path, default=Path("bench-scale.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/bench/scale.json"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     bench = run(sizes, args.namespaces, args.timeout, args.quiet_seconds)

@@ -40,8 +40,11 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
         prefix="lepton.ai", key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
-    settings.execution.max_workers = handlers.WORKERS
     settings.watching.server_timeout = 300
+    # Watch only what this operator made: the cluster's other pods and Jobs never reach
+    # it (filtered by the apiserver, not in memory here).
+    for api_version, plural in handlers.OWNED_KINDS:
+        settings.watching.label_selectors[api_version, plural] = handlers.WATCHED_SELECTOR
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

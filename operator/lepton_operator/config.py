@@ -54,6 +54,14 @@ class Prometheus(_Config):
         le=60,
         description="Per query; a dead Prometheus must not stall the reconcile loop.",
     )
+    sample_interval_seconds: float = Field(
+        default=15.0,
+        alias="sampleIntervalSeconds",
+        ge=1,
+        le=300,
+        description="How often one set of grouped queries reads every model's figures; "
+        "a model whose figures moved, or whose plan waits on them, gets a pass then.",
+    )
     retry_after_unreachable_seconds: int = Field(
         default=30,
         alias="retryAfterUnreachableSeconds",
@@ -128,14 +136,14 @@ class OperatorConfig(_Config):
     pools: list[PoolSpec] = Field(min_length=1)
     serving: Serving = Field(default_factory=Serving)
     builds: Builds = Field(default_factory=Builds)
-    settled_resync_seconds: int = Field(
-        default=30,
+    settled_resync_seconds: int | None = Field(
+        default=None,
         alias="settledResyncSeconds",
         ge=5,
         le=600,
-        description="How often a settled model (Ready, Degraded or Failed on its current "
-        "spec) is reconciled again to follow its live metrics; models being built or "
-        "rolled out are followed every 5 s, and spec changes are handled at once.",
+        description="No longer used: passes are started by changes and by the fleet "
+        "sampler (prometheus.sampleIntervalSeconds), not by a timer. Accepted so that "
+        "existing values files still install.",
     )
 
     @model_validator(mode="after")

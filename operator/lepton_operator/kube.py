@@ -12,7 +12,9 @@ an ``async def``.
 
 from __future__ import annotations
 
+import datetime
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
@@ -23,6 +25,7 @@ from kubernetes.dynamic.exceptions import (
     UnprocessibleEntityError,
 )
 
+from lepton_operator.api.kube import API_VERSION, KIND
 from lepton_operator.resources.names import MANAGED_BY
 
 FIELD_MANAGER = "lepton-operator"
@@ -106,6 +109,54 @@ class Kube:
             namespace=namespace,
             body=patch,
             content_type="application/strategic-merge-patch+json",
+        )
+
+    def patch_model_status(
+        self, namespace: str, name: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch a LeptonModel's status (a key set to None is removed); returns the
+        model as written, or None when it is gone."""
+        try:
+            written = self._resource(API_VERSION, KIND).status.patch(
+                name=name,
+                namespace=namespace,
+                body={"status": changes},
+                content_type="application/merge-patch+json",
+            )
+        except NotFoundError:
+            return None
+        result: dict[str, Any] = written.to_dict()
+        return result
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event about ``involved`` (what ``kubectl describe`` shows)."""
+        meta = involved.get("metadata") or {}
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._resource("v1", "Event").create(
+            namespace=meta["namespace"],
+            body={
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {
+                    "apiVersion": involved.get("apiVersion"),
+                    "kind": involved.get("kind"),
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid"),
+                },
+                "type": type_,
+                "reason": reason,
+                "message": message[:1024],
+                "source": {"component": FIELD_MANAGER},
+                "reportingComponent": FIELD_MANAGER,
+                "reportingInstance": FIELD_MANAGER,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
         )
 
     def list_owned(

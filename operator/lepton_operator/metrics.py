@@ -29,10 +29,19 @@ RECONCILE_SECONDS = Histogram(
 RECONCILE_ERRORS = Counter(
     "lepton_reconcile_errors_total", "Reconcile passes that raised.", [*MODEL, "trigger"]
 )
-TIMER_SKIPPED = Counter(
-    "lepton_reconcile_timer_skipped_total",
-    "Timer ticks skipped because timer passes already held their share of the workers: "
-    "a steady rise means more models under way than the operator follows every 5 s.",
+QUEUE_DEPTH = Gauge(
+    "lepton_workqueue_depth",
+    "Models waiting for a pass (due now or at a time they asked for): a depth that "
+    "keeps growing means more changes than the workers can follow.",
+)
+FLEET_SAMPLES = Counter(
+    "lepton_fleet_samples_total",
+    "Reads of every model's live figures (one fixed set of grouped PromQL queries each).",
+    ["result"],
+)
+SAMPLE_WAKES = Counter(
+    "lepton_sample_wakes_total",
+    "Passes the fleet sampler asked for: models whose figures moved, or whose plan waited on them.",
 )
 PREDICTED_P95 = Gauge("lepton_model_predicted_p95_ms", "Planner's predicted p95 latency.", MODEL)
 OBSERVED_P95 = Gauge(

@@ -34,6 +34,7 @@ from lepton_operator.decide import decide
 from lepton_operator.kube import Kube, Rejected
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.observation import (
+    REFRESH_SECONDS,
     cold_starts,
     hourly_spend,
     ready_replicas,
@@ -139,6 +140,28 @@ def _job_seconds(job: dict[str, Any] | None) -> int | None:
     if not start or not end:
         return None
     return int((parse_time(end) - parse_time(start)).total_seconds())
+
+
+def _still_building(running: list[dict[str, Any]]) -> str:
+    """Which pools still build, and why, for the Built condition."""
+    return "; ".join(
+        f"{b['pool']} still builds" + (f" ({b['message']})" if b.get("message") else "")
+        for b in running
+    )
+
+
+def _waiting_for_node(pods: list[dict[str, Any]]) -> str:
+    """Why a running build Job's pod has not started: the scheduler's words when it
+    found no node (a pool with no node yet, or a full one); '' otherwise."""
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") != "Pending":
+            continue
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+                since = cond.get("lastTransitionTime") or pod["metadata"].get("creationTimestamp")
+                why = cond.get("message") or "no node fits"
+                return f"its pod waits for a node since {since}: {why}"
+    return ""
 
 
 def _condition_reason(conditions: list[dict[str, Any]], kind: str) -> tuple[str, str] | None:
@@ -332,13 +355,18 @@ class Reconciler:
         clock: Callable[[], str],
         infer: Infer | None = None,
         live: LiveSource | None = None,
+        refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
         self.kube = kube
         self.config = config
         self.clock = clock
         self.infer = infer
         self.live = live
+        self.refresh_seconds = refresh_seconds
         self._finished = FinishedBuilds()
+        # The timestamp of the figures each model last planned with (by uid): a pass
+        # between two fleet samples has nothing new, and must not count one twice.
+        self._planned_with: dict[str, float] = {}
 
     # ---- the pass ------------------------------------------------------------------
     def reconcile(self, body: dict[str, Any]) -> Outcome:
@@ -441,7 +469,7 @@ class Reconciler:
         ]
         running = [b for b in builds if b["phase"] == "Running"]
         succeeded = [b for b in builds if b["phase"] == "Succeeded"]
-        if running:
+        if running and not succeeded:
             condition(
                 ConditionType.BUILT,
                 False,
@@ -461,11 +489,14 @@ class Reconciler:
         condition(
             ConditionType.BUILT,
             True,
-            "BuildSucceeded",
+            "PartiallyBuilt" if running else "BuildSucceeded",
             f"{len(accepted)} of {len(rows)} variant(s) accepted on "
-            f"{len(succeeded)} of {len(builds)} pool(s)",
+            f"{len(succeeded)} of {len(builds)} pool(s)"
+            + (f"; serving from those while {_still_building(running)}" if running else ""),
         )
-        if finished is None or finished.build != build:
+        if running:
+            pass  # the other pools' builds re-plan when they finish; nothing kept yet
+        elif finished is None or finished.build != build:
             self._delete_stale_builds(body, build)
             self._finished.remember(
                 meta["uid"], build, fetched, lambda: self._fetch_builds(body, pools, build)
@@ -636,11 +667,14 @@ class Reconciler:
             job_name = names.build_job(meta["name"], pool.name, build)
             job = self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
             phase, message = _job_state(job)
-            if phase == "Failed":
+            if phase in ("Failed", "Running") and job is not None:
                 pods = self.kube.list_labelled(
                     "v1", "Pod", meta["namespace"], f"{JOB_NAME_LABEL}={job_name}"
                 )
-                phase, message = _job_state(job, pods)
+                if phase == "Failed":
+                    phase, message = _job_state(job, pods)
+                else:
+                    message = _waiting_for_node(pods)
             report = None
             if phase == "Succeeded":
                 report_cm = (
@@ -872,11 +906,17 @@ class Reconciler:
     ) -> LiveSample | None:
         """A fresh read of the model's Triton figures when one is due, else None.
         Prometheus failing costs a condition, never serving or the pass."""
-        if self.live is None or not refresh_due(status.get("live"), now):
+        if self.live is None or not refresh_due(status.get("live"), now, self.refresh_seconds):
             return None
         meta = body["metadata"]
         try:
             sample = self.live.sample(meta["namespace"], meta["name"])
+            if sample.timestamp and self._planned_with.get(meta["uid"]) == sample.timestamp:
+                return None  # the snapshot this model already planned with
+            self._planned_with.pop(meta["uid"], None)
+            self._planned_with[meta["uid"]] = sample.timestamp
+            if len(self._planned_with) > FinishedBuilds.LIMIT:  # deleted models' go first
+                self._planned_with.pop(next(iter(self._planned_with)))
         except MetricsUnavailable as error:
             condition(ConditionType.METRICS, False, error.reason, error.message)
             status["live"] = {"time": now}  # latency unknown; spend is filled in below

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from lepton_operator import handlers, metrics
+from lepton_operator import metrics
+from lepton_operator.controller import Controller
 
 NS = "team-a"
 _names = itertools.count()
@@ -159,11 +160,10 @@ def test_a_deleted_models_series_are_removed_and_no_other(model):
     }
     for name in (model, other):
         observe(name, status, [Ev("Decision")], spec={"slo": {"p95LatencyMs": 50}})
-        metrics.reconciled(NS, name, "timer")
-    handlers.on_event(event={"type": "MODIFIED", "object": {"metadata": {"namespace": NS}}})
-    handlers.on_event(
-        event={"type": "DELETED", "object": {"metadata": {"namespace": NS, "name": model}}}
-    )
+        metrics.reconciled(NS, name, "sample")
+    controller = Controller(reconciler=None, writer=None, sampler=None)  # type: ignore[arg-type]
+    controller.model_event("MODIFIED", {"metadata": {"namespace": NS, "name": other}})
+    controller.model_event("DELETED", {"metadata": {"namespace": NS, "name": model}})
     exported = {
         (sample.name, sample.labels.get("model"))
         for family in REGISTRY.collect()

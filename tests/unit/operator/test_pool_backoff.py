@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lepton_operator.handlers import status_changes
+from lepton_operator.controller import status_changes
 from lepton_operator.planning.backoff import (
     MAX_BACKOFF_S,
     PoolBackoff,

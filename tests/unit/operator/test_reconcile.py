@@ -1305,3 +1305,56 @@ def test_at_low_traffic_the_gpu_goes_to_zero_while_the_cpu_serves_and_returns_re
     assert status["decision"]["pool"] == "gpu-l4"
     assert set(deployments()) == {"minilm-cpu-standard", "minilm-gpu-l4"}
     assert deployments()["minilm-cpu-standard"]["status"]["readyReplicas"] == 1
+
+
+def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spec, config):
+    """A cluster without GPU nodes: the CPU build finishes, the GPU build's pod waits
+    for a node. The model serves from the CPU build at once, says why the GPU build is
+    not done, and re-plans with the GPU's variants once its build finishes."""
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).status
+    jobs = {j["metadata"]["labels"]["lepton.ai/pool"]: j for j in kube.of_kind("Job")}
+    gpu_job = jobs["gpu-l4"]
+    _complete_builds(kube, REPORTS)
+    gpu_job["status"] = {}  # still running: its pod found no node
+    kube.objects[("Pod", "ml", "gpu-build-pod")] = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "gpu-build-pod",
+            "namespace": "ml",
+            "labels": {"batch.kubernetes.io/job-name": gpu_job["metadata"]["name"]},
+            "creationTimestamp": "2026-11-24T00:00:00Z",
+        },
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+                    "lastTransitionTime": "2026-11-24T00:00:01Z",
+                }
+            ],
+        },
+    }
+    outcome = reconciler.reconcile(_body(spec, status))
+    status = outcome.status
+    assert status["phase"] == "Deploying", status["phase"]
+    assert status["decision"]["pool"] == "cpu-standard"
+    built = _condition(status, "Built")
+    assert (built["status"], built["reason"]) == ("True", "PartiallyBuilt")
+    assert "gpu-l4 still builds" in built["message"]
+    assert "Insufficient nvidia.com/gpu" in built["message"]
+    (gpu_entry,) = [b for b in status["builds"] if b["pool"] == "gpu-l4"]
+    assert gpu_entry["phase"] == "Running" and "waits for a node" in gpu_entry["message"]
+    assert {r["pool"] for r in status["variants"]} == {"cpu-standard"}
+    assert [d["metadata"]["labels"]["lepton.ai/pool"] for d in kube.of_kind("Deployment")] == [
+        "cpu-standard"
+    ]
+
+    gpu_job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert _condition(status, "Built")["reason"] == "BuildSucceeded"
+    assert {r["pool"] for r in status["variants"]} == {"cpu-standard", "gpu-l4"}

@@ -1,0 +1,263 @@
+"""The event-driven core: what starts a pass, one pass per model at a time, and how its
+outcome reaches status and Events.
+
+A pass starts when something changed (the controller-runtime shape, with kopf's
+pieces, wired in ``handlers``):
+
+- the LeptonModel's generation changed, or this process sees it for the first time;
+- a Job, pod or Deployment the operator owns changed (kopf watches them, filtered
+  server-side by the managed-by label);
+- the fleet sampler's new figures moved enough for this model (``sampler``);
+- the pass itself asked to be looked at again at a stated time (``revisit``).
+
+Every trigger adds the model's key to one keyed work queue (``workqueue``): changes
+coalesce, a model is in one pass at a time, and a pass that raises is retried after
+an exponential per-model back-off. Passes run in a pool of ``WORKERS`` threads, since
+the Kubernetes, Prometheus and Triton clients block.
+
+No timer per model, so no finalizer either: ownerReferences clean up, and deleting a
+model never waits for the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from lepton_operator import metrics
+from lepton_operator.reconcile import Event, Outcome, Reconciler
+from lepton_operator.resources.names import MODEL_LABEL
+from lepton_operator.revisit import awaits_figures, revisit_after
+from lepton_operator.sampler import FleetSampler, Key
+from lepton_operator.workqueue import WorkQueue
+
+WORKERS = 8
+logger = logging.getLogger(__name__)
+
+
+def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch from one status to the next: changed keys, and None for those
+    the pass removed (a key left out of a merge patch is kept, not removed). kopf's
+    own key is not ours to remove."""
+    changes = {key: value for key, value in wanted.items() if current.get(key) != value}
+    changes.update({key: None for key in current if key not in wanted and key != "kopf"})
+    return changes
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pass reads of a LeptonModel: no managedFields, annotations or labels."""
+    meta = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {
+            key: meta.get(key)
+            for key in ("name", "namespace", "uid", "generation", "resourceVersion")
+            if meta.get(key) is not None
+        },
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def _version(body: Mapping[str, Any]) -> int:
+    """The resourceVersion as a number, to tell which of two copies is newer (etcd's
+    revision; -1 when it is not a number, so the watched copy wins)."""
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or -1)
+    except ValueError:
+        return -1
+
+
+class ModelIndex(Protocol):
+    """kopf's in-memory index of the LeptonModels: key -> the slim bodies of that key."""
+
+    def __contains__(self, key: object) -> bool: ...
+    def __getitem__(self, key: Key) -> Iterable[Mapping[str, Any]]: ...
+    def __iter__(self) -> Any: ...
+
+
+class ModelStore:
+    """The models as the watch has them (a kopf index), overlaid with this process's own
+    status writes until the watch catches up: a pass that starts right after another
+    must not read the status from before it, or it would tell its Events twice."""
+
+    def __init__(self, index: ModelIndex | None = None) -> None:
+        self._index: ModelIndex | None = index
+        self._written: dict[Key, dict[str, Any]] = {}
+
+    def bind(self, index: ModelIndex) -> None:
+        self._index = index
+
+    def keys(self) -> set[Key]:
+        return set(self._index) if self._index is not None else set()
+
+    def body(self, key: Key) -> dict[str, Any] | None:
+        if self._index is None or key not in self._index:
+            return None
+        watched = next(iter(self._index[key]), None)
+        if watched is None:
+            return None
+        written = self._written.get(key)
+        if written is not None and _version(written) > _version(watched):
+            return written
+        self._written.pop(key, None)
+        return dict(watched)
+
+    def wrote(self, key: Key, body: Mapping[str, Any]) -> None:
+        self._written[key] = slim(body)
+
+    def forget(self, key: Key) -> None:
+        self._written.pop(key, None)
+
+
+class StatusWriter(Protocol):
+    """The Kubernetes side of a pass's outcome (``kube.Kube`` in the operator)."""
+
+    def patch_model_status(
+        self, namespace: str, name: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None: ...
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None: ...
+
+
+class Controller:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        writer: StatusWriter,
+        sampler: FleetSampler | None,
+        workers: int = WORKERS,
+        clock: Any = time.time,
+    ) -> None:
+        self.reconciler = reconciler
+        self.writer = writer
+        self.sampler = sampler
+        self.workers = workers
+        self.clock = clock
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self.store = ModelStore()
+        self._generation: dict[Key, int] = {}
+        self._trigger: dict[Key, str] = {}
+        self._waiting: set[Key] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pass")
+
+    # ---- what starts a pass (called on the event loop) -------------------------------
+    def enqueue(self, key: Key, trigger: str, after_s: float = 0.0) -> None:
+        self._trigger.setdefault(key, trigger)
+        self.queue.add(key, after_s)
+        metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def model_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A LeptonModel was listed, added, changed or deleted. Only a new generation (or
+        a model this process has not handled yet) starts a pass: the status writes of
+        the passes themselves come back as events too, and must not loop."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        if event_type == "DELETED":
+            self.queue.forget(key)
+            self.store.forget(key)
+            self._generation.pop(key, None)
+            self._trigger.pop(key, None)
+            self._waiting.discard(key)
+            metrics.forget(*key)
+            return
+        generation = int(meta.get("generation") or 0)
+        if self._generation.get(key) == generation:
+            return
+        first = key not in self._generation
+        self._generation[key] = generation
+        self.enqueue(key, "resume" if first else "update")
+
+    def owned_event(self, namespace: str | None, labels: Mapping[str, str]) -> None:
+        """A Job, pod or Deployment made for a model changed: that model gets a pass."""
+        model = labels.get(MODEL_LABEL)
+        if namespace and model:
+            self.enqueue((namespace, model), "owned")
+
+    def wake(self, keys: set[Key]) -> None:
+        metrics.SAMPLE_WAKES.inc(len(keys))
+        for key in keys:
+            self.enqueue(key, "sample")
+
+    # ---- running -------------------------------------------------------------------
+    async def start(self, index: ModelIndex) -> None:
+        """Bind the model index, read Prometheus once (so first passes have figures),
+        then start the workers and the sampler."""
+        self.store.bind(index)
+        if self.sampler is not None:
+            await asyncio.to_thread(self.sampler.refresh)
+            self._tasks.append(
+                asyncio.create_task(
+                    self.sampler.run(self.store.keys, lambda: set(self._waiting), self.wake)
+                )
+            )
+        self._tasks += [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            key = await self.queue.get()
+            trigger = self._trigger.pop(key, "requeue")
+            started = time.monotonic()
+            try:
+                again, waits = await loop.run_in_executor(self._pool, self.process, key, trigger)
+            except Exception:
+                backoff = self.queue.done(key, failed=True)
+                metrics.reconcile_failed(*key, trigger)
+                logger.exception("%s/%s: pass failed; next try in %.1f s", *key, backoff)
+            else:
+                self.queue.done(key, again)
+                (self._waiting.add if waits else self._waiting.discard)(key)
+            finally:
+                took = time.monotonic() - started
+                metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(took)
+                metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def process(self, key: Key, trigger: str) -> tuple[float | None, bool]:
+        """One pass over the model (in a worker thread); returns when it wants the next
+        one without a change (seconds, or None), and whether its plan waits on the next
+        live figures."""
+        body = self.store.body(key)
+        if body is None:
+            return None, False  # deleted since it was queued
+        outcome: Outcome = self.reconciler.reconcile(body)
+        current = dict(body.get("status") or {})
+        changes = status_changes(current, outcome.status)
+        if changes:
+            written = self.writer.patch_model_status(key[0], key[1], changes)
+            if written is None:
+                return None, False  # deleted during the pass
+            self.store.wrote(key, written)
+        for event in outcome.events:
+            self._tell(body, event, key)
+        metrics.reconciled(*key, trigger)
+        metrics.observe(
+            *key,
+            outcome.status,
+            outcome.events,
+            list(current.get("builds") or []),
+            spec=dict(body.get("spec") or {}),
+        )
+        return revisit_after(outcome.status, self.clock()), awaits_figures(outcome.status)
+
+    def _tell(self, body: Mapping[str, Any], event: Event, key: Key) -> None:
+        logger.info("%s/%s %s: %s", *key, event.reason, event.message)
+        try:
+            self.writer.post_event(body, event.type, event.reason, event.message)
+        except Exception as error:  # an Event lost is no reason to redo the pass
+            logger.warning("%s/%s: could not post Event %s: %s", *key, event.reason, error)

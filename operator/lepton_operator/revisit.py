@@ -1,0 +1,71 @@
+"""When a model asks to be looked at again, from the status its pass wrote: pure.
+
+With no timers, a model gets a pass when something changes: its spec, a Job, pod or
+Deployment it owns (watched), its live figures (the fleet sampler). Only what no watch
+reports needs a time: a canary to retry on a pod that did not answer yet, a pool's
+back-off ending, a wait for a node that turns into a timeout, a claim the user has not
+made yet, a policy that refused an object. Settled models ask for nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lepton_operator.timestamps import parse_time
+
+# Under way: pods start, canaries retry, waits for a node time out. A few models at
+# a time are under way, so a short revisit costs little.
+DEPLOYING_S = 5.0
+# A build Job's progress comes by watch; this only catches a wait for a node turning
+# into a timeout the status should name.
+BUILDING_S = 30.0
+# A claim named by a pvc:// URI the user has not made yet (claims are not watched).
+SOURCE_CLAIM_S = 15.0
+# An object the apiserver refused: lifting the policy heals the model without a change.
+REJECTED_S = 30.0
+
+
+def _retry_in(status: dict[str, Any], now_s: float) -> float | None:
+    """Seconds until the first pool back-off ends (status.poolBackoff)."""
+    ends = [parse_time(b["retryAt"]).timestamp() for b in status.get("poolBackoff") or []]
+    return max(min(ends) - now_s, 0.0) + 0.5 if ends else None
+
+
+def _reason(status: dict[str, Any], kind: str) -> str | None:
+    conditions = status.get("conditions") or []
+    return next((c.get("reason") for c in conditions if c["type"] == kind), None)
+
+
+def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
+    """Seconds until the model wants another pass without any change; None: only
+    on a change."""
+    phase = status.get("phase")
+    wanted: list[float] = []
+    if phase == "Deploying":
+        wanted.append(DEPLOYING_S)
+    elif phase == "Building":
+        wanted.append(BUILDING_S)
+    elif phase == "Pending" and _reason(status, "Built") == "SourceClaimMissing":
+        wanted.append(SOURCE_CLAIM_S)
+    if "RejectedByAPIServer" in (_reason(status, "Built"), _reason(status, "Deployed")):
+        wanted.append(REJECTED_S)
+    retry = _retry_in(status, now_s)
+    if retry is not None:
+        wanted.append(retry)
+    return min(wanted) if wanted else None
+
+
+def awaits_figures(status: dict[str, Any]) -> bool:
+    """Whether the plan waits on the next live figures whatever they say: the latest
+    recommendation differs from what serves (a stabilization window is running), so a
+    load that holds still must still reach the planner until it decides."""
+    history = (status.get("planner") or {}).get("history") or []
+    decision = status.get("decision") or {}
+    if not history or not decision:
+        return False
+    last = history[-1]
+    return (last.get("variant"), last.get("pool"), last.get("replicas")) != (
+        decision.get("variant"),
+        decision.get("pool"),
+        decision.get("replicas"),
+    )

@@ -1,0 +1,124 @@
+"""A keyed work queue: what turns many change notifications into one pass per model.
+
+The controller-runtime shape, in asyncio: watch events, the metrics sampler and the
+pass itself (``requeue_after``) add a model's key; the queue hands each key to one
+worker at a time. A key added while it waits keeps its earliest due time (changes
+coalesce); a key added while a worker holds it is marked dirty and handed out again
+once that pass is done, so no change is lost and two passes of one model never
+overlap. A pass that raises is retried after an exponential per-key back-off
+(``base * 2**failures``, capped); one that succeeds forgets its failures.
+
+No timers per key: one heap of due times, one wake-up event. The clock is injected so
+tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        base_backoff_s: float = 0.5,
+        max_backoff_s: float = 300.0,
+    ) -> None:
+        self._clock = clock
+        self._base = base_backoff_s
+        self._cap = max_backoff_s
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}  # waiting keys and when they are due
+        self._processing: set[K] = set()
+        self._dirty: dict[K, float] = {}  # added while processing: due time once done
+        self._failures: dict[K, int] = {}
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+
+    # ---- adding --------------------------------------------------------------------
+    def add(self, key: K, after_s: float = 0.0) -> None:
+        """Ask for a pass of ``key`` in ``after_s`` seconds (now by default). An earlier
+        request already waiting wins; a later one never delays it."""
+        due = self._clock() + max(after_s, 0.0)
+        if key in self._processing:
+            self._dirty[key] = min(due, self._dirty.get(key, due))
+            return
+        if key in self._due and self._due[key] <= due:
+            return
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._seq), key))
+        self._wake.set()
+
+    def forget(self, key: K) -> None:
+        """The model is gone: drop its pending pass and its failures."""
+        self._due.pop(key, None)
+        self._dirty.pop(key, None)
+        self._failures.pop(key, None)
+
+    # ---- taking --------------------------------------------------------------------
+    def _pop_due(self) -> tuple[K | None, float | None]:
+        """A due key, or None with the seconds until the next one (None: nothing waits)."""
+        while self._heap:
+            due, _, key = self._heap[0]
+            if self._due.get(key) != due:  # superseded by an earlier add, or forgotten
+                heapq.heappop(self._heap)
+                continue
+            wait = due - self._clock()
+            if wait > 0:
+                return None, wait
+            heapq.heappop(self._heap)
+            del self._due[key]
+            self._processing.add(key)
+            return key, None
+        return None, None
+
+    async def get(self) -> K:
+        """Wait for a key that is due and not held by another worker."""
+        while True:
+            key, wait = self._pop_due()
+            if key is not None:
+                return key
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    def done(self, key: K, requeue_after_s: float | None = None, failed: bool = False) -> float:
+        """The pass of ``key`` ended. ``failed``: retry after the key's back-off;
+        otherwise ``requeue_after_s`` asks for the next pass (None: only on a change).
+        Returns the back-off applied (0 when none)."""
+        self._processing.discard(key)
+        delay: float | None = requeue_after_s
+        backoff = 0.0
+        if failed:
+            failures = self._failures.get(key, 0)
+            self._failures[key] = failures + 1
+            backoff = min(self._base * 2.0**failures, self._cap)
+            delay = backoff if delay is None else min(delay, backoff)
+        else:
+            self._failures.pop(key, None)
+        dirty = self._dirty.pop(key, None)
+        if dirty is not None:
+            # A change came during the pass: handle it, but not before a back-off ends.
+            self.add(key, max(dirty - self._clock(), backoff))
+        if delay is not None:
+            self.add(key, delay)
+        return backoff
+
+    # ---- looking -------------------------------------------------------------------
+    def failures(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    def __len__(self) -> int:
+        """Keys waiting (due or not), not counting those being processed."""
+        return len(self._due)
+
+    def processing(self) -> int:
+        return len(self._processing)

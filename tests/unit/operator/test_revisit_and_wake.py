@@ -1,0 +1,107 @@
+"""When a model asks for another pass without a change, and which figures wake it."""
+
+from __future__ import annotations
+
+from lepton_operator.live.sample import LiveSample
+from lepton_operator.live.wake import Seen, moved, stale, to_wake
+from lepton_operator.revisit import awaits_figures, revisit_after
+from lepton_operator.timestamps import format_time
+
+
+def _sample(rate: float = 10.0, p95: float | None = 20.0, failures: float = 0.0) -> LiveSample:
+    return LiveSample(
+        timestamp=1.0,
+        request_rate_rps=rate,
+        failure_rate_rps=failures,
+        p95_ms=p95,
+        p99_ms=None,
+        mean_ms=None,
+        queue_mean_ms=None,
+        queue_p95_ms=None,
+        gpu_utilization=None,
+    )
+
+
+def _conditions(**reasons: str) -> list[dict[str, str]]:
+    return [{"type": kind, "status": "False", "reason": why} for kind, why in reasons.items()]
+
+
+def test_a_settled_model_asks_for_nothing() -> None:
+    for phase in ("Ready", "Failed", "Advisory", "Degraded"):
+        assert revisit_after({"phase": phase}, 1000.0) is None
+
+
+def test_work_under_way_and_waits_no_watch_reports_ask_for_a_time() -> None:
+    assert revisit_after({"phase": "Deploying"}, 0.0) == 5.0
+    assert revisit_after({"phase": "Building"}, 0.0) == 30.0
+    missing = {"phase": "Pending", "conditions": _conditions(Built="SourceClaimMissing")}
+    assert revisit_after(missing, 0.0) == 15.0
+    refused = {"phase": "Degraded", "conditions": _conditions(Deployed="RejectedByAPIServer")}
+    assert revisit_after(refused, 0.0) == 30.0
+
+
+def test_a_pool_back_off_ending_wakes_the_model_just_after() -> None:
+    now = 1_800_000_000.0
+    status = {
+        "phase": "Ready",
+        "poolBackoff": [
+            {"pool": "gpu", "failures": 1, "retryAt": format_time(now + 120)},
+            {"pool": "l4", "failures": 2, "retryAt": format_time(now + 60)},
+        ],
+    }
+    assert revisit_after(status, now) == 60.5
+    assert revisit_after(status, now + 600) == 0.5  # overdue: at once
+
+
+def test_a_plan_waits_on_figures_while_its_latest_recommendation_differs() -> None:
+    decision = {"variant": "int8", "pool": "cpu", "replicas": 3}
+    held = {"time": 1.0, "variant": "int8", "pool": "cpu", "replicas": 1}
+    same = {**held, "replicas": 3}
+    assert awaits_figures({"decision": decision, "planner": {"history": [same, held]}})
+    assert not awaits_figures({"decision": decision, "planner": {"history": [held, same]}})
+    assert not awaits_figures({"decision": decision})
+    assert not awaits_figures({"planner": {"history": [held]}})
+
+
+def test_figures_that_hold_still_wake_nobody() -> None:
+    before = Seen(_sample(10.0, 20.0))
+    assert not moved(before, Seen(_sample(10.5, 21.0)))  # within 10%
+    assert moved(before, Seen(_sample(12.0, 20.0)))  # the load moved
+    assert moved(before, Seen(_sample(10.0, 30.0)))  # the latency moved
+    assert moved(before, Seen(_sample(10.0, 20.0, failures=1.0)))  # failures appeared
+    assert moved(before, Seen(_sample(10.0, None)))  # the p95 went
+    assert not moved(Seen(_sample(0.05)), Seen(_sample(0.1)))  # noise at a trickle
+
+
+def test_first_figures_and_prometheus_failing_or_returning_wake_the_model() -> None:
+    assert moved(None, Seen(None, "NoData"))
+    assert moved(Seen(_sample()), Seen(None, "PrometheusUnreachable"))
+    assert moved(Seen(None, "PrometheusUnreachable"), Seen(_sample()))
+    assert not moved(Seen(None, "NoData"), Seen(None, "NoData"))
+
+
+def test_to_wake_picks_the_moved_and_the_waiting_only() -> None:
+    keys = {("ns", "a"), ("ns", "b"), ("ns", "c")}
+    last = {key: Seen(_sample()) for key in keys}
+    now = {
+        ("ns", "a"): Seen(_sample(30.0)),
+        ("ns", "b"): Seen(_sample()),
+        ("ns", "c"): Seen(_sample()),
+    }
+    assert to_wake(keys, last, now, waiting={("ns", "c")}) == {("ns", "a"), ("ns", "c")}
+
+
+def test_figures_of_a_model_with_traffic_are_refreshed_once_a_minute_at_least() -> None:
+    assert not stale(Seen(_sample(), at=0.0), Seen(_sample(), at=45.0))
+    assert stale(Seen(_sample(), at=0.0), Seen(_sample(), at=60.0))
+    idle = _sample(rate=0.0, p95=None)
+    assert not stale(Seen(idle, at=0.0), Seen(idle, at=3600.0))  # an idle model: never
+    assert not stale(Seen(None, "NoData", 0.0), Seen(None, "NoData", 3600.0))
+
+
+def test_while_prometheus_fails_a_busy_model_says_so_again_every_half_minute() -> None:
+    down = "PrometheusUnreachable"
+    assert not stale(Seen(None, down, 0.0, busy=True), Seen(None, down, 15.0, busy=True))
+    assert stale(Seen(None, down, 0.0, busy=True), Seen(None, down, 30.0, busy=True))
+    # An idle model heard of the failure once (its reason changed), and that is all.
+    assert not stale(Seen(None, down, 0.0), Seen(None, down, 3600.0))
