@@ -237,6 +237,17 @@ class PrometheusServer:
         """An instant query's result (``data.result``); raises on an API error."""
         return list(self._api("query", {"query": promql}))
 
+    def query_range(
+        self, promql: str, start: float, end: float, step_s: float = 1.0
+    ) -> list[tuple[float, float]]:
+        """(time, value) of a range query's first series, [] when there is none."""
+        data = self._api(
+            "query_range",
+            {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_s}"},
+        )
+        series = data.get("result") or []
+        return [(float(t), float(v)) for t, v in series[0]["values"]] if series else []
+
     def targets(self, state: str = "active") -> list[dict[str, Any]]:
         """Scrape targets: ``active`` ones (``labels``, ``health``, ``lastError``), or
         ``dropped`` ones (``discoveredLabels``: found, then dropped by relabelling)."""

@@ -552,6 +552,67 @@ def test_fault_a_full_gpu_pool_falls_back_to_the_best_cpu_plan_and_says_why(
     )
 
 
+def test_fault_no_gpu_node_the_model_serves_on_cpu_from_its_finished_build(
+    kube: Kube, models: str
+) -> None:
+    """The chart's default pools on a cluster with no schedulable GPU node (every GPU
+    node cordoned): the GPU build's pod waits for a node, and the model serves on the
+    CPU from the CPU build within 30 s of it finishing, saying the GPU build waits
+    and why in the scheduler's words (phase Building: serving, not settled). Once a
+    GPU node is there, the GPU build finishes and the model re-plans with every pool's
+    variants."""
+    nodes = _gpu_nodes(kube)
+    with _cordoned(kube, nodes):
+        kube.apply(_model("nogpu"), namespace=models)
+        status = wait_for(
+            lambda: (lambda s: s if s.get("replicas") and s.get("decision") else None)(
+                _status(kube, "nogpu", models)
+            ),
+            timeout=120,
+            interval=0.5,
+            what="nogpu serving a Ready replica on the CPU",
+        )
+        ready_at = time.time()
+        jobs = {
+            j["metadata"]["labels"]["lepton.ai/pool"]: j
+            for j in kube.list("jobs", models, "lepton.ai/model=nogpu")
+        }
+        built_at = _epoch(jobs["cpu-standard"]["status"]["completionTime"])
+        assert not jobs["gpu-l4"]["status"].get("completionTime")
+        assert status["decision"]["pool"] == "cpu-standard"
+        assert status["phase"] == "Building"  # serving, and not done: Ready means settled
+        assert {r["pool"] for r in status["variants"]} == {"cpu-standard"}
+        waiting = wait_for(
+            lambda: (lambda c: c if "waits for a node" in c.get("message", "") else None)(
+                _condition(_status(kube, "nogpu", models), "Built")
+            ),
+            timeout=60,
+            what="Built saying the GPU build waits for a node",
+        )
+        assert (waiting["status"], waiting["reason"]) == ("False", "PartiallyBuilt"), waiting
+        assert "gpu-l4 still builds" in waiting["message"], waiting
+    served_after = ready_at - built_at
+    print(
+        f"\nno GPU node: Ready on cpu-standard {served_after:.1f} s after the CPU build "
+        f"finished (bound 30 s; completionTime has 1 s resolution); Built: "
+        f"{waiting['message']}"
+    )
+    assert served_after <= 30
+    rebuilt = wait_for(
+        lambda: (lambda s: s if s.get("phase") == "Ready" else None)(
+            _status(kube, "nogpu", models)
+        ),
+        timeout=120,
+        what="Ready once the GPU build finished on a node that came back",
+    )
+    assert _condition(rebuilt, "Built")["reason"] == "BuildSucceeded"
+    assert {r["pool"] for r in rebuilt["variants"]} == {"cpu-standard", "gpu-l4"}
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def test_fault_the_operator_killed_mid_migration_finishes_it_after_restart(
     kube: Kube, models: str
 ) -> None:

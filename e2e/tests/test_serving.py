@@ -49,6 +49,7 @@ BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
 NAMESPACE = "serving-e2e"
 RATE_WINDOW_S = 30
 LOAD_RPS = 6.0
+SCALING_SLO_MS = 60
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +177,32 @@ def test_live_figures_agree_with_what_clients_measured(
     assert status["p95Ms"] == live["p95Ms"]  # the printer column shows what was observed
 
 
+def _reaction_s(prometheus: Any, status: dict[str, Any], since: float) -> float | None:
+    """Seconds from Prometheus first holding the load the scale-up was decided on (the
+    rate of the sample the decision was made with, as its rate() shows it) to the
+    decision: what the operator adds to Prometheus's own rate window."""
+    decided = _epoch(status["decision"]["time"])
+    rates = [r for t, r in (status.get("planner") or {}).get("rates") or [] if t <= decided + 1]
+    if not rates:
+        return None
+    promql = (
+        f'sum(rate(nv_inference_request_success{{namespace="{NAMESPACE}",model="minilm"}}'
+        f"[{RATE_WINDOW_S}s]))"
+    )
+    seen = [t for t, v in prometheus.query_range(promql, since, decided) if v >= rates[-1] * 0.999]
+    return decided - seen[0] if seen else None
+
+
 def test_traffic_scales_the_real_deployment_up_and_back_down(
-    kube: Kube, served: dict[str, Any]
+    kube: Kube, served: dict[str, Any], prometheus: Any
 ) -> None:
     """The live planner on real figures: Triton's metrics through Prometheus, a real
-    Deployment scaled, real pods canaried; reaction times are printed."""
+    Deployment scaled, real pods canaried; reaction times are printed.
+
+    The SLO is one a single replica meets at rest and misses at 15 req/s on this
+    machine (measured with the event-driven operator: p95 ~40 ms at 6 req/s, ~80 ms at
+    15 req/s for one replica), so the test asserts the scaling, not the machine's
+    speed; at 100 ms one replica carried 15 req/s once the operator stopped polling."""
     kube.kubectl(
         "patch",
         "lm",
@@ -189,8 +211,8 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         NAMESPACE,
         "--type=merge",
         "-p",
-        '{"spec": {"slo": {"p95LatencyMs": 100}, "scaling": {"minReplicas": 1, '
-        '"maxReplicas": 3, "scaleDownStabilizationSeconds": 30}}}',
+        f'{{"spec": {{"slo": {{"p95LatencyMs": {SCALING_SLO_MS}}}, "scaling": '
+        '{"minReplicas": 1, "maxReplicas": 3, "scaleDownStabilizationSeconds": 30}}}',
     )
     # The previous test's load may have left a second replica (its p95 on a busy CI
     # machine can push the corrected model over); settling back to one takes the rate
@@ -243,6 +265,7 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
                 f"{load.report.failed} failed; decision: {status.get('decision')}; "
                 f"live: {status.get('live')}; planner: {status.get('planner')}"
             ) from error
+        reaction = _reaction_s(prometheus, _status(kube), load.start_time)
         up = (
             wait_for(
                 lambda: ready_replicas() >= 2 and time.time(),
@@ -269,13 +292,17 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         what="one replica left behind the Service",
     )
     print(
-        f"scale-up decided {decided_up:.0f} s and Ready {up:.0f} s after the load began; "
+        f"scale-up decided {decided_up:.0f} s after the load began, "
+        f"{reaction if reaction is None else round(reaction, 1)} s after Prometheus first "
+        "held the load it was decided on (bound: a 15 s sampling interval + 5 s, and 2 s "
+        f"for the decision's 1 s clock); Ready {up:.0f} s after the load began; "
         f"scale-down decided {down:.0f} s after it stopped; decision at load: {scaled}"
     )
     assert load.report.failed == 0
     # One evaluation = the rate window Prometheus needs (30 s) + a refresh (15 s) + a
     # pass (5 s); the pool's provisioning delay is 60 s (nodes are simulated here).
     assert decided_up <= RATE_WINDOW_S + 15 + 5 + 15
+    assert reaction is not None and reaction <= 15 + 5 + 2
     assert up <= decided_up + 60
     # Within the rate window, the peak floor (the load of the pool's 60 s provisioning
     # delay: capacity released takes that long to come back) and the 30 s stabilization

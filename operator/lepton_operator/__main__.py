@@ -40,6 +40,10 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
         prefix="lepton.ai", key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO
+    # Each watch event of an owned pod, Job or Deployment runs a handler that only
+    # queues a key; kopf would log a line for every one of them.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     # Watch only what this operator made: the cluster's other pods and Jobs never reach
     # it (filtered by the apiserver, not in memory here).

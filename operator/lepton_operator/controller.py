@@ -168,6 +168,9 @@ class Controller:
             self._trigger.pop(key, None)
             self._waiting.discard(key)
             metrics.forget(*key)
+            forget = getattr(getattr(self.reconciler, "kube", None), "forget", None)
+            if forget is not None:
+                forget(*key)
             return
         generation = int(meta.get("generation") or 0)
         if self._generation.get(key) == generation:

@@ -4,9 +4,11 @@
   watch: what a pass reads instead of fetching the model;
 - an event handler on LeptonModels: a new generation (or a model not handled yet by
   this process) queues a pass; a deletion forgets the model;
-- event handlers on the Jobs, pods and Deployments the operator made, filtered
-  server-side by the managed-by label (``WATCHED_SELECTOR``, set in ``__main__``):
-  a change queues a pass of the model they belong to;
+- event handlers on the Jobs, pods, Deployments and Services the operator made,
+  filtered server-side by the managed-by label (``WATCHED_SELECTOR``, set in
+  ``__main__``): a change queues a pass of the model they belong to;
+- indices of the Triton pods, Deployments and Services (slim copies, by namespace and
+  model) that the pass reads instead of listing them (``kubecache``);
 - start-up and clean-up of the controller's workers and the fleet sampler.
 
 Handlers are async and only queue keys: the passes run in the controller's worker
@@ -27,17 +29,29 @@ from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
 from lepton_operator.config import OperatorConfig
 from lepton_operator.controller import Controller, slim
-from lepton_operator.kube import Kube
+from lepton_operator.kubecache import (
+    CachedKube,
+    index_key,
+    slim_deployment,
+    slim_pod,
+    slim_service,
+)
 from lepton_operator.live.prometheus import PrometheusMetrics
 from lepton_operator.reconcile import Reconciler
-from lepton_operator.resources.names import MANAGED_BY
+from lepton_operator.resources.names import COMPONENT_LABEL, MANAGED_BY
 from lepton_operator.sampler import FleetSampler
 from lepton_operator.timestamps import utc_now
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 WATCHED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # (api version, plural) of the kinds the operator makes and follows.
-OWNED_KINDS = (("batch/v1", "jobs"), ("v1", "pods"), ("apps/v1", "deployments"))
+OWNED_KINDS = (
+    ("batch/v1", "jobs"),
+    ("v1", "pods"),
+    ("apps/v1", "deployments"),
+    ("v1", "services"),
+)
+OWNED = {MANAGED_BY_LABEL: MANAGED_BY}
 _controller: list[Controller] = []
 
 
@@ -51,7 +65,7 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> Controller:
     sampler = FleetSampler(
         functools.partial(prometheus.sample_all, namespaces=config.watch_namespaces), interval
     )
-    kube = Kube(api_client)
+    kube = CachedKube(api_client)
     reconciler = Reconciler(
         kube, config, utc_now, infer=infer, live=sampler, refresh_seconds=interval / 2
     )
@@ -72,10 +86,43 @@ def lepton_models(
     return {(namespace or "", name or ""): slim(body)}
 
 
+def _owned_index(
+    slim: Any, namespace: str | None, labels: kopf.Labels, body: kopf.Body
+) -> dict[tuple[str, str], dict[str, Any]] | None:
+    key = index_key(namespace, labels)
+    return {key: slim(body)} if key else None
+
+
+@kopf.index("v1", "pods", labels={**OWNED, COMPONENT_LABEL: "triton"})
+def lepton_pods(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]] | None:
+    return _owned_index(slim_pod, namespace, labels, body)
+
+
+@kopf.index("apps/v1", "deployments", labels=OWNED)
+def lepton_deployments(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]] | None:
+    return _owned_index(slim_deployment, namespace, labels, body)
+
+
+@kopf.index("v1", "services", labels=OWNED)
+def lepton_services(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]] | None:
+    return _owned_index(slim_service, namespace, labels, body)
+
+
 @kopf.on.startup()
 async def start_controller(**kwargs: Any) -> None:
     """kopf hands every handler its indices by name, this one included."""
-    await controller().start(kwargs["lepton_models"])
+    ctl = controller()
+    if isinstance(ctl.reconciler.kube, CachedKube):
+        ctl.reconciler.kube.bind(
+            kwargs["lepton_pods"], kwargs["lepton_deployments"], kwargs["lepton_services"]
+        )
+    await ctl.start(kwargs["lepton_models"])
 
 
 @kopf.on.cleanup()
@@ -94,4 +141,4 @@ async def on_owned(namespace: str | None, labels: kopf.Labels, **_: Any) -> None
 
 
 for _api_version, _plural in OWNED_KINDS:
-    kopf.on.event(_api_version, _plural, labels={MANAGED_BY_LABEL: MANAGED_BY})(on_owned)
+    kopf.on.event(_api_version, _plural, labels=OWNED)(on_owned)

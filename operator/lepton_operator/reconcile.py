@@ -486,9 +486,11 @@ class Reconciler:
             )
             return self._finish(status, before, Phase.FAILED, events)
         accepted = [r for r in rows if r.accepted]
+        # While another pool still builds, the model serves from the pools that
+        # finished; Built and the phase say it is not done (Ready means settled).
         condition(
             ConditionType.BUILT,
-            True,
+            not running,
             "PartiallyBuilt" if running else "BuildSucceeded",
             f"{len(accepted)} of {len(rows)} variant(s) accepted on "
             f"{len(succeeded)} of {len(builds)} pool(s)"
@@ -603,6 +605,8 @@ class Reconciler:
                 f"planned ${plan.hourly_cost_usd:.2f}/h of ${spec.budget.max_hourly_usd:.2f}/h",
             )
         phase = Phase.READY if ready >= plan.replicas else Phase.DEPLOYING
+        if running:
+            phase = Phase.BUILDING
         return self._finish(status, before, phase, events)
 
     # ---- steps ---------------------------------------------------------------------
@@ -1014,7 +1018,10 @@ class Reconciler:
             # a failure nobody was told about is the silent kind).
             if _condition_reason(before, cond["type"]) != (cond["status"], cond["reason"]):
                 kind = "Normal" if cond["status"] == "True" else "Warning"
-                if cond["type"] == ConditionType.BUILT and cond["reason"] == "Building":
+                if cond["type"] == ConditionType.BUILT and cond["reason"] in (
+                    "Building",
+                    "PartiallyBuilt",
+                ):
                     kind = "Normal"
                 events.append(Event(kind, cond["reason"], f"{cond['type']}: {cond['message']}"))
         return Outcome(status=status, events=events)

@@ -41,8 +41,8 @@ def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
     on a change."""
     phase = status.get("phase")
     wanted: list[float] = []
-    if phase == "Deploying":
-        wanted.append(DEPLOYING_S)
+    if phase == "Deploying" or _reason(status, "Ready") == "RollingOut":
+        wanted.append(DEPLOYING_S)  # also while a first build serves and others run
     elif phase == "Building":
         wanted.append(BUILDING_S)
     elif phase == "Pending" and _reason(status, "Built") == "SourceClaimMissing":

@@ -71,10 +71,13 @@ class FleetSampler:
         try:
             samples = self._read_all()
         except MetricsUnavailable as error:
+            if self._error is None or self._error.reason != error.reason:
+                logger.warning("fleet sample failed: %s", error)  # once, not every interval
             self._error = error  # the last figures stay: who had traffic before it
             metrics.FLEET_SAMPLES.labels(result=error.reason).inc()
-            logger.warning("fleet sample failed: %s", error)
         else:
+            if self._error is not None and self.taken_at is not None:
+                logger.info("fleet sample read again after: %s", self._error.reason)
             self._samples, self._error = samples, None
             metrics.FLEET_SAMPLES.labels(result="ok").inc()
         self.taken_at = self._clock()

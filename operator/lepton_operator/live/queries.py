@@ -95,7 +95,7 @@ the answers equal the per-model queries' above.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # A Prometheus duration, units largest first as Prometheus requires ("1m30s").
@@ -137,22 +137,13 @@ class ModelQueries:
     cache_hit_rps: str
 
 
-def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQueries:
-    """The queries for ``model`` in ``namespace`` with rates over ``window``."""
-    if not is_positive_duration(window):
-        raise ValueError(f"{window!r} is not a positive Prometheus duration")
-    sel = model_selector(namespace, model)
-    ns = f"namespace={promql_string(namespace)}"
-
-    def rate(metric: str) -> str:
-        return f"sum(rate({metric}{{{sel}}}[{window}]))"
-
-    def quantile(metric: str, q: str) -> str:
-        return f'max({metric}{{{sel},quantile="{q}"}}) / 1000'
-
-    def serving(gauge: str) -> str:
-        return f"avg({gauge}{{{ns}}} and on(namespace, pod) nv_inference_request_success{{{sel}}})"
-
+def _queries(
+    rate: Callable[[str], str],
+    quantile: Callable[[str, str], str],
+    serving: Callable[[str], str],
+) -> ModelQueries:
+    """The nine figures from how one scope (a model, or the fleet by model) takes a
+    rate, a quantile and a per-pod gauge: the same formulas for both scopes."""
     success = rate("nv_inference_request_success")
     return ModelQueries(
         request_rate_rps=success,
@@ -170,6 +161,25 @@ def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQuerie
             f"or {rate('nv_cache_num_hits_per_model')}"
         ),
     )
+
+
+def model_queries(namespace: str, model: str, window: str = "1m") -> ModelQueries:
+    """The queries for ``model`` in ``namespace`` with rates over ``window``."""
+    if not is_positive_duration(window):
+        raise ValueError(f"{window!r} is not a positive Prometheus duration")
+    sel = model_selector(namespace, model)
+    ns = f"namespace={promql_string(namespace)}"
+
+    def rate(metric: str) -> str:
+        return f"sum(rate({metric}{{{sel}}}[{window}]))"
+
+    def quantile(metric: str, q: str) -> str:
+        return f'max({metric}{{{sel},quantile="{q}"}}) / 1000'
+
+    def serving(gauge: str) -> str:
+        return f"avg({gauge}{{{ns}}} and on(namespace, pod) nv_inference_request_success{{{sel}}})"
+
+    return _queries(rate, quantile, serving)
 
 
 # RE2's metacharacters outside a class; a backslash before any other punctuation would
@@ -216,20 +226,4 @@ def fleet_queries(window: str = "1m", namespaces: Sequence[str] = ()) -> ModelQu
 
         return f"({per_model('sum')} / {per_model('count')})"
 
-    success = rate("nv_inference_request_success")
-    return ModelQueries(
-        request_rate_rps=success,
-        failure_rate_rps=rate("nv_inference_request_failure"),
-        p95_ms=quantile("nv_inference_request_summary_us", "0.95"),
-        p99_ms=quantile("nv_inference_request_summary_us", "0.99"),
-        mean_ms=f"{rate('nv_inference_request_duration_us')} / {success} / 1000",
-        queue_mean_ms=f"{rate('nv_inference_queue_duration_us')} / {success} / 1000",
-        queue_p95_ms=quantile("nv_inference_queue_summary_us", "0.95"),
-        gpu_utilization=(
-            f"{serving('DCGM_FI_DEV_GPU_UTIL')} / 100 or {serving('nv_gpu_utilization')}"
-        ),
-        cache_hit_rps=(
-            f"{rate('nv_cache_hit_summary_per_model_count')} "
-            f"or {rate('nv_cache_num_hits_per_model')}"
-        ),
-    )
+    return _queries(rate, quantile, serving)

@@ -1,14 +1,15 @@
 """Which models a new fleet sample should wake: pure, so the sampler and tests share it.
 
 The sampler reads every model's figures with one fixed set of grouped queries per
-interval; a model gets a pass only when its figures moved enough to matter for a
-decision, or when its own plan waits on the next figures (a stabilization window
-running). Two bounds keep status honest without costing an idle fleet anything: a
-model with traffic shows figures at most ``LIVE_MAX_AGE_S`` old, and while Prometheus
-fails each model that had traffic says so again every ``FAILURE_REPEAT_S`` (its
-serving holds on old figures: status must show it is still blind). A model without
-traffic whose figures hold still (no series: ``NoData``) gets no pass at all, and
-hears of a failure once.
+interval. A model with traffic gets a pass on every sample: the planner learns from
+each one (the correction of its latency model, the trend, the burst memory, the daily
+pattern), and the replay benchmark proves its decisions at that cadence. A model
+without traffic gets a pass only when its figures moved (traffic arriving, figures
+appearing or going, Prometheus failing or coming back) or when its plan waits on the
+next figures (a stabilization window running, the load having just stopped). While
+Prometheus fails, a model that had traffic says so again every ``FAILURE_REPEAT_S``
+(it serves on old figures: status must show it is still blind); an idle one hears of
+the failure once. An idle, settled fleet costs no pass at all.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from lepton_operator.live.sample import LiveSample
 RELATIVE_MOVE = 0.10
 # Below this absolute change in req/s a relative move is noise too (0.05 -> 0.06).
 RATE_FLOOR_RPS = 0.2
-# The oldest ``status.live`` of a model with traffic: its figures are refreshed then
-# even when they hold still.
-LIVE_MAX_AGE_S = 60.0
 # While Prometheus cannot be read, how often each model records that it still cannot.
 FAILURE_REPEAT_S = 30.0
 
@@ -65,17 +63,18 @@ def moved(before: Seen | None, after: Seen) -> bool:
     )
 
 
+def busy(seen: Seen) -> bool:
+    """Traffic in these figures: the planner wants every sample of it."""
+    return seen.sample is not None and seen.sample.request_rate_rps > 0
+
+
 def stale(before: Seen | None, after: Seen) -> bool:
-    """Whether the figures the model was last woken with are too old to stand: a
-    model with traffic after ``LIVE_MAX_AGE_S``, a failure after ``FAILURE_REPEAT_S``;
-    a model without traffic never."""
+    """Whether a failure the model was told of is old enough to tell again (a model
+    that had traffic, after ``FAILURE_REPEAT_S``)."""
     if before is None:
         return True
-    age = after.at - before.at
     if after.reason and after.reason != "NoData":
-        return after.busy and age >= FAILURE_REPEAT_S
-    if after.sample is not None and after.sample.request_rate_rps > 0:
-        return age >= LIVE_MAX_AGE_S
+        return after.busy and after.at - before.at >= FAILURE_REPEAT_S
     return False
 
 
@@ -85,10 +84,14 @@ def to_wake(
     now: dict[tuple[str, str], Seen],
     waiting: set[tuple[str, str]],
 ) -> set[tuple[str, str]]:
-    """The models to wake: those whose figures ``moved`` since they were last woken or
-    went ``stale``, and those ``waiting`` for the next figures whatever they say."""
+    """The models to wake: those with traffic, those whose figures ``moved`` since they
+    were last woken or whose failure went ``stale``, and those ``waiting`` for the next
+    figures whatever they say."""
     return {
         key
         for key in known
-        if key in waiting or moved(last.get(key), now[key]) or stale(last.get(key), now[key])
+        if key in waiting
+        or busy(now[key])
+        or moved(last.get(key), now[key])
+        or stale(last.get(key), now[key])
     }

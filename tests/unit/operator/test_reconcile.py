@@ -1341,10 +1341,12 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
     }
     outcome = reconciler.reconcile(_body(spec, status))
     status = outcome.status
-    assert status["phase"] == "Deploying", status["phase"]
+    # Serving, but not settled: Ready is kept for a model whose every build is done.
+    assert status["phase"] == "Building", status["phase"]
     assert status["decision"]["pool"] == "cpu-standard"
     built = _condition(status, "Built")
-    assert (built["status"], built["reason"]) == ("True", "PartiallyBuilt")
+    assert (built["status"], built["reason"]) == ("False", "PartiallyBuilt")
+    assert ("Normal", "PartiallyBuilt") in [(e.type, e.reason) for e in outcome.events]
     assert "gpu-l4 still builds" in built["message"]
     assert "Insufficient nvidia.com/gpu" in built["message"]
     (gpu_entry,) = [b for b in status["builds"] if b["pool"] == "gpu-l4"]

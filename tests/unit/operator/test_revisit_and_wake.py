@@ -34,6 +34,8 @@ def test_a_settled_model_asks_for_nothing() -> None:
 def test_work_under_way_and_waits_no_watch_reports_ask_for_a_time() -> None:
     assert revisit_after({"phase": "Deploying"}, 0.0) == 5.0
     assert revisit_after({"phase": "Building"}, 0.0) == 30.0
+    serving_early = {"phase": "Building", "conditions": _conditions(Ready="RollingOut")}
+    assert revisit_after(serving_early, 0.0) == 5.0
     missing = {"phase": "Pending", "conditions": _conditions(Built="SourceClaimMissing")}
     assert revisit_after(missing, 0.0) == 15.0
     refused = {"phase": "Degraded", "conditions": _conditions(Deployed="RejectedByAPIServer")}
@@ -63,7 +65,7 @@ def test_a_plan_waits_on_figures_while_its_latest_recommendation_differs() -> No
     assert not awaits_figures({"planner": {"history": [held]}})
 
 
-def test_figures_that_hold_still_wake_nobody() -> None:
+def test_moves_within_ten_percent_are_noise() -> None:
     before = Seen(_sample(10.0, 20.0))
     assert not moved(before, Seen(_sample(10.5, 21.0)))  # within 10%
     assert moved(before, Seen(_sample(12.0, 20.0)))  # the load moved
@@ -80,23 +82,25 @@ def test_first_figures_and_prometheus_failing_or_returning_wake_the_model() -> N
     assert not moved(Seen(None, "NoData"), Seen(None, "NoData"))
 
 
-def test_to_wake_picks_the_moved_and_the_waiting_only() -> None:
-    keys = {("ns", "a"), ("ns", "b"), ("ns", "c")}
-    last = {key: Seen(_sample()) for key in keys}
-    now = {
-        ("ns", "a"): Seen(_sample(30.0)),
-        ("ns", "b"): Seen(_sample()),
-        ("ns", "c"): Seen(_sample()),
-    }
-    assert to_wake(keys, last, now, waiting={("ns", "c")}) == {("ns", "a"), ("ns", "c")}
-
-
-def test_figures_of_a_model_with_traffic_are_refreshed_once_a_minute_at_least() -> None:
-    assert not stale(Seen(_sample(), at=0.0), Seen(_sample(), at=45.0))
-    assert stale(Seen(_sample(), at=0.0), Seen(_sample(), at=60.0))
+def test_every_sample_of_a_model_with_traffic_wakes_it_and_idle_ones_only_on_news() -> None:
     idle = _sample(rate=0.0, p95=None)
-    assert not stale(Seen(idle, at=0.0), Seen(idle, at=3600.0))  # an idle model: never
-    assert not stale(Seen(None, "NoData", 0.0), Seen(None, "NoData", 3600.0))
+    keys = {("ns", "busy"), ("ns", "idle"), ("ns", "stopped"), ("ns", "gone")}
+    last = {
+        ("ns", "busy"): Seen(_sample()),
+        ("ns", "idle"): Seen(idle),
+        ("ns", "stopped"): Seen(idle),
+        ("ns", "gone"): Seen(None, "NoData"),
+    }
+    now = {
+        ("ns", "busy"): Seen(_sample()),  # the same figures: the planner still learns
+        ("ns", "idle"): Seen(idle),
+        ("ns", "stopped"): Seen(idle),
+        ("ns", "gone"): Seen(None, "NoData"),
+    }
+    assert to_wake(keys, last, now, waiting={("ns", "stopped")}) == {
+        ("ns", "busy"),
+        ("ns", "stopped"),  # its scale-down window is running
+    }
 
 
 def test_while_prometheus_fails_a_busy_model_says_so_again_every_half_minute() -> None:

@@ -1,0 +1,221 @@
+"""Reads from kopf's watch caches, and writes only what changed: the pass's view of
+the cluster.
+
+A pass lists its model's Triton pods (twice: canary and observation) and Deployments,
+and applies the Deployment and the Service. Read from the API and applied every time,
+that is about six requests for a pass that changes nothing. Here:
+
+- pods, Deployments and Services the operator made come from kopf indices (slim
+  copies kept current by the watches ``handlers`` opens, keyed by namespace and
+  model), so listing them costs no request;
+- a Deployment or Service is applied only when what the pass wants differs from what
+  it last applied (a digest of the desired object and its owner), or the watched copy
+  shows someone else changed it (a new generation) or deleted it. Otherwise the
+  watched copy stands for the apply's answer (its status says how many replicas are
+  ready).
+
+Everything else (builds, reports, claims, deletions, pod conditions) goes to the API
+as before. Before the indices are bound (unit tests, or a pass before start-up) every
+call goes to the API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from kubernetes import client
+
+from lepton_operator.kube import Kube, is_owned_by
+from lepton_operator.resources.names import MODEL_LABEL, stable_hash
+
+Key = tuple[str, str]  # (namespace, model)
+CACHED_KINDS = {("v1", "Pod"), ("apps/v1", "Deployment"), ("v1", "Service")}
+SKIPPED_APPLY_KINDS = {"Deployment", "Service"}
+ANNOTATION_PREFIX = "lepton.ai/"
+
+
+class Index(Protocol):
+    def __contains__(self, key: object) -> bool: ...
+    def __getitem__(self, key: Key) -> Iterable[Mapping[str, Any]]: ...
+
+
+def _pick(source: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str, Any]:
+    source = source or {}
+    return {key: source[key] for key in keys if source.get(key) is not None}
+
+
+def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    slim = _pick(
+        meta,
+        (
+            "name",
+            "namespace",
+            "uid",
+            "labels",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "ownerReferences",
+        ),
+    )
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(ANNOTATION_PREFIX)
+    }
+    if annotations:
+        slim["annotations"] = annotations
+    slim["labels"] = dict(slim.get("labels") or {})
+    return slim
+
+
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the canary, cold starts, waits for a node and the serving pairs read."""
+    status = body.get("status") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(body),
+        "spec": _pick(body.get("spec"), ("nodeName", "readinessGates")),
+        "status": {
+            **_pick(status, ("phase", "podIP", "conditions")),
+            "containerStatuses": [
+                {"restartCount": c.get("restartCount") or 0}
+                for c in status.get("containerStatuses") or []
+            ],
+        },
+    }
+
+
+def slim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What readiness, spend and draining read."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(body),
+        "spec": _pick(body.get("spec"), ("replicas",)),
+        "status": _pick(
+            body.get("status"),
+            ("replicas", "readyReplicas", "availableReplicas", "observedGeneration"),
+        ),
+    }
+
+
+def slim_service(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(body)}
+
+
+def index_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
+    """Where an owned object is kept: its namespace and the model it was made for."""
+    model = labels.get(MODEL_LABEL)
+    return (namespace, model) if namespace and model else None
+
+
+def _matches(obj: Mapping[str, Any], selector: str) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        name, _, value = term.partition("=")
+        if labels.get(name) != value:
+            return False
+    return True
+
+
+def _model_of(selector: str) -> str | None:
+    for term in selector.split(","):
+        name, _, value = term.partition("=")
+        if name == MODEL_LABEL:
+            return value
+    return None
+
+
+class CachedKube(Kube):
+    """``Kube`` for the pass, with watched reads and applies skipped while unchanged.
+    Thread-safe: passes of different models run in parallel threads."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        super().__init__(api_client)
+        self._init_cache()
+
+    def _init_cache(self) -> None:
+        self._indices: dict[tuple[str, str], Index] = {}
+        self._applied: dict[tuple[str, str, str], tuple[str, int | None]] = {}
+        self._lock = threading.Lock()
+        self.skipped_applies = 0
+
+    def bind(self, pods: Index, deployments: Index, services: Index) -> None:
+        self._indices = {
+            ("v1", "Pod"): pods,
+            ("apps/v1", "Deployment"): deployments,
+            ("v1", "Service"): services,
+        }
+
+    # ---- reads ---------------------------------------------------------------------
+    def _watched(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Any]:
+        index = self._indices[(api_version, kind)]
+        model = _model_of(selector)
+        key = (namespace, model or "")
+        if model is None:
+            raise KeyError(selector)  # only per-model listings are cached
+        if key not in index:
+            return []
+        return [dict(o) for o in index[key] if _matches(o, selector)]
+
+    def list_labelled(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[dict[str, Any]]:
+        if (api_version, kind) in self._indices and _model_of(selector) is not None:
+            return self._watched(api_version, kind, namespace, selector)
+        return super().list_labelled(api_version, kind, namespace, selector)
+
+    def list_owned(
+        self, api_version: str, kind: str, namespace: str, selector: str, owner_uid: str
+    ) -> list[dict[str, Any]]:
+        items = self.list_labelled(api_version, kind, namespace, selector)
+        return [item for item in items if is_owned_by(item, owner_uid)]
+
+    # ---- writes --------------------------------------------------------------------
+    def _current(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The watched copy of ``obj``, or None when the watch has none."""
+        index = self._indices.get((obj["apiVersion"], obj["kind"]))
+        meta = obj["metadata"]
+        labels = meta.get("labels") or {}
+        key = index_key(meta.get("namespace"), labels)
+        if index is None or key is None or key not in index:
+            return None
+        return next((dict(o) for o in index[key] if o["metadata"]["name"] == meta["name"]), None)
+
+    def apply(self, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] not in SKIPPED_APPLY_KINDS or not self._indices:
+            return super().apply(obj, owner)
+        meta = obj["metadata"]
+        name = (obj["kind"], meta["namespace"], meta["name"])
+        digest = stable_hash(obj, owner["metadata"]["uid"], length=16)
+        current = self._current(obj)
+        with self._lock:
+            applied = self._applied.get(name)
+        if (
+            current is not None
+            and applied is not None
+            and applied[0] == digest
+            and applied[1] == current["metadata"].get("generation")
+        ):
+            self.skipped_applies += 1
+            return current
+        live = super().apply(obj, owner)
+        with self._lock:
+            self._applied[name] = (digest, (live.get("metadata") or {}).get("generation"))
+        return live
+
+    def delete_owned(self, obj: dict[str, Any], owner_uid: str) -> bool:
+        meta = obj["metadata"]
+        with self._lock:
+            self._applied.pop((obj["kind"], meta["namespace"], meta["name"]), None)
+        return super().delete_owned(obj, owner_uid)
+
+    def forget(self, namespace: str, model: str) -> None:
+        """A deleted model's applied digests go with it."""
+        with self._lock:
+            for name in [n for n in self._applied if n[1] == namespace]:
+                if name[2] == model or name[2].startswith(f"{model}-"):
+                    del self._applied[name]

@@ -1,0 +1,126 @@
+"""The pass's view of the cluster: watched reads, and applies only when something changed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from lepton_operator.kube import Kube
+from lepton_operator.kubecache import CachedKube, slim_deployment, slim_pod
+from lepton_operator.resources import names
+
+OWNER = {
+    "apiVersion": "lepton.ai/v1alpha1",
+    "kind": "LeptonModel",
+    "metadata": {"name": "minilm", "namespace": "ml", "uid": "u1"},
+}
+LABELS = names.labels("minilm", "triton", **{names.POOL_LABEL: "cpu"})
+
+
+def _deployment(replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "minilm-cpu", "namespace": "ml", "labels": dict(LABELS)},
+        "spec": {"replicas": replicas},
+    }
+
+
+class Watched(dict):  # type: ignore[type-arg]
+    """kopf's index shape: (namespace, model) -> the slim objects under it."""
+
+
+@pytest.fixture
+def cached(monkeypatch: pytest.MonkeyPatch) -> tuple[CachedKube, list[str], Watched]:
+    """A CachedKube whose API calls are recorded, and the Deployments' index."""
+    calls: list[str] = []
+    deployments = Watched()
+    generation = [0]
+
+    def apply(self: Kube, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        calls.append(f"apply {obj['kind']}")
+        generation[0] += 1
+        live = copy.deepcopy(obj)
+        live["metadata"].update(generation=generation[0], uid="d1")
+        live["metadata"]["ownerReferences"] = [{"uid": owner["metadata"]["uid"]}]
+        live["status"] = {"readyReplicas": 0, "availableReplicas": 0}
+        return live
+
+    def listed(self: Kube, *args: Any) -> list[dict[str, Any]]:
+        calls.append(f"list {args[1]}")
+        return []
+
+    monkeypatch.setattr(Kube, "apply", apply)
+    monkeypatch.setattr(Kube, "list_labelled", listed)
+    kube = object.__new__(CachedKube)
+    kube._init_cache()
+    kube.bind(pods=Watched(), deployments=deployments, services=Watched())
+    return kube, calls, deployments
+
+
+def test_an_unchanged_deployment_is_not_applied_again(cached) -> None:
+    kube, calls, watched = cached
+    live = kube.apply(_deployment(2), OWNER)
+    watched[("ml", "minilm")] = [slim_deployment({**live, "status": {"readyReplicas": 2}})]
+    again = kube.apply(_deployment(2), OWNER)
+    assert calls == ["apply Deployment"]
+    assert again["status"]["readyReplicas"] == 2  # the watched status stands for the answer
+    kube.apply(_deployment(3), OWNER)  # the plan changed
+    assert calls == ["apply Deployment"] * 2
+
+
+def test_a_deployment_changed_or_deleted_by_someone_else_is_applied_again(cached) -> None:
+    kube, calls, watched = cached
+    live = kube.apply(_deployment(2), OWNER)
+    drifted = slim_deployment(live)
+    drifted["metadata"]["generation"] = 7  # kubectl scale, an edit
+    watched[("ml", "minilm")] = [drifted]
+    kube.apply(_deployment(2), OWNER)
+    assert calls == ["apply Deployment"] * 2
+    watched[("ml", "minilm")] = []  # deleted
+    kube.apply(_deployment(2), OWNER)
+    assert calls == ["apply Deployment"] * 3
+
+
+def test_other_kinds_are_always_applied(cached) -> None:
+    kube, calls, _ = cached
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "m"}}
+    kube.apply(claim, OWNER)
+    kube.apply(claim, OWNER)
+    assert calls == ["apply PersistentVolumeClaim"] * 2
+
+
+def test_a_models_pods_are_read_from_the_watch_and_others_from_the_api(cached) -> None:
+    kube, calls, _ = cached
+    pod = {
+        "metadata": {"name": "p1", "namespace": "ml", "labels": dict(LABELS)},
+        "spec": {"nodeName": "n1", "containers": [{"name": "triton"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.5", "containerStatuses": []},
+    }
+    kube._indices[("v1", "Pod")][("ml", "minilm")] = [slim_pod(pod)]
+    selector = f"{names.MODEL_LABEL}=minilm,{names.COMPONENT_LABEL}=triton"
+    (found,) = kube.list_labelled("v1", "Pod", "ml", selector)
+    assert found["status"]["podIP"] == "10.0.0.5" and "containers" not in found["spec"]
+    assert kube.list_labelled("v1", "Pod", "ml", f"{names.MODEL_LABEL}=other") == []
+    assert calls == []
+    kube.list_labelled("v1", "Pod", "ml", "batch.kubernetes.io/job-name=minilm-b-1")
+    assert calls == ["list Pod"]  # a build's pods: not watched, read from the API
+
+
+def test_slim_copies_keep_only_what_a_pass_reads() -> None:
+    pod = {
+        "metadata": {
+            "name": "p",
+            "labels": {"a": "b"},
+            "annotations": {"lepton.ai/variant": "onnx", "kubectl.kubernetes.io/x": "big"},
+            "managedFields": [{"huge": True}],
+        },
+        "spec": {"containers": [{"args": ["..."]}], "nodeName": "n"},
+        "status": {"phase": "Running", "containerStatuses": [{"restartCount": 2, "state": {}}]},
+    }
+    slim = slim_pod(pod)
+    assert slim["metadata"]["annotations"] == {"lepton.ai/variant": "onnx"}
+    assert "managedFields" not in slim["metadata"]
+    assert slim["status"]["containerStatuses"] == [{"restartCount": 2}]
