@@ -593,7 +593,7 @@ def test_fault_no_gpu_node_the_model_serves_on_cpu_from_its_finished_build(
         assert "gpu-l4 still builds" in waiting["message"], waiting
     served_after = ready_at - built_at
     print(
-        f"\nno GPU node: Ready on cpu-standard {served_after:.1f} s after the CPU build "
+        f"\nno GPU node: serving on cpu-standard {served_after:.1f} s after the CPU build "
         f"finished (bound 30 s; completionTime has 1 s resolution); Built: "
         f"{waiting['message']}"
     )

@@ -60,8 +60,9 @@ class FleetSampler:
     def seen(self, key: Key) -> Seen:
         at = self.taken_at or 0.0
         if self._error is not None:
-            busy = key in self._samples and self._samples[key].request_rate_rps > 0
-            return Seen(None, self._error.reason, at, busy=busy)
+            # Figures were read for it before (Triton serves it and is scraped): it
+            # plans on them, so it says again that it is blind.
+            return Seen(None, self._error.reason, at, busy=key in self._samples)
         found = self._samples.get(key)
         return Seen(found, "" if found is not None else "NoData", at)
 

@@ -7,9 +7,9 @@ pattern), and the replay benchmark proves its decisions at that cadence. A model
 without traffic gets a pass only when its figures moved (traffic arriving, figures
 appearing or going, Prometheus failing or coming back) or when its plan waits on the
 next figures (a stabilization window running, the load having just stopped). While
-Prometheus fails, a model that had traffic says so again every ``FAILURE_REPEAT_S``
-(it serves on old figures: status must show it is still blind); an idle one hears of
-the failure once. An idle, settled fleet costs no pass at all.
+Prometheus fails, a model it had figures for says so again every ``FAILURE_REPEAT_S``
+(it serves on old figures: status must show it is still blind); one without series
+hears of the failure once. An idle, settled fleet costs no pass at all.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Seen:
     sample: LiveSample | None
     reason: str = ""
     at: float = 0.0  # when the sampler read it (Unix seconds)
-    busy: bool = False  # on a failure: the model had traffic in the last figures read
+    busy: bool = False  # on a failure: the last figures read had series for the model
 
 
 def _moved(before: float | None, after: float | None, floor: float = 0.0) -> bool:
