@@ -177,7 +177,10 @@ class Controller:
             return
         first = key not in self._generation
         self._generation[key] = generation
-        self.enqueue(key, "resume" if first else "update")
+        observed = (body.get("status") or {}).get("observedGeneration")
+        # A model met at start-up (or after a re-list) resumes; a new one is created.
+        resumed = "resume" if observed == generation else "create"
+        self.enqueue(key, resumed if first else "update")
 
     def owned_event(self, namespace: str | None, labels: Mapping[str, str]) -> None:
         """A Job, pod or Deployment made for a model changed: that model gets a pass."""
