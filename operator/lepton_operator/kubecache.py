@@ -151,22 +151,18 @@ class CachedKube(Kube):
         }
 
     # ---- reads ---------------------------------------------------------------------
-    def _watched(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Any]:
-        index = self._indices[(api_version, kind)]
-        model = _model_of(selector)
-        key = (namespace, model or "")
-        if model is None:
-            raise KeyError(selector)  # only per-model listings are cached
-        if key not in index:
-            return []
-        return [dict(o) for o in index[key] if _matches(o, selector)]
-
     def list_labelled(
         self, api_version: str, kind: str, namespace: str, selector: str
     ) -> list[dict[str, Any]]:
-        if (api_version, kind) in self._indices and _model_of(selector) is not None:
-            return self._watched(api_version, kind, namespace, selector)
-        return super().list_labelled(api_version, kind, namespace, selector)
+        """A model's pods, Deployments or Services from the watch; anything else (a
+        listing not by model, another kind) from the API."""
+        index = self._indices.get((api_version, kind))
+        model = _model_of(selector)
+        if index is None or model is None:
+            return super().list_labelled(api_version, kind, namespace, selector)
+        if (namespace, model) not in index:
+            return []
+        return [dict(o) for o in index[(namespace, model)] if _matches(o, selector)]
 
     def list_owned(
         self, api_version: str, kind: str, namespace: str, selector: str, owner_uid: str

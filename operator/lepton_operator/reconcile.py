@@ -671,7 +671,10 @@ class Reconciler:
             job_name = names.build_job(meta["name"], pool.name, build)
             job = self.kube.get("batch/v1", "Job", job_name, meta["namespace"])
             phase, message = _job_state(job)
-            if phase in ("Failed", "Running") and job is not None:
+            # A running build's pods are read only while none is ready: then one may
+            # wait for a node, which the status should name.
+            started = int(((job or {}).get("status") or {}).get("ready") or 0) > 0
+            if job is not None and (phase == "Failed" or (phase == "Running" and not started)):
                 pods = self.kube.list_labelled(
                     "v1", "Pod", meta["namespace"], f"{JOB_NAME_LABEL}={job_name}"
                 )
