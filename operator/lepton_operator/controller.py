@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from lepton_operator import metrics
 from lepton_operator.reconcile import Event, Outcome, Reconciler
 from lepton_operator.resources.names import MODEL_LABEL
-from lepton_operator.revisit import awaits_figures, revisit_after
+from lepton_operator.revisit import figures_wanted_at, revisit_after
 from lepton_operator.sampler import FleetSampler, Key
 from lepton_operator.workqueue import WorkQueue
 
@@ -39,12 +39,28 @@ WORKERS = 8
 logger = logging.getLogger(__name__)
 
 
+def _merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 from ``current`` to ``wanted``: changed keys, None for removed ones, and
+    nested objects patched key by key (a merge patch merges them: an object written
+    whole would keep the keys it no longer has)."""
+    changes: dict[str, Any] = {}
+    for key, value in wanted.items():
+        old = current.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            if nested := _merge_patch(old, value):
+                changes[key] = nested
+        elif old != value:
+            changes[key] = value
+    changes.update({key: None for key in current if key not in wanted})
+    return changes
+
+
 def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
-    """The merge patch from one status to the next: changed keys, and None for those
-    the pass removed (a key left out of a merge patch is kept, not removed). kopf's
-    own key is not ours to remove."""
-    changes = {key: value for key, value in wanted.items() if current.get(key) != value}
-    changes.update({key: None for key in current if key not in wanted and key != "kopf"})
+    """The merge patch from one status to the next; kopf's own key is not ours to
+    remove."""
+    changes = _merge_patch(current, wanted)
+    if "kopf" not in wanted:
+        changes.pop("kopf", None)
     return changes
 
 
@@ -145,7 +161,8 @@ class Controller:
         self.store = ModelStore()
         self._generation: dict[Key, int] = {}
         self._trigger: dict[Key, str] = {}
-        self._waiting: set[Key] = set()
+        # Models whose plan wants the next figures whatever they say, from when.
+        self._waiting: dict[Key, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pass")
 
@@ -166,7 +183,7 @@ class Controller:
             self.store.forget(key)
             self._generation.pop(key, None)
             self._trigger.pop(key, None)
-            self._waiting.discard(key)
+            self._waiting.pop(key, None)
             metrics.forget(*key)
             forget = getattr(getattr(self.reconciler, "kube", None), "forget", None)
             if forget is not None:
@@ -201,11 +218,14 @@ class Controller:
         if self.sampler is not None:
             await asyncio.to_thread(self.sampler.refresh)
             self._tasks.append(
-                asyncio.create_task(
-                    self.sampler.run(self.store.keys, lambda: set(self._waiting), self.wake)
-                )
+                asyncio.create_task(self.sampler.run(self.store.keys, self._waiting_now, self.wake))
             )
         self._tasks += [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    def _waiting_now(self) -> set[Key]:
+        """The models whose plan wants these figures, whatever they say."""
+        now = self.clock()
+        return {key for key, since in self._waiting.items() if since <= now}
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -221,33 +241,38 @@ class Controller:
             trigger = self._trigger.pop(key, "requeue")
             started = time.monotonic()
             try:
-                again, waits = await loop.run_in_executor(self._pool, self.process, key, trigger)
+                again, wanted_at = await loop.run_in_executor(
+                    self._pool, self.process, key, trigger
+                )
             except Exception:
                 backoff = self.queue.done(key, failed=True)
                 metrics.reconcile_failed(*key, trigger)
                 logger.exception("%s/%s: pass failed; next try in %.1f s", *key, backoff)
             else:
                 self.queue.done(key, again)
-                (self._waiting.add if waits else self._waiting.discard)(key)
+                if wanted_at is None:
+                    self._waiting.pop(key, None)
+                else:
+                    self._waiting[key] = wanted_at
             finally:
                 took = time.monotonic() - started
                 metrics.RECONCILE_SECONDS.labels(trigger=trigger).observe(took)
                 metrics.QUEUE_DEPTH.set(len(self.queue))
 
-    def process(self, key: Key, trigger: str) -> tuple[float | None, bool]:
+    def process(self, key: Key, trigger: str) -> tuple[float | None, float | None]:
         """One pass over the model (in a worker thread); returns when it wants the next
-        one without a change (seconds, or None), and whether its plan waits on the next
-        live figures."""
+        one without a change (seconds, or None), and from when its plan wants the next
+        live figures whatever they say (Unix seconds, or None)."""
         body = self.store.body(key)
         if body is None:
-            return None, False  # deleted since it was queued
+            return None, None  # deleted since it was queued
         outcome: Outcome = self.reconciler.reconcile(body)
         current = dict(body.get("status") or {})
         changes = status_changes(current, outcome.status)
         if changes:
             written = self.writer.patch_model_status(key[0], key[1], changes)
             if written is None:
-                return None, False  # deleted during the pass
+                return None, None  # deleted during the pass
             self.store.wrote(key, written)
         for event in outcome.events:
             self._tell(body, event, key)
@@ -259,7 +284,7 @@ class Controller:
             list(current.get("builds") or []),
             spec=dict(body.get("spec") or {}),
         )
-        return revisit_after(outcome.status, self.clock()), awaits_figures(outcome.status)
+        return revisit_after(outcome.status, self.clock()), figures_wanted_at(outcome.status)
 
     def _tell(self, body: Mapping[str, Any], event: Event, key: Key) -> None:
         logger.info("%s/%s %s: %s", *key, event.reason, event.message)

@@ -30,9 +30,16 @@ from lepton_operator.planning.planner import (
     PoolState,
     Recommendation,
     Serving,
+    longest_lead,
     plan,
 )
-from lepton_operator.planning.seasonal import from_status, observe, to_status
+from lepton_operator.planning.seasonal import (
+    DailyLoad,
+    from_status,
+    next_change_s,
+    observe,
+    to_status,
+)
 from lepton_operator.report import Profile
 
 TREND_WINDOW_S = 120.0
@@ -179,40 +186,37 @@ def decide(
         Recommendation(float(h["time"]), h["variant"], h["pool"], int(h["replicas"]))
         for h in memory.get("history") or []
     )
-    result = plan(
-        PlanInput(
-            capacities=capacities,
-            pools={
-                p.name: PoolState(
-                    p.name,
-                    p.hourly_price_usd,
-                    float(p.provisioning_seconds),
-                    schedulable=p.name not in unschedulable,
-                )
-                for p in pools
-            },
-            rate_rps=float(rate),
-            slo_ms=slo,
-            min_replicas=lowest,
-            max_replicas=highest,
-            budget_usd=spec.budget.max_hourly_usd if spec.budget else None,
-            trend_rps_per_s=load_trend(rates, now_s),
-            recent_peak_rps=max(
-                [r for t, r in rates if now_s - t <= PEAK_WINDOW_S] or [float(rate)]
-            ),
-            observed_p95_ms=observed,
-            current=current,
-            correction=float(memory.get("correction") or 1.0),
-            history=history,
-            now_s=now_s,
-            scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
-            scale_down_window_s=float(spec.scaling.scale_down_stabilization_seconds),
-            min_rate_rps=spec.slo.min_throughput_rps or 0.0,
-            recent_rates=tuple((t, r) for t, r in rates),
-            burst_peak_rps=burst_peak(peaks, now_s),
-            daily=daily,
-        )
+    plan_input = PlanInput(
+        capacities=capacities,
+        pools={
+            p.name: PoolState(
+                p.name,
+                p.hourly_price_usd,
+                float(p.provisioning_seconds),
+                schedulable=p.name not in unschedulable,
+            )
+            for p in pools
+        },
+        rate_rps=float(rate),
+        slo_ms=slo,
+        min_replicas=lowest,
+        max_replicas=highest,
+        budget_usd=spec.budget.max_hourly_usd if spec.budget else None,
+        trend_rps_per_s=load_trend(rates, now_s),
+        recent_peak_rps=max([r for t, r in rates if now_s - t <= PEAK_WINDOW_S] or [float(rate)]),
+        observed_p95_ms=observed,
+        current=current,
+        correction=float(memory.get("correction") or 1.0),
+        history=history,
+        now_s=now_s,
+        scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
+        scale_down_window_s=float(spec.scaling.scale_down_stabilization_seconds),
+        min_rate_rps=spec.slo.min_throughput_rps or 0.0,
+        recent_rates=tuple((t, r) for t, r in rates),
+        burst_peak_rps=burst_peak(peaks, now_s),
+        daily=daily,
     )
+    result = plan(plan_input)
     if result is None:
         return Decided(_nowhere(unschedulable), memory)
     total_rps = sample.request_rate_rps if sample else float(live.get("requestRate") or 0.0)
@@ -234,7 +238,37 @@ def decide(
         "peaks": peaks,
         "daily": to_status(daily),
     }
+    review = (
+        review_at(rates, peaks, daily, now_s, float(rate), longest_lead(plan_input))
+        if sample
+        else memory.get("reviewAt")
+    )
+    if review is not None:
+        new_memory["reviewAt"] = round(review, 3)
     return Decided(_left_out(_as_plan(result), unschedulable, retry_at), new_memory)
+
+
+def review_at(
+    rates: list[list[float]],
+    peaks: list[list[float]],
+    daily: DailyLoad,
+    now_s: float,
+    rate: float,
+    horizon_s: float,
+) -> float | None:
+    """When the plan may change with the load as it is now (Unix seconds): the sampler
+    wakes a model without traffic only on news, and ageing memory is no news. At once
+    (the next figures) while a higher load of the last minutes still holds the plan up
+    (the peak floor over a cold start, the trend); when a burst above today's load
+    leaves the burst memory; when the daily pattern's forecast changes. None: only a
+    change in the figures can change the plan."""
+    if any(r > rate for _, r in rates):
+        return now_s
+    moments = [t + BURST_MEMORY_S for t, r in peaks if r > rate]
+    forecast = next_change_s(daily, now_s, horizon_s)
+    if forecast is not None:
+        moments.append(forecast)
+    return min(moments, default=None)
 
 
 def _model_rate(live: dict[str, Any]) -> float | None:

@@ -55,17 +55,19 @@ def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
     return min(wanted) if wanted else None
 
 
-def awaits_figures(status: dict[str, Any]) -> bool:
-    """Whether the plan waits on the next live figures whatever they say: the latest
-    recommendation differs from what serves (a stabilization window is running), so a
-    load that holds still must still reach the planner until it decides."""
-    history = (status.get("planner") or {}).get("history") or []
+def figures_wanted_at(status: dict[str, Any]) -> float | None:
+    """From when (Unix seconds) the plan wants the next live figures whatever they say;
+    None: only figures that moved. At once (0) while the latest recommendation differs
+    from what serves (a stabilization window is running, so a load that holds still
+    must still reach the planner until it decides); otherwise the planner's
+    ``reviewAt`` (memory that ages out, the daily pattern's next step)."""
+    planner = status.get("planner") or {}
+    history = planner.get("history") or []
     decision = status.get("decision") or {}
-    if not history or not decision:
-        return False
-    last = history[-1]
-    return (last.get("variant"), last.get("pool"), last.get("replicas")) != (
-        decision.get("variant"),
-        decision.get("pool"),
-        decision.get("replicas"),
-    )
+    if history and decision:
+        last = history[-1]
+        latest = (last.get("variant"), last.get("pool"), last.get("replicas"))
+        if latest != (decision.get("variant"), decision.get("pool"), decision.get("replicas")):
+            return 0.0
+    review = planner.get("reviewAt")
+    return float(review) if review is not None else None

@@ -286,6 +286,13 @@ class PlannerMemory(Spec):
     daily: DailyLoadStatus | None = Field(
         default=None, description="The load per time of day on recent days."
     )
+    review_at: float | None = Field(
+        default=None,
+        alias="reviewAt",
+        description="Unix seconds from which the plan may change with the load unchanged "
+        "(a remembered peak or burst ageing out, the daily pattern's next step): the "
+        "operator plans again with the first figures read from then on.",
+    )
 
 
 class PoolBackoffStatus(Spec):

@@ -157,12 +157,12 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
         plan_input.recent_peak_rps,
         *seen,
         plan_input.min_rate_rps,
-        expected_load(plan_input.daily, plan_input.now_s, _longest_lead(plan_input)),
+        expected_load(plan_input.daily, plan_input.now_s, longest_lead(plan_input)),
         0.0,
     )
 
 
-def _longest_lead(plan_input: PlanInput) -> float:
+def longest_lead(plan_input: PlanInput) -> float:
     """The horizon of the daily pattern: the longest cold start of any option. A step
     the pattern expects must be met by what is chosen now unless something else can be
     brought up in time; judged over its own shorter cold start alone, a CPU option would
@@ -179,7 +179,7 @@ def _daily_note(plan_input: PlanInput, best: _Option) -> str:
     """Why the plan holds more than the load seen asks, when the daily pattern is the
     reason: a scale-up ahead of a rise that has not begun must say so. Said only when
     the pattern changed the plan (the same evaluation without it chooses otherwise)."""
-    lead = _longest_lead(plan_input)
+    lead = longest_lead(plan_input)
     expected = expected_load(plan_input.daily, plan_input.now_s, lead)
     if expected <= 0:
         return ""

@@ -69,6 +69,29 @@ def expected_load(daily: DailyLoad | None, now_s: float, horizon_s: float) -> fl
     return expected
 
 
+def next_change_s(daily: DailyLoad | None, now_s: float, horizon_s: float) -> float | None:
+    """The first time within a day at which ``expected_load`` over the same horizon
+    differs from now's: a forecast slot entering the horizon (one cold start before it
+    begins) or the one forecast now ending. None when no slot forecasts anything. The
+    operator wakes an idle model then, so a recurring rise is met with no traffic yet."""
+    if daily is None or not any(len(levels) >= DAYS_KEPT for levels in daily.slots.values()):
+        return None
+    horizon = max(horizon_s, 0.0)
+    now_expected = expected_load(daily, now_s, horizon)
+    first = int(now_s // SLOT_S)
+    # The forecast only changes where a slot boundary meets either end of the horizon;
+    # a millisecond past it, so rounding cannot land the boundary in the slot before.
+    moments = sorted(
+        {
+            edge + 0.001
+            for slot in range(first + 1, first + SLOTS_PER_DAY + 2)
+            for edge in (slot * SLOT_S, slot * SLOT_S - horizon)
+            if edge + 0.001 > now_s
+        }
+    )
+    return next((t for t in moments if expected_load(daily, t, horizon) != now_expected), None)
+
+
 def to_status(daily: DailyLoad) -> dict[str, object]:
     """``status.planner.daily``: ``slots`` as ``[slot, median, median...]`` rows."""
     return {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lepton_operator.controller import Controller, ModelStore
+from lepton_operator.controller import Controller, ModelStore, status_changes
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.reconcile import Event, Outcome
 from lepton_operator.sampler import FleetSampler
@@ -131,7 +131,7 @@ def test_a_pass_writes_only_what_changed_and_the_next_reads_its_own_write() -> N
 
 def test_a_deleted_model_gets_no_pass() -> None:
     controller, _, writer, reconciler = _controller()
-    assert controller.process(KEY, "owned") == (None, False)
+    assert controller.process(KEY, "owned") == (None, None)
     assert reconciler.passes == 0 and writer.patches == []
 
 
@@ -201,3 +201,18 @@ def test_the_sampler_serves_passes_from_one_snapshot_and_wakes_the_moved() -> No
     with pytest.raises(MetricsUnavailable, match="PrometheusUnreachable"):
         sampler.sample(*KEY)
     assert sampler.to_wake(known, set()) == known  # everyone must say so
+
+
+def test_a_nested_key_the_pass_removed_is_nulled_and_unchanged_ones_are_not_sent() -> None:
+    """A merge patch merges objects: the planner memory written whole would keep a
+    ``reviewAt`` the pass dropped, and the live figures a p95 no longer known."""
+    current = {
+        "planner": {"rates": [[1.0, 5.0]], "reviewAt": 10.0, "correction": 1.0},
+        "live": {"time": "t0", "p95Ms": 12.0},
+    }
+    wanted = {"planner": {"rates": [[1.0, 5.0]], "correction": 1.1}, "live": {"time": "t1"}}
+    assert status_changes(current, wanted) == {
+        "planner": {"reviewAt": None, "correction": 1.1},
+        "live": {"time": "t1", "p95Ms": None},
+    }
+    assert status_changes(wanted, wanted) == {}

@@ -19,8 +19,11 @@ from lepton_operator.api.status import LeptonModelStatus
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
 from lepton_operator.kube import Rejected, is_owned_by, owner_reference
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
+from lepton_operator.live.wake import Seen, to_wake
 from lepton_operator.reconcile import Reconciler
 from lepton_operator.report import REPORT_KEY
+from lepton_operator.revisit import figures_wanted_at
+from lepton_operator.timestamps import parse_time
 
 
 class FakeKube:
@@ -157,6 +160,8 @@ def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dic
         ],
     }
 
+
+KEY = ("ml", "minilm")
 
 REPORTS = {
     "cpu-standard": [
@@ -674,6 +679,48 @@ def test_traffic_scales_replicas_up_at_once_and_down_after_the_window(spec, conf
     status = _passes(reconciler, spec, clock, status, 90)
     assert status["decision"]["replicas"] == 1
     assert kube.of_kind("Deployment")[0]["spec"]["replicas"] == 1
+
+
+def _sampled(spec, reconciler, clock, status, live, woken_with, rate, p95):
+    """One fleet sample 15 s on, run as the operator runs it: the model gets a pass
+    only when the sampler's rule wakes it (news, traffic, or its plan asking for
+    figures). Returns the status and whether a pass ran."""
+    clock.seconds += 15
+    seen = Seen(_sample(p95=p95, rate=rate), "", float(clock.seconds))
+    wanted = figures_wanted_at(status)
+    waiting = {KEY} if wanted is not None and wanted <= parse_time(clock()).timestamp() else set()
+    if not to_wake({KEY}, woken_with, {KEY: seen}, waiting):
+        return status, False
+    woken_with[KEY] = seen
+    live.answers = [seen.sample]
+    return reconciler.reconcile(_body(spec, status)).status, True
+
+
+def test_a_load_that_stopped_is_scaled_down_though_no_figure_moves_after_it(spec, config):
+    """Once a load stops, its rate is zero within a rate window and stays there: no news
+    for the sampler, while the peak floor (the highest load over the pool's 60 s cold
+    start) still holds the second replica. The plan must go on asking for figures until
+    it scales down: CI once waited three minutes for a scale-down that never came."""
+    spec["scaling"] = {"maxReplicas": 6, "scaleDownStabilizationSeconds": 30}
+    cpu = config.pools[0].model_dump(by_alias=True, exclude_none=True)
+    spec["pools"] = [{**cpu, "provisioningSeconds": 60}]
+    live = FakeLive(_sample(p95=9.0, rate=1.0))
+    cpu_only = {"cpu-standard": REPORTS["cpu-standard"]}
+    _, reconciler, clock, status = _ready(spec, config, live, cpu_only)
+    woken: dict[tuple[str, str], Seen] = {}
+    for rate, p95 in [(1.0, 9.0)] * 4 + [(100.0, 20.0)] * 4:
+        status, _ = _sampled(spec, reconciler, clock, status, live, woken, rate, p95)
+    assert status["decision"]["replicas"] >= 2, status["decision"]["reason"]
+    passes = []
+    for rate, p95 in [(50.0, 15.0)] + [(0.0, None)] * 19:
+        status, ran = _sampled(spec, reconciler, clock, status, live, woken, rate, p95)
+        passes.append(ran)
+    assert status["decision"]["replicas"] == 1, status["decision"]["reason"]
+    # Settled at zero: the recent load has aged out and nothing asks again until the
+    # burst leaves the burst memory, an hour after it.
+    assert not any(passes[-4:]), passes
+    burst = status["planner"]["peaks"][0][0]
+    assert status["planner"]["reviewAt"] == burst + 3600
 
 
 def test_the_burst_memory_is_kept_in_status_and_valid(spec, config):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lepton_operator.live.sample import LiveSample
 from lepton_operator.live.wake import Seen, moved, stale, to_wake
-from lepton_operator.revisit import awaits_figures, revisit_after
+from lepton_operator.revisit import figures_wanted_at, revisit_after
 from lepton_operator.timestamps import format_time
 
 
@@ -55,14 +55,17 @@ def test_a_pool_back_off_ending_wakes_the_model_just_after() -> None:
     assert revisit_after(status, now + 600) == 0.5  # overdue: at once
 
 
-def test_a_plan_waits_on_figures_while_its_latest_recommendation_differs() -> None:
+def test_a_plan_wants_figures_while_its_latest_recommendation_differs_or_from_its_review() -> None:
     decision = {"variant": "int8", "pool": "cpu", "replicas": 3}
     held = {"time": 1.0, "variant": "int8", "pool": "cpu", "replicas": 1}
     same = {**held, "replicas": 3}
-    assert awaits_figures({"decision": decision, "planner": {"history": [same, held]}})
-    assert not awaits_figures({"decision": decision, "planner": {"history": [held, same]}})
-    assert not awaits_figures({"decision": decision})
-    assert not awaits_figures({"planner": {"history": [held]}})
+    assert figures_wanted_at({"decision": decision, "planner": {"history": [same, held]}}) == 0
+    assert figures_wanted_at({"decision": decision, "planner": {"history": [held, same]}}) is None
+    assert figures_wanted_at({"decision": decision}) is None
+    assert figures_wanted_at({"planner": {"history": [held]}}) is None
+    # Settled, but its memory ages out later (a burst, the daily pattern's next step).
+    review = {"history": [held, same], "reviewAt": 1_800_000_000.5}
+    assert figures_wanted_at({"decision": decision, "planner": review}) == 1_800_000_000.5
 
 
 def test_moves_within_ten_percent_are_noise() -> None:

@@ -17,6 +17,7 @@ from lepton_operator.planning.seasonal import (
     DailyLoad,
     expected_load,
     from_status,
+    next_change_s,
     observe,
     to_status,
 )
@@ -58,6 +59,20 @@ def test_a_slot_forecasts_only_what_every_recent_day_reached() -> None:
         for minute, rate in enumerate([5.0, 5.0, 5000.0, 5.0, 5.0, 5.0]):
             daily = observe(daily, day * DAY_S + NINE + minute * 60.0, rate)
     assert daily.slots[int(NINE // SLOT_S)] == (5.0, 5.0)
+
+
+def test_the_forecast_changes_one_cold_start_before_the_step_and_when_it_ends() -> None:
+    """An idle model is woken when the pattern's step enters its horizon, not later."""
+    two_days = _days(2)
+    day3 = 2 * DAY_S
+    entering = next_change_s(two_days, day3 + 6 * 3600.0, 240)
+    assert entering is not None and abs(entering - (day3 + NINE - 240)) < 0.01
+    assert expected_load(two_days, entering, 240) == 3000.0
+    ending = next_change_s(two_days, day3 + NINE, 240)
+    assert ending is not None and abs(ending - (day3 + NINE + 3600)) < 0.01
+    assert expected_load(two_days, ending, 240) == 5.0
+    assert next_change_s(_days(1), day3, 240) is None  # one day forecasts nothing
+    assert next_change_s(None, day3, 240) is None
 
 
 def test_the_profile_survives_status_and_forgets_what_is_malformed() -> None:
