@@ -150,6 +150,20 @@ def _still_building(running: list[dict[str, Any]]) -> str:
     )
 
 
+def _slo_message(plan: Plan, slo_ms: float) -> str:
+    """SLOMet's message: what serves and the verdict, never the figures (they move with
+    every sample and live in status.decision.reason)."""
+    serving = f"{plan.variant} on {plan.pool} x{plan.replicas}"
+    if plan.slo_met:
+        return f"{serving} is predicted within p95 {slo_ms:g} ms (status.decision.reason)"
+    cause = (
+        "no option within the budget meets it"
+        if not plan.within_budget
+        else ("no option meets it at this load")
+    )
+    return f"{serving} is predicted over p95 {slo_ms:g} ms: {cause} (status.decision.reason)"
+
+
 def _waiting_for_node(pods: list[dict[str, Any]]) -> str:
     """Why a running build Job's pod has not started: the scheduler's words when it
     found no node (a pool with no node yet, or a full one); '' otherwise."""
@@ -595,7 +609,7 @@ class Reconciler:
             ConditionType.SLO_MET,
             plan.slo_met,
             "PredictedWithinSLO" if plan.slo_met else "PredictedOverSLO",
-            plan.reason,
+            _slo_message(plan, spec.slo.p95_latency_ms),
         )
         if spec.budget:
             condition(
@@ -929,13 +943,14 @@ class Reconciler:
             status["live"] = {"time": now}  # latency unknown; spend is filled in below
             return None
         p95 = rounded(sample.p95_ms, 2)
+        # No figures in the message: they are in status.live, and a condition rewritten
+        # on every sample would be a status write per sample for nothing.
         condition(
             ConditionType.METRICS,
             True,
             "Observed",
-            f"{rounded(sample.request_rate_rps)} req/s, p95 "
-            + (f"{p95} ms" if p95 is not None else "unknown (no requests)")
-            + f", from {self.config.prometheus.url}",
+            f"read from {self.config.prometheus.url} (status.live)"
+            + ("" if p95 is not None else "; p95 unknown: no requests in the rate window"),
         )
         status["live"] = {
             key: value

@@ -589,6 +589,24 @@ def test_live_figures_come_from_prometheus_and_spend_from_ready_replicas(spec, c
     assert live.calls == calls and again.status["live"] == figures
 
 
+def test_conditions_hold_still_while_only_the_figures_move(spec, config):
+    """Live figures live in status.live and the decision's reason; a condition message
+    carrying them would rewrite the conditions on every sample."""
+    live = FakeLive(_sample(p95=12.0, rate=7.5))
+    _, reconciler, clock, status = _ready(spec, config, live)
+    clock.seconds = 30
+    first = reconciler.reconcile(_body(spec, status)).status
+    live.answers = [_sample(p95=13.1, rate=8.2)]
+    clock.seconds = 60
+    second = reconciler.reconcile(_body(spec, first)).status
+    decided = ("variant", "pool", "replicas")
+    assert [second["decision"][k] for k in decided] == [first["decision"][k] for k in decided]
+    assert second["decision"]["reason"] != first["decision"]["reason"]  # the figures moved
+    assert second["conditions"] == first["conditions"]
+    slo = _condition(second, "SLOMet")["message"]
+    assert "p95 50 ms" in slo and "req/s" not in slo
+
+
 def test_prometheus_down_is_a_condition_and_serving_carries_on(spec, config):
     down = MetricsUnavailable("PrometheusUnreachable", "connection refused")
     live = FakeLive(_sample(), _sample(), down, _sample(p95=20.0))  # one per refresh
