@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 
 from lepton_operator.api import crd
 from lepton_operator.api.spec import (
+    DIMENSION,
     EXTENDED_RESOURCE,
     GPU_ONLY_VARIANTS,
     LABEL_KEY,
@@ -456,7 +457,23 @@ def _requests(node: Node) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def _dimensions(node: Node) -> st.SearchStrategy[int]:
+    return st.one_of(st.just(-1), st.integers(1, int(node["maximum"])))
+
+
+def _violate_dimension(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    side = draw(st.sampled_from(["inputs", "outputs"]))
+    tensor = draw(st.integers(0, len(spec["model"][side]) - 1))
+    shape = spec["model"][side][tensor]["shape"]
+    if not shape:
+        shape.append(1)
+    index = draw(st.integers(0, len(shape) - 1))
+    shape[index] = 0
+    return ("model", side, tensor, "shape", index)
+
+
 FORMATS: dict[str, Callable[[Node], st.SearchStrategy[Any]]] = {
+    DIMENSION.message: _dimensions,
     LABEL_KEYS.message: _label_map,
     LABEL_KEY.message: lambda node: st.one_of(st.just(""), qualified_names()),
     EXTENDED_RESOURCE.message: lambda node: extended_resources(),
@@ -617,6 +634,10 @@ CEL_RULES: dict[str, CelRule] = {
         (*POOL, "accelerator", "resource"), None, _no_repair, _violate_extended_resource
     ),
     REQUESTABLE_KEYS.message: CelRule((*POOL, "resources"), None, _no_repair, _violate_requests),
+    # On every tensor, inputs and outputs alike ("*" in ``at`` matches any field name).
+    DIMENSION.message: CelRule(
+        ("model", "*", "*", "shape", "*"), None, _no_repair, _violate_dimension
+    ),
 }
 
 
@@ -633,12 +654,20 @@ def cel_rules(node: Node = SCHEMA, path: Path = ()) -> list[tuple[Path, dict[str
     return found
 
 
+def _same_place(known: Path, at: Path) -> bool:
+    return len(known) == len(at) and all(k in ("*", a) for k, a in zip(known, at, strict=True))
+
+
 def unknown_cel_rules() -> list[str]:
     """CEL rules of the CRD the strategies cannot obey or break (should be none)."""
     missing = []
     for at, rule in cel_rules():
         known = CEL_RULES.get(rule["message"])
-        if known is None or (known.at, known.field_path) != (at, rule.get("fieldPath")):
+        if (
+            known is None
+            or not _same_place(known.at, at)
+            or known.field_path != rule.get("fieldPath")
+        ):
             missing.append(f"{field_name(at)}: {rule['message']}")
     return missing
 

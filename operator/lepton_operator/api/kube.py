@@ -159,9 +159,14 @@ class Check:
 # Kubernetes' own name formats (k8s.io/apimachinery/pkg/util/validation), which the
 # apiserver applies to the pods the operator makes from a spec; CEL's format library
 # runs the very same functions at admission.
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# The name of a Secret, PersistentVolumeClaim or ConfigMap (IsDNS1123Subdomain; with a
+# maxLength of 253 beside it): a name the apiserver could never store is refused where
+# the user wrote it, instead of being looked up for ever as "not found".
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+DNS_SUBDOMAIN_PATTERN = f"^{DNS_SUBDOMAIN}$"
+_DNS1123_SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
 
 
 def is_qualified_name(value: str) -> bool:

@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from lepton_operator.api.kube import (
     CEL,
+    DNS_SUBDOMAIN,
+    DNS_SUBDOMAIN_PATTERN,
     LABEL_VALUE_PATTERN,
     QUALIFIED_NAME_CEL,
     Check,
@@ -60,9 +62,10 @@ TORCH_SOURCE_VARIANTS = (
 # a vertical tab or a no-break space was admitted by one and refused by the other.
 # A pvc:// URI starts with a name a PersistentVolumeClaim can have: the operator looks the
 # claim up by it, and the dynamic client puts the name in the URL as it is, so
-# pvc:///path (no name) or pvc://m?x (a query) read the claim list and "found" a claim.
+# pvc:///path (no name) or pvc://m?x (a query) read the claim list and "found" a claim;
+# a name no claim can have (pvc://a..b/m) would be waited for as "missing" for ever.
 URI_PATTERN = (
-    r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[^\t\n\v\f\r ]*)?"
+    rf"^(pvc://{DNS_SUBDOMAIN}(/[^\t\n\v\f\r ]*)?"
     r"|({schemes})://[^\t\n\v\f\r ]+)$"
 )
 
@@ -134,6 +137,13 @@ class AccuracyMetric(StrEnum):
     MAX_ABS_ERROR = "max-abs-error"
 
 
+DIMENSION = Check(
+    "self != 0",
+    "a dimension is -1 (dynamic) or at least 1",
+    lambda dimension: dimension != 0,
+)
+
+
 class TensorSpec(UserSpec):
     """One input or output tensor, per sample (the batch dimension is implicit)."""
 
@@ -147,9 +157,12 @@ class TensorSpec(UserSpec):
     # Bounded, as the apiserver bounds it anyway: it refuses an integer past int64 ("must
     # be of type integer"), which pydantic took; and a CRD maximum of int64's largest is
     # refused too (a float64 bound), so the bound is int32's, ample for one dimension.
-    shape: list[Annotated[int, Field(ge=-1, le=2**31 - 1)]] = Field(
+    # A dimension of 0 holds no element: Triton refuses such a config.pbtxt and the
+    # builder cannot make a sample of it, so it is refused here, naming the dimension.
+    shape: list[Annotated[int, Field(ge=-1, le=2**31 - 1), DIMENSION]] = Field(
         max_length=8,
-        description="Per-sample shape; -1 marks a dynamic dimension (e.g. sequence length).",
+        description="Per-sample shape; -1 marks a dynamic dimension (e.g. sequence length), "
+        "every other dimension is at least 1.",
     )
 
 
@@ -181,6 +194,7 @@ class ModelSource(UserSpec):
         default=None,
         alias="credentialsSecret",
         max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
         description="Secret in this namespace with credentials for s3:// or https:// sources.",
     )
     inputs: Annotated[list[TensorSpec], ListType("map", ("name",))] = Field(
@@ -510,7 +524,7 @@ class S3Repository(UserSpec):
         default=None,
         alias="credentialsSecret",
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN_PATTERN,
         description="Secret in this namespace with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
         "and optionally AWS_DEFAULT_REGION and AWS_SESSION_TOKEN, passed as environment to the "
         "build Job and Triton; unset: the pods' own credentials (e.g. IRSA).",

@@ -72,3 +72,61 @@ def test_crd_has_scale_status_printer_columns_and_short_name():
 def test_a_union_a_crd_cannot_express_is_refused():
     with pytest.raises(ValueError, match="union"):
         crd.to_structural({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+
+
+# Names that refer to Kubernetes objects are Kubernetes names (DNS subdomains): one the
+# apiserver could never store is refused where the user wrote it, naming the field.
+BAD_NAMES = ("Bad_Name", "UPPER", "a..b", "-lead", "trail-", "dot.", "a b", "x" * 254, "ключ")
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_credentials_secret_that_is_no_kubernetes_name_is_refused(spec, name):
+    spec["model"]["credentialsSecret"] = name
+    with pytest.raises(ValidationError) as raised:
+        api.parse_spec(spec)
+    assert [e["loc"] for e in raised.value.errors()] == [("model", "credentialsSecret")]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_repository_secret_that_is_no_kubernetes_name_is_refused(spec, name):
+    spec["repository"] = {"s3": {"uri": "s3://bucket/prefix", "credentialsSecret": name}}
+    with pytest.raises(ValidationError) as raised:
+        api.parse_spec(spec)
+    locs = [e["loc"] for e in raised.value.errors()]
+    assert locs == [("repository", "s3", "credentialsSecret")]
+
+
+@pytest.mark.parametrize("name", ["s3-creds", "a", "team.models.v1", "a" * 253])
+def test_kubernetes_names_are_admitted_as_secrets(spec, name):
+    spec["model"]["credentialsSecret"] = name
+    assert api.parse_spec(spec).model.credentials_secret == name
+
+
+@pytest.mark.parametrize("claim", ["a..b", "a.-b", "a-.b", ".a"])
+def test_a_pvc_uri_whose_claim_no_claim_can_be_named_is_refused(spec, claim):
+    spec["model"]["uri"] = f"pvc://{claim}/model.safetensors"
+    with pytest.raises(ValidationError) as raised:
+        api.parse_spec(spec)
+    assert [e["loc"] for e in raised.value.errors()] == [("model", "uri")]
+
+
+@pytest.mark.parametrize(("side", "shape", "index"), [("inputs", [0], 0), ("outputs", [-1, 0], 1)])
+def test_a_tensor_dimension_of_zero_is_refused_naming_the_dimension(spec, side, shape, index):
+    spec["model"][side][0]["shape"] = shape
+    with pytest.raises(ValidationError) as raised:
+        api.parse_spec(spec)
+    [error] = raised.value.errors()
+    assert error["loc"] == ("model", side, 0, "shape", index)
+    assert "-1 (dynamic) or at least 1" in error["msg"]
+
+
+def test_the_crd_refuses_a_zero_dimension_at_admission():
+    model = crd.render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]["properties"]["model"]["properties"]
+    for side in ("inputs", "outputs"):
+        item = model[side]["items"]["properties"]["shape"]["items"]
+        assert {"rule": "self != 0", "message": "a dimension is -1 (dynamic) or at least 1"} in (
+            item["x-kubernetes-validations"]
+        )
+    assert model["credentialsSecret"]["pattern"].startswith("^[a-z0-9]")
