@@ -23,8 +23,8 @@ from pydantic import (
 )
 
 from lepton_operator.api.spec import PoolSpec
-from lepton_operator.live.queries import DURATION_PATTERN, is_positive_duration
 from lepton_operator.resources.build import BUILD_DEADLINE_SECONDS
+from lepton_operator.timestamps import DURATION_PATTERN, is_positive_duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/lepton/config.yaml")
 

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from lepton_operator import metrics
+from lepton_operator.constants import MODEL_LABEL
 from lepton_operator.reconcile import Event, Outcome, Reconciler
-from lepton_operator.resources.names import MODEL_LABEL
 from lepton_operator.revisit import figures_wanted_at, revisit_after
 from lepton_operator.sampler import FleetSampler, Key
 from lepton_operator.workqueue import WorkQueue

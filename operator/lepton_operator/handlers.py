@@ -28,6 +28,7 @@ from kubernetes import client
 from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
 from lepton_operator.config import OperatorConfig
+from lepton_operator.constants import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from lepton_operator.controller import Controller, slim
 from lepton_operator.kubecache import (
     CachedKube,
@@ -38,11 +39,9 @@ from lepton_operator.kubecache import (
 )
 from lepton_operator.live.prometheus import PrometheusMetrics
 from lepton_operator.reconcile import Reconciler
-from lepton_operator.resources.names import COMPONENT_LABEL, MANAGED_BY
 from lepton_operator.sampler import FleetSampler
 from lepton_operator.timestamps import utc_now
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 WATCHED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # (api version, plural) of the kinds the operator makes and follows.
 OWNED_KINDS = (

@@ -26,7 +26,7 @@ from kubernetes.dynamic.exceptions import (
 )
 
 from lepton_operator.api.kube import API_VERSION, KIND
-from lepton_operator.resources.names import MANAGED_BY
+from lepton_operator.constants import MANAGED_BY, MANAGED_BY_LABEL
 
 FIELD_MANAGER = "lepton-operator"
 
@@ -54,7 +54,7 @@ def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
 
 def is_owned_by(obj: dict[str, Any], owner_uid: str) -> bool:
     meta = obj.get("metadata") or {}
-    return (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY and any(
+    return (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY and any(
         ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or []
     )
 

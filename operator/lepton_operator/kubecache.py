@@ -27,8 +27,9 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
+from lepton_operator.constants import MODEL_LABEL
 from lepton_operator.kube import Kube, is_owned_by
-from lepton_operator.resources.names import MODEL_LABEL, stable_hash
+from lepton_operator.resources.names import stable_hash
 
 Key = tuple[str, str]  # (namespace, model)
 CACHED_KINDS = {("v1", "Pod"), ("apps/v1", "Deployment"), ("v1", "Service")}

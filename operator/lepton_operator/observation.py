@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lepton_operator.canary.gate import ANNOTATION_VARIANT
-from lepton_operator.resources import names
+from lepton_operator.constants import ANNOTATION_VARIANT, POOL_LABEL
 from lepton_operator.timestamps import parse_time
 
 REFRESH_SECONDS = 15.0
@@ -26,7 +25,7 @@ def ready_replicas(deployment: dict[str, Any]) -> int:
 def replicas_by_pool(deployments: list[dict[str, Any]]) -> dict[str, int]:
     by_pool: dict[str, int] = {}
     for deployment in deployments:
-        pool = (deployment["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")
+        pool = (deployment["metadata"].get("labels") or {}).get(POOL_LABEL, "")
         by_pool[pool] = by_pool.get(pool, 0) + ready_replicas(deployment)
     return by_pool
 
@@ -67,7 +66,7 @@ def serving_configs(pods: list[dict[str, Any]]) -> frozenset[tuple[str, str]]:
     found = set()
     for pod in pods:
         meta = pod.get("metadata") or {}
-        pool = (meta.get("labels") or {}).get(names.POOL_LABEL)
+        pool = (meta.get("labels") or {}).get(POOL_LABEL)
         variant = (meta.get("annotations") or {}).get(ANNOTATION_VARIANT)
         if pool and variant and _ready(pod):
             found.add((pool, variant))
@@ -84,7 +83,7 @@ def cold_starts(pods: list[dict[str, Any]], previous: list[dict[str, Any]]) -> l
     found = {(c["pool"], c["variant"]): c for c in previous}
     for pod in pods:
         meta = pod.get("metadata") or {}
-        pool = (meta.get("labels") or {}).get(names.POOL_LABEL)
+        pool = (meta.get("labels") or {}).get(POOL_LABEL)
         variant = (meta.get("annotations") or {}).get(ANNOTATION_VARIANT)
         state = pod.get("status") or {}
         ready = next(

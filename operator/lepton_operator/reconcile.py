@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from lepton_operator import advisory
+from lepton_operator import advisory, constants
 from lepton_operator.api.spec import (
     GPU_ONLY_VARIANTS,
     LeptonModelSpec,
@@ -207,7 +207,7 @@ def _unschedulable_pools(
     provision one (at least a minute): the planner falls back to another."""
     waiting: set[str] = set()
     for pod in pods:
-        pool = (pod["metadata"].get("labels") or {}).get(names.POOL_LABEL, "")
+        pool = (pod["metadata"].get("labels") or {}).get(constants.POOL_LABEL, "")
         created = pod["metadata"].get("creationTimestamp")
         if (pod.get("status") or {}).get("phase") != "Pending" or pool not in limits:
             continue
@@ -774,7 +774,7 @@ class Reconciler:
                 names.owned_selector(meta["name"], component),
                 meta["uid"],
             ):
-                if (obj["metadata"].get("labels") or {}).get(names.BUILD_HASH_LABEL) != build:
+                if (obj["metadata"].get("labels") or {}).get(constants.BUILD_HASH_LABEL) != build:
                     self.kube.delete_owned(obj, meta["uid"])
 
     @staticmethod
@@ -913,8 +913,8 @@ class Reconciler:
         status["selector"] = serving.selector_string(model, plan.pool)
         status["endpoint"] = {
             "service": names.service(model),
-            "http": f"{names.service(model)}.{namespace}.svc:{serving.HTTP_PORT}",
-            "grpc": f"{names.service(model)}.{namespace}.svc:{serving.GRPC_PORT}",
+            "http": f"{names.service(model)}.{namespace}.svc:{constants.HTTP_PORT}",
+            "grpc": f"{names.service(model)}.{namespace}.svc:{constants.GRPC_PORT}",
         }
         return ready, deployments
 
@@ -991,7 +991,7 @@ class Reconciler:
 
     def _serving_pods(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         meta = body["metadata"]
-        selector = f"{names.MODEL_LABEL}={meta['name']},{names.COMPONENT_LABEL}=triton"
+        selector = f"{constants.MODEL_LABEL}={meta['name']},{constants.COMPONENT_LABEL}=triton"
         return self.kube.list_labelled("v1", "Pod", meta["namespace"], selector)
 
     @staticmethod

@@ -7,9 +7,18 @@ alike in ``kubectl get -o yaml`` and compare as strings in the same order as in 
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+# A Prometheus duration, units largest first ("1m30s"), as a range selector takes it.
+DURATION_PATTERN = r"^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
+_DURATION = re.compile(DURATION_PATTERN)
+
+
+def is_positive_duration(value: str) -> bool:
+    """Whether ``value`` is a Prometheus duration above zero (``DURATION_PATTERN``)."""
+    return bool(_DURATION.match(value)) and any(c in "123456789" for c in value)
 
 
 def format_time(moment: datetime.datetime | float) -> str:

@@ -6,6 +6,6 @@ has sent the pod the builder's sample input and found the answer it recorded. A 
 that answers wrongly never serves, and the operator rolls the model back.
 """
 
-from lepton_operator.canary.gate import GATE
+from lepton_operator.constants import GATE
 
 __all__ = ["GATE"]

@@ -13,16 +13,17 @@ from typing import Any, Protocol
 import numpy.typing as npt
 
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
-from lepton_operator.canary.gate import (
+from lepton_operator.canary.gate import awaiting_canary, condition_patch
+from lepton_operator.canary.verdict import Verdict, compare, decode, expected
+from lepton_operator.constants import (
     ANNOTATION_TRITON_MODEL,
     ANNOTATION_VARIANT,
-    awaiting_canary,
-    condition_patch,
+    COMPONENT_LABEL,
+    HTTP_PORT,
+    MODEL_LABEL,
+    POOL_LABEL,
 )
-from lepton_operator.canary.verdict import Verdict, compare, decode, expected
 from lepton_operator.report import CanaryReference
-from lepton_operator.resources import names
-from lepton_operator.resources.serving import HTTP_PORT
 
 Infer = Callable[[str, str, dict[str, npt.NDArray[Any]], list[str]], dict[str, npt.NDArray[Any]]]
 
@@ -75,14 +76,14 @@ def check_pods(
     now: str,
 ) -> list[CanaryResult]:
     results: list[CanaryResult] = []
-    selector = f"{names.MODEL_LABEL}={model},{names.COMPONENT_LABEL}=triton"
+    selector = f"{MODEL_LABEL}={model},{COMPONENT_LABEL}=triton"
     for pod in kube.list_labelled("v1", "Pod", namespace, selector):
         if not awaiting_canary(pod):
             continue
         meta = pod["metadata"]
         annotations = meta.get("annotations") or {}
         variant = annotations.get(ANNOTATION_VARIANT, "")
-        pool = (meta.get("labels") or {}).get(names.POOL_LABEL, "")
+        pool = (meta.get("labels") or {}).get(POOL_LABEL, "")
         if (pool, variant) not in references:
             continue  # a pod of an older build, about to be replaced
         address = f"{pod['status']['podIP']}:{HTTP_PORT}"

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-GATE = "lepton.ai/canary"
-ANNOTATION_VARIANT = "lepton.ai/variant"
-ANNOTATION_TRITON_MODEL = "lepton.ai/triton-model"
+from lepton_operator.constants import GATE
 
 
 def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:

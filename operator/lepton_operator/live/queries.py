@@ -94,19 +94,10 @@ the answers equal the per-model queries' above.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-# A Prometheus duration, units largest first as Prometheus requires ("1m30s").
-DURATION_PATTERN = r"^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
-_DURATION = re.compile(DURATION_PATTERN)
-
-
-def is_positive_duration(value: str) -> bool:
-    """Whether ``value`` is a Prometheus duration above zero, units largest first
-    ("1m30s"), as a range selector accepts it."""
-    return bool(_DURATION.match(value)) and any(c in "123456789" for c in value)
+from lepton_operator.timestamps import is_positive_duration
 
 
 def promql_string(value: str) -> str:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
+from lepton_operator.constants import BUILD_HASH_LABEL, POOL_LABEL
 from lepton_operator.report import REPORT_KEY
 from lepton_operator.resources import names
 from lepton_operator.resources.repository import MODELS_MOUNT, credential_env, local_path, s3_uri
@@ -96,9 +97,7 @@ def job(
     deadline_seconds: int = BUILD_DEADLINE_SECONDS,
 ) -> dict[str, Any]:
     name = names.build_job(model, pool.name, build)
-    labels = names.labels(
-        model, "builder", **{names.POOL_LABEL: pool.name, names.BUILD_HASH_LABEL: build}
-    )
+    labels = names.labels(model, "builder", **{POOL_LABEL: pool.name, BUILD_HASH_LABEL: build})
     request = build_request(model, spec, pool, build, name)
     claims = source_claims(spec)
     s3 = spec.repository.s3 if spec.repository else None
@@ -180,7 +179,7 @@ def report_configmap(model: str, namespace: str, job_name: str, build: str) -> d
         "metadata": {
             "name": names.report_configmap(job_name),
             "namespace": namespace,
-            "labels": names.labels(model, "build-report", **{names.BUILD_HASH_LABEL: build}),
+            "labels": names.labels(model, "build-report", **{BUILD_HASH_LABEL: build}),
         },
         "data": {REPORT_KEY: ""},
     }

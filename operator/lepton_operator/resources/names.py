@@ -12,12 +12,7 @@ import json
 from typing import Any
 
 from lepton_operator.api.spec import COMPRESSED_VARIANTS, LeptonModelSpec, PoolSpec
-
-MANAGED_BY = "lepton-operator"
-MODEL_LABEL = "lepton.ai/model"
-POOL_LABEL = "lepton.ai/pool"
-COMPONENT_LABEL = "lepton.ai/component"
-BUILD_HASH_LABEL = "lepton.ai/build-hash"
+from lepton_operator.constants import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL
 
 
 def stable_hash(*parts: Any, length: int = 10) -> str:
@@ -81,7 +76,7 @@ def repository_path(build: str, pool: str) -> str:
 
 def labels(model: str, component: str, **extra: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         "app.kubernetes.io/part-of": "lepton",
         MODEL_LABEL: model,
         COMPONENT_LABEL: component,
@@ -91,7 +86,4 @@ def labels(model: str, component: str, **extra: str) -> dict[str, str]:
 
 def owned_selector(model: str, component: str) -> str:
     """Label selector of the objects of one component that this operator made for a model."""
-    return (
-        f"app.kubernetes.io/managed-by={MANAGED_BY},{MODEL_LABEL}={model},"
-        f"{COMPONENT_LABEL}={component}"
-    )
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY},{MODEL_LABEL}={model},{COMPONENT_LABEL}={component}"

@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from lepton_operator.api.spec import PoolSpec, S3Repository
-from lepton_operator.canary.gate import ANNOTATION_TRITON_MODEL, ANNOTATION_VARIANT, GATE
+from lepton_operator.constants import (
+    ANNOTATION_TRITON_MODEL,
+    ANNOTATION_VARIANT,
+    COMPONENT_LABEL,
+    GATE,
+    GRPC_PORT,
+    HTTP_PORT,
+    METRICS_PORT,
+    MODEL_LABEL,
+    POOL_LABEL,
+)
 from lepton_operator.resources import names
 from lepton_operator.resources.build import resources
 from lepton_operator.resources.repository import MODELS_MOUNT, credential_env, serving_path
@@ -20,11 +30,9 @@ from lepton_operator.resources.security import (
     pool_placement,
 )
 
-HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
-
 
 def selector(model: str, pool: str) -> dict[str, str]:
-    return {names.MODEL_LABEL: model, names.POOL_LABEL: pool, names.COMPONENT_LABEL: "triton"}
+    return {MODEL_LABEL: model, POOL_LABEL: pool, COMPONENT_LABEL: "triton"}
 
 
 def selector_string(model: str, pool: str) -> str:
@@ -34,7 +42,7 @@ def selector_string(model: str, pool: str) -> str:
 def service_selector(model: str) -> dict[str, str]:
     """Every pool's Ready pods: a pool change shifts traffic pod by pod as the new pods
     pass their canary, and the old pool keeps serving until it is drained."""
-    return {names.MODEL_LABEL: model, names.COMPONENT_LABEL: "triton"}
+    return {MODEL_LABEL: model, COMPONENT_LABEL: "triton"}
 
 
 CACHED_CONFIG = "cached"  # the builder's configs/cached.pbtxt: the response cache on
@@ -82,7 +90,7 @@ def deployment(
     """With ``s3`` Triton reads the build's repository from the bucket (credentials from
     the Secret's environment) and the pod mounts no model volume."""
     labels = {
-        **names.labels(model, "triton", **{names.POOL_LABEL: pool.name}),
+        **names.labels(model, "triton", **{POOL_LABEL: pool.name}),
         **selector(model, pool.name),
     }
     repository = serving_path(build, pool.name, s3, variant)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lepton_operator.constants import COMPONENT_LABEL, MODEL_LABEL, POOL_LABEL
 from lepton_operator.kube import Kube
 from lepton_operator.kubecache import CachedKube, slim_deployment, slim_pod
 from lepton_operator.resources import names
@@ -16,7 +17,7 @@ OWNER = {
     "kind": "LeptonModel",
     "metadata": {"name": "minilm", "namespace": "ml", "uid": "u1"},
 }
-LABELS = names.labels("minilm", "triton", **{names.POOL_LABEL: "cpu"})
+LABELS = names.labels("minilm", "triton", **{POOL_LABEL: "cpu"})
 
 
 def _deployment(replicas: int) -> dict[str, Any]:
@@ -100,10 +101,10 @@ def test_a_models_pods_are_read_from_the_watch_and_others_from_the_api(cached) -
         "status": {"phase": "Running", "podIP": "10.0.0.5", "containerStatuses": []},
     }
     kube._indices[("v1", "Pod")][("ml", "minilm")] = [slim_pod(pod)]
-    selector = f"{names.MODEL_LABEL}=minilm,{names.COMPONENT_LABEL}=triton"
+    selector = f"{MODEL_LABEL}=minilm,{COMPONENT_LABEL}=triton"
     (found,) = kube.list_labelled("v1", "Pod", "ml", selector)
     assert found["status"]["podIP"] == "10.0.0.5" and "containers" not in found["spec"]
-    assert kube.list_labelled("v1", "Pod", "ml", f"{names.MODEL_LABEL}=other") == []
+    assert kube.list_labelled("v1", "Pod", "ml", f"{MODEL_LABEL}=other") == []
     assert calls == []
     kube.list_labelled("v1", "Pod", "ml", "batch.kubernetes.io/job-name=minilm-b-1")
     assert calls == ["list Pod"]  # a build's pods: not watched, read from the API

@@ -53,7 +53,7 @@ def test_what_was_seen_before_is_kept_until_a_later_pod_says_otherwise() -> None
 
 
 def test_serving_configs_are_the_ready_pods_pool_and_variant() -> None:
-    from lepton_operator.canary.gate import ANNOTATION_VARIANT
+    from lepton_operator.constants import ANNOTATION_VARIANT
     from lepton_operator.observation import serving_configs
 
     def pod(pool: str, variant: str, ready: bool) -> dict[str, object]:
