@@ -52,6 +52,7 @@ lint: deps ## ruff, mypy (strict) and the import-layer contracts
 	$(VENV)/bin/lint-imports
 	$(PY) -m lepton_operator.api.crd --check
 	$(PY) docs/reference/generate.py --check
+	$(PY) docs/bench/generate.py --check
 
 .PHONY: unit
 unit: deps ## fast tests of pure logic
@@ -62,8 +63,9 @@ crds: deps ## regenerate crds/ and the chart's copy from the pydantic API
 	$(PY) -m lepton_operator.api.crd
 
 .PHONY: docs
-docs: deps ## regenerate docs/reference
+docs: deps ## regenerate docs/reference and the replay tables of docs/planner.md
 	$(PY) docs/reference/generate.py
+	$(PY) docs/bench/generate.py
 
 .PHONY: cluster-bin
 cluster-bin: system-deps ## build the cluster binaries from Go modules (cached by go.sum)
@@ -113,6 +115,7 @@ REPLAY_PROFILES := --profiles e2e/traces/minilm-cpu-standard.json --profiles e2e
 bench-replay: deps ## the planner against static, HPA, KEDA and the optimum on the shipped traces
 	$(PY) -m lepton_operator.bench replay --all-traces --trace-dir e2e/traces $(REPLAY_PROFILES) \
 	  --pools e2e/traces/pools.yaml --slo-ms 100 --out-dir docs/bench
+	$(PY) docs/bench/generate.py
 
 .PHONY: bench-serving
 bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM int8, batch 1 and 8), one run
