@@ -111,6 +111,17 @@ def burst_peak(peaks: list[list[float]], now: float) -> float:
     return max([r for t, r in peaks if now - t <= BURST_MEMORY_S] or [0.0])
 
 
+def planned_replicas_ready(live: dict[str, Any], current: Serving) -> bool:
+    """Whether the Ready replicas (``status.live.replicasByPool``, as last read) are the
+    ones planned: the only time the observed p95 says how right the capacity model is.
+    True when the count is not known (no Deployment read yet): nothing says otherwise."""
+    by_pool = live.get("replicasByPool")
+    if not by_pool:
+        return True
+    ready = {pool: int(n) for pool, n in by_pool.items() if n}
+    return ready == {current.pool: current.replicas}
+
+
 def decide(
     spec: LeptonModelSpec,
     pools: list[PoolSpec],
@@ -163,6 +174,11 @@ def decide(
     observed = sample.p95_ms if sample else live.get("p95Ms")
     if serving is not None and serving - {(current.pool, current.variant)}:
         observed = None  # a move under way: the p95 mixes the old and the new
+    if not planned_replicas_ready(live, current):
+        # A scale still provisioning (or draining): the p95 is that of the replicas
+        # Ready, not of those planned, and compared with the plan's prediction it would
+        # blame the model for the cold start (the correction grew 1.5-2x so).
+        observed = None
     slo = spec.slo.p95_latency_ms
     capacities = [
         dataclasses.replace(c, observed_cold_start_seconds=cold_starts.get((r.pool, r.variant)))

@@ -306,3 +306,16 @@ def test_with_no_option_meeting_the_slo_a_faster_profile_still_wins() -> None:
         current=Serving("onnx", "cpu", 1),
     )
     assert (result.pool, result.slo_met) == ("cpu-b", False)
+
+
+def test_latency_corrects_the_model_only_when_the_planned_replicas_are_ready() -> None:
+    from lepton_operator.decide import planned_replicas_ready
+    from lepton_operator.planning.planner import Serving
+
+    planned = Serving("fp16", "gpu-l4", 2)
+    assert planned_replicas_ready({"replicasByPool": {"gpu-l4": 2}}, planned)
+    assert planned_replicas_ready({"replicasByPool": {"gpu-l4": 2, "cpu": 0}}, planned)
+    assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 1}}, planned)  # scaling up
+    assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 3}}, planned)  # draining
+    assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 2, "cpu": 3}}, planned)
+    assert planned_replicas_ready({}, planned)  # nothing read yet: nothing says otherwise
