@@ -192,6 +192,8 @@ def test_the_replay_is_deterministic() -> None:
         "keda-cpu",
         "keda-gpu",
         "gpu-to-zero",
+        "two-pool-1.1x3m5m",
+        "greedy-per-minute",
         "optimum",
     ]
 
@@ -260,3 +262,26 @@ def test_a_move_under_way_corrects_nothing() -> None:
     assert policy.correction == 1.0
     policy.decide(replace(seen, ready={("w", "gpu"): 2}))
     assert policy.correction > 1.0
+
+
+def test_a_scale_still_provisioning_corrects_nothing_and_a_settled_one_does() -> None:
+    """The p95 of one Ready replica where four are planned is a cold start, not an
+    error of the capacity model; once the four serve, the p95 corrects the model."""
+    scenario = Scenario([300.0] * 30, [V], [CPU], slo_ms=100.0)
+
+    def correction_after(ready: int) -> float:
+        policy = Ours(scenario)
+        policy.start(300.0)
+        policy.decide(
+            Observation(
+                minute=12,
+                past_rates=scenario.rates[:12],
+                last_p95_ms=160.0,
+                current=Target("v", "cpu", 4),
+                ready={("v", "cpu"): ready},
+            )
+        )
+        return policy.correction
+
+    assert correction_after(1) == 1.0
+    assert correction_after(4) > 1.0  # 160 ms observed where 4 replicas predict 100
