@@ -25,6 +25,7 @@ from lepton_operator.live.sample import LiveSample
 from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan
 from lepton_operator.planning.capacity import capacity_from_profiles
 from lepton_operator.planning.planner import (
+    VARIABILITY_WINDOW_S,
     LivePlan,
     PlanInput,
     PoolState,
@@ -96,6 +97,13 @@ def rates_window_s(provisioning_seconds: list[float]) -> float:
     return max([TREND_WINDOW_S, PEAK_WINDOW_S, *provisioning_seconds])
 
 
+def memory_window_s(provisioning_seconds: list[float]) -> float:
+    """How long the rate samples are kept in ``status.planner.rates``: the sizing window
+    (``rates_window_s``) or the variability window the headroom is measured over
+    (``planner.VARIABILITY_WINDOW_S``), whichever is longer."""
+    return max(rates_window_s(provisioning_seconds), VARIABILITY_WINDOW_S)
+
+
 def remember_peak(peaks: list[list[float]], now: float, rate: float) -> list[list[float]]:
     """The sliding maximum of the load over ``BURST_MEMORY_S``, kept small: ``[time,
     rate]`` pairs with strictly falling rates (a sample is dropped once a later one is
@@ -163,9 +171,9 @@ def decide(
     }
     if sample is not None:
         loading = max([r.load_seconds or 0.0 for r in accepted] or [0.0])
-        keep = rates_window_s(
-            [p.provisioning_seconds + loading for p in pools] + list(cold_starts.values())
-        )
+        leads = [p.provisioning_seconds + loading for p in pools] + list(cold_starts.values())
+        sizing_window = rates_window_s(leads)
+        keep = memory_window_s(leads)
         rates = [x for x in rates if now_s - x[0] <= keep]
         seen_rps = round(sample.model_rps, 3)  # cache hits need no replica
         rates.append([now_s, seen_rps])
@@ -255,7 +263,15 @@ def decide(
         "daily": to_status(daily),
     }
     review = (
-        review_at(rates, peaks, daily, now_s, float(rate), longest_lead(plan_input))
+        review_at(
+            rates,
+            peaks,
+            daily,
+            now_s,
+            float(rate),
+            longest_lead(plan_input),
+            sizing_window,
+        )
         if sample
         else memory.get("reviewAt")
     )
@@ -271,16 +287,22 @@ def review_at(
     now_s: float,
     rate: float,
     horizon_s: float,
+    sizing_window_s: float = PEAK_WINDOW_S,
 ) -> float | None:
     """When the plan may change with the load as it is now (Unix seconds): the sampler
     wakes a model without traffic only on news, and ageing memory is no news. At once
     (the next figures) while a higher load of the last minutes still holds the plan up
     (the peak floor over a cold start, the trend); when a burst above today's load
     leaves the burst memory; when the daily pattern's forecast changes. None: only a
-    change in the figures can change the plan."""
-    if any(r > rate for _, r in rates):
+    change in the figures can change the plan. The headroom for the load's variability
+    changes when the last sample that differed from the load now leaves its window."""
+    if any(r > rate for t, r in rates if now_s - t <= sizing_window_s):
         return now_s
     moments = [t + BURST_MEMORY_S for t, r in peaks if r > rate]
+    if rate > 0:
+        moved = [t for t, r in rates if abs(r - rate) > 0.01 * rate]
+        if moved:
+            moments.append(max(moved) + VARIABILITY_WINDOW_S)
     forecast = next_change_s(daily, now_s, horizon_s)
     if forecast is not None:
         moments.append(forecast)

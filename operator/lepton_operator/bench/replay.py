@@ -44,7 +44,7 @@ from lepton_operator.decide import (
     PEAK_WINDOW_S,
     burst_peak,
     load_trend,
-    rates_window_s,
+    memory_window_s,
     remember_peak,
 )
 from lepton_operator.planning.capacity import P95_TAIL, Capacity, capacity_from_profiles
@@ -287,7 +287,7 @@ class Ours:
         now = seen.minute * MINUTE_S
         # As decide() keeps them: (time, rate) samples, the rate of a minute stamped at
         # its end.
-        window = rates_window_s([p.provisioning_seconds for p in self.scenario.pools])
+        window = memory_window_s([p.provisioning_seconds for p in self.scenario.pools])
         rates = [
             [(m + 1) * MINUTE_S, r]
             for m, r in enumerate(seen.past_rates)

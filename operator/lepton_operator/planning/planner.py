@@ -13,7 +13,9 @@ One evaluation:
    highest load seen over that cold start (capacity ordered now arrives that late, and
    capacity released now takes that long to come back). A load that every recent day
    reached within the longest cold start of any option (``seasonal``: a daily step,
-   such as a 09:00 batch) is planned for before it begins.
+   such as a 09:00 batch) is planned for before it begins. **Headroom for noise**: the
+   level of the cold start times the 95% quantile of the ratios between successive
+   samples of the last 15 minutes (``variability_load``), capped at the highest seen.
    **Remember bursts**: an option whose whole room cannot even keep up with the
    highest load of the burst memory (about an hour) is not taken while another can;
    leaving the only pool that can absorb a burst bets that it will not recur, and
@@ -30,6 +32,7 @@ One evaluation:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -37,6 +40,10 @@ from lepton_operator.planning.capacity import Capacity
 from lepton_operator.planning.seasonal import DailyLoad, expected_load
 
 SWITCH_MARGIN = 0.10  # a new variant/pool must save at least 10% per hour
+# Headroom from the load's recent variability: over this window, the ratios between
+# successive samples, taken at this quantile, scale the level of the last cold start.
+VARIABILITY_WINDOW_S = 900.0
+VARIABILITY_QUANTILE = 0.95
 CORRECTION_WEIGHT = 0.3  # EWMA weight of the newest observed/predicted ratio
 CORRECTION_BOUNDS = (0.5, 4.0)
 
@@ -153,6 +160,7 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
     ahead = min(ahead, max(plan_input.rate_rps, 0.0))
     seen = [rate for time_s, rate in plan_input.recent_rates if plan_input.now_s - time_s <= lead]
     return max(
+        variability_load(plan_input, lead),
         plan_input.rate_rps + ahead,
         plan_input.recent_peak_rps,
         *seen,
@@ -160,6 +168,31 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
         expected_load(plan_input.daily, plan_input.now_s, longest_lead(plan_input)),
         0.0,
     )
+
+
+def variability_load(plan_input: PlanInput, lead: float) -> float:
+    """The load at ``VARIABILITY_QUANTILE`` of its recent variability: the median load
+    over the cold start ``lead``, times that quantile of the ratios between successive
+    samples of the recent load (``recent_rates``), and never above the highest of them.
+    Noise around a level is met about 95% of the time rather than half of it (a level
+    at the edge of the SLO with no headroom breaches it on every upward wiggle); a flat
+    load gets none; ratios, not the spread around a mean, so a step or a trend is one
+    ratio among many, not a spread, and the cap keeps a burst the level it reached."""
+    now = plan_input.now_s
+    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= VARIABILITY_WINDOW_S]
+    ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
+    if len(ratios) < 2:
+        return 0.0
+    recent = [r for t, r in plan_input.recent_rates if now - t <= lead] or [plan_input.rate_rps]
+    spread = max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
+    return min(_quantile(recent, 0.5) * spread, max(samples))
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile by the order statistic at or below it (no interpolation): with
+    few samples, one outlier (a single step among them) never sets the figure alone."""
+    ordered = sorted(values)
+    return ordered[math.floor(q * (len(ordered) - 1))]
 
 
 def longest_lead(plan_input: PlanInput) -> float:

@@ -319,3 +319,36 @@ def test_latency_corrects_the_model_only_when_the_planned_replicas_are_ready() -
     assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 3}}, planned)  # draining
     assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 2, "cpu": 3}}, planned)
     assert planned_replicas_ready({}, planned)  # nothing read yet: nothing says otherwise
+
+
+def test_noise_around_a_level_gets_headroom_from_its_quantile_not_its_mean() -> None:
+    from lepton_operator.planning.planner import variability_load
+
+    # 15 s samples wiggling 40 <-> 48 req/s: the median of the last cold start is 44,
+    # successive samples differ by up to 1.2x, and the plan never sizes above the 48 seen.
+    noisy = tuple((t * 15.0, 40.0 if t % 2 else 48.0) for t in range(13))
+    now = 180.0
+    load = variability_load(_input(44, now_s=now, recent_rates=noisy), lead=60.0)
+    assert 44.0 < load <= 48.0
+    flat = tuple((t * 15.0, 40.0) for t in range(13))
+    assert variability_load(_input(40, now_s=now, recent_rates=flat), lead=60.0) == 40.0
+    # Too few samples to tell a spread: none.
+    assert variability_load(_input(40, now_s=now, recent_rates=flat[-2:]), lead=60.0) == 0.0
+    # A level at the edge of the SLO: the noisy one is planned one replica up, the flat
+    # one not (the peak over the cold start alone would have left both at the edge).
+    edge = 3 * 53.0 * 0.57  # three CPU replicas near their SLO utilisation
+    wiggle = tuple((t * 15.0, edge * (0.93 if t % 2 else 1.07)) for t in range(13))
+    steady = tuple((t * 15.0, edge) for t in range(13))
+    cpu_only = {"capacities": [CPU], "now_s": now}
+    assert (
+        _plan(edge, recent_rates=wiggle, **cpu_only).replicas
+        > _plan(edge, recent_rates=steady, **cpu_only).replicas
+    )
+
+
+def test_a_step_is_one_ratio_among_many_and_a_burst_caps_the_headroom() -> None:
+    from lepton_operator.planning.planner import variability_load
+
+    # Forty, then a burst to 400 for the last minute: sized for what was seen, not 10x.
+    burst = tuple((t * 15.0, 40.0 if t < 9 else 400.0) for t in range(13))
+    assert variability_load(_input(400, now_s=180.0, recent_rates=burst), lead=60.0) == 400.0
