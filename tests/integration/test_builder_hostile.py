@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 FAST = ["--profile-seconds", "0.1", "--min-iterations", "2", "--threads", "1"]
 LIMIT = loading.MAX_MODEL_BYTES
-ALLOWED = "allowed: pvc://<claim>/<path>, read from the claim the build Job mounts read-only"
+ALLOWED = untrusted.ALLOWED
 NOT_A_ZIP = (
     "cannot load {} model from pvc://models/evil.pt: not a zip archive, as TorchScript and "
     "torch.export files are; a bare pickle is never unpickled, since unpickling runs code"
@@ -529,13 +529,29 @@ def test_onnx_external_data_off_the_folder_or_on_it_is_refused(ws: Workspace) ->
 # --- URI schemes the builder does not read ---
 
 
-@pytest.mark.parametrize("scheme", ["file", "ftp", "http", "https", "s3", "hf", "PVC"])
-def test_a_scheme_other_than_pvc_is_refused_naming_it(ws: Workspace, scheme: str) -> None:
+@pytest.mark.parametrize("scheme", ["file", "ftp", "http", "PVC"])
+def test_an_unknown_scheme_is_refused_naming_it(ws: Workspace, scheme: str) -> None:
     shutil.copy(ws.digits, ws.outside / "digits.pt")
     uri = f"{scheme}://{ws.outside / 'digits.pt'}"  # file:// would reach an honest model
     assert ws.refuse(uri, "torchscript") == (
         f"{scheme}:// sources are not supported by this builder; {ALLOWED}"
     )
+
+
+@pytest.mark.parametrize(
+    ("scheme", "reason"),
+    [
+        ("https", "is not an https:// URL"),
+        ("s3", "is not s3://[[http(s)://]host:port/]bucket/prefix"),
+        ("hf", "is not hf://<org>/<name>[@<revision>]"),
+    ],
+)
+def test_a_remote_scheme_never_reads_a_local_path(ws: Workspace, scheme: str, reason: str) -> None:
+    """``https:///path`` and kin name no server: refused, never read from this machine
+    (the remote schemes themselves: tests/integration/test_builder_sources.py)."""
+    shutil.copy(ws.digits, ws.outside / "digits.pt")
+    message = ws.refuse(f"{scheme}://{ws.outside / 'digits.pt'}", "torchscript")
+    assert reason in message, message
 
 
 def test_a_calibration_uri_with_another_scheme_or_none_is_refused(ws: Workspace) -> None:

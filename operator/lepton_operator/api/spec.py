@@ -66,8 +66,10 @@ TORCH_SOURCE_VARIANTS = (
 # a name no claim can have (pvc://a..b/m) would be waited for as "missing" for ever.
 URI_PATTERN = (
     rf"^(pvc://{DNS_SUBDOMAIN}(/[^\t\n\v\f\r ]*)?"
-    r"|({schemes})://[^\t\n\v\f\r ]+)$"
+    r"|({schemes})://[^\t\n\v\f\r ]+{hf})$"
 )
+# hf://<org>/<name>[@<revision>], the only form the builder reads (lepton_builder.hub).
+HF_URI = r"|hf://[A-Za-z0-9][-A-Za-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*(@[^@\t\n\v\f\r ]+)?"
 
 
 class Spec(BaseModel):
@@ -181,21 +183,32 @@ class ModelSource(UserSpec):
 
     uri: str = Field(
         max_length=2048,
-        pattern=URI_PATTERN.format(schemes="s3|https|hf"),
-        description="pvc://<claim>/<path>, s3://<bucket>/<key>, https://... or hf://<repo>.",
+        pattern=URI_PATTERN.format(schemes="s3|https", hf=HF_URI),
+        description="pvc://<claim>/<path>; s3://<bucket>/<key> on AWS, or "
+        "s3://[http(s)://]<host>:<port>/<bucket>/<key> on another S3-compatible server; "
+        "https://<host>/<path>; or hf://<org>/<name>[@<revision>] on the Hugging Face Hub "
+        "(safetensors, JSON and tokenizer files only; the revision, default main, is "
+        "resolved to one commit).",
     )
     format: ModelFormat = Field(strict=False, description="How the model is stored.")
     sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
-        description="Expected SHA-256 of the model file; the build fails on a mismatch.",
+        description="Expected SHA-256 of the model file (of a folder's one .safetensors "
+        "file); the build fails on a mismatch before any loader reads it. Strongly advised "
+        "for https:// and s3://, where nothing else says the file is the one meant.",
     )
     credentials_secret: str | None = Field(
         default=None,
         alias="credentialsSecret",
         max_length=253,
         pattern=DNS_SUBDOMAIN_PATTERN,
-        description="Secret in this namespace with credentials for s3:// or https:// sources.",
+        description="Secret in this namespace for a remote source (the model's and "
+        "calibrationUri's), each key optional: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_SESSION_TOKEN and AWS_DEFAULT_REGION for s3://; CA_BUNDLE (PEM) for an "
+        "https:// server signed by your own CA; HF_TOKEN and HF_ENDPOINT (a mirror) for "
+        "hf://. Unset: s3:// uses the pods' own credentials (e.g. IRSA), hf:// goes "
+        "anonymous to huggingface.co.",
     )
     inputs: Annotated[list[TensorSpec], ListType("map", ("name",))] = Field(
         min_length=1, max_length=32, description="Input tensors."
@@ -258,7 +271,7 @@ class Optimization(UserSpec):
         default=None,
         alias="calibrationUri",
         max_length=2048,
-        pattern=URI_PATTERN.format(schemes="s3|https"),
+        pattern=URI_PATTERN.format(schemes="s3|https", hf=""),
         description="Representative inputs for calibration and the accuracy guard; default: "
         "generated from the input signature.",
     )

@@ -20,6 +20,7 @@ from lepton_operator.resources.security import (
     pod_security_context,
     pool_placement,
 )
+from lepton_operator.resources.sources import source_env
 
 __all__ = ["MODELS_MOUNT"]  # re-exported: the mount both the builder and Triton use
 
@@ -136,6 +137,7 @@ def job(
                                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
                                 },
                                 *credential_env(s3),
+                                *source_env(spec.model),
                             ],
                             "resources": resources(pool),
                             "securityContext": container_security_context(),

@@ -18,7 +18,7 @@ import numpy as np
 
 from lepton_builder import calibration, canary, tritonrepo
 from lepton_builder.accuracy import Verdict, judge, mask_padding
-from lepton_builder.loading import SOURCES_ROOT, load_model, resolve_uri
+from lepton_builder.loading import SOURCES_ROOT, load_model, local_source
 from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
@@ -74,9 +74,10 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     log.info("loading %s model from %s", source.format, source.uri)
     model = load_model(source, settings.sources_root)
     if request.optimization.calibration_uri:
-        inputs = calibration.load(
-            resolve_uri(request.optimization.calibration_uri, settings.sources_root), source.inputs
+        path, _ = local_source(
+            request.optimization.calibration_uri, sources_root=settings.sources_root
         )
+        inputs = calibration.load(path, source.inputs)
     else:
         inputs = calibration.generate(
             source.inputs, settings.calibration_samples, settings.dynamic_dim
@@ -228,6 +229,8 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         "buildSeconds": round(time.monotonic() - started, 1),
         "variants": rows,
     }
+    if model.commit:  # what an hf:// revision resolved to, for the record
+        report["sourceCommit"] = model.commit
     log.info("summary:\n%s", summary_table(report))
     return report
 

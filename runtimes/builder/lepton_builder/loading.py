@@ -4,9 +4,12 @@ Nothing is unpickled from an untrusted file: Hugging Face directories load with
 safetensors only, torch.export programs with ``torch.export.load``, and TorchScript
 archives with ``torch.jit.load``, whose restricted unpickler rebuilds only TorchScript
 types and tensors. Before any of them reads the file, ``lepton_builder.untrusted``
-refuses what is hostile or broken: a URI that is not ``pvc://`` or that escapes its
+refuses what is hostile or broken: a URI of an unknown scheme or that escapes its
 claim, a file over the size limit, a sha256 mismatch, a truncated safetensors file,
-and an archive whose pickles would import anything but tensor types.
+and an archive whose pickles would import anything but tensor types. A remote source
+(``s3://``, ``https://``, ``hf://``) is first downloaded into the Job's scratch folder
+by ``lepton_builder.fetch`` or ``lepton_builder.hub``, with checks of their own, and
+then meets the same checks as a file on a claim.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lepton_builder import untrusted
+from lepton_builder import fetch, hub, untrusted
 from lepton_builder.request import Source
 from lepton_builder.untrusted import LoadError as LoadError
 
 MAX_MODEL_BYTES = 8 * 1024**3
 SOURCES_ROOT = Path("/sources")
+# Remote sources land here: the Job's /tmp, an emptyDir that goes with the pod.
+DOWNLOADS_ROOT = Path(tempfile.gettempdir()) / "lepton-sources"
 # torch.load reads this on every call and then ignores ``weights_only=False``.
 FORCE_WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 
@@ -37,6 +43,32 @@ class LoadedModel:
     path: Path
     module: Any | None  # a torch.nn.Module taking the inputs positionally, when torch
     onnx_path: Path | None  # the source ONNX file, when the source is ONNX
+    commit: str | None = None  # the Hub commit an hf:// revision resolved to
+
+
+def local_source(
+    uri: str,
+    *,
+    sha256: str | None = None,
+    sources_root: Path = SOURCES_ROOT,
+    downloads_root: Path | None = None,
+    max_bytes: int | None = None,
+) -> tuple[Path, str | None]:
+    """Where the source's bytes are on this machine, and the Hub commit for ``hf://``.
+
+    A claim's file is used in place; a remote one is downloaded (capped, retried,
+    its sha256 checked while it streams) into a folder named by the URI's hash."""
+    limit = MAX_MODEL_BYTES if max_bytes is None else max_bytes
+    if any(ord(c) < 32 or ord(c) == 127 for c in uri):
+        raise LoadError(f"{uri!r} holds a control character; a source URI is plain text")
+    scheme = uri.partition("://")[0]
+    folder = (downloads_root or DOWNLOADS_ROOT) / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    if scheme == "hf":
+        model = hub.fetch_hf(uri, folder, max_bytes=limit)
+        return model.path, model.commit
+    if scheme in fetch.SCHEMES:
+        return fetch.fetch(uri, folder, max_bytes=limit, sha256=sha256), None
+    return resolve_uri(uri, sources_root, limit), None
 
 
 def resolve_uri(uri: str, sources_root: Path = SOURCES_ROOT, max_bytes: int | None = None) -> Path:
@@ -141,11 +173,20 @@ class _HuggingFaceSignature:  # built lazily: torch is imported only when needed
 
 
 def load_model(
-    source: Source, sources_root: Path = SOURCES_ROOT, max_bytes: int | None = None
+    source: Source,
+    sources_root: Path = SOURCES_ROOT,
+    max_bytes: int | None = None,
+    downloads_root: Path | None = None,
 ) -> LoadedModel:
     """The model, after every check in ``lepton_builder.untrusted`` has passed."""
     limit = MAX_MODEL_BYTES if max_bytes is None else max_bytes
-    path = resolve_uri(source.uri, sources_root, limit)
+    path, commit = local_source(
+        source.uri,
+        sha256=source.sha256,
+        sources_root=sources_root,
+        downloads_root=downloads_root,
+        max_bytes=limit,
+    )
     if source.sha256:
         verify_sha256(path, source.sha256)
     check_format(source, path, limit)
@@ -154,9 +195,11 @@ def load_model(
     try:
         if source.format == "onnx":
             _check_onnx(source.uri, path)
-            return LoadedModel("onnx", path, None, path)
+            return LoadedModel("onnx", path, None, path, commit)
         with weights_only():
-            return _load_torch(source, path, inputs, outputs)
+            loaded = _load_torch(source, path, inputs, outputs)
+        loaded.commit = commit
+        return loaded
     except LoadError:
         raise
     except Exception as error:  # malformed files raise many kinds of errors

@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import IO
 
 ALLOWED_SCHEMES = ("pvc",)
-ALLOWED = "allowed: pvc://<claim>/<path>, read from the claim the build Job mounts read-only"
+ALLOWED = (
+    "allowed: pvc://<claim>/<path> (the claim the build Job mounts read-only), "
+    "s3://[[http(s)://]host:port/]<bucket>/<key>, https://<host>/<path> and "
+    "hf://<org>/<name>[@<revision>]"
+)
 # A PersistentVolumeClaim's name is a DNS-1123 subdomain: never "..", never empty.
 _CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 # The safetensors format's own bound on its JSON header.

@@ -1,0 +1,525 @@
+"""The builder's remote sources against real servers on loopback: an HTTPS server with a
+CA of its own (made here with openssl) and gofakes3 for S3. Each hostile case must fail
+with a reason a person can act on, and leave no file behind for a loader to read."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import re
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from minio import Minio
+
+from lepton_builder import cli, fetch, hub, loading
+from lepton_builder.untrusted import LoadError
+from lepton_e2e import binaries, models
+
+pytestmark = pytest.mark.integration
+
+BODY = bytes(range(256)) * 4096  # 1 MiB
+DIGEST = hashlib.sha256(BODY).hexdigest()
+NO_WAIT = fetch.Retry(attempts=3, base=0.0, sleep=lambda _: None)
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "lepton-test",
+    "AWS_SECRET_ACCESS_KEY": "lepton-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA of our own and a certificate it signed for 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca_key, ca, key, csr, cert = (
+        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+             str(ca), "-days", "2", "-subj", "/CN=lepton test CA")  # fmt: skip
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+             "-subj", "/CN=127.0.0.1")  # fmt: skip
+    extensions = folder / "san.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-out", str(cert), "-days", "2",
+             "-extfile", str(extensions))  # fmt: skip
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """The paths each case needs; ``flaky`` fails once per server, then serves."""
+
+    served_flaky = False
+    files: ClassVar[dict[str, bytes]] = {}  # served at /files/<name>
+    protocol_version = "HTTP/1.1"  # kept alive, as servers of models are
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", length: int | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/files/") and self.path[7:] in Handler.files:
+            self._send(200, Handler.files[self.path[7:]])
+        elif self.path == "/models/model.onnx":
+            self._send(200, BODY)
+        elif self.path == "/same-host/model.onnx":
+            self.send_response(302)
+            self.send_header("Location", "/models/model.onnx")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/other-host/model.onnx":
+            self.send_response(302)
+            self.send_header("Location", "https://attacker.example/model.onnx")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/longer/model.onnx":
+            self._send(200, BODY, length=1000)  # declares 1,000 bytes, sends 1 MiB
+        elif self.path == "/flaky/model.onnx":
+            if not Handler.served_flaky:
+                Handler.served_flaky = True
+                self._send(503, b"busy")
+            else:
+                self._send(200, BODY)
+        else:
+            self._send(404, b"no such file")
+
+
+@pytest.fixture(scope="module")
+def https_server(certificates: dict[str, Path]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificates["cert"], certificates["key"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _get(url: str, folder: Path, ca: Path | None, **kwargs: object) -> Path:
+    options: dict[str, object] = {"max_bytes": 10 * len(BODY), "sha256": DIGEST, "retry": NO_WAIT}
+    options.update(kwargs)
+    return fetch.fetch_https(url, folder, ca_bundle=ca.read_text() if ca else None, **options)  # type: ignore[arg-type]
+
+
+def test_a_model_is_downloaded_and_checked(https_server, certificates, tmp_path) -> None:
+    path = _get(f"{https_server}/models/model.onnx", tmp_path, certificates["ca"])
+    assert path == tmp_path / "model.onnx" and path.read_bytes() == BODY
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_the_ca_bundle_comes_from_the_environment_too(
+    https_server, certificates, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv(fetch.CA_BUNDLE_ENV, certificates["ca"].read_text())
+    assert _get(f"{https_server}/models/model.onnx", tmp_path, None).read_bytes() == BODY
+
+
+def test_a_server_no_trusted_ca_signed_is_refused(https_server, tmp_path) -> None:
+    with pytest.raises(LoadError, match="certificate is not trusted"):
+        _get(f"{https_server}/models/model.onnx", tmp_path, None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wrong_checksum_leaves_nothing_to_load(https_server, certificates, tmp_path) -> None:
+    with pytest.raises(LoadError, match=r"sha256 mismatch.*nothing was loaded"):
+        _get(f"{https_server}/models/model.onnx", tmp_path, certificates["ca"], sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_on_the_same_host_is_followed(https_server, certificates, tmp_path) -> None:
+    path = _get(f"{https_server}/same-host/model.onnx", tmp_path, certificates["ca"])
+    assert path.read_bytes() == BODY
+
+
+def test_a_redirect_to_another_host_is_refused(https_server, certificates, tmp_path) -> None:
+    with pytest.raises(LoadError, match=r"redirects to https://attacker\.example/.*refused"):
+        _get(f"{https_server}/other-host/model.onnx", tmp_path, certificates["ca"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_body_longer_than_declared_is_refused(https_server, certificates, tmp_path) -> None:
+    with pytest.raises(LoadError, match="more than the 1000 bytes it declared"):
+        _get(f"{https_server}/longer/model.onnx", tmp_path, certificates["ca"], sha256=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_over_the_cap_is_refused_before_reading(
+    https_server, certificates, tmp_path
+) -> None:
+    with pytest.raises(LoadError, match="over the limit of 1000; not read"):
+        _get(f"{https_server}/models/model.onnx", tmp_path, certificates["ca"], max_bytes=1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_busy_server_is_retried(https_server, certificates, tmp_path) -> None:
+    assert (
+        _get(f"{https_server}/flaky/model.onnx", tmp_path, certificates["ca"]).read_bytes() == BODY
+    )
+    assert Handler.served_flaky
+
+
+def test_a_missing_file_is_not_retried(https_server, certificates, tmp_path) -> None:
+    sleeps: list[float] = []
+    retry = fetch.Retry(attempts=3, base=1.0, sleep=sleeps.append)
+    with pytest.raises(LoadError, match="answered 404"):
+        _get(f"{https_server}/models/gone.onnx", tmp_path, certificates["ca"], retry=retry)
+    assert sleeps == []
+
+
+def test_an_unreachable_server_is_retried_with_back_off_then_named(tmp_path) -> None:
+    sleeps: list[float] = []
+    retry = fetch.Retry(attempts=3, base=1.0, sleep=sleeps.append)
+    with pytest.raises(LoadError, match="gave up after 3 attempts"):
+        fetch.fetch_https(
+            "https://127.0.0.1:9/model.onnx", tmp_path, max_bytes=10, sha256=None, retry=retry
+        )
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
+
+
+# ---- S3 (gofakes3) --------------------------------------------------------------------
+def _listening_port(process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(r"using port: (\d+)", log.read_text())
+        if match:
+            return int(match.group(1))
+        if process.poll() is not None:
+            raise RuntimeError(f"gofakes3 exited {process.returncode}: {log.read_text()}")
+        time.sleep(0.05)
+    raise TimeoutError(f"gofakes3 did not listen in {timeout:.0f} s: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """gofakes3 on a free port, a bucket holding the model, and the credentials in the
+    environment as the operator passes the model's Secret."""
+    gofakes3 = binaries.ensure_tool(binaries.GOFAKES3)
+    log = tmp_path_factory.mktemp("gofakes3") / "gofakes3.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(gofakes3), "-backend", "memory", "-host", "127.0.0.1:0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        endpoint = f"127.0.0.1:{_listening_port(process, log)}"
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in CREDENTIALS.items():
+                patch.setenv(fetch.SOURCE_ENV_PREFIX + key, value)  # as from the Secret
+            client = Minio(
+                endpoint,
+                access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                region=CREDENTIALS["AWS_DEFAULT_REGION"],
+                secure=False,
+            )
+            client.make_bucket("models")
+            client.put_object("models", "team/model.onnx", io.BytesIO(BODY), len(BODY))
+            yield f"s3://{endpoint}/models/team/model.onnx"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_an_s3_object_is_downloaded_and_checked(s3, tmp_path) -> None:
+    path = fetch.fetch(s3, tmp_path, max_bytes=10 * len(BODY), sha256=DIGEST, retry=NO_WAIT)
+    assert path == tmp_path / "model.onnx" and path.read_bytes() == BODY
+
+
+def test_an_s3_object_with_a_wrong_checksum_leaves_nothing(s3, tmp_path) -> None:
+    with pytest.raises(LoadError, match="sha256 mismatch"):
+        fetch.fetch(s3, tmp_path, max_bytes=10 * len(BODY), sha256="1" * 64, retry=NO_WAIT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_s3_object_over_the_cap_is_not_read(s3, tmp_path) -> None:
+    with pytest.raises(LoadError, match="over the limit"):
+        fetch.fetch(s3, tmp_path, max_bytes=1000, sha256=None, retry=NO_WAIT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_s3_object_is_named(s3, tmp_path) -> None:
+    with pytest.raises(LoadError, match="NoSuchKey"):
+        fetch.fetch(s3.replace("model.onnx", "gone.onnx"), tmp_path, max_bytes=10, sha256=None)
+
+
+# ---- the Hugging Face Hub (a local server answering the paths huggingface_hub calls) ---
+COMMIT = "c0ffee" + "0" * 34
+OTHER_COMMIT = "bad" + "0" * 37
+TOKEN = "hf_test_token"
+WEIGHTS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(1000)
+REPOS: dict[str, dict[str, bytes]] = {
+    "org/model": {
+        "config.json": b'{"model_type": "bert"}',
+        "model.safetensors": WEIGHTS,
+        "vocab.txt": b"[PAD]\n[CLS]\n",
+        "pytorch_model.bin": b"\x80\x04pickle",
+        "modeling_evil.py": b"import os; os.system('true')",
+        "onnx/model.onnx": b"onnx in a sub-folder",
+    },
+    "org/pickles": {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04pickle"},
+    "org/liar": {"config.json": b"{}", "model.safetensors": WEIGHTS},
+}
+
+
+def _blob_id(body: bytes) -> str:
+    return hashlib.sha1(f"blob {len(body)}\0".encode() + body).hexdigest()
+
+
+class Hub(http.server.BaseHTTPRequestHandler):
+    """``/api/models/<repo>/revision/<rev>`` and ``/<repo>/resolve/<commit>/<file>``, as
+    the Hub answers them; ``org/liar`` serves other bytes than it lists, and revision
+    ``OTHER_COMMIT`` resolves to ``COMMIT`` (a rewritten history)."""
+
+    protocol_version = "HTTP/1.1"
+    requests: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str], head: bool) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _answer(self, head: bool) -> None:
+        Hub.requests.append(self.path)
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._reply(401, b"", {"X-Error-Code": "RepoNotFound"}, head)
+            return
+        listing = re.match(r"^/api/models/(\w+/\w+)/revision/([^?]+)", self.path)
+        resolve = re.match(rf"^/(\w+/\w+)/resolve/{COMMIT}/(.+)$", self.path)
+        if listing and listing[1] in REPOS:
+            files = REPOS[listing[1]]
+            siblings = []
+            for name, body in files.items():
+                entry: dict[str, object] = {"rfilename": name, "size": len(body)}
+                entry["blobId"] = _blob_id(body)
+                if name.endswith(".safetensors"):
+                    entry["lfs"] = {
+                        "sha256": hashlib.sha256(body).hexdigest(),
+                        "size": len(body),
+                        "pointerSize": 130,
+                    }
+                siblings.append(entry)
+            document = {"id": listing[1], "sha": COMMIT, "siblings": siblings}
+            self._reply(200, json.dumps(document).encode(), {}, head)
+        elif resolve and resolve[2] in REPOS.get(resolve[1], {}):
+            body = REPOS[resolve[1]][resolve[2]]
+            if resolve[1] == "org/liar" and resolve[2] == "model.safetensors":
+                body = body[:-1] + b"\x01"  # same size, other bytes
+            headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{_blob_id(body)}"'}
+            self._reply(200, body, headers, head)
+        else:
+            self._reply(404, b"", {"X-Error-Code": "RepoNotFound"}, head)
+
+    def do_GET(self) -> None:
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+
+@pytest.fixture(scope="module")
+def hub_endpoint() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def hub_env(hub_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The mirror and token as the build Job gets them: from its environment."""
+    monkeypatch.setenv("LEPTON_SOURCE_HF_ENDPOINT", hub_endpoint)
+    monkeypatch.setenv("LEPTON_SOURCE_HF_TOKEN", TOKEN)
+    Hub.requests.clear()
+    return hub_endpoint
+
+
+def test_a_hub_model_is_fetched_at_one_commit_data_files_only(
+    hub_env, tmp_path, monkeypatch
+) -> None:
+    from huggingface_hub import constants
+
+    # The builder's environment keeps the Hub offline for loading (HF_HUB_OFFLINE=1 in
+    # its image); the download goes online for itself alone.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = hub.fetch_hf("hf://org/model@main", tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+    assert constants.HF_HUB_OFFLINE is True
+    assert model.commit == COMMIT
+    assert sorted(p.name for p in model.path.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "vocab.txt",
+    ]
+    assert (model.path / "model.safetensors").read_bytes() == WEIGHTS
+    # Code, pickles and sub-folders were never asked for; every file at the one commit.
+    downloads = [p for p in Hub.requests if "/resolve/" in p]
+    assert downloads and all(f"/resolve/{COMMIT}/" in p for p in downloads)
+    assert not any(p.endswith((".py", ".bin", ".onnx")) for p in Hub.requests)
+
+
+def test_a_repository_of_pickles_only_is_refused_naming_what_it_holds(hub_env, tmp_path) -> None:
+    with pytest.raises(LoadError, match=r"no \.safetensors weights.*pytorch_model\.bin"):
+        hub.fetch_hf("hf://org/pickles", tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+    assert not any("/resolve/" in p for p in Hub.requests)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_file_that_is_not_what_the_hub_listed_leaves_nothing(hub_env, tmp_path) -> None:
+    with pytest.raises(LoadError, match=r"does not match the Hub's checksum.*nothing was loaded"):
+        hub.fetch_hf("hf://org/liar", tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_pinned_commit_that_resolves_elsewhere_is_refused(hub_env, tmp_path) -> None:
+    uri = f"hf://org/model@{OTHER_COMMIT}"
+    with pytest.raises(LoadError, match=f"resolved to commit {COMMIT}.*Refused"):
+        hub.fetch_hf(uri, tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+    assert not any("/resolve/" in p for p in Hub.requests)
+
+
+def test_a_hub_model_over_the_cap_is_not_fetched(hub_env, tmp_path) -> None:
+    with pytest.raises(LoadError, match="over the limit of 100"):
+        hub.fetch_hf("hf://org/model", tmp_path / "m", max_bytes=100, retry=NO_WAIT)
+    assert not any("/resolve/" in p for p in Hub.requests)
+
+
+def test_a_missing_repository_or_token_is_named(hub_env, tmp_path, monkeypatch) -> None:
+    with pytest.raises(LoadError, match="RepositoryNotFoundError"):
+        hub.fetch_hf("hf://org/absent", tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+    monkeypatch.delenv("LEPTON_SOURCE_HF_TOKEN")
+    with pytest.raises(LoadError, match="hf://org/model: RepositoryNotFoundError"):
+        hub.fetch_hf("hf://org/model", tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+
+
+@pytest.mark.parametrize("uri", ["hf://model", "hf://org/m@", "hf://../x", "hf://org/m/extra"])
+def test_a_malformed_hub_uri_is_refused(uri, tmp_path) -> None:
+    with pytest.raises(LoadError, match="is not hf://"):
+        hub.fetch_hf(uri, tmp_path, max_bytes=10, retry=NO_WAIT)
+
+
+# ---- a credentials Secret that does not exist --------------------------------------------
+def test_a_missing_secret_is_named_before_any_request(s3, hub_env, tmp_path, monkeypatch) -> None:
+    """The operator passes the Secret's keys as optional, so a Secret that does not exist
+    arrives as its name alone: each scheme says so before it asks any server."""
+    monkeypatch.setenv(fetch.SECRET_NAME_ENV, "absent-creds")
+    for key in fetch.SOURCE_KEYS:
+        monkeypatch.delenv(fetch.SOURCE_ENV_PREFIX + key, raising=False)
+    Hub.requests.clear()
+    for uri, missing in [
+        (s3, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"),
+        ("https://127.0.0.1:9/model.onnx", "CA_BUNDLE"),
+        ("hf://org/model", "HF_TOKEN"),
+    ]:
+        with pytest.raises(LoadError) as raised:
+            if uri.startswith("hf://"):
+                hub.fetch_hf(uri, tmp_path / "m", max_bytes=10**6, retry=NO_WAIT)
+            else:
+                fetch.fetch(uri, tmp_path, max_bytes=10**6, sha256=None, retry=NO_WAIT)
+        assert str(raised.value) == (
+            f"{uri}: the credentials Secret 'absent-creds' does not exist in this namespace "
+            f"or holds no {missing}; nothing was downloaded"
+        )
+    assert Hub.requests == [] and list(tmp_path.iterdir()) == []
+
+
+# ---- the whole builder, from a remote source ------------------------------------------
+FAST = ["--profile-seconds", "0.1", "--min-iterations", "2", "--threads", "1"]
+
+
+def _build(
+    tmp_path: Path, uri: str, calibration: str, sha256: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, Path]:
+    monkeypatch.setattr(cli, "TERMINATION_LOG", tmp_path / "termination-log")
+    monkeypatch.setattr(loading, "DOWNLOADS_ROOT", tmp_path / "downloads")
+    request = {
+        "requestVersion": 1,
+        "modelName": "digits",
+        "pool": "cpu",
+        "device": "cpu",
+        "model": {
+            "uri": uri,
+            "format": "torchscript",
+            "sha256": sha256,
+            "inputs": models.DIGITS_INPUTS,
+            "outputs": models.DIGITS_OUTPUTS,
+        },
+        "optimization": {"batchSizes": [1], "variants": ["fp32"], "calibrationUri": calibration},
+        "repository": str(tmp_path / "repository"),
+    }
+    argv = ["--request", json.dumps(request), "--report-file", str(tmp_path / "report.json")]
+    return cli.main([*argv, *FAST]), tmp_path / "termination-log"
+
+
+def test_the_builder_builds_a_model_served_over_https(
+    https_server, certificates, digits, tmp_path, monkeypatch
+) -> None:
+    honest = digits.sources_root / "models"
+    Handler.files.update(
+        {
+            "digits.pt": (honest / "digits.pt").read_bytes(),
+            "calibration.npz": (honest / "digits-calibration.npz").read_bytes(),
+        }
+    )
+    monkeypatch.setenv(fetch.CA_BUNDLE_ENV, certificates["ca"].read_text())
+    sha = hashlib.sha256(Handler.files["digits.pt"]).hexdigest()
+    code, _ = _build(
+        tmp_path,
+        f"{https_server}/files/digits.pt",
+        f"{https_server}/files/calibration.npz",
+        sha,
+        monkeypatch,
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(v["name"], v["status"]) for v in report["variants"]] == [("fp32", "accepted")]
+
+
+def test_a_wrong_checksum_stops_the_build_before_any_loader(
+    https_server, certificates, digits, tmp_path, monkeypatch
+) -> None:
+    honest = digits.sources_root / "models"
+    Handler.files["digits.pt"] = (honest / "digits.pt").read_bytes()
+    monkeypatch.setenv(fetch.CA_BUNDLE_ENV, certificates["ca"].read_text())
+    code, termination = _build(
+        tmp_path, f"{https_server}/files/digits.pt", f"{https_server}/files/none", "0" * 64,
+        monkeypatch,
+    )  # fmt: skip
+    assert code == 1
+    assert termination.read_text().startswith(
+        f"sha256 mismatch for {https_server}/files/digits.pt: expected {'0' * 64}"
+    )
+    assert not (tmp_path / "repository").exists()
+    assert [p for p in (tmp_path / "downloads").rglob("*") if p.is_file()] == []
