@@ -112,7 +112,7 @@ bench-search: deps ## the serving search on a real Triton: every configuration t
 REPLAY_PROFILES := --profiles e2e/traces/minilm-cpu-standard.json --profiles e2e/traces/minilm-gpu-l4.derived.json
 
 .PHONY: bench-replay
-bench-replay: deps ## the planner against static, HPA, KEDA and the optimum on the shipped traces
+bench-replay: deps ## the planner against its peers and the offline optimum, shipped traces and generated families
 	$(PY) -m lepton_operator.bench replay --all-traces --trace-dir e2e/traces $(REPLAY_PROFILES) \
 	  --pools e2e/traces/pools.yaml --slo-ms 100 --out-dir docs/bench
 	$(PY) docs/bench/generate.py

@@ -137,3 +137,19 @@ def test_a_capacity_model_off_changes_the_world_not_the_plan() -> None:
     assert world.replicas_for(300.0, 100.0, 1, 10) == 6 and V.replicas_for(300.0, 100.0, 1, 10) == 4
     assert optimum(slower).ready["cpu"][0] == 6 and optimum(scenario).ready["cpu"][0] == 4
     assert optimum(slower).over_slo_minutes(100) == 0
+
+
+def test_the_committed_family_tables_are_the_committed_json_s() -> None:
+    import json
+    from pathlib import Path
+
+    from lepton_operator.bench.__main__ import markdown
+
+    bench = Path(__file__).resolve().parents[3] / "docs" / "bench"
+    summary = json.loads((bench / "replay-families.json").read_text())
+    assert (bench / "replay-families.md").read_text() == markdown(summary)
+    # Every trace of every family is there, each with the optimum as its yardstick.
+    assert summary["traceCount"] == len(summary["traces"]) == 7 + len(traces())
+    for trace in summary["traces"]:
+        best = next(p for p in trace["policies"] if p["policy"] == "optimum")
+        assert best["spendVsOptimum"] == 1.0 and best["overSLOShare"] <= 0.0
