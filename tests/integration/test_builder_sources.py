@@ -64,6 +64,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     served_flaky = False
     files: ClassVar[dict[str, bytes]] = {}  # served at /files/<name>
+    seen: ClassVar[list[str]] = []  # every path asked for
     protocol_version = "HTTP/1.1"  # kept alive, as servers of models are
 
     def log_message(self, *args: object) -> None:
@@ -76,6 +77,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        Handler.seen.append(self.path)
         if self.path.startswith("/files/") and self.path[7:] in Handler.files:
             self._send(200, Handler.files[self.path[7:]])
         elif self.path == "/models/model.onnx":
@@ -523,3 +525,55 @@ def test_a_wrong_checksum_stops_the_build_before_any_loader(
     )
     assert not (tmp_path / "repository").exists()
     assert [p for p in (tmp_path / "downloads").rglob("*") if p.is_file()] == []
+
+
+# ---- the source cache: a rebuild does not download again -------------------------------
+def test_a_rebuild_takes_a_checked_file_from_the_cache(
+    https_server, certificates, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv(fetch.CA_BUNDLE_ENV, certificates["ca"].read_text())
+    uri = f"{https_server}/models/model.onnx"
+    cache = tmp_path / "cache"
+
+    def source(run: str) -> Path:
+        path, _ = loading.local_source(
+            uri, sha256=DIGEST, downloads_root=tmp_path / run, cache=cache
+        )
+        return path
+
+    Handler.seen.clear()
+    assert source("first").read_bytes() == BODY
+    assert Handler.seen == ["/models/model.onnx"]
+    cached = source("second")
+    assert cached.read_bytes() == BODY and cached.is_relative_to(cache)
+    assert Handler.seen == ["/models/model.onnx"]  # no second download
+    cached.write_bytes(b"tampered")  # an entry is trusted no more than a download
+    assert source("third").read_bytes() == BODY
+    assert Handler.seen == ["/models/model.onnx"] * 2
+
+
+def test_without_a_sha256_nothing_is_kept(https_server, certificates, tmp_path, monkeypatch):
+    monkeypatch.setenv(fetch.CA_BUNDLE_ENV, certificates["ca"].read_text())
+    uri = f"{https_server}/models/model.onnx"
+    for run in ("first", "second"):
+        loading.local_source(uri, downloads_root=tmp_path / run, cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_rebuild_takes_a_hub_commit_from_the_cache(hub_env, tmp_path) -> None:
+    cache = tmp_path / "cache"
+
+    def source(run: str) -> tuple[Path, str | None]:
+        return loading.local_source("hf://org/model", downloads_root=tmp_path / run, cache=cache)
+
+    first, commit = source("first")
+    assert commit == COMMIT and (first / "model.safetensors").read_bytes() == WEIGHTS
+    Hub.requests.clear()
+    second, _ = source("second")
+    assert second.is_relative_to(cache) and (second / "model.safetensors").read_bytes() == WEIGHTS
+    # The listing is asked again (a branch may have moved); no file is.
+    assert Hub.requests and not any("/resolve/" in p for p in Hub.requests)
+    (second / "vocab.txt").write_bytes(b"tampered")
+    third, _ = source("third")
+    assert (third / "vocab.txt").read_bytes() == REPOS["org/model"]["vocab.txt"]
+    assert any(p.endswith("/vocab.txt") for p in Hub.requests)

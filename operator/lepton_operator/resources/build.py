@@ -39,6 +39,8 @@ def build_request(
 
     With an S3 repository, ``upload`` names where the builder copies the repository it
     wrote to scratch; builders that predate it ignore the key, so the version stays 1.
+    Without one, ``sourceCache`` is a folder on the model's volume where the builder
+    keeps downloaded sources by content, so a rebuild does not download them again.
     """
     s3 = spec.repository.s3 if spec.repository else None
     request: dict[str, Any] = {
@@ -56,10 +58,15 @@ def build_request(
     }
     if s3:
         request["upload"] = {"uri": s3_uri(s3, build, pool.name)}
+    else:
+        request["sourceCache"] = SOURCE_CACHE
     return request
 
 
 SOURCES_MOUNT = "/sources"
+# Beside the build folders (<buildHash>/<pool>/) on the model's volume; Triton never
+# reads it (its --model-repository is a variant's own folder).
+SOURCE_CACHE = f"{MODELS_MOUNT}/.source-cache"
 
 
 def source_claims(spec: LeptonModelSpec) -> list[str]:

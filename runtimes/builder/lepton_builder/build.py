@@ -72,10 +72,11 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     started = time.monotonic()
     source = request.model
     log.info("loading %s model from %s", source.format, source.uri)
-    model = load_model(source, settings.sources_root)
+    cache = Path(request.source_cache) if request.source_cache else None
+    model = load_model(source, settings.sources_root, cache=cache)
     if request.optimization.calibration_uri:
         path, _ = local_source(
-            request.optimization.calibration_uri, sources_root=settings.sources_root
+            request.optimization.calibration_uri, sources_root=settings.sources_root, cache=cache
         )
         inputs = calibration.load(path, source.inputs)
     else:

@@ -340,6 +340,16 @@ def fetch_s3(
 SCHEMES: dict[str, Callable[..., Path]] = {"https": fetch_https, "s3": fetch_s3}
 
 
+def target_name(uri: str) -> str:
+    """The file name a download of ``uri`` gets (its last path segment)."""
+    if uri.startswith("s3://"):
+        try:
+            return _file_name(upload.parse_s3_uri(uri).prefix)
+        except ValueError as error:
+            raise LoadError(str(error)) from error
+    return _file_name(urlsplit(uri).path)
+
+
 def fetch(
     uri: str, folder: Path, *, max_bytes: int, sha256: str | None, retry: Retry | None = None
 ) -> Path:

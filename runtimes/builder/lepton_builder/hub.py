@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lepton_builder import sourcecache
 from lepton_builder.fetch import Retry, Retryable, require_secret_keys, source_env
 from lepton_builder.untrusted import LoadError
 
@@ -149,10 +150,19 @@ def fetch_hf(
     retry: Retry | None = None,
     endpoint: str | None = None,
     token: str | None = None,
+    cache: Path | None = None,
 ) -> HubModel:
     """Resolve, list, cap, download at one commit, verify; ``folder`` receives the files."""
     with _online():
-        return _fetch(uri, folder, max_bytes=max_bytes, retry=retry, endpoint=endpoint, token=token)
+        return _fetch(
+            uri,
+            folder,
+            max_bytes=max_bytes,
+            retry=retry,
+            endpoint=endpoint,
+            token=token,
+            cache=cache,
+        )
 
 
 def _fetch(
@@ -163,6 +173,7 @@ def _fetch(
     retry: Retry | None = None,
     endpoint: str | None = None,
     token: str | None = None,
+    cache: Path | None = None,
 ) -> HubModel:
     from huggingface_hub import HfApi, hf_hub_download
 
@@ -204,6 +215,11 @@ def _fetch(
         raise LoadError(f"{uri} lists {total} bytes of files, over the limit of {max_bytes}")
     log.info("%s: revision %s is commit %s; %d files, %d bytes", uri, revision, commit,
              len(chosen), total)  # fmt: skip
+    files = tuple(s.rfilename for s in chosen)
+    entry = sourcecache.hub_entry(cache, repo, commit) if cache else None
+    if entry is not None and _cached(uri, entry, chosen):
+        log.info("%s: commit %s from the source cache, every file checked", uri, commit)
+        return HubModel(entry, commit, files)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         for number, sibling in enumerate(chosen, 1):
@@ -233,4 +249,24 @@ def _fetch(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     shutil.rmtree(folder / ".cache", ignore_errors=True)  # huggingface_hub's own metadata
-    return HubModel(folder, commit, tuple(s.rfilename for s in chosen))
+    if entry is not None:
+        sourcecache.keep_folder(folder, entry)
+    return HubModel(folder, commit, files)
+
+
+def _cached(uri: str, entry: Path, chosen: list[Any]) -> bool:
+    """Whether the cache holds this commit's files as the Hub lists them now; an entry
+    that does not is deleted (it will be downloaded again)."""
+    if not entry.is_dir():
+        return False
+    try:
+        for sibling in chosen:
+            path = entry / sibling.rfilename
+            if not path.is_file():
+                raise LoadError(f"{sibling.rfilename} is missing")
+            _verify(uri, path, sibling)
+    except LoadError as error:
+        log.warning("%s: the cached copy at %s is not usable (%s); downloading", uri, entry, error)
+        shutil.rmtree(entry, ignore_errors=True)
+        return False
+    return True

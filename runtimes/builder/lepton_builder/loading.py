@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lepton_builder import fetch, hub, untrusted
+from lepton_builder import fetch, hub, sourcecache, untrusted
 from lepton_builder.request import Source
 from lepton_builder.untrusted import LoadError as LoadError
 
@@ -53,21 +53,28 @@ def local_source(
     sources_root: Path = SOURCES_ROOT,
     downloads_root: Path | None = None,
     max_bytes: int | None = None,
+    cache: Path | None = None,
 ) -> tuple[Path, str | None]:
     """Where the source's bytes are on this machine, and the Hub commit for ``hf://``.
 
     A claim's file is used in place; a remote one is downloaded (capped, retried,
-    its sha256 checked while it streams) into a folder named by the URI's hash."""
+    its sha256 checked while it streams) into a folder named by the URI's hash, or
+    taken from ``cache`` (``lepton_builder.sourcecache``) when it holds that content."""
     limit = MAX_MODEL_BYTES if max_bytes is None else max_bytes
     if any(ord(c) < 32 or ord(c) == 127 for c in uri):
         raise LoadError(f"{uri!r} holds a control character; a source URI is plain text")
     scheme = uri.partition("://")[0]
     folder = (downloads_root or DOWNLOADS_ROOT) / hashlib.sha256(uri.encode()).hexdigest()[:16]
     if scheme == "hf":
-        model = hub.fetch_hf(uri, folder, max_bytes=limit)
+        model = hub.fetch_hf(uri, folder, max_bytes=limit, cache=cache)
         return model.path, model.commit
     if scheme in fetch.SCHEMES:
-        return fetch.fetch(uri, folder, max_bytes=limit, sha256=sha256), None
+        hit = sourcecache.cached_file(cache, sha256, fetch.target_name(uri))
+        if hit is not None:
+            return hit, None
+        path = fetch.fetch(uri, folder, max_bytes=limit, sha256=sha256)
+        sourcecache.keep_file(cache, sha256, path)
+        return path, None
     return resolve_uri(uri, sources_root, limit), None
 
 
@@ -177,6 +184,7 @@ def load_model(
     sources_root: Path = SOURCES_ROOT,
     max_bytes: int | None = None,
     downloads_root: Path | None = None,
+    cache: Path | None = None,
 ) -> LoadedModel:
     """The model, after every check in ``lepton_builder.untrusted`` has passed."""
     limit = MAX_MODEL_BYTES if max_bytes is None else max_bytes
@@ -186,6 +194,7 @@ def load_model(
         sources_root=sources_root,
         downloads_root=downloads_root,
         max_bytes=limit,
+        cache=cache,
     )
     if source.sha256:
         verify_sha256(path, source.sha256)

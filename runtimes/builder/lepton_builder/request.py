@@ -68,3 +68,9 @@ class BuildRequest(_Request):
     upload: Upload | None = Field(
         default=None, description="Where to upload the repository; unset: it stays put."
     )
+    source_cache: str | None = Field(
+        default=None,
+        alias="sourceCache",
+        description="Folder that keeps downloaded sources between builds, keyed by "
+        "content (lepton_builder.sourcecache); unset: nothing is kept.",
+    )

@@ -75,3 +75,13 @@ def test_the_api_and_the_builder_read_hf_uris_alike(spec, uri: str, valid: bool)
     except LoadError:
         read = False
     assert (admitted, read) == (valid, valid)
+
+
+def test_downloads_are_kept_on_the_models_volume_unless_it_is_s3(spec, config) -> None:
+    parsed = parse_spec(spec)
+    request = build.build_request("minilm", parsed, config.pools[0], "abc123", "job")
+    assert request["sourceCache"] == "/models/.source-cache"
+    assert request["repository"].startswith("/models/")  # the same volume, mounted
+    spec["repository"] = {"s3": {"uri": "s3://10.0.0.5:9000/models/team-a"}}
+    request = build.build_request("minilm", parse_spec(spec), config.pools[0], "abc123", "job")
+    assert "sourceCache" not in request  # no model volume: nothing outlives the Job
