@@ -26,8 +26,9 @@ One evaluation:
 4. **Do not flap**: replicas go up at once (within the scale-up window's highest
    recommendation) and down only to the highest recommendation of the scale-down
    window; a variant or pool change needs a saving of at least ``SWITCH_MARGIN`` and
-   the same recommendation for the whole scale-down window, unless what serves now
-   misses the SLO, which switches at once.
+   the same recommendation for as long as the saving takes to repay the cold starts
+   the move risks (``switch_wait_s``), at most the scale-down window, unless what
+   serves now misses the SLO, which switches at once.
 """
 
 from __future__ import annotations
@@ -500,23 +501,25 @@ def _stabilize(
     down_window = [h for h in history if now - h.time_s < window]
     same_target = (best.capacity.variant, best.capacity.pool)
     if same_target != (current.variant, current.pool):
-        settled = _preferred_for(history, same_target, now) >= window
         capacity = _find(plan_input.capacities, current.variant, current.pool)
         needed = _current_needs(plan_input)
-        if not settled and capacity is not None and needed is not None:
-            pool = plan_input.pools[current.pool]
-            replicas = max(needed, current.replicas)  # up if needed, never down meanwhile
-            held = _Option(
-                capacity,
-                replicas,
-                capacity.p95_ms(_planning_load(plan_input, pool, capacity), replicas),
-                replicas * pool.hourly_price_usd,
-                True,
-            )
+        if capacity is None or needed is None:
+            return best, why
+        pool = plan_input.pools[current.pool]
+        replicas = max(needed, current.replicas)  # up if needed, never down meanwhile
+        held = _Option(
+            capacity,
+            replicas,
+            capacity.p95_ms(_planning_load(plan_input, pool, capacity), replicas),
+            replicas * pool.hourly_price_usd,
+            True,
+        )
+        wait = min(window, switch_wait_s(plan_input, held, best))
+        if _preferred_for(history, same_target, now) < wait:
             return held, (
                 f"{why}; holding {current.variant} on {current.pool} until "
                 f"{best.capacity.variant} on {best.capacity.pool} has been preferred "
-                f"for {window:g} s"
+                f"for {wait:.0f} s"
             )
         return best, why
     if best.replicas > current.replicas:
@@ -538,6 +541,26 @@ def _stabilize(
             why += f"; scale-down held by the {plan_input.scale_down_window_s:g} s window"
         return replace(best, replicas=target), why
     return best, why
+
+
+def switch_wait_s(plan_input: PlanInput, held: _Option, best: _Option) -> float:
+    """How long a cheaper variant or pool must stay preferred before the plan moves: the
+    time in which what it saves repays what the move risks, the new option's cold start
+    paid before it serves and, should the load come back, the current one's cold start
+    paid again (ski rental: waiting that long never costs more than twice the best
+    choice in hindsight). Large savings move at once (a CPU pool grown to many times
+    one GPU's price), small ones wait; ``inf`` when nothing is saved. The scale-down
+    window bounds it (``_stabilize``)."""
+    saving = held.cost - best.cost  # $/h
+    if saving <= 0:
+        return math.inf
+    here = plan_input.pools[held.capacity.pool]
+    there = plan_input.pools[best.capacity.pool]
+    risked = (
+        lead_seconds(there, best.capacity) * best.cost
+        + lead_seconds(here, held.capacity) * held.cost
+    )  # $/h x s
+    return risked / saving
 
 
 def _current_needs(plan_input: PlanInput) -> int | None:

@@ -7,6 +7,8 @@ import itertools
 import math
 from dataclasses import replace
 
+import pytest
+
 from lepton_operator.decide import BURST_MEMORY_S, burst_peak, remember_peak
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
@@ -352,3 +354,35 @@ def test_a_step_is_one_ratio_among_many_and_a_burst_caps_the_headroom() -> None:
     # Forty, then a burst to 400 for the last minute: sized for what was seen, not 10x.
     burst = tuple((t * 15.0, 40.0 if t < 9 else 400.0) for t in range(13))
     assert variability_load(_input(400, now_s=180.0, recent_rates=burst), lead=60.0) == 400.0
+
+
+def _move_minutes(rate: float, serving: Serving) -> int:
+    """Minutes until the plan leaves ``serving`` at a steady ``rate`` (60 s passes)."""
+    history: tuple = ()
+    for minute in range(12):
+        result = _plan(rate, current=serving, history=history, now_s=minute * 60.0)
+        if (result.variant, result.pool) != (serving.variant, serving.pool):
+            return minute
+        history, serving = result.history, Serving(result.variant, result.pool, result.replicas)
+    return 12
+
+
+def test_a_move_waits_as_long_as_its_saving_takes_to_repay_the_cold_starts_it_risks() -> None:
+    from lepton_operator.planning.planner import _Option, switch_wait_s
+
+    # 500 req/s, within the SLO on 17 CPU replicas ($5.78/h), one L4 ($0.81/h) would do:
+    # the saving repays the L4's 180 s cold start and the CPU's 60 s back in 99 s.
+    serving = Serving("onnx", "cpu", CPU.replicas_for(500, 100, 1, 20) or 0)
+    assert serving.replicas == 17
+    cpu, gpu = _Option(CPU, 17, 90.0, 17 * 0.34, True), _Option(GPU, 1, 3.0, 0.81, True)
+    assert switch_wait_s(_input(500), cpu, gpu) == pytest.approx(
+        (180 * 0.81 + 60 * 17 * 0.34) / (17 * 0.34 - 0.81)
+    )
+    assert _move_minutes(500, serving) == 2  # passes at 0, 60 and 120 s: 120 >= 99
+    # One L4 against one CPU replica at 10 req/s saves $0.47/h: the cold starts at
+    # stake take 340 s of it, so the scale-down window (300 s) bounds the wait.
+    assert _move_minutes(10, Serving("fp16", "gpu", 1)) == 5
+    held = plan(_input(10, current=Serving("fp16", "gpu", 1)))
+    assert held is not None and held.pool == "gpu" and "preferred for 300 s" in held.reason
+    # Nothing saved: never worth the risk.
+    assert switch_wait_s(_input(10), cpu, cpu) == math.inf
