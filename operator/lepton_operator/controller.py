@@ -29,11 +29,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from lepton_operator import metrics
+from lepton_operator.canary.runner import AsyncCanaries
 from lepton_operator.constants import MODEL_LABEL
 from lepton_operator.reconcile import Event, Outcome, Reconciler
 from lepton_operator.revisit import figures_wanted_at, revisit_after
 from lepton_operator.sampler import FleetSampler, Key
-from lepton_operator.workqueue import WorkQueue
+from lepton_operator.workqueue import AHEAD, NORMAL, WorkQueue
 
 WORKERS = 8
 logger = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ def _merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[
             changes[key] = value
     changes.update({key: None for key in current if key not in wanted})
     return changes
+
+
+# A Job, pod, Deployment or Service the model owns changed (a build's report, a pod
+# Ready), or a canary verdict came: what finishes work a user waits for.
+AHEAD_TRIGGERS = frozenset({"owned", "canary"})
 
 
 def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
@@ -149,12 +155,14 @@ class Controller:
         reconciler: Reconciler,
         writer: StatusWriter,
         sampler: FleetSampler | None,
+        canaries: AsyncCanaries | None = None,
         workers: int = WORKERS,
         clock: Any = time.time,
     ) -> None:
         self.reconciler = reconciler
         self.writer = writer
         self.sampler = sampler
+        self.canaries = canaries
         self.workers = workers
         self.clock = clock
         self.queue: WorkQueue[Key] = WorkQueue()
@@ -168,8 +176,9 @@ class Controller:
 
     # ---- what starts a pass (called on the event loop) -------------------------------
     def enqueue(self, key: Key, trigger: str, after_s: float = 0.0) -> None:
+        """News of work under way (``AHEAD_TRIGGERS``) goes ahead of the rest."""
         self._trigger.setdefault(key, trigger)
-        self.queue.add(key, after_s)
+        self.queue.add(key, after_s, AHEAD if trigger in AHEAD_TRIGGERS else NORMAL)
         metrics.QUEUE_DEPTH.set(len(self.queue))
 
     def model_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -215,6 +224,9 @@ class Controller:
         """Bind the model index, read Prometheus once (so first passes have figures),
         then start the workers and the sampler."""
         self.store.bind(index)
+        if self.canaries is not None:
+            # A verdict reached on the loop queues its model's pass (Event, condition).
+            self.canaries.bind(asyncio.get_running_loop(), lambda key: self.enqueue(key, "canary"))
         if self.sampler is not None:
             await asyncio.to_thread(self.sampler.refresh)
             self._tasks.append(
@@ -232,6 +244,8 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.canaries is not None:
+            await self.canaries.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _work(self) -> None:

@@ -27,6 +27,7 @@ from kubernetes import client
 
 from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
+from lepton_operator.canary.runner import AsyncCanaries
 from lepton_operator.config import OperatorConfig
 from lepton_operator.constants import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from lepton_operator.controller import Controller, slim
@@ -65,10 +66,11 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> Controller:
         functools.partial(prometheus.sample_all, namespaces=config.watch_namespaces), interval
     )
     kube = CachedKube(api_client)
+    canaries = AsyncCanaries(kube, infer, utc_now)
     reconciler = Reconciler(
-        kube, config, utc_now, infer=infer, live=sampler, refresh_seconds=interval / 2
+        kube, config, utc_now, canaries=canaries, live=sampler, refresh_seconds=interval / 2
     )
-    _controller[:] = [Controller(reconciler, kube, sampler)]
+    _controller[:] = [Controller(reconciler, kube, sampler, canaries)]
     return _controller[0]
 
 

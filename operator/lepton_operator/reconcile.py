@@ -27,7 +27,7 @@ from lepton_operator.api.spec import (
     parse_spec,
 )
 from lepton_operator.api.status import ConditionType, Phase, VariantStatus
-from lepton_operator.canary.check import CanaryResult, Infer, check_pods
+from lepton_operator.canary.check import Canaries, CanaryResult, waiting_jobs
 from lepton_operator.conditions import set_condition
 from lepton_operator.config import OperatorConfig
 from lepton_operator.decide import decide
@@ -367,14 +367,14 @@ class Reconciler:
         kube: Kube,
         config: OperatorConfig,
         clock: Callable[[], str],
-        infer: Infer | None = None,
+        canaries: Canaries | None = None,
         live: LiveSource | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
         self.kube = kube
         self.config = config
         self.clock = clock
-        self.infer = infer
+        self.canaries = canaries
         self.live = live
         self.refresh_seconds = refresh_seconds
         self._finished = FinishedBuilds()
@@ -735,10 +735,12 @@ class Reconciler:
         meta = body["metadata"]
         failures = [f for f in status.get("canaryFailures") or [] if f.get("buildHash") == build]
         results: list[CanaryResult] = []
-        if self.infer is not None:
-            results = check_pods(
-                self.kube, meta["namespace"], meta["name"], references, self.infer, now
-            )
+        if self.canaries is not None:
+            selector = f"{constants.MODEL_LABEL}={meta['name']},{constants.COMPONENT_LABEL}=triton"
+            pods = self.kube.list_labelled("v1", "Pod", meta["namespace"], selector)
+            self.canaries.submit(waiting_jobs(pods, meta["namespace"], meta["name"], references))
+            # Verdicts reached since the last pass (the inline checker: those just made).
+            results = self.canaries.take((meta["namespace"], meta["name"]))
         known = {(f["pool"], f["variant"]) for f in failures}
         for result in results:
             message = f"pod {result.pod}: {result.message}"

@@ -8,6 +8,13 @@ once that pass is done, so no change is lost and two passes of one model never
 overlap. A pass that raises is retried after an exponential per-key back-off
 (``base * 2**failures``, capped); one that succeeds forgets its failures.
 
+Two lanes: a due key of the ``AHEAD`` lane is handed out before any of the ``NORMAL``
+lane. The controller puts there the news of work under way (a build's report, a pod
+turning Ready, a canary verdict): it finishes what a user is waiting for, while a
+first pass of a new model only starts a build that takes minutes. When a thousand
+models are applied at once, a finished build is not queued behind them. The lane
+holds only what the cluster reports, so it cannot starve the other.
+
 No timers per key: one heap of due times, one wake-up event. The clock is injected so
 tests drive time by hand.
 """
@@ -24,6 +31,8 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
+AHEAD, NORMAL = 0, 1
+
 
 class WorkQueue(Generic[K]):
     def __init__(
@@ -35,26 +44,28 @@ class WorkQueue(Generic[K]):
         self._clock = clock
         self._base = base_backoff_s
         self._cap = max_backoff_s
-        self._heap: list[tuple[float, int, K]] = []
-        self._due: dict[K, float] = {}  # waiting keys and when they are due
+        self._heaps: tuple[list[tuple[float, int, K]], ...] = ([], [])  # one per lane
+        self._due: dict[K, tuple[float, int]] = {}  # waiting keys: when due, which lane
         self._processing: set[K] = set()
-        self._dirty: dict[K, float] = {}  # added while processing: due time once done
+        self._dirty: dict[K, tuple[float, int]] = {}  # added while processing
         self._failures: dict[K, int] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
 
     # ---- adding --------------------------------------------------------------------
-    def add(self, key: K, after_s: float = 0.0) -> None:
+    def add(self, key: K, after_s: float = 0.0, lane: int = NORMAL) -> None:
         """Ask for a pass of ``key`` in ``after_s`` seconds (now by default). An earlier
-        request already waiting wins; a later one never delays it."""
-        due = self._clock() + max(after_s, 0.0)
+        request already waiting wins, and so does the ``AHEAD`` lane; a later one never
+        delays it."""
+        wanted = (self._clock() + max(after_s, 0.0), lane)
         if key in self._processing:
-            self._dirty[key] = min(due, self._dirty.get(key, due))
+            self._dirty[key] = _sooner(self._dirty.get(key), wanted)
             return
-        if key in self._due and self._due[key] <= due:
+        merged = _sooner(self._due.get(key), wanted)
+        if merged == self._due.get(key):
             return
-        self._due[key] = due
-        heapq.heappush(self._heap, (due, next(self._seq), key))
+        self._due[key] = merged
+        heapq.heappush(self._heaps[merged[1]], (merged[0], next(self._seq), key))
         self._wake.set()
 
     def forget(self, key: K) -> None:
@@ -65,20 +76,24 @@ class WorkQueue(Generic[K]):
 
     # ---- taking --------------------------------------------------------------------
     def _pop_due(self) -> tuple[K | None, float | None]:
-        """A due key, or None with the seconds until the next one (None: nothing waits)."""
-        while self._heap:
-            due, _, key = self._heap[0]
-            if self._due.get(key) != due:  # superseded by an earlier add, or forgotten
-                heapq.heappop(self._heap)
-                continue
-            wait = due - self._clock()
-            if wait > 0:
-                return None, wait
-            heapq.heappop(self._heap)
-            del self._due[key]
-            self._processing.add(key)
-            return key, None
-        return None, None
+        """A due key, the ``AHEAD`` lane first, or None with the seconds until the next
+        one (None: nothing waits)."""
+        waits = []
+        for lane, heap in enumerate(self._heaps):
+            while heap:
+                due, _, key = heap[0]
+                if self._due.get(key) != (due, lane):  # superseded, moved, or forgotten
+                    heapq.heappop(heap)
+                    continue
+                wait = due - self._clock()
+                if wait > 0:
+                    waits.append(wait)
+                    break
+                heapq.heappop(heap)
+                del self._due[key]
+                self._processing.add(key)
+                return key, None
+        return None, min(waits, default=None)
 
     async def get(self) -> K:
         """Wait for a key that is due and not held by another worker."""
@@ -107,7 +122,7 @@ class WorkQueue(Generic[K]):
         dirty = self._dirty.pop(key, None)
         if dirty is not None:
             # A change came during the pass: handle it, but not before a back-off ends.
-            self.add(key, max(dirty - self._clock(), backoff))
+            self.add(key, max(dirty[0] - self._clock(), backoff), dirty[1])
         if delay is not None:
             self.add(key, delay)
         return backoff
@@ -122,3 +137,10 @@ class WorkQueue(Generic[K]):
 
     def processing(self) -> int:
         return len(self._processing)
+
+
+def _sooner(waiting: tuple[float, int] | None, wanted: tuple[float, int]) -> tuple[float, int]:
+    """Two requests for one key merged: the earlier due time, the more urgent lane."""
+    if waiting is None:
+        return wanted
+    return min(waiting[0], wanted[0]), min(waiting[1], wanted[1])

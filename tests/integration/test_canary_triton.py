@@ -3,6 +3,7 @@ repository, served, judged through tritonclient exactly as the operator judges a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def served(build_digits, tmp_path_factory: pytest.TempPathFactory):
 def test_each_served_variant_gives_its_recorded_answer(served) -> None:
     servers, references = served
     for variant in ("onnx", "torchscript"):
-        reason, verdict = judge(references[variant], "digits", servers[variant].http, infer)
+        reason, verdict = asyncio.run(
+            judge(references[variant], "digits", servers[variant].http, infer)
+        )
         assert (reason, verdict.passed) == ("CanaryPassed", True), verdict.message
 
 
@@ -50,7 +53,7 @@ def test_a_different_answer_than_recorded_fails(served) -> None:
     servers, references = served
     wrong = references["onnx"].model_copy(deep=True)
     wrong.outputs[0].data = _negated(wrong.outputs[0].data)
-    reason, verdict = judge(wrong, "digits", servers["onnx"].http, infer)
+    reason, verdict = asyncio.run(judge(wrong, "digits", servers["onnx"].http, infer))
     assert (reason, verdict.passed) == ("CanaryMismatch", False)
     assert "relative L2" in verdict.message
 
@@ -59,7 +62,7 @@ def test_an_input_the_model_cannot_take_fails_with_tritons_reason(served) -> Non
     servers, references = served
     wrong = references["onnx"].model_copy(deep=True)
     wrong.inputs[0].name = "not_an_input"
-    reason, verdict = judge(wrong, "digits", servers["onnx"].http, infer)
+    reason, verdict = asyncio.run(judge(wrong, "digits", servers["onnx"].http, infer))
     assert (reason, verdict.passed) == ("CanaryMismatch", False)
     assert "not_an_input" in verdict.message
 
@@ -67,7 +70,30 @@ def test_an_input_the_model_cannot_take_fails_with_tritons_reason(served) -> Non
 def test_a_pod_that_does_not_answer_is_retried_not_judged(served) -> None:
     _, references = served
     with pytest.raises(CanaryUnreachable):
-        judge(references["onnx"], "digits", "127.0.0.1:1", infer)
+        asyncio.run(judge(references["onnx"], "digits", "127.0.0.1:1", infer))
+
+
+def test_pods_asked_at_once_on_one_event_loop_are_each_judged_on_their_own(served) -> None:
+    """The operator asks every waiting pod on its event loop at the same time."""
+    servers, references = served
+    wrong = references["onnx"].model_copy(deep=True)
+    wrong.outputs[0].data = _negated(wrong.outputs[0].data)
+    refused = references["onnx"].model_copy(deep=True)
+    refused.inputs[0].name = "not_an_input"
+
+    async def judged() -> list[tuple[str, bool]]:
+        verdicts = await asyncio.gather(
+            judge(references["onnx"], "digits", servers["onnx"].http, infer),
+            judge(wrong, "digits", servers["onnx"].http, infer),
+            judge(refused, "digits", servers["onnx"].http, infer),
+        )
+        return [(reason, verdict.passed) for reason, verdict in verdicts]
+
+    assert asyncio.run(judged()) == [
+        ("CanaryPassed", True),
+        ("CanaryMismatch", False),
+        ("CanaryMismatch", False),
+    ]
 
 
 def _negated(data: str) -> str:

@@ -11,6 +11,7 @@ gofakes3 is one small Go program built like the other test tools (lepton_e2e.bin
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import time
@@ -112,5 +113,5 @@ def test_triton_serves_the_recorded_answer_from_s3(served) -> None:
     server, report, _ = served
     accepted = next(v for v in report.variants if v.name == "onnx" and v.status == "accepted")
     assert accepted.canary is not None
-    reason, verdict = judge(accepted.canary, "digits", server.http, infer)
+    reason, verdict = asyncio.run(judge(accepted.canary, "digits", server.http, infer))
     assert (reason, verdict.passed) == ("CanaryPassed", True), verdict.message

@@ -16,6 +16,7 @@ import pytest
 
 from lepton_builder.canary import encode_tensor
 from lepton_operator.api.status import LeptonModelStatus
+from lepton_operator.canary.check import InlineCanaries
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
 from lepton_operator.kube import Rejected, is_owned_by, owner_reference
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
@@ -428,7 +429,7 @@ def _deployed(spec, config, triton: ScriptedTriton) -> tuple[FakeKube, Reconcile
         kube,  # type: ignore[arg-type]
         config,
         clock=lambda: "2026-11-24T00:00:00Z",
-        infer=triton,
+        canaries=InlineCanaries(kube, triton, lambda: "2026-11-24T00:00:00Z"),  # type: ignore[arg-type]
     )
     status = reconciler.reconcile(_body(spec)).status
     _complete_builds(kube, _with_canaries(REPORTS))
@@ -502,7 +503,7 @@ def test_without_a_reference_the_pod_serves_and_status_says_so(spec, config):
         kube,  # type: ignore[arg-type]
         config,
         clock=lambda: "2026-11-24T00:00:00Z",
-        infer=triton,
+        canaries=InlineCanaries(kube, triton, lambda: "2026-11-24T00:00:00Z"),  # type: ignore[arg-type]
     )
     status = reconciler.reconcile(_body(spec)).status
     _complete_builds(kube, REPORTS)  # no canary entries

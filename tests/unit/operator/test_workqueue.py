@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lepton_operator.workqueue import WorkQueue
+from lepton_operator.workqueue import AHEAD, WorkQueue
 
 
 class Clock:
@@ -155,3 +155,33 @@ def test_workers_never_hold_one_key_twice(workers: int) -> None:
         return overlaps
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_news_of_work_under_way_goes_ahead_of_first_passes() -> None:
+    """A thousand models applied at once must not queue a finished build behind them."""
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    for n in range(5):
+        queue.add(f"ns/new-{n}")
+    queue.add("ns/new-3", lane=AHEAD)  # its build finished: moved ahead, once
+    queue.add("ns/built", lane=AHEAD)
+    queue.add("ns/later", 5.0, lane=AHEAD)  # not due yet: the normal lane goes on
+    assert len(queue) == 7
+    assert _take_all_due(queue) == [
+        "ns/new-3",
+        "ns/built",
+        "ns/new-0",
+        "ns/new-1",
+        "ns/new-2",
+        "ns/new-4",
+    ]
+    clock.now += 5.0
+    queue.add("ns/new-5")
+    assert _take_all_due(queue) == ["ns/later", "ns/new-5"]
+    # News during a pass keeps its lane for the pass that follows.
+    queue.add("ns/a")
+    assert _take_all_due(queue) == ["ns/a"]
+    queue.add("ns/a", lane=AHEAD)
+    queue.add("ns/b")
+    queue.done("ns/a")
+    assert _take_all_due(queue) == ["ns/a", "ns/b"]
