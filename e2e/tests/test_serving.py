@@ -48,6 +48,8 @@ REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
 NAMESPACE = "serving-e2e"
 RATE_WINDOW_S = 30
+# cpu-standard's provisioningSeconds in the chart's default pools, which the tests install.
+POOL_PROVISIONING_S = 60.0
 LOAD_RPS = 6.0
 STEP_RPS = 25.0  # more than one replica carries within 100 ms here
 
@@ -281,10 +283,15 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         )
         scaled = _status(kube)["decision"]
     stopped = time.time()
+    # The peak floor holds the load of the last cold start: the pool's 60 s provisioning
+    # delay plus the variant's load time, or the cold start observed when longer (a busy
+    # machine starts Triton slower).
+    lead = _longest_cold_start_s(_status(kube), POOL_PROVISIONING_S)
+    down_bound = RATE_WINDOW_S + lead + 30 + 30
     down = (
         wait_for(
             lambda: _status(kube)["decision"]["replicas"] == 1 and time.time(),
-            timeout=180,
+            timeout=down_bound + 30,
             interval=1,
             what="the scale-down decision",
         )
@@ -300,7 +307,8 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         f"{reaction if reaction is None else round(reaction, 1)} s after Prometheus first "
         "held the load it was decided on (bound: a 15 s sampling interval + 5 s, and 2 s "
         f"for the decision's 1 s clock); Ready {up:.0f} s after the load began; "
-        f"scale-down decided {down:.0f} s after it stopped; decision at load: {scaled}"
+        f"scale-down decided {down:.0f} s after it stopped (bound {down_bound:.0f} s, cold "
+        f"start {lead:.0f} s); decision at load: {scaled}"
     )
     assert load.report.failed == 0
     # One evaluation = the rate window Prometheus needs (30 s) + a refresh (15 s) + a
@@ -308,15 +316,29 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
     assert decided_up <= RATE_WINDOW_S + 15 + 5 + 15
     assert reaction is not None and reaction <= 15 + 5 + 2
     assert up <= decided_up + 60
-    # Within the rate window, the peak floor (the load of the pool's 60 s provisioning
-    # delay: capacity released takes that long to come back) and the 30 s stabilization
-    # window (and a refresh and a pass) after the load stops: 102 s measured. No lower
-    # bound: once two replicas serve well, the observed latency can correct the model so
-    # far that one replica is already preferred while the load runs, and the window then
-    # started before the load stopped (seen on CI: decided 25 s after). The window itself
-    # is unit-tested on the planner.
-    assert down <= RATE_WINDOW_S + 60 + 30 + 30
+    # Within the rate window, the peak floor (the load of the last cold start: capacity
+    # released takes that long to come back) and the 30 s stabilization window (and a
+    # refresh and a pass) after the load stops: 40-112 s measured. No lower bound: once
+    # two replicas serve well, the observed latency can correct the model so far that one
+    # replica is already preferred while the load runs, and the window then started
+    # before the load stopped (seen on CI: decided 25 s after). The window itself is
+    # unit-tested on the planner, and the wake-ups that let it age with no traffic too.
+    assert down <= down_bound
     assert "req/s" in scaled["reason"]
+
+
+def _longest_cold_start_s(status: dict[str, Any], provisioning_s: float) -> float:
+    """The longest cold start the planner may hold a peak for: per accepted variant, the
+    provisioning delay plus its load time, or the cold start observed on the cluster."""
+    observed = [
+        float(c["seconds"]) for c in status.get("coldStarts") or [] if c["pool"] == "cpu-standard"
+    ]
+    declared = [
+        provisioning_s + float(v.get("loadSeconds") or 0.0)
+        for v in status.get("variants") or []
+        if v.get("accepted") and v.get("pool") == "cpu-standard"
+    ]
+    return max([provisioning_s, *declared, *observed])
 
 
 def test_prometheus_down_leaves_serving_untouched_and_is_reported(
