@@ -36,3 +36,8 @@ def set_condition(
 
 def condition_status(conditions: list[dict[str, Any]], type_: str) -> str | None:
     return next((c["status"] for c in conditions if c["type"] == type_), None)
+
+
+def condition_reason(conditions: list[dict[str, Any]], type_: str) -> tuple[str, str] | None:
+    """(status, reason) of the condition of type ``type_``, None when there is none."""
+    return next(((c["status"], c["reason"]) for c in conditions if c["type"] == type_), None)

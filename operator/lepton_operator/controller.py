@@ -25,7 +25,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from lepton_operator import metrics
@@ -156,13 +156,16 @@ class Controller:
         writer: StatusWriter,
         sampler: FleetSampler | None,
         canaries: AsyncCanaries | None = None,
+        forget: Callable[[str, str], None] | None = None,
         workers: int = WORKERS,
         clock: Any = time.time,
     ) -> None:
+        """``forget``: what else must drop a deleted model (the cache of applied objects)."""
         self.reconciler = reconciler
         self.writer = writer
         self.sampler = sampler
         self.canaries = canaries
+        self.forget = forget
         self.workers = workers
         self.clock = clock
         self.queue: WorkQueue[Key] = WorkQueue()
@@ -194,9 +197,8 @@ class Controller:
             self._trigger.pop(key, None)
             self._waiting.pop(key, None)
             metrics.forget(*key)
-            forget = getattr(getattr(self.reconciler, "kube", None), "forget", None)
-            if forget is not None:
-                forget(*key)
+            if self.forget is not None:
+                self.forget(*key)
             return
         generation = int(meta.get("generation") or 0)
         if self._generation.get(key) == generation:

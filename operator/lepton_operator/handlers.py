@@ -70,7 +70,7 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> Controller:
     reconciler = Reconciler(
         kube, config, utc_now, canaries=canaries, live=sampler, refresh_seconds=interval / 2
     )
-    _controller[:] = [Controller(reconciler, kube, sampler, canaries)]
+    _controller[:] = [Controller(reconciler, kube, sampler, canaries, forget=kube.forget)]
     return _controller[0]
 
 

@@ -28,7 +28,7 @@ from lepton_operator.api.spec import (
 )
 from lepton_operator.api.status import ConditionType, Phase, VariantStatus
 from lepton_operator.canary.check import Canaries, CanaryResult, waiting_jobs
-from lepton_operator.conditions import set_condition
+from lepton_operator.conditions import condition_reason, set_condition
 from lepton_operator.config import OperatorConfig
 from lepton_operator.decide import decide
 from lepton_operator.kube import Kube, Rejected
@@ -176,14 +176,6 @@ def _waiting_for_node(pods: list[dict[str, Any]]) -> str:
                 why = cond.get("message") or "no node fits"
                 return f"its pod waits for a node since {since}: {why}"
     return ""
-
-
-def _condition_reason(conditions: list[dict[str, Any]], kind: str) -> tuple[str, str] | None:
-    """(status, reason) of the condition of type ``kind``, None when there is none."""
-    return next(
-        ((c["status"], c["reason"]) for c in conditions if c["type"] == kind),
-        None,
-    )
 
 
 def _epoch(stamp: str) -> float:
@@ -804,7 +796,7 @@ class Reconciler:
         generation = int(status.get("observedGeneration") or 0)
         if isinstance(plan, NoPlan):
             status.pop("recommendation", None)
-            if _condition_reason(status.get("conditions") or [], "Recommended") != (
+            if condition_reason(status.get("conditions") or [], "Recommended") != (
                 "False",
                 "NoPlan",
             ):
@@ -1036,7 +1028,7 @@ class Reconciler:
                 continue  # every verdict and recommendation has its own Event
             # A change of status, or of reason (Building -> BuildFailed stays False, and
             # a failure nobody was told about is the silent kind).
-            if _condition_reason(before, cond["type"]) != (cond["status"], cond["reason"]):
+            if condition_reason(before, cond["type"]) != (cond["status"], cond["reason"]):
                 kind = "Normal" if cond["status"] == "True" else "Warning"
                 if cond["type"] == ConditionType.BUILT and cond["reason"] in (
                     "Building",

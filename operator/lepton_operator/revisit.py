@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lepton_operator.conditions import condition_reason
 from lepton_operator.timestamps import parse_time
 
 # Under way: pods start, canaries retry, waits for a node time out. A few models at
@@ -32,8 +33,8 @@ def _retry_in(status: dict[str, Any], now_s: float) -> float | None:
 
 
 def _reason(status: dict[str, Any], kind: str) -> str | None:
-    conditions = status.get("conditions") or []
-    return next((c.get("reason") for c in conditions if c["type"] == kind), None)
+    found = condition_reason(status.get("conditions") or [], kind)
+    return found[1] if found else None
 
 
 def revisit_after(status: dict[str, Any], now_s: float) -> float | None:

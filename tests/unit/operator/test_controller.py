@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -88,9 +88,11 @@ class Reconciler:
             self.running -= 1
 
 
-def _controller() -> tuple[Controller, Index, Writer, Reconciler]:
+def _controller(
+    forget: Callable[[str, str], None] | None = None,
+) -> tuple[Controller, Index, Writer, Reconciler]:
     index, writer, reconciler = Index(), Writer(), Reconciler()
-    controller = Controller(reconciler, writer, sampler=None)  # type: ignore[arg-type]
+    controller = Controller(reconciler, writer, sampler=None, forget=forget)  # type: ignore[arg-type]
     controller.store.bind(index)
     return controller, index, writer, reconciler
 
@@ -107,6 +109,14 @@ def test_only_a_new_generation_or_a_first_sight_queues_a_pass() -> None:
     assert len(controller.queue) == 1
     controller.model_event("DELETED", _model(2))
     assert len(controller.queue) == 0
+
+
+def test_a_deleted_model_is_forgotten_by_what_caches_its_objects() -> None:
+    forgotten: list[tuple[str, str]] = []
+    controller, _, _, _ = _controller(lambda namespace, name: forgotten.append((namespace, name)))
+    controller.model_event(None, _model(1))
+    controller.model_event("DELETED", _model(1))
+    assert forgotten == [KEY]
 
 
 def test_an_owned_object_queues_its_model_and_a_stranger_nothing() -> None:
