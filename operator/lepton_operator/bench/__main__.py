@@ -30,9 +30,11 @@ from lepton_operator.bench.replay import (
     MEAN_SPEND_BAR,
     MEAN_SPEND_STRETCH,
     Result,
+    Run,
     Scenario,
     TwoPoolSettings,
     capacities_from_reports,
+    optimum,
     parse_pools,
     parse_trace,
     table,
@@ -80,12 +82,13 @@ def _one(
     name: str,
     scenario: Scenario,
     two_pool: TwoPoolSettings | None,
+    best: Run | None,
     json_path: Path | None,
     plot_path: Path | None,
     extra: dict[str, Any],
 ) -> tuple[Result, dict[str, Any]]:
     started = time.perf_counter()
-    result = run_replay(scenario, two_pool)
+    result = run_replay(scenario, two_pool, best)
     elapsed = time.perf_counter() - started
     document = result.as_json() | extra
     print(
@@ -216,20 +219,23 @@ def _all(args: argparse.Namespace, folder: Path) -> bool:
     generated = family_traces()
     named += [(t.name, t.family, _scenario(t.rates, args)) for t in generated]
     started = time.perf_counter()
-    tuned, grid = tune_two_pool([s for _, _, s in named])
+    optima = [optimum(s) for _, _, s in named]  # solved once, for the tuning and the tables
+    tuned, grid = tune_two_pool([s for _, _, s in named], optima=optima)
     print(
-        f"two-pool rule tuned over {len(named)} traces in {time.perf_counter() - started:.1f} s: "
+        f"optimum solved and two-pool rule tuned over {len(named)} traces in "
+        f"{time.perf_counter() - started:.1f} s: "
         f"headroom {tuned.headroom}, lookback {tuned.lookback} min, hold {tuned.hold} min"
     )
     documents = []
-    for (name, family, scenario), path in zip(
-        named, [*shipped, *([None] * len(generated))], strict=True
+    for (name, family, scenario), path, solved in zip(
+        named, [*shipped, *([None] * len(generated))], optima, strict=True
     ):
         out = args.out_dir if path is not None else None
         _, document = _one(
             name,
             scenario,
             tuned,
+            solved,
             out / f"replay-{name}.json" if out else None,
             out / f"replay-{name}.png" if out else None,
             {"trace": str(path) if path else name, "family": family}
@@ -251,7 +257,7 @@ def _all(args: argparse.Namespace, folder: Path) -> bool:
         for error in MODEL_ERRORS:
             scenario = _scenario(trace.rates, args)
             scenario = replace(scenario, model_error=error)
-            _, document = _one(trace.name, scenario, tuned, None, None, {})
+            _, document = _one(trace.name, scenario, tuned, None, None, None, {})
             ours = next(p for p in document["policies"] if p["policy"] == "ours")
             peers = [
                 p
@@ -341,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             _one(
                 args.trace.stem,
                 scenario,
+                None,
                 None,
                 args.json,
                 args.plot,

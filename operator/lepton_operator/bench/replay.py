@@ -733,14 +733,17 @@ TWO_POOL_GRID = tuple(
 
 
 def tune_two_pool(
-    scenarios: list[Scenario], grid: tuple[TwoPoolSettings, ...] = TWO_POOL_GRID
+    scenarios: list[Scenario],
+    grid: tuple[TwoPoolSettings, ...] = TWO_POOL_GRID,
+    optima: list[Run] | None = None,
 ) -> tuple[TwoPoolSettings, list[dict[str, Any]]]:
     """The two-pool rule's settings chosen over a family of traces at once, never one:
     the lowest mean spend over the optimum among settings whose mean share of minutes
     within the SLO is at least ``SLO_SHARE_BAR``; when none is, the highest mean share.
     (The worst trace would let one trace that no setting serves, a burst shorter than
-    any cold start, choose for all.) Returns the choice and every setting's figures."""
-    spends = [optimum(s).spend_usd for s in scenarios]
+    any cold start, choose for all.) Returns the choice and every setting's figures.
+    ``optima``: each scenario's ``optimum`` when already solved."""
+    spends = [r.spend_usd for r in (optima or [optimum(s) for s in scenarios])]
     scored: list[tuple[TwoPoolSettings, float, float, float]] = []
     for settings in grid:
         ratios, shares = [], []
@@ -893,11 +896,14 @@ class Result:
         }
 
 
-def replay(scenario: Scenario, two_pool: TwoPoolSettings | None = None) -> Result:
-    """Every policy simulated, then the yardsticks computed with hindsight."""
+def replay(
+    scenario: Scenario, two_pool: TwoPoolSettings | None = None, best: Run | None = None
+) -> Result:
+    """Every policy simulated, then the yardsticks computed with hindsight (``best``:
+    the scenario's ``optimum`` when already solved)."""
     runs = [simulate(scenario, p) for p in policies(scenario, two_pool)]
     runs.append(greedy_per_minute(scenario))
-    runs.append(optimum(scenario))
+    runs.append(best if best is not None else optimum(scenario))
     return Result(scenario, runs, summarize(scenario, runs))
 
 
