@@ -152,13 +152,19 @@ def lead_seconds(pool: PoolState, capacity: Capacity) -> float:
 
 def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -> float:
     """The load to size for: the rising trend extrapolated over the option's cold start
-    (``lead_seconds``), capped at doubling (a step is not a ramp), and never below the
+    (``lead_seconds``), capped at doubling (a step is not a ramp) and, while the load is
+    below the peak of the burst memory, at that peak (a burst back to a level seen
+    within the hour rises to that level, not to twice the load now), and never below the
     recent peak, the highest load seen over that cold start, nor the throughput the
     spec asks to keep ready, nor the load the daily pattern expects within the longest
     cold start of any option (``seasonal``). A flat load is its own peak: no headroom is added."""
     lead = lead_seconds(pool, capacity)
     ahead = max(plan_input.trend_rps_per_s, 0.0) * lead
     ahead = min(ahead, max(plan_input.rate_rps, 0.0))
+    if plan_input.burst_peak_rps > plan_input.rate_rps > 0:
+        # A burst back to a level seen within the burst memory rises to that level, not
+        # twice the load now.
+        ahead = min(ahead, plan_input.burst_peak_rps - plan_input.rate_rps)
     seen = [rate for time_s, rate in plan_input.recent_rates if plan_input.now_s - time_s <= lead]
     return max(
         variability_load(plan_input, lead),

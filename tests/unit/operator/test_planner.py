@@ -142,6 +142,17 @@ def test_a_rising_trend_is_planned_for_one_provisioning_delay_ahead() -> None:
     assert rising.replicas > steady.replicas
 
 
+def test_a_burst_back_to_a_level_seen_within_the_hour_is_planned_for_that_level() -> None:
+    # 1,500 req/s and rising at 20 req/s per second: over the L4's 180 s cold start the
+    # trend alone says 3,000 (doubling): two L4s. A burst to 1,800 within the hour says
+    # this is that burst again: one L4 holds it.
+    rising = {"capacities": [GPU], "trend_rps_per_s": 20.0}
+    assert _plan(1500, **rising).replicas == 2
+    assert _plan(1500, burst_peak_rps=1800.0, **rising).replicas == 1
+    # A peak below the load now caps nothing: the trend is a new high.
+    assert _plan(1500, burst_peak_rps=1000.0, **rising).replicas == 2
+
+
 def test_observed_latency_corrects_the_model() -> None:
     serving = Serving("onnx", "cpu", 1)
     slow = _plan(30, capacities=[CPU], current=serving, observed_p95_ms=150.0)
