@@ -503,8 +503,9 @@ class Scaling(UserSpec):
         alias="scaleDownStabilizationSeconds",
         ge=0,
         le=86400,
-        description="Replicas go down only to the highest recommendation of this window, "
-        "and a variant or pool change must be preferred for this long.",
+        description="Replicas go down only to the highest recommendation of this window; "
+        "a variant or pool change waits until its saving repays the cold starts it risks, "
+        "at most this long.",
     )
     scale_to_zero: bool = Field(
         default=False,
