@@ -125,6 +125,22 @@ bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM in
 bench-scale: deps cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
 	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out docs/bench/scale.json
 
+# Image builds: Debian's daemonless buildah (as root), a local Debian base from mmdebstrap
+# where no image registry is reachable, umoci and skopeo to check the result. Not part of
+# `make test` (root, minutes and gigabytes of layers; no test reads the archives).
+IMAGE_APT_PACKAGES := buildah mmdebstrap umoci skopeo
+IMAGES ?= operator builder triton
+
+.PHONY: images-deps
+images-deps:
+	@missing=""; for p in $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+.PHONY: images
+images: deps images-deps ## OCI archives of the images in build/images (IMAGES=operator builder triton, BASE=...; see docs/images.md)
+	IMAGES="$(IMAGES)" hack/images.sh
+
 .PHONY: clean
 clean: ## remove the virtualenv (the cluster binaries stay cached in ~/.cache/lepton-operator)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -84,7 +84,7 @@ def test_the_operator_is_installed_without_extras_and_from_wheels() -> None:
     assert 'find_spec("torch") is None' in runs
 
 
-@pytest.mark.parametrize("name", ["operator"])
+@pytest.mark.parametrize("name", ["operator", "builder"])
 def test_python_images_take_a_base_argument_with_a_public_default(name: str) -> None:
     steps = instructions(RUNTIMES / name / "Dockerfile")
     assert steps[0] == ("ARG", "BASE=python:3.11-slim-bookworm")

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `make images`: build the project's images into OCI archives with Debian's buildah, no
+# daemon (vfs storage, chroot isolation, as root), then check the operator image from its
+# own unpacked root filesystem. Kept out of `make test`: it needs root, minutes and
+# gigabytes, and none of the tests read its output.
+#
+# Why a local base: this workplace reaches package registries but no image registry, so
+# with BASE empty a Debian bookworm root filesystem with python3 is made by mmdebstrap from
+# Debian's packages and passed as the Dockerfiles' BASE build argument; the Dockerfiles
+# keep their public base by default for everyone else (BASE=python:3.11-slim-bookworm
+# here uses it). Triton has no stand-in: its Dockerfile extends NGC's image.
+#
+# Environment: IMAGES (default "operator builder triton"), BASE (default: the local base),
+# VERSION (default: the chart's appVersion), OUT (default build/images).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGES=${IMAGES:-operator builder triton}
+OUT=${OUT:-build/images}
+VERSION=${VERSION:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/lepton-operator/Chart.yaml)}
+REGISTRY=ghcr.io/lepton-ai
+BUILDAH=(nice -n 19 buildah --storage-driver vfs)
+mkdir -p "$OUT"
+
+for tool in buildah mmdebstrap umoci skopeo; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: make images-deps installs it"; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "buildah's vfs storage and chroot isolation need root here"; exit 1; }
+
+if [ -z "${BASE:-}" ]; then
+  BASE=localhost/lepton-base:bookworm
+  if [ ! -s "$OUT/base.tar" ]; then
+    echo "== local base: mmdebstrap bookworm + python3 (Debian's packages)"
+    nice -n 19 mmdebstrap --variant=minbase --format=tar --include=python3,python3-venv bookworm "$OUT/base.tar.part"
+    mv "$OUT/base.tar.part" "$OUT/base.tar"
+  fi
+  if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
+    "${BUILDAH[@]}" bud --isolation chroot -f hack/base.Containerfile -t "$BASE" "$OUT"
+  fi
+fi
+
+# The archive's size and its layers' sizes (compressed, as a registry would store them).
+report() {
+  local name=$1 archive=$2
+  echo "== $name: $(du -m "$archive" | cut -f1) MB archive ($archive)"
+}
+
+for image in $IMAGES; do
+  ref="$REGISTRY/lepton-$image:$VERSION"
+  archive="$OUT/lepton-$image.oci.tar"
+  base_arg=(--build-arg "BASE=$BASE")
+  [ "$image" = triton ] && base_arg=()   # NGC's Triton or nothing: no Debian stand-in
+  # pip inside the build trusts what the host's pip trusts (a TLS-inspecting proxy's CA).
+  ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+  [ -s "$ca" ] && base_arg+=(--volume "$ca:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
+  echo "== building $ref from runtimes/$image/Dockerfile (BASE=${base_arg[*]:-its own})"
+  start=$SECONDS
+  "${BUILDAH[@]}" bud --isolation chroot --layers=false "${base_arg[@]}" \
+    -f "runtimes/$image/Dockerfile" -t "$ref" .
+  rm -f "$archive"
+  "${BUILDAH[@]}" push "$ref" "oci-archive:$archive:$ref"
+  echo "   built in $((SECONDS - start)) s"
+  report "$ref" "$archive"
+  # Only the archive stays: vfs storage holds a full copy of every layer.
+  "${BUILDAH[@]}" rmi "$ref" >/dev/null
+done
+
+if [[ " $IMAGES " == *" operator "* ]]; then
+  hack/check-operator-image.sh "$OUT/lepton-operator.oci.tar" "$REGISTRY/lepton-operator:$VERSION"
+fi
+# Leave no working containers or images in vfs storage (base.tar stays for the next run).
+"${BUILDAH[@]}" rm --all >/dev/null
+"${BUILDAH[@]}" rmi --all >/dev/null 2>&1 || true
