@@ -12,28 +12,22 @@ import re
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from minio import Minio
 
 from lepton_builder import cli, fetch, hub, loading
 from lepton_builder.untrusted import LoadError
-from lepton_e2e import binaries, models
+from lepton_e2e import models
+from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
 
 pytestmark = pytest.mark.integration
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
 DIGEST = hashlib.sha256(BODY).hexdigest()
 NO_WAIT = fetch.Retry(attempts=3, base=0.0, sleep=lambda _: None)
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "lepton-test",
-    "AWS_SECRET_ACCESS_KEY": "lepton-test-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def _openssl(*args: str) -> None:
@@ -201,48 +195,19 @@ def test_an_unreachable_server_is_retried_with_back_off_then_named(tmp_path) -> 
 
 
 # ---- S3 (gofakes3) --------------------------------------------------------------------
-def _listening_port(process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = re.search(r"using port: (\d+)", log.read_text())
-        if match:
-            return int(match.group(1))
-        if process.poll() is not None:
-            raise RuntimeError(f"gofakes3 exited {process.returncode}: {log.read_text()}")
-        time.sleep(0.05)
-    raise TimeoutError(f"gofakes3 did not listen in {timeout:.0f} s: {log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """gofakes3 on a free port, a bucket holding the model, and the credentials in the
     environment as the operator passes the model's Secret."""
-    gofakes3 = binaries.ensure_tool(binaries.GOFAKES3)
-    log = tmp_path_factory.mktemp("gofakes3") / "gofakes3.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(gofakes3), "-backend", "memory", "-host", "127.0.0.1:0"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        endpoint = f"127.0.0.1:{_listening_port(process, log)}"
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in CREDENTIALS.items():
-                patch.setenv(fetch.SOURCE_ENV_PREFIX + key, value)  # as from the Secret
-            client = Minio(
-                endpoint,
-                access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                region=CREDENTIALS["AWS_DEFAULT_REGION"],
-                secure=False,
-            )
-            client.make_bucket("models")
-            client.put_object("models", "team/model.onnx", io.BytesIO(BODY), len(BODY))
-            yield f"s3://{endpoint}/models/team/model.onnx"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with (
+        gofakes3(tmp_path_factory.mktemp("gofakes3")) as (endpoint, client),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for key, value in CREDENTIALS.items():
+            patch.setenv(fetch.SOURCE_ENV_PREFIX + key, value)  # as from the Secret
+        client.make_bucket("models")
+        client.put_object("models", "team/model.onnx", io.BytesIO(BODY), len(BODY))
+        yield f"s3://{endpoint}/models/team/model.onnx"
 
 
 def test_an_s3_object_is_downloaded_and_checked(s3, tmp_path) -> None:

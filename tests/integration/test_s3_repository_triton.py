@@ -12,16 +12,12 @@ gofakes3 is one small Go program built like the other test tools (lepton_e2e.bin
 from __future__ import annotations
 
 import asyncio
-import re
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from minio import Minio
 
-from lepton_e2e import binaries
+from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
 from lepton_e2e.triton import TritonServer
 from lepton_operator.api.spec import S3Repository
 from lepton_operator.canary.check import judge
@@ -32,53 +28,18 @@ pytestmark = pytest.mark.integration
 
 # Not 127.0.0.1: other Triton tests may hold its 8000 at the same time.
 ADDRESS = "127.0.0.45"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "lepton-test",
-    "AWS_SECRET_ACCESS_KEY": "lepton-test-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def _listening_port(process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> int:
-    """The port gofakes3 bound (it is started on port 0 and logs the one it got)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = re.search(r"using port: (\d+)", log.read_text())
-        if match:
-            return int(match.group(1))
-        if process.poll() is not None:
-            raise RuntimeError(f"gofakes3 exited {process.returncode}: {log.read_text()}")
-        time.sleep(0.05)
-    raise TimeoutError(f"gofakes3 did not listen in {timeout:.0f} s: {log.read_text()}")
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Minio]]:
-    gofakes3 = binaries.ensure_tool(binaries.GOFAKES3)
-    log = tmp_path_factory.mktemp("gofakes3") / "gofakes3.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(gofakes3), "-backend", "memory", "-host", "127.0.0.1:0"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        endpoint = f"127.0.0.1:{_listening_port(process, log)}"
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in CREDENTIALS.items():
-                patch.setenv(key, value)
-            client = Minio(
-                endpoint,
-                access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                region=CREDENTIALS["AWS_DEFAULT_REGION"],
-                secure=False,
-            )
-            client.make_bucket("models")
-            yield endpoint, client
-    finally:
-        process.terminate()
-        process.wait(10)
+    with (
+        gofakes3(tmp_path_factory.mktemp("gofakes3")) as (endpoint, client),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for key, value in CREDENTIALS.items():
+            patch.setenv(key, value)
+        client.make_bucket("models")
+        yield endpoint, client
 
 
 @pytest.fixture(scope="module")
