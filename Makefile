@@ -44,8 +44,16 @@ lock: ## re-resolve the pinned Python constraints from pyproject.toml
 	/tmp/lepton-lock/bin/pip install -q -e '.[dev,builder]'
 	/tmp/lepton-lock/bin/pip freeze --exclude-editable > $(CONSTRAINTS)
 
+# actionlint checks .github/workflows (the release workflow cannot run here); built once
+# from its Go module into the cache, like the cluster binaries.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(HOME)/.cache/lepton-operator/actionlint-$(ACTIONLINT_VERSION)/actionlint
+
+$(ACTIONLINT): | system-deps
+	GOBIN=$(dir $@) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
 .PHONY: lint
-lint: deps ## ruff, mypy (strict) and the import-layer contracts
+lint: deps $(ACTIONLINT) ## ruff, mypy (strict), the import-layer contracts, actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -53,6 +61,7 @@ lint: deps ## ruff, mypy (strict) and the import-layer contracts
 	$(PY) -m lepton_operator.api.crd --check
 	$(PY) docs/reference/generate.py --check
 	$(PY) docs/bench/generate.py --check
+	$(ACTIONLINT)
 
 .PHONY: unit
 unit: deps ## fast tests of pure logic
