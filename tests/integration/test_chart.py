@@ -428,3 +428,53 @@ def test_leader_election_is_granted_only_in_the_release_namespace():
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     (configmap,) = by_kind(documents, "ConfigMap")
     assert yaml.safe_load(configmap["data"]["config.yaml"])["leaseName"] == "my-lease"
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("sets", "image"),
+    [
+        ((), "ghcr.io/lepton-ai/lepton-operator:0.1.0"),
+        ((f"image.digest={DIGEST}",), f"ghcr.io/lepton-ai/lepton-operator:0.1.0@{DIGEST}"),
+        (
+            (
+                "image.repository=registry.example:5000/mirror/op",
+                "image.tag=1.2.3",
+                f"image.digest={DIGEST}",
+            ),
+            f"registry.example:5000/mirror/op:1.2.3@{DIGEST}",
+        ),
+    ],
+)
+def test_the_operator_image_is_pulled_by_tag_or_by_digest(sets, image):
+    (deployment,) = by_kind(render(*sets), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
+
+
+def test_builder_and_triton_images_take_digests():
+    builder = f"ghcr.io/lepton-ai/lepton-builder:0.1.0@{DIGEST}"
+    triton = f"nvcr.io/nvidia/tritonserver@{DIGEST}"
+    (configmap,) = by_kind(
+        render(f"config.images.builder={builder}", f"config.images.triton={triton}"), "ConfigMap"
+    )
+    config = yaml.safe_load(next(iter(configmap["data"].values())))
+    assert config["images"] == {"builder": builder, "triton": triton}
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("image.digest=sha256:abc", "/image/digest"),
+        ("image.digest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "digest"),
+        (f"image.tag=1.0@{DIGEST}", "/image/tag"),
+        ("config.images.builder=Not An Image", "/config/images/builder"),
+        ("config.images.triton=nvcr.io/nvidia/tritonserver@sha256:short", "/config/images/triton"),
+    ],
+)
+def test_malformed_tags_and_digests_are_rejected(setting, named):
+    result = helm("template", "lepton", str(CHART), "--set", setting, check=False)
+    assert result.returncode != 0
+    assert "schema" in result.stderr and named in result.stderr, result.stderr

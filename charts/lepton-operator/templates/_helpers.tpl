@@ -34,3 +34,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+The operator's image: repository:tag, or repository:tag@digest when a digest is set, so
+a release can be pinned to the bytes it was tested with while the tag stays readable.
+*/}}
+{{- define "lepton-operator.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $ref .Values.image.digest }}
+{{- else }}
+{{- $ref }}
+{{- end }}
+{{- end }}
