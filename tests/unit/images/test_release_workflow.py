@@ -32,12 +32,18 @@ def published(workflow: dict[str, Any], version: str) -> dict[str, str]:
     [build] = [s for s in job["steps"] if s.get("id") == "build"]
     tag = build["with"]["tags"]
     refs = {}
-    for image in job["strategy"]["matrix"]["image"]:
+    for image in images(workflow):
         repository = job["env"]["IMAGE"].replace("${{ matrix.image }}", image)
         ref = tag.replace("${{ env.IMAGE }}", repository)
         refs[image] = ref.replace("${{ needs.version.outputs.version }}", version)
         assert "${{" not in refs[image], refs[image]
     return refs
+
+
+def images(workflow: dict[str, Any]) -> dict[str, str]:
+    """image name -> the platforms the workflow builds it for."""
+    include = workflow["jobs"]["images"]["strategy"]["matrix"]["include"]
+    return {entry["image"]: entry["platforms"] for entry in include}
 
 
 def app_version() -> str:
@@ -74,12 +80,20 @@ def test_the_builder_image_is_the_one_the_operator_runs(workflow) -> None:
 
 def test_every_published_image_has_a_dockerfile(workflow) -> None:
     [build] = [s for s in workflow["jobs"]["images"]["steps"] if s.get("id") == "build"]
-    for image in workflow["jobs"]["images"]["strategy"]["matrix"]["image"]:
+    for image in images(workflow):
         dockerfile = build["with"]["file"].replace("${{ matrix.image }}", image)
         assert (REPO / dockerfile).is_file(), dockerfile
-    assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    assert set(images(workflow)) == {"operator", "builder", "triton"}
+    assert build["with"]["platforms"] == "${{ matrix.platforms }}"
     assert build["with"]["push"] is True
     assert build["with"]["sbom"] is True
+
+
+def test_operator_and_builder_are_multi_arch_triton_amd64_only(workflow) -> None:
+    """Triton's image needs onnxruntime-gpu, which PyPI has for x86_64 only."""
+    platforms = images(workflow)
+    assert platforms["operator"] == platforms["builder"] == "linux/amd64,linux/arm64"
+    assert platforms["triton"] == "linux/amd64"
 
 
 def test_images_and_the_chart_are_signed_by_digest(workflow) -> None:
