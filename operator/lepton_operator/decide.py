@@ -1,7 +1,8 @@
 """From what the status and Prometheus say to one plan: the live planner's glue.
 
-Pure (plain dicts and dataclasses in, a plan and the planner's memory out), so the
-reconcile pass stays I/O and the planner stays free of Kubernetes shapes. What it
+Pure (the status and dataclasses in; a plan and the planner's memory, the typed
+``PlannerMemory`` of the API, out), so the reconcile pass stays I/O and the planner
+stays free of Kubernetes shapes. What it
 guards against, beyond what the planner does:
 
 - a model that never had traffic figures gets the first plan from the profiles alone
@@ -16,11 +17,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
-from lepton_operator.api.status import VariantStatus
+from lepton_operator.api.status import (
+    DailyLoadStatus,
+    PlannerMemory,
+    PlannerRecommendation,
+    VariantStatus,
+)
 from lepton_operator.live.sample import LiveSample
 from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan
 from lepton_operator.planning.capacity import capacity_from_profiles
@@ -53,7 +61,19 @@ BURST_MEMORY_S = 3600.0
 @dataclass
 class Decided:
     plan: Plan | NoPlan
-    planner: dict[str, Any] = field(default_factory=dict)  # status.planner, the memory
+    planner: PlannerMemory | None = None  # status.planner; None: the model has none yet
+
+
+def read_memory(raw: object) -> PlannerMemory | None:
+    """``status.planner`` as the typed memory, None when there is none. A memory that
+    does not validate (written by hand, or by a version that wrote it otherwise) is
+    forgotten rather than failing the pass: the planner starts learning again."""
+    if not raw:
+        return None
+    try:
+        return PlannerMemory.model_validate(raw)
+    except ValidationError:
+        return PlannerMemory()
 
 
 def _first_plan(
@@ -146,14 +166,15 @@ def decide(
     when for those backing off (planning/backoff.py). ``serving``: the (pool, variant)
     pairs of the Ready serving pods, when known; while others than the current decision
     serve, the observed latency is theirs too and corrects nothing."""
-    memory: dict[str, Any] = dict(status.get("planner") or {})
+    memory = read_memory(status.get("planner"))
+    remembered = memory or PlannerMemory()
     decision = status.get("decision") or {}
     pairs = {(r.pool, r.variant) for r in accepted}
     current = None
     if (decision.get("pool"), decision.get("variant")) in pairs:
         current = Serving(decision["variant"], decision["pool"], int(decision["replicas"]))
     live = status.get("live") or {}
-    rates: list[list[float]] = [list(x) for x in memory.get("rates") or []]
+    rates: list[list[float]] = [list(x) for x in remembered.rates]
     known = rates[-1][1] if rates else _model_rate(live)
     rate = sample.model_rps if sample else known
     if current is None or rate is None:
@@ -164,8 +185,8 @@ def decide(
         first = _first_plan(spec, pools, accepted, unschedulable)
         return Decided(_left_out(first, unschedulable, retry_at), memory)
 
-    peaks: list[list[float]] = [list(x) for x in memory.get("peaks") or []]
-    daily = from_status(memory.get("daily"))
+    peaks: list[list[float]] = [list(x) for x in remembered.peaks]
+    daily = from_status(remembered.daily.model_dump() if remembered.daily else None)
     cold_starts = {
         (c["pool"], c["variant"]): float(c["seconds"]) for c in status.get("coldStarts") or []
     }
@@ -207,8 +228,7 @@ def decide(
         # that is no reason to scale in either direction.
         lowest = highest = min(max(lowest, current.replicas), highest)
     history = tuple(
-        Recommendation(float(h["time"]), h["variant"], h["pool"], int(h["replicas"]))
-        for h in memory.get("history") or []
+        Recommendation(h.time, h.variant, h.pool, h.replicas) for h in remembered.history
     )
     plan_input = PlanInput(
         capacities=capacities,
@@ -230,7 +250,7 @@ def decide(
         recent_peak_rps=max([r for t, r in rates if now_s - t <= PEAK_WINDOW_S] or [float(rate)]),
         observed_p95_ms=observed,
         current=current,
-        correction=float(memory.get("correction") or 1.0),
+        correction=remembered.correction or 1.0,
         history=history,
         now_s=now_s,
         scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
@@ -251,17 +271,6 @@ def decide(
             reason=f"{result.reason}; {hit_rps:.3g} of {total_rps:.3g} req/s answered from "
             "Triton's response cache need no replica",
         )
-    new_memory = {
-        "correction": result.correction if sample else memory.get("correction", 1.0),
-        # Only fresh figures are recommendations; passes in between leave no trace.
-        "history": [
-            {"time": h.time_s, "variant": h.variant, "pool": h.pool, "replicas": h.replicas}
-            for h in (result.history if sample else history)
-        ],
-        "rates": rates,
-        "peaks": peaks,
-        "daily": to_status(daily),
-    }
     review = (
         review_at(
             rates,
@@ -273,10 +282,22 @@ def decide(
             sizing_window,
         )
         if sample
-        else memory.get("reviewAt")
+        else remembered.review_at
     )
-    if review is not None:
-        new_memory["reviewAt"] = round(review, 3)
+    new_memory = PlannerMemory(
+        correction=result.correction if sample else remembered.correction,
+        # Only fresh figures are recommendations; passes in between leave no trace.
+        history=[
+            PlannerRecommendation(
+                time=h.time_s, variant=h.variant, pool=h.pool, replicas=h.replicas
+            )
+            for h in (result.history if sample else history)
+        ],
+        rates=rates,
+        peaks=peaks,
+        daily=DailyLoadStatus.model_validate(to_status(daily)),
+        review_at=None if review is None else round(review, 3),
+    )
     return Decided(_left_out(_as_plan(result), unschedulable, retry_at), new_memory)
 
 

@@ -529,8 +529,8 @@ class Reconciler:
             serving_configs(pods),
         )
         plan = decided.plan
-        if decided.planner:
-            status["planner"] = decided.planner
+        if decided.planner is not None:
+            status["planner"] = decided.planner.model_dump(by_alias=True, exclude_none=True)
         else:
             status.pop("planner", None)
         if spec.mode == Mode.ADVISORY:

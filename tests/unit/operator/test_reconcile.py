@@ -759,6 +759,18 @@ def test_the_burst_memory_is_kept_in_status_and_valid(spec, config):
     LeptonModelStatus.model_validate(status)
 
 
+def test_a_planner_memory_that_does_not_validate_is_forgotten_not_a_failed_pass(spec, config):
+    """status.planner is the typed PlannerMemory in code: one edited by hand (or written
+    otherwise) starts the planner learning again."""
+    live = FakeLive(_sample(p95=9.0, rate=1.0))
+    _, reconciler, clock, status = _ready(spec, config, live)
+    status = _passes(reconciler, spec, clock, status, 20)
+    status["planner"] = {"rates": "not a list", "history": [{"time": "soon"}]}
+    status = _passes(reconciler, spec, clock, status, 20)
+    memory = LeptonModelStatus.model_validate(status).planner
+    assert memory is not None and memory.rates and memory.rates[-1][1] == 1.0
+
+
 def test_a_pass_that_cannot_plan_keeps_the_planner_memory(spec, config):
     """Serving something no longer among the accepted pairs (its canary failed, its
     accuracy is no longer enough) sends the pass to a first plan, which uses no figures;
