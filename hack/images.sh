@@ -39,7 +39,7 @@ if [ -z "${BASE:-}" ]; then
   fi
 fi
 
-# The archive's size and its layers' sizes (compressed, as a registry would store them).
+# The archive's size: its layers gzip-compressed, as a registry would store them.
 report() {
   local name=$1 archive=$2
   echo "== $name: $(du -m "$archive" | cut -f1) MB archive ($archive)"
