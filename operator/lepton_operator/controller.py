@@ -78,7 +78,14 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
         "kind": body.get("kind"),
         "metadata": {
             key: meta.get(key)
-            for key in ("name", "namespace", "uid", "generation", "resourceVersion")
+            for key in (
+                "name",
+                "namespace",
+                "uid",
+                "generation",
+                "resourceVersion",
+                "deletionTimestamp",
+            )
             if meta.get(key) is not None
         },
         "spec": dict(body.get("spec") or {}),
@@ -200,6 +207,12 @@ class Controller:
             if self.forget is not None:
                 self.forget(*key)
             return
+        if meta.get("deletionTimestamp"):
+            # Going (a foreground delete waits for its dependents, an Argo CD cascade
+            # does one): no pass may apply what the garbage collector is removing.
+            self.queue.forget(key)
+            self._waiting.pop(key, None)
+            return
         generation = int(meta.get("generation") or 0)
         if self._generation.get(key) == generation:
             return
@@ -280,8 +293,8 @@ class Controller:
         one without a change (seconds, or None), and from when its plan wants the next
         live figures whatever they say (Unix seconds, or None)."""
         body = self.store.body(key)
-        if body is None:
-            return None, None  # deleted since it was queued
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return None, None  # deleted, or being deleted, since it was queued
         outcome: Outcome = self.reconciler.reconcile(body)
         current = dict(body.get("status") or {})
         changes = status_changes(current, outcome.status)

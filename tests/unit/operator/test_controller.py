@@ -226,3 +226,22 @@ def test_a_nested_key_the_pass_removed_is_nulled_and_unchanged_ones_are_not_sent
         "live": {"time": "t1", "p95Ms": None},
     }
     assert status_changes(wanted, wanted) == {}
+
+
+def test_a_model_being_deleted_gets_no_pass_that_would_apply_its_objects_again() -> None:
+    """A foreground delete (an Argo CD cascade) keeps the model, marked, while the garbage
+    collector removes its Deployments and Jobs; each removal is an owned event, and a
+    pass then would apply them again, so the delete would never end."""
+    controller, index, writer, reconciler = _controller()
+    index.put(_model(1))
+    controller.model_event(None, _model(1))
+    controller.queue._pop_due()
+    controller.queue.done(KEY)
+    going = _model(2, rv=20)
+    going["metadata"]["deletionTimestamp"] = "2026-12-05T11:00:00Z"
+    index.put(going)
+    controller.model_event("MODIFIED", going)  # the delete bumps the generation
+    assert len(controller.queue) == 0
+    controller.owned_event("ml", {"lepton.ai/model": "minilm"})  # a Deployment removed
+    assert controller.process(KEY, "owned") == (None, None)
+    assert reconciler.passes == 0 and writer.patches == []
