@@ -315,9 +315,10 @@ def test_a_checksum_mismatch_or_a_malformed_model_fails_with_the_reason(digits, 
     request = _digits_request(digits, tmp_path, "pvc://models/broken.pt", "torchscript")
     assert main(["--request", request, "--sources-root", str(digits.sources_root)]) == 1
     assert "cannot load torchscript model from pvc://models/broken.pt" in (capsys.readouterr().err)
+    # An S3 source with no Secret named and no identity on the pod: said, nothing loaded.
     request = _digits_request(digits, tmp_path, "s3://bucket/model.pt", "torchscript")
     assert main(["--request", request, "--sources-root", str(digits.sources_root)]) == 1
-    assert "s3:// sources are not supported" in capsys.readouterr().err
+    assert "s3://bucket/model.pt: no S3 credentials" in capsys.readouterr().err
 
 
 def test_the_serving_search_measures_on_a_real_triton_and_keeps_the_best(

@@ -321,6 +321,12 @@ def fetch_s3(
             raise LoadError(f"{uri}: {error.code}: {error.message}") from error
         except urllib3.exceptions.HTTPError as error:
             raise Retryable(f"cannot reach the S3 endpoint: {error}") from error
+        except ValueError as error:  # minio: no provider of its chain had credentials
+            raise LoadError(
+                f"{uri}: no S3 credentials ({error}): name a Secret with AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY in spec.model.credentialsSecret, or give the "
+                "build pods' ServiceAccount a cloud identity"
+            ) from error
         try:
             return _stream_to(
                 uri,
