@@ -89,14 +89,6 @@ def _git_blob_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(uri: str, path: Path, sibling: Any) -> None:
     """The file is what the Hub listed: its size, then its SHA-256 or git blob id."""
     size = path.stat().st_size
@@ -104,7 +96,7 @@ def _verify(uri: str, path: Path, sibling: Any) -> None:
     if listed is not None and size != listed:
         raise LoadError(f"{uri}: {sibling.rfilename} is {size} bytes, the Hub listed {listed}")
     if sibling.lfs:
-        actual, expected = _sha256(path), sibling.lfs.sha256
+        actual, expected = sourcecache.file_sha256(path), sibling.lfs.sha256
     else:
         actual, expected = _git_blob_sha1(path), sibling.blob_id
     if expected and actual != expected:

@@ -25,6 +25,7 @@ from typing import Any
 
 from lepton_builder import fetch, hub, sourcecache, untrusted
 from lepton_builder.request import Source
+from lepton_builder.sourcecache import file_sha256
 from lepton_builder.untrusted import LoadError as LoadError
 
 MAX_MODEL_BYTES = 8 * 1024**3
@@ -105,14 +106,9 @@ def verify_sha256(path: Path, expected: str) -> None:
                 ".safetensors file to check it against"
             )
         target = candidates[0]
-    digest = hashlib.sha256()
-    with target.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
-        raise LoadError(
-            f"sha256 mismatch for {target.name}: expected {expected}, got {digest.hexdigest()}"
-        )
+    actual = file_sha256(target)
+    if actual != expected:
+        raise LoadError(f"sha256 mismatch for {target.name}: expected {expected}, got {actual}")
 
 
 def check_format(source: Source, path: Path, limit: int) -> None:

@@ -26,7 +26,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks (the sources and the cache check it)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -45,7 +46,7 @@ def cached_file(cache: Path | None, sha256: str | None, name: str) -> Path | Non
     entry = file_entry(cache, sha256, name)
     if not entry.is_file():
         return None
-    if _sha256(entry) != sha256:
+    if file_sha256(entry) != sha256:
         log.warning("cached %s no longer matches its sha256; downloading again", entry)
         shutil.rmtree(entry.parent, ignore_errors=True)
         return None
