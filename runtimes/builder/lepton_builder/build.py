@@ -114,6 +114,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     accuracy = request.optimization.accuracy
     batch_sizes = sorted(set(request.optimization.batch_sizes))
     mask = None if mask_index is None else inputs[mask_index]
+    context = _Context(request, settings, repository, batch_sizes, input_names, output_names)
     baseline: Arrays | None = None
     rows: list[dict[str, Any]] = []
     for index, choice in enumerate(choices, start=1):
@@ -148,71 +149,17 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
                 }
             )
             continue
-        verdict = _guard(accuracy.metric, accuracy.tolerance, baseline, outputs, mask, built)
-        row = _profiled_row(prefix, built, inputs, batch_sizes, settings)
-        row.update(accuracy=verdict.value, sizeBytes=built.size_bytes, **built.details)
-        if built.held_out is not None:
-            row["accuracyJudgedOn"] = f"{len(built.held_out)} calibration samples not trained on"
-        if not verdict.accepted:
-            row.update(status="rejected", reason=verdict.reason)
-        elif row["status"] == "accepted":
-            name = request.model_name  # the same for every variant: clients' one name
-            default = ServingConfig(
-                instances=1,
-                max_batch_size=max(batch_sizes),
-                preferred_batch_sizes=tuple(_preferred(row["profiles"])),
-                max_queue_delay_us=tritonrepo.DEFAULT_QUEUE_DELAY_US,
+        try:
+            row = _judged_row(
+                prefix, choice.variant, built, outputs, baseline, inputs, mask, context
             )
-
-            def config_for(serving: ServingConfig, name: str = name, built: Built = built) -> str:
-                return tritonrepo.config_pbtxt(
-                    name,
-                    source.inputs,
-                    source.outputs,
-                    request.device,
-                    built.runtime,
-                    built.artifact,
-                    list(serving.preferred_batch_sizes),
-                    serving.max_batch_size,
-                    settings.threads,
-                    serving.instances,
-                    serving.max_queue_delay_us,
-                )
-
-            config = config_for(default)
-            sample = [a[:1] for a in inputs]
-            # Alone, as a canary request arrives: dynamic quantization scales activations
-            # per batch, so a sample's answer inside a batch of 8 differs slightly.
-            answer = built.run(sample)
-            tritonrepo.write_model(
-                tritonrepo.variant_repository(repository, choice.variant),
-                name,
-                config,
-                built.path,
-                built.artifact,
-                sample,
-                answer,
-                [o[:1] for o in baseline],
-                source.inputs,
-                source.outputs,
-            )
-            row["tritonModel"] = name
-            if request.optimization.serving_search:
-                row["servingSearch"] = _serving_search(
-                    request,
-                    tritonrepo.variant_repository(repository, choice.variant),
-                    name,
-                    default,
-                    config_for,
-                    dict(zip(input_names, sample, strict=True)),
-                    settings,
-                )
-            row["loadSeconds"] = round(
-                load_seconds(built.path, built.runtime, request.device, settings.threads), 3
-            )
-            reference = canary.reference(input_names, sample, output_names, answer)
-            if reference is not None:
-                row["canary"] = reference
+        except Exception as error:  # any one variant's failure is its row, never the Job's
+            log.warning("%s: failed: %s", prefix, error)
+            row = {
+                "name": choice.variant,
+                "status": "failed",
+                "reason": f"{type(error).__name__}: {error}"[:1000],
+            }
         log.info(
             "%s: %s in %.1f s%s",
             prefix,
@@ -234,6 +181,99 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         report["sourceCommit"] = model.commit
     log.info("summary:\n%s", summary_table(report))
     return report
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every variant's row is judged, profiled and written with."""
+
+    request: BuildRequest
+    settings: Settings
+    repository: Path
+    batch_sizes: list[int]
+    input_names: list[str]
+    output_names: list[str]
+
+
+def _judged_row(
+    prefix: str,
+    variant: str,
+    built: Built,
+    outputs: Arrays,
+    baseline: Arrays,
+    inputs: Arrays,
+    mask: Any,
+    ctx: _Context,
+) -> dict[str, Any]:
+    """A built variant's row: guarded, profiled and, when accepted, written to the
+    repository; raises on any failure (the caller makes that the variant's row)."""
+    accuracy = ctx.request.optimization.accuracy
+    verdict = _guard(accuracy.metric, accuracy.tolerance, baseline, outputs, mask, built)
+    row = _profiled_row(prefix, built, inputs, ctx.batch_sizes, ctx.settings)
+    row.update(accuracy=verdict.value, sizeBytes=built.size_bytes, **built.details)
+    if built.held_out is not None:
+        row["accuracyJudgedOn"] = f"{len(built.held_out)} calibration samples not trained on"
+    if not verdict.accepted:
+        row.update(status="rejected", reason=verdict.reason)
+    elif row["status"] == "accepted":
+        name = ctx.request.model_name  # the same for every variant: clients' one name
+        default = ServingConfig(
+            instances=1,
+            max_batch_size=max(ctx.batch_sizes),
+            preferred_batch_sizes=tuple(_preferred(row["profiles"])),
+            max_queue_delay_us=tritonrepo.DEFAULT_QUEUE_DELAY_US,
+        )
+
+        def config_for(serving: ServingConfig, name: str = name, built: Built = built) -> str:
+            return tritonrepo.config_pbtxt(
+                name,
+                ctx.request.model.inputs,
+                ctx.request.model.outputs,
+                ctx.request.device,
+                built.runtime,
+                built.artifact,
+                list(serving.preferred_batch_sizes),
+                serving.max_batch_size,
+                ctx.settings.threads,
+                serving.instances,
+                serving.max_queue_delay_us,
+            )
+
+        config = config_for(default)
+        sample = [a[:1] for a in inputs]
+        # Alone, as a canary request arrives: dynamic quantization scales activations
+        # per batch, so a sample's answer inside a batch of 8 differs slightly.
+        answer = built.run(sample)
+        tritonrepo.write_model(
+            tritonrepo.variant_repository(ctx.repository, variant),
+            name,
+            config,
+            built.path,
+            built.artifact,
+            sample,
+            answer,
+            [o[:1] for o in baseline],
+            ctx.request.model.inputs,
+            ctx.request.model.outputs,
+        )
+        row["tritonModel"] = name
+        if ctx.request.optimization.serving_search:
+            row["servingSearch"] = _serving_search(
+                ctx.request,
+                tritonrepo.variant_repository(ctx.repository, variant),
+                name,
+                default,
+                config_for,
+                dict(zip(ctx.input_names, sample, strict=True)),
+                ctx.settings,
+            )
+        row["loadSeconds"] = round(
+            load_seconds(built.path, built.runtime, ctx.request.device, ctx.settings.threads), 3
+        )
+        reference = canary.reference(ctx.input_names, sample, ctx.output_names, answer)
+        if reference is not None:
+            row["canary"] = reference
+    return row
 
 
 def _serving_search(

@@ -26,7 +26,13 @@ ALL_VARIANTS = (
 )
 # Trained and reshaped: minutes per variant, so built only when the spec lists them.
 COMPRESSED = ALL_VARIANTS[9:]
-DEFAULT_VARIANTS = ALL_VARIANTS[:9]
+# tensorrt is listed (the API accepts it) but never a default: this builder version
+# builds no engine, and a default that always fails is not an honest offer.
+DEFAULT_VARIANTS = tuple(v for v in ALL_VARIANTS[:9] if v != "tensorrt")
+TENSORRT_NOT_BUILT = (
+    "TensorRT engines are not built by this builder version (no engine is built and "
+    "checked on a GPU yet)"
+)
 CPU_VARIANTS = ("fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript", *COMPRESSED)
 GPU_VARIANTS = (
     "fp32",
@@ -85,6 +91,8 @@ def _choice(
         return Choice(variant, False, "CPU-only quantization; not built for a GPU pool")
     if variant == "tensorrt" and not tensorrt_available:
         return Choice(variant, False, "the TensorRT library is not present in this image")
+    if variant == "tensorrt":
+        return Choice(variant, False, TENSORRT_NOT_BUILT)
     if device == "cuda" and variant == "onnx" and not ort_cuda_available:
         return Choice(variant, False, "ONNX Runtime's CUDA provider is not present")
     return Choice(variant, True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -48,6 +49,9 @@ class Built:
     runtime: str  # onnxruntime | torchscript (what the Triton model loads)
     details: dict[str, Any] = field(default_factory=dict)  # what the report adds for it
     held_out: npt.NDArray[np.intp] | None = None  # samples the guard judges it on, if trained
+    # Why Triton cannot serve what was profiled, if so: the row is then reported for
+    # comparison and never offered for serving (what is profiled must be what is served).
+    not_served: str | None = None
 
     @property
     def artifact(self) -> str:
@@ -194,8 +198,14 @@ class Variants:
 
         module = copy.deepcopy(self._require_torch()).to(torch.float16)
         compiled = torch.compile(module, mode="max-autotune-no-cudagraphs")
-        # Triton loads the fp16 TorchScript; the compiled kernels exist in-process only.
-        return self._torch_variant("torch-compile", compiled, torch.float16, serve=module)
+        built = self._torch_variant("torch-compile", compiled, torch.float16, serve=module)
+        # The compiled kernels exist in this process only; Triton would load the fp16
+        # TorchScript, which is the fp16 row. Measured, never served under this name.
+        built.not_served = (
+            "profiled for comparison only: Triton loads TorchScript, not torch.compile's "
+            "in-process kernels (the fp16 row is what would be served)"
+        )
+        return built
 
     # ---- ONNX ----------------------------------------------------------------------
     def _export_onnx(self) -> Path:
@@ -259,26 +269,38 @@ class Variants:
         return self.compression
 
     def _train(self, key: str, make: Callable[[Any, Compression], tuple[Any, str]]) -> _Trained:
-        """Make the smaller model (once per key) and train it toward the fp32 one."""
+        """Make the smaller model (once per key) and train it toward the fp32 one.
+
+        Everything it learns (which units to prune, a student's first weights, the
+        training itself) comes from the training split only; the held-out quarter is
+        what the guard judges it on, so it must never have seen those samples.
+        """
         if key in self._trained:
             return self._trained[key]
         teacher = self._require_torch()
         settings = self._compression()
-        module, made = make(teacher, settings)
-        fitted, held_out = training.split(len(settings.calibration[0]))
+        count = len(settings.calibration[0])
+        fitted, held_out = training.split(count)
+        if held_out.size == 0:
+            raise ValueError(
+                f"pruning and distillation need at least {training.MIN_SAMPLES_TO_HOLD_OUT} "
+                f"calibration samples (a quarter kept out to judge them); got {count}"
+            )
+        learn = dataclasses.replace(
+            settings, calibration=training.take(settings.calibration, fitted)
+        )
+        module, made = make(teacher, learn)
         details: dict[str, Any] = {"compression": made}
         if settings.training_seconds > 0:
             log = training.fit(
                 module,
                 teacher,
-                training.take(settings.calibration, fitted),
+                learn.calibration,
                 settings.training_seconds,
                 settings.mask_index,
             )
             log.held_out = len(held_out)
             details["training"] = log.as_report() | {"data": _training_data(settings)}
-        else:
-            held_out = np.arange(len(settings.calibration[0]))  # nothing was fitted
         self._trained[key] = _Trained(module, details, held_out)
         return self._trained[key]
 

@@ -22,14 +22,19 @@ def test_cpu_builds_cpu_variants_and_says_why_gpu_ones_are_skipped():
     assert _built(choices) == ["fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript"]
     skipped = {c.variant: c.reason for c in choices if not c.build}
     assert skipped["fp16"].startswith("needs a GPU")
-    assert set(skipped) == {"torch-compile", "fp16", "bf16", "tensorrt"}
+    assert set(skipped) == {"torch-compile", "fp16", "bf16"}
 
 
-def test_gpu_builds_gpu_variants_tensorrt_only_when_present():
+def test_tensorrt_is_no_default_and_a_request_for_it_is_skipped_with_why():
     without = choose_variants("cuda", "safetensors", None, False, True)
     assert _built(without) == ["fp32", "onnx", "torch-compile", "fp16", "bf16"]
-    assert "not present" in next(c.reason for c in without if c.variant == "tensorrt")
-    assert "tensorrt" in _built(choose_variants("cuda", "safetensors", None, True, True))
+    assert "tensorrt" not in [c.variant for c in without]
+    asked = choose_variants("cuda", "safetensors", ["tensorrt"], False, True)
+    assert "not present" in next(c.reason for c in asked if c.variant == "tensorrt")
+    # Even where the library is present: no engine is built, so none is offered.
+    present = choose_variants("cuda", "safetensors", ["tensorrt"], True, True)
+    assert "tensorrt" not in _built(present)
+    assert "not built" in next(c.reason for c in present if c.variant == "tensorrt")
     no_ort_cuda = choose_variants("cuda", "safetensors", None, False, False)
     assert "onnx" not in _built(no_ort_cuda)
 

@@ -1,0 +1,49 @@
+"""Compressed variants learn only from the training split, and a set too small to split
+is a failed row with its reason (the build goes on), never a crashed Job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lepton_builder.loading import LoadedModel  # noqa: E402
+from lepton_builder.variants import Compression, Variants  # noqa: E402
+
+
+def _variants(samples: int) -> Variants:
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    calibration = [np.arange(samples * 4, dtype=np.float32).reshape(samples, 1, 4)]
+    return Variants(
+        LoadedModel("torchscript", Path("model.pt"), module, None),
+        "cpu",
+        [calibration[0][:1]],
+        ["x"],
+        ["y"],
+        compression=Compression(calibration, training_seconds=0.0),
+    )
+
+
+def test_what_a_compressed_model_is_made_from_never_includes_the_held_out_samples():
+    variants = _variants(8)
+    seen: list[np.ndarray] = []
+
+    def make(teacher: Any, settings: Compression) -> tuple[Any, str]:
+        seen.append(settings.calibration[0])
+        return teacher, "unchanged"
+
+    trained = variants._train("probe", make)
+    held_out_rows = variants._compression().calibration[0][trained.held_out]
+    assert trained.held_out.tolist() == [3, 7]
+    assert len(seen[0]) == 6
+    for row in held_out_rows:  # none of the judged samples reached the maker
+        assert not any(np.array_equal(row, s) for s in seen[0])
+
+
+def test_fewer_than_four_samples_fail_the_compressed_variant_with_the_reason():
+    with pytest.raises(ValueError, match=r"at least 4 calibration samples.*got 3"):
+        _variants(3)._train("probe", lambda teacher, settings: (teacher, ""))
