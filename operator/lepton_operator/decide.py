@@ -5,8 +5,9 @@ Pure (the status and dataclasses in; a plan and the planner's memory, the typed
 stays free of Kubernetes shapes. What it
 guards against, beyond what the planner does:
 
-- a model that never had traffic figures gets the first plan from the profiles alone
-  (``initial_plan``); the live planner takes over once Prometheus has answered;
+- one planner: a model that never had traffic figures is planned by the live planner
+  given no traffic (the load the spec asks to keep ready, ``minThroughputRps``, and
+  nothing remembered), so the first plan and every later one follow one policy;
 - when this pass has no fresh figures (Prometheus down, or between refreshes) it holds
   the replica count (within the spec's bounds): no decision is taken blind;
 - ``spec.replicas`` (the scale subresource, or an HPA behind it) pins the count.
@@ -30,8 +31,8 @@ from lepton_operator.api.status import (
     VariantStatus,
 )
 from lepton_operator.live.sample import LiveSample
-from lepton_operator.planning import Candidate, NoPlan, Plan, initial_plan
-from lepton_operator.planning.capacity import capacity_from_profiles
+from lepton_operator.planning import NoPlan, Plan
+from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
     VARIABILITY_WINDOW_S,
     LivePlan,
@@ -76,29 +77,35 @@ def read_memory(raw: object) -> PlannerMemory | None:
         return PlannerMemory()
 
 
-def _first_plan(
-    spec: LeptonModelSpec,
-    pools: list[PoolSpec],
+def capacities(
     accepted: list[VariantStatus],
-    unschedulable: set[str] | frozenset[str],
-) -> Plan | NoPlan:
-    prices = {p.name: p.hourly_price_usd for p in pools}
-    candidates = [
-        Candidate(r.variant, r.pool, r.p95_ms or 0.0, r.throughput_rps or 0.0, prices[r.pool])
-        for r in accepted
-        if r.pool not in unschedulable
-    ]
-    if accepted and not candidates:
-        return _nowhere(unschedulable)
-    return initial_plan(
-        candidates,
-        spec.slo.p95_latency_ms,
-        spec.scaling.min_replicas,
-        spec.scaling.max_replicas,
-        spec.slo.min_throughput_rps,
-        spec.budget.max_hourly_usd if spec.budget else None,
-        spec.replicas,
-    )
+    profiles: dict[tuple[str, str], list[Profile]],
+    slo_ms: float,
+    cold_starts: dict[tuple[str, str], float],
+) -> list[Capacity]:
+    """One capacity per accepted row: from its measured profiles, or, for a report that
+    gave only the table row, from the row's own figures (its p95 and throughput)."""
+    found = []
+    for row in accepted:
+        capacity = capacity_from_profiles(
+            row.variant,
+            row.pool,
+            profiles.get((row.pool, row.variant)) or [],
+            slo_ms,
+            row.load_seconds,
+        ) or Capacity(
+            row.variant,
+            row.pool,
+            base_p95_ms=row.p95_ms or 0.0,
+            max_rps=row.throughput_rps or 0.0,
+            load_seconds=row.load_seconds or 0.0,
+        )
+        found.append(
+            dataclasses.replace(
+                capacity, observed_cold_start_seconds=cold_starts.get((row.pool, row.variant))
+            )
+        )
+    return found
 
 
 def load_trend(rates: list[list[float]], now: float) -> float:
@@ -168,6 +175,10 @@ def decide(
     serve, the observed latency is theirs too and corrects nothing."""
     memory = read_memory(status.get("planner"))
     remembered = memory or PlannerMemory()
+    if not accepted:
+        return Decided(
+            NoPlan("no variant passed its build and accuracy guard on any allowed pool"), memory
+        )
     decision = status.get("decision") or {}
     pairs = {(r.pool, r.variant) for r in accepted}
     current = None
@@ -176,20 +187,18 @@ def decide(
     live = status.get("live") or {}
     rates: list[list[float]] = [list(x) for x in remembered.rates]
     known = rates[-1][1] if rates else _model_rate(live)
-    rate = sample.model_rps if sample else known
-    if current is None or rate is None:
-        # Without traffic figures (none yet, or Prometheus down) a pool whose pods wait
-        # for a node is left all the same: serving must not hang on figures.
-        # The memory is kept as it was: the load it remembers (bursts above all) is no
-        # less true because this pass could not use it.
-        first = _first_plan(spec, pools, accepted, unschedulable)
-        return Decided(_left_out(first, unschedulable, retry_at), memory)
-
+    observed_rate = sample.model_rps if sample else known
+    # No traffic figure ever (none yet, or Prometheus down since the start): planned as
+    # no traffic, the spec's bounds as they are, and nothing remembered. A pool whose
+    # pods wait for a node is left all the same: serving must not hang on figures.
+    blind = observed_rate is None
+    rate = observed_rate or 0.0
     peaks: list[list[float]] = [list(x) for x in remembered.peaks]
     daily = from_status(remembered.daily.model_dump() if remembered.daily else None)
     cold_starts = {
         (c["pool"], c["variant"]): float(c["seconds"]) for c in status.get("coldStarts") or []
     }
+    sizing_window = PEAK_WINDOW_S
     if sample is not None:
         loading = max([r.load_seconds or 0.0 for r in accepted] or [0.0])
         leads = [p.provisioning_seconds + loading for p in pools] + list(cold_starts.values())
@@ -201,37 +210,33 @@ def decide(
         peaks = remember_peak(peaks, now_s, seen_rps)
         daily = observe(daily, now_s, seen_rps)
     observed = sample.p95_ms if sample else live.get("p95Ms")
-    if serving is not None and serving - {(current.pool, current.variant)}:
-        observed = None  # a move under way: the p95 mixes the old and the new
-    if not planned_replicas_ready(live, current):
+    if current is None or (serving is not None and serving - {(current.pool, current.variant)}):
+        observed = None  # nothing of this build serves yet, or a move under way (mixed p95)
+    elif not planned_replicas_ready(live, current):
         # A scale still provisioning (or draining): the p95 is that of the replicas
         # Ready, not of those planned, and compared with the plan's prediction it would
         # blame the model for the cold start (the correction grew 1.5-2x so).
         observed = None
     slo = spec.slo.p95_latency_ms
-    capacities = [
-        dataclasses.replace(c, observed_cold_start_seconds=cold_starts.get((r.pool, r.variant)))
-        for r in accepted
-        if (
-            c := capacity_from_profiles(
-                r.variant, r.pool, profiles.get((r.pool, r.variant)) or [], slo, r.load_seconds
-            )
-        )
-    ]
     lowest, highest = spec.scaling.min_replicas, spec.scaling.max_replicas
     if spec.replicas is not None:
         lowest = highest = spec.replicas
-    elif sample is None:
+    elif sample is None and current is not None and not blind:
         # No fresh figures (Prometheus down, or between refreshes): the count is held,
         # within the spec's bounds. Nothing new is known, so nothing new is decided;
         # only the passing of time would change the plan (windows ageing out), and
         # that is no reason to scale in either direction.
         lowest = highest = min(max(lowest, current.replicas), highest)
+    elif blind:
+        # Like Knative's initial scale: the first plan serves at least one replica, even
+        # for a model allowed to scale to zero, so its canary proves the build serves;
+        # the live planner takes it to zero once the figures show no traffic.
+        lowest = min(max(lowest, 1), highest)
     history = tuple(
         Recommendation(h.time, h.variant, h.pool, h.replicas) for h in remembered.history
     )
     plan_input = PlanInput(
-        capacities=capacities,
+        capacities=capacities(accepted, profiles, slo, cold_starts),
         pools={
             p.name: PoolState(
                 p.name,
@@ -249,9 +254,11 @@ def decide(
         trend_rps_per_s=load_trend(rates, now_s),
         recent_peak_rps=max([r for t, r in rates if now_s - t <= PEAK_WINDOW_S] or [float(rate)]),
         observed_p95_ms=observed,
-        current=current,
+        # Blind, nothing is remembered: no load to stabilise against, no latency to
+        # correct by (the plan recommended in advisory mode is the one applied).
+        current=None if blind else current,
         correction=remembered.correction or 1.0,
-        history=history,
+        history=() if blind else history,
         now_s=now_s,
         scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
         scale_down_window_s=float(spec.scaling.scale_down_stabilization_seconds),
@@ -263,6 +270,8 @@ def decide(
     result = plan(plan_input)
     if result is None:
         return Decided(_nowhere(unschedulable), memory)
+    if blind:
+        return Decided(_left_out(_first(result, lowest), unschedulable, retry_at), memory)
     total_rps = sample.request_rate_rps if sample else float(live.get("requestRate") or 0.0)
     hit_rps = (sample.cache_hit_rps or 0.0) if sample else total_rps - (_model_rate(live) or 0.0)
     if hit_rps > 0:  # said on every pass, fresh figures or not, so the reason holds still
@@ -336,6 +345,15 @@ def _model_rate(live: dict[str, Any]) -> float | None:
     if rate is None:
         return None
     return float(rate) * (1.0 - float(live.get("cacheHitRate") or 0.0))
+
+
+def _first(result: LivePlan, min_replicas: int) -> Plan | NoPlan:
+    """The plan before any traffic figure. The live planner cuts replicas to the budget
+    (never over it); before anything serves, a cut below the spec's floor is no plan to
+    start from: said as such, with what the cheapest would cost."""
+    if result.replicas >= min_replicas:
+        return _as_plan(result)
+    return NoPlan(f"the cheapest plan is over the budget: {result.reason}")
 
 
 def _nowhere(unschedulable: set[str] | frozenset[str]) -> NoPlan:

@@ -5,7 +5,7 @@ Never imports Kubernetes, Prometheus, Triton or torch clients, never reads a clo
 all run this very code.
 """
 
-from lepton_operator.planning.choice import Candidate, NoPlan, Plan, initial_plan
+from lepton_operator.planning.outcome import NoPlan, Plan
 from lepton_operator.planning.table import variant_rows
 
-__all__ = ["Candidate", "NoPlan", "Plan", "initial_plan", "variant_rows"]
+__all__ = ["NoPlan", "Plan", "variant_rows"]

@@ -61,8 +61,10 @@ class Capacity:
         """Fewest replicas in [min, max] meeting the SLO at ``rate_rps``; None if none do."""
         floor = max(min_replicas, 1 if rate_rps > 0 else min_replicas)
         if rate_rps <= 0:
-            # No load: more replicas would not make a lone request faster.
-            return floor if floor <= max_replicas else None
+            # No load: more replicas would not make a lone request faster, and a lone
+            # request slower than the SLO misses it at any count.
+            meets = self.p95_ms(0.0, floor, correction) <= slo_ms
+            return floor if floor <= max_replicas and meets else None
         if self.max_rps <= 0:
             return None
         # Below this count the replicas cannot keep up at all; start the search there.

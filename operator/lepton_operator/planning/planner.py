@@ -272,7 +272,9 @@ def _options(plan_input: PlanInput, correction: float) -> list[_Option]:
         replicas = capacity.replicas_for(load, plan_input.slo_ms, plan_input.min_replicas, room, k)
         meets = replicas is not None
         if replicas is None:
-            replicas = room  # the most this pool can do, for the over-SLO fallback
+            # The most this pool can do, for the over-SLO fallback; without load, more
+            # replicas would not make a lone request faster: the floor.
+            replicas = room if load > 0 else plan_input.min_replicas
         options.append(
             _Option(
                 capacity,
@@ -417,7 +419,12 @@ def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option
     its own correction loses to an equal one that is not, which then gets the
     correction in turn: the plan would alternate every pass. So the move is judged on
     the profiles alone, on equal footing, and must gain ``SWITCH_MARGIN``."""
-    best = min(capped, key=lambda o: (o.p95_ms, o.cost, o.capacity.variant))
+    # An option the budget cut below the floor (zero replicas) answers nothing, however
+    # fast a lone request would be on it: it comes last.
+    best = min(
+        capped,
+        key=lambda o: (o.replicas < plan_input.min_replicas, o.p95_ms, o.cost, o.capacity.variant),
+    )
     mine = _serving_option(capped, plan_input.current)
     if mine is None or mine is best or mine.replicas == 0:
         return best
