@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from lepton_operator.report import Profile
 
 P95_TAIL = math.log(20.0)  # P(T > t) = exp(-t / mean) = 0.05 at t = ln(20) * mean
+# Over the SLO at any count, replicas are added only while they bring the p95 this close
+# to the pool's best (5%): beyond it they cost and answer no faster.
+NEAR_FASTEST = 0.05
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,26 @@ class Capacity:
             if self.p95_ms(rate_rps, replicas, correction) <= slo_ms:
                 return replicas
         return None
+
+    def replicas_near_fastest(
+        self,
+        rate_rps: float,
+        min_replicas: int,
+        max_replicas: int,
+        correction: float = 1.0,
+        tolerance: float = NEAR_FASTEST,
+    ) -> int:
+        """When no count meets the SLO: the fewest replicas in [min, max] whose p95 is
+        within ``tolerance`` of the most this pool can do. A lone request slower than
+        the SLO stays slower at any count; past the point where queueing is gone, more
+        replicas only cost (three replicas held at 0.1 req/s once, for nothing)."""
+        fastest = self.p95_ms(rate_rps, max_replicas, correction)
+        if not math.isfinite(fastest):
+            return max_replicas
+        for replicas in range(max(min_replicas, 1 if rate_rps > 0 else 0), max_replicas):
+            if self.p95_ms(rate_rps, replicas, correction) <= fastest * (1.0 + tolerance):
+                return replicas
+        return max_replicas
 
 
 def capacity_from_profiles(

@@ -272,9 +272,8 @@ def _options(plan_input: PlanInput, correction: float) -> list[_Option]:
         replicas = capacity.replicas_for(load, plan_input.slo_ms, plan_input.min_replicas, room, k)
         meets = replicas is not None
         if replicas is None:
-            # The most this pool can do, for the over-SLO fallback; without load, more
-            # replicas would not make a lone request faster: the floor.
-            replicas = room if load > 0 else plan_input.min_replicas
+            # For the over-SLO fallback: about the most this pool can do, and no more.
+            replicas = capacity.replicas_near_fastest(load, plan_input.min_replicas, room, k)
         options.append(
             _Option(
                 capacity,

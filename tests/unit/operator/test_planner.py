@@ -70,6 +70,18 @@ def test_high_load_moves_to_the_gpu_where_it_is_cheaper() -> None:
     assert "cheapest meeting" in result.reason
 
 
+def test_over_the_slo_at_any_count_replicas_stop_where_queueing_is_gone() -> None:
+    """A lone request slower than the SLO (a correction learned under contention, a
+    tight SLO) stays slower at any count: at 0.1 req/s one replica is as fast as twenty;
+    under load, replicas are added while they still bring the p95 down."""
+    light = _plan(0.1, capacities=[CPU], slo_ms=10)
+    assert light.replicas == 1 and not light.slo_met
+    heavy = _plan(100, capacities=[CPU], slo_ms=10)
+    best = CPU.p95_ms(100, 20)
+    assert 2 < heavy.replicas < 20
+    assert heavy.predicted_p95_ms <= best * 1.05 < CPU.p95_ms(100, heavy.replicas - 1)
+
+
 def test_zero_load_keeps_min_replicas_or_scales_to_zero() -> None:
     assert _plan(0).replicas == 1
     # Even when the model says a lone request misses the SLO: replicas would not help.
