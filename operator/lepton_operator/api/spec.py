@@ -218,8 +218,31 @@ class ModelSource(UserSpec):
     )
 
 
+class Pooling(StrEnum):
+    NONE = "none"
+    MEAN = "mean"
+    CLS = "cls"
+
+
+class OutputUsage(UserSpec):
+    """How clients consume token-state outputs ([sequence, hidden] per sample): the
+    guard judges that, not states they never read."""
+
+    pooling: Pooling = Field(
+        default=Pooling.NONE,
+        strict=False,
+        description="none: every token's state (padding excluded); mean: the mean over "
+        "the attention mask; cls: the first token's state.",
+    )
+    normalize: bool = Field(default=False, description="L2-normalized after pooling.")
+
+
 class AccuracyGuard(UserSpec):
-    """How far a variant may drift from the fp32 baseline and still be served."""
+    """How far a variant may drift from the fp32 baseline and still be served.
+
+    Each held-out calibration sample gets one score; the guard bounds their mean (and,
+    where set, their tail) and judges no variant on fewer than minSamples samples.
+    """
 
     rules = (
         Rule(
@@ -234,14 +257,37 @@ class AccuracyGuard(UserSpec):
     metric: AccuracyMetric = Field(
         default=AccuracyMetric.COSINE,
         strict=False,
-        description="cosine: minimum cosine similarity of outputs; top1-agreement: minimum "
-        "share of equal argmax; max-abs-error: largest absolute difference allowed.",
+        description="cosine: per-sample cosine similarity of outputs; top1-agreement: "
+        "per-sample share of equal argmax (per position for per-token outputs); "
+        "max-abs-error: per-sample largest absolute difference.",
     )
     tolerance: float = Field(
         default=0.99,
         gt=0,
-        description="The bound for the metric: a minimum for cosine and top1-agreement, a "
-        "maximum for max-abs-error.",
+        description="The bound for the metric's mean over the judged samples: a minimum "
+        "for cosine and top1-agreement, a maximum for max-abs-error.",
+    )
+    tail_tolerance: float | None = Field(
+        default=None,
+        alias="tailTolerance",
+        gt=0,
+        description="The bound for the tail: the 5th percentile of cosine or "
+        "top1-agreement (a minimum), the 95th of max-abs-error (a maximum); unset: only "
+        "the mean is bound.",
+    )
+    min_samples: int = Field(
+        default=16,
+        alias="minSamples",
+        ge=1,
+        le=1_000_000,
+        description="Fewest samples a variant is judged on; below it the variant is "
+        "rejected with that reason (a trained or calibrated variant is judged on the "
+        "quarter of the calibration samples it never saw).",
+    )
+    output: OutputUsage | None = Field(
+        default=None,
+        description="How clients use token-state outputs (pooling, normalization); "
+        "unset: every token's state as served.",
     )
 
 
@@ -253,7 +299,8 @@ class Optimization(UserSpec):
         max_length=32,
         description="Variants to try; default: every one that applies to the target pools, "
         "except the pruned and distilled ones, which train and change the model's shape "
-        "and are built only when listed.",
+        "and are built only when listed, and tensorrt, which this builder does not build "
+        "yet (listed, it is a skipped row saying so).",
     )
     batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], ListType("set")] = Field(
         default=[1, 8, 32],
@@ -272,8 +319,9 @@ class Optimization(UserSpec):
         alias="calibrationUri",
         max_length=2048,
         pattern=URI_PATTERN.format(schemes="s3|https", hf=""),
-        description="Representative inputs for calibration and the accuracy guard; default: "
-        "generated from the input signature.",
+        description="Representative inputs (an .npz, one array per input, batch first) "
+        "for int8 calibration, pruning and distillation, and the accuracy guard; default: "
+        "generated from the input signature, a weaker acceptance the report states.",
     )
     serving_search: bool = Field(
         default=False,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lepton_builder import calibration, canary, tritonrepo
-from lepton_builder.accuracy import Verdict, judge, mask_padding
+from lepton_builder.accuracy import Usage, Verdict, judge
 from lepton_builder.loading import SOURCES_ROOT, load_model, local_source
 from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
@@ -34,7 +34,8 @@ REPORT_SCHEMA_VERSION = 1
 @dataclass(frozen=True)
 class Settings:
     budget: Budget = field(default_factory=Budget)
-    calibration_samples: int = 32
+    # Generated: 64, so a trained or calibrated variant is judged on 16 held-out samples.
+    calibration_samples: int = 64
     dynamic_dim: int = 128
     threads: int = 0
     sources_root: Path = SOURCES_ROOT
@@ -81,7 +82,10 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         inputs = calibration.load(path, source.inputs)
     else:
         inputs = calibration.generate(
-            source.inputs, settings.calibration_samples, settings.dynamic_dim
+            source.inputs,
+            settings.calibration_samples,
+            settings.dynamic_dim,
+            vocab=calibration.vocabulary(model.path),
         )
     input_names = [t.name for t in source.inputs]
     output_names = [t.name for t in source.outputs]
@@ -173,6 +177,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         "pool": request.pool,
         "device": request.device,
         "accuracyMetric": accuracy.metric,
+        "guard": guard_report(request, len(inputs[0])),
         "repository": str(repository),
         "buildSeconds": round(time.monotonic() - started, 1),
         "variants": rows,
@@ -207,10 +212,15 @@ def _judged_row(
 ) -> dict[str, Any]:
     """A built variant's row: guarded, profiled and, when accepted, written to the
     repository; raises on any failure (the caller makes that the variant's row)."""
-    accuracy = ctx.request.optimization.accuracy
-    verdict = _guard(accuracy.metric, accuracy.tolerance, baseline, outputs, mask, built)
+    verdict = _guard(ctx.request, baseline, outputs, mask, built.held_out)
     row = _profiled_row(prefix, built, inputs, ctx.batch_sizes, ctx.settings)
-    row.update(accuracy=verdict.value, sizeBytes=built.size_bytes, **built.details)
+    row.update(
+        accuracy=verdict.value,
+        accuracyTail=verdict.tail,
+        judgedSamples=verdict.samples,
+        sizeBytes=built.size_bytes,
+        **built.details,
+    )
     if built.held_out is not None:
         row["accuracyJudgedOn"] = f"{len(built.held_out)} calibration samples not trained on"
     if not verdict.accepted:
@@ -325,20 +335,58 @@ def _serving_search(
 
 
 def _guard(
-    metric: str,
-    tolerance: float,
+    request: BuildRequest,
     baseline: Arrays,
     outputs: Arrays,
     mask: Any,
-    built: Built,
+    held_out: Any | None,
 ) -> Verdict:
-    """The accuracy verdict; a trained variant is judged only on samples it never saw."""
-    if built.held_out is not None:
-        index = built.held_out
-        baseline = [b[index] for b in baseline]
-        outputs = [o[index] for o in outputs]
-        mask = None if mask is None else mask[index]
-    return judge(metric, tolerance, mask_padding(baseline, mask), mask_padding(outputs, mask))
+    """The accuracy verdict on what clients consume; a variant that learned from the
+    calibration inputs is judged only on the samples it never saw."""
+    if held_out is not None:
+        baseline = [b[held_out] for b in baseline]
+        outputs = [o[held_out] for o in outputs]
+        mask = None if mask is None else mask[held_out]
+    accuracy = request.optimization.accuracy
+    return judge(
+        accuracy.metric,
+        accuracy.tolerance,
+        baseline,
+        outputs,
+        mask=mask,
+        usage=_usage(request),
+        tail_tolerance=accuracy.tail_tolerance,
+        min_samples=accuracy.min_samples,
+    )
+
+
+def _usage(request: BuildRequest) -> Usage:
+    output = request.optimization.accuracy.output
+    return Usage(output.pooling, output.normalize)
+
+
+def guard_report(request: BuildRequest, samples: int) -> dict[str, Any]:
+    """What the guard measured and on what, for the report: the statistic, the
+    bounds, the count, and whether the inputs were the user's."""
+    accuracy = request.optimization.accuracy
+    tail = "p95" if accuracy.metric == "max-abs-error" else "p5"
+    user = bool(request.optimization.calibration_uri)
+    report: dict[str, Any] = {
+        "metric": accuracy.metric,
+        "statistic": f"mean and {tail} over samples of the per-sample {accuracy.metric} of "
+        + _usage(request).describe(),
+        "tolerance": accuracy.tolerance,
+        "tailTolerance": accuracy.tail_tolerance,
+        "minSamples": accuracy.min_samples,
+        "calibrationSamples": samples,
+        "inputs": "the user's (calibrationUri)" if user else "generated",
+    }
+    if not user:
+        report["note"] = (
+            "accepted on generated inputs only: a weaker promise than on real data "
+            "(set calibrationUri to judge on what clients send)"
+        )
+    return report
 
 
 def _profiled_row(

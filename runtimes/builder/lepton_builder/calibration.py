@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,89 @@ NUMPY_DTYPES = {
 }
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """What generated token inputs are drawn from: a WordPiece vocabulary's whole words
+    (no special, unused or continuation pieces) and its framing tokens."""
+
+    words: npt.NDArray[np.int64]
+    cls: int
+    sep: int
+    pad: int
+
+
+SENTENCE_TOKENS = (8, 48)  # the lengths generated sentences take, framing included
+
+
+def vocabulary(model_path: Path) -> Vocabulary | None:
+    """The model folder's ``vocab.txt`` (BERT-style), or None where there is none.
+
+    Read as plain text, never through a tokenizer's code: the folder is untrusted.
+    """
+    file = model_path / "vocab.txt" if model_path.is_dir() else None
+    if file is None or not file.is_file():
+        return None
+    tokens = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    index = {token: i for i, token in enumerate(tokens)}
+    if not {"[CLS]", "[SEP]", "[PAD]"} <= set(index):
+        return None
+    words = [i for i, t in enumerate(tokens) if t.isalpha() and t.isascii() and len(t) > 1]
+    if len(words) < 100:
+        return None
+    return Vocabulary(
+        np.asarray(words, dtype=np.int64), index["[CLS]"], index["[SEP]"], index["[PAD]"]
+    )
+
+
+def _sentences(
+    vocab: Vocabulary, samples: int, rng: np.random.Generator, dynamic_dim: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Token ids and mask of ``samples`` generated sentences, padded to the longest."""
+    low, high = SENTENCE_TOKENS
+    lengths = rng.integers(low, min(high, dynamic_dim) + 1, size=samples)
+    width = int(lengths.max())
+    ids = np.full((samples, width), vocab.pad, dtype=np.int64)
+    mask = np.zeros((samples, width), dtype=np.int64)
+    for row, length in enumerate(lengths):
+        ids[row, 0], ids[row, length - 1] = vocab.cls, vocab.sep
+        ids[row, 1 : length - 1] = rng.choice(vocab.words, size=length - 2)
+        mask[row, :length] = 1
+    return ids, mask
+
+
 def generate(
-    inputs: list[Tensor], samples: int, dynamic_dim: int, seed: int = 0
+    inputs: list[Tensor],
+    samples: int,
+    dynamic_dim: int,
+    seed: int = 0,
+    vocab: Vocabulary | None = None,
 ) -> list[npt.NDArray[Any]]:
     """Deterministic inputs in the signature's dtypes; -1 dims become ``dynamic_dim``.
 
-    Integer inputs named like masks are all ones; other integers are token-like ids in
-    [0, 1000), floats standard normal. Real data (``calibrationUri``) is better: this
-    is the fallback the spec promises when none is given.
+    With a vocabulary, inputs named like token ids are sentences of real whole-word
+    tokens framed as the tokenizer frames them, of realistic lengths (8 to 48 tokens),
+    with masks that match and zero token types. Without one, integer inputs named like
+    masks are all ones, other integers ids in [0, 1000), floats standard normal. Real
+    data (``calibrationUri``) is better, and the report says an acceptance on these
+    inputs is weaker: this is the fallback the spec promises when none is given.
     """
     rng = np.random.default_rng(seed)
+    names = [t.name.lower() for t in inputs]
+    if vocab is not None and any("input_ids" in n for n in names):
+        ids, mask = _sentences(vocab, samples, rng, dynamic_dim)
+        sentence: dict[str, npt.NDArray[np.int64]] = {"ids": ids, "mask": mask}
+        arrays = []
+        for tensor, name in zip(inputs, names, strict=True):
+            dtype = NUMPY_DTYPES[tensor.dtype]
+            if "input_ids" in name:
+                arrays.append(sentence["ids"].astype(dtype))
+            elif "mask" in name:
+                arrays.append(sentence["mask"].astype(dtype))
+            elif "token_type" in name:
+                arrays.append(np.zeros_like(sentence["ids"]).astype(dtype))
+            else:
+                arrays.extend(generate([tensor], samples, ids.shape[1], seed))
+        return arrays
     arrays = []
     for tensor in inputs:
         shape = (samples, *[dynamic_dim if d == -1 else d for d in tensor.shape])

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-file", type=Path, help="write the report here too")
     parser.add_argument("--profile-seconds", type=float, default=2.0)
     parser.add_argument("--min-iterations", type=int, default=20)
-    parser.add_argument("--calibration-samples", type=int, default=32)
+    parser.add_argument("--calibration-samples", type=int, default=64)
     parser.add_argument(
         "--dynamic-dim",
         type=int,

@@ -32,9 +32,19 @@ class Source(_Request):
     outputs: list[Tensor]
 
 
+class OutputUsage(_Request):
+    """How clients consume token-state outputs (see ``accuracy.Usage``)."""
+
+    pooling: Literal["none", "mean", "cls"] = "none"
+    normalize: bool = False
+
+
 class Accuracy(_Request):
     metric: Literal["cosine", "top1-agreement", "max-abs-error"] = "cosine"
-    tolerance: float = 0.99
+    tolerance: float = 0.99  # bound on the mean over the judged samples
+    tail_tolerance: float | None = Field(default=None, alias="tailTolerance")
+    min_samples: int = Field(default=16, alias="minSamples", ge=1)
+    output: OutputUsage = Field(default_factory=OutputUsage)
 
 
 class Optimization(_Request):

@@ -60,7 +60,7 @@ def test_judge_accepts_within_tolerance_and_names_the_gap():
     near = [np.array([[1.0, 0.1]])]
     assert judge("cosine", 0.99, base, near).accepted
     verdict = judge("cosine", 0.999, base, near)
-    assert not verdict.accepted and "below the guard 0.999" in verdict.reason
+    assert not verdict.accepted and "mean 0.9950 below the guard 0.999" in verdict.reason
     verdict = judge("max-abs-error", 0.05, base, near)
     assert not verdict.accepted and "above the limit" in verdict.reason
     nan = judge("cosine", 0.9, base, [np.array([[np.nan, 0.0]])])
