@@ -4,9 +4,11 @@
   watch: what a pass reads instead of fetching the model;
 - an event handler on LeptonModels: a new generation (or a model not handled yet by
   this process) queues a pass; a deletion forgets the model;
-- event handlers on the Jobs, pods, Deployments and Services the operator made,
-  filtered server-side by the managed-by label (``WATCHED_SELECTOR``, set in
-  ``__main__``): a change queues a pass of the model they belong to;
+- event handlers on the Jobs, pods, Deployments, Services and ConfigMaps the operator
+  made, filtered server-side by the managed-by label (``WATCHED_SELECTOR``, set in
+  ``__main__``): a change queues a pass of the model they belong to (a build's report
+  ConfigMap, written as the builder's last act, starts the pass that uses it before the
+  Job controller has marked the Job complete);
 - indices of the Triton pods, Deployments and Services (slim copies, by namespace and
   model) that the pass reads instead of listing them (``kubecache``);
 - start-up and clean-up of the controller's workers and the fleet sampler.
@@ -50,6 +52,7 @@ OWNED_KINDS = (
     ("v1", "pods"),
     ("apps/v1", "deployments"),
     ("v1", "services"),
+    ("v1", "configmaps"),
 )
 OWNED = {MANAGED_BY_LABEL: MANAGED_BY}
 _controller: list[Controller] = []

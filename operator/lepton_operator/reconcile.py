@@ -689,13 +689,15 @@ class Reconciler:
                 else:
                     message = _waiting_for_node(pods)
             report = None
+            report_cm: dict[str, Any] = {}
+            if phase == "Running" and job is not None:
+                # The builder writes its report as its last act: the report says the
+                # build is done before the Job controller does (seconds later).
+                report_cm = self._report_configmap(job_name, meta["namespace"])
+                if (report_cm.get("data") or {}).get(REPORT_KEY):
+                    phase = "Succeeded"
             if phase == "Succeeded":
-                report_cm = (
-                    self.kube.get(
-                        "v1", "ConfigMap", names.report_configmap(job_name), meta["namespace"]
-                    )
-                    or {}
-                )
+                report_cm = report_cm or self._report_configmap(job_name, meta["namespace"])
                 try:
                     report = parse_report((report_cm.get("data") or {}).get(REPORT_KEY))
                 except ReportError as error:
@@ -711,6 +713,10 @@ class Reconciler:
                 entry["durationSeconds"] = seconds
             fetched.append(FetchedBuild(entry, report))
         return fetched
+
+    def _report_configmap(self, job_name: str, namespace: str) -> dict[str, Any]:
+        found = self.kube.get("v1", "ConfigMap", names.report_configmap(job_name), namespace)
+        return found or {}
 
     def _check_canaries(
         self,

@@ -126,10 +126,17 @@ def _body(
     }
 
 
-def _complete_builds(kube: FakeKube, reports: dict[str, list[dict[str, Any]]]) -> None:
+def _complete_builds(
+    kube: FakeKube, reports: dict[str, list[dict[str, Any]]], job_complete: bool = True
+) -> None:
+    """Each build's report written; ``job_complete``: the Job controller has marked the
+    Job complete too (else the builder has written its report and not yet exited)."""
     for job in kube.of_kind("Job"):
         pool = job["metadata"]["labels"]["lepton.ai/pool"]
-        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+        if pool not in reports:
+            continue  # still building
+        if job_complete:
+            job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
         request = json.loads(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
         report = {
             "schemaVersion": 1,
@@ -141,6 +148,20 @@ def _complete_builds(kube: FakeKube, reports: dict[str, list[dict[str, Any]]]) -
         }
         cm = kube.objects[("ConfigMap", "ml", request["reportConfigMap"])]
         cm["data"] = {REPORT_KEY: json.dumps(report)}
+
+
+def test_a_written_report_is_used_before_the_job_is_marked_complete(spec, config):
+    """The builder writes its report as its last act; the Job controller marks the Job
+    complete seconds later. The report's own event starts the pass that plans from it
+    (issue 23: a build report to the decision that uses it within 2 s at 1,000 models),
+    so the pass must not wait for the Job's condition."""
+    kube = _with_source_claim(FakeKube())
+    reconciler = Reconciler(kube, config, clock=Clock())  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    _complete_builds(kube, REPORTS, job_complete=False)
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["decision"]["variant"], status
+    assert {b["phase"] for b in status["builds"]} == {"Succeeded"}, status["builds"]
 
 
 def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dict[str, Any]:
@@ -1398,8 +1419,8 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
     status = reconciler.reconcile(_body(spec)).status
     jobs = {j["metadata"]["labels"]["lepton.ai/pool"]: j for j in kube.of_kind("Job")}
     gpu_job = jobs["gpu-l4"]
-    _complete_builds(kube, REPORTS)
-    gpu_job["status"] = {}  # still running: its pod found no node
+    _complete_builds(kube, {"cpu-standard": REPORTS["cpu-standard"]})
+    # The GPU build still runs: its pod found no node.
     kube.objects[("Pod", "ml", "gpu-build-pod")] = {
         "kind": "Pod",
         "metadata": {
@@ -1438,7 +1459,7 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
         "cpu-standard"
     ]
 
-    gpu_job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    _complete_builds(kube, REPORTS)
     status = reconciler.reconcile(_body(spec, status)).status
     assert _condition(status, "Built")["reason"] == "BuildSucceeded"
     assert {r["pool"] for r in status["variants"]} == {"cpu-standard", "gpu-l4"}
