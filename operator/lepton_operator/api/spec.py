@@ -131,6 +131,7 @@ class Variant(StrEnum):
     PRUNED_40_INT8 = "pruned-40-int8"
     DISTILLED = "distilled"
     DISTILLED_INT8 = "distilled-int8"
+    ONNX_INT8_STATIC = "onnx-int8-static"
 
 
 class AccuracyMetric(StrEnum):
@@ -299,8 +300,9 @@ class Optimization(UserSpec):
         max_length=32,
         description="Variants to try; default: every one that applies to the target pools, "
         "except the pruned and distilled ones, which train and change the model's shape "
-        "and are built only when listed, and tensorrt, which this builder does not build "
-        "yet (listed, it is a skipped row saying so).",
+        "and are built only when listed, as is onnx-int8-static (calibrated, then retried "
+        "with its most sensitive nodes in fp32 until the guard passes), and tensorrt, "
+        "which this builder does not build yet (listed, it is a skipped row saying so).",
     )
     batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], ListType("set")] = Field(
         default=[1, 8, 32],

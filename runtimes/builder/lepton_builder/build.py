@@ -144,6 +144,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             continue
         if choice.variant == "fp32":
             baseline = outputs
+            factory.guard = functools.partial(_held_out_guard, request, outputs, mask)
         if baseline is None:
             rows.append(
                 {
@@ -358,6 +359,15 @@ def _guard(
         tail_tolerance=accuracy.tail_tolerance,
         min_samples=accuracy.min_samples,
     )
+
+
+def _held_out_guard(
+    request: BuildRequest, baseline: Arrays, mask: Any, outputs: Arrays, held_out: Any
+) -> Verdict:
+    """The guard for outputs computed on the ``held_out`` samples only (static int8's
+    fallback tries): the baseline and mask are sliced to match."""
+    masked = None if mask is None else mask[held_out]
+    return _guard(request, [b[held_out] for b in baseline], outputs, masked, None)
 
 
 def _usage(request: BuildRequest) -> Usage:

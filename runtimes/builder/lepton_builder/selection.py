@@ -23,9 +23,12 @@ ALL_VARIANTS = (
     "pruned-40-int8",
     "distilled",
     "distilled-int8",
+    "onnx-int8-static",
 )
 # Trained and reshaped: minutes per variant, so built only when the spec lists them.
-COMPRESSED = ALL_VARIANTS[9:]
+COMPRESSED = ALL_VARIANTS[9:17]
+# Calibrated, and retried with fp32 fallbacks until the guard passes: listed only too.
+LISTED_ONLY = (*COMPRESSED, "onnx-int8-static")
 # tensorrt is listed (the API accepts it) but never a default: this builder version
 # builds no engine, and a default that always fails is not an honest offer.
 DEFAULT_VARIANTS = tuple(v for v in ALL_VARIANTS[:9] if v != "tensorrt")
@@ -33,7 +36,15 @@ TENSORRT_NOT_BUILT = (
     "TensorRT engines are not built by this builder version (no engine is built and "
     "checked on a GPU yet)"
 )
-CPU_VARIANTS = ("fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript", *COMPRESSED)
+CPU_VARIANTS = (
+    "fp32",
+    "int8-dynamic",
+    "onnx",
+    "onnx-int8",
+    "onnx-int8-static",
+    "torchscript",
+    *COMPRESSED,
+)
 GPU_VARIANTS = (
     "fp32",
     "fp16",
@@ -43,7 +54,7 @@ GPU_VARIANTS = (
     "tensorrt",
     *(v for v in COMPRESSED if not v.endswith("-int8")),
 )
-ONNX_SOURCE_VARIANTS = ("fp32", "onnx", "onnx-int8", "tensorrt")
+ONNX_SOURCE_VARIANTS = ("fp32", "onnx", "onnx-int8", "onnx-int8-static", "tensorrt")
 
 
 @dataclass(frozen=True)

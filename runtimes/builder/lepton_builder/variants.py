@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import logging
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lepton_builder import distillation, pruning, training
+from lepton_builder import distillation, int8, pruning, training
+from lepton_builder.accuracy import Verdict
 from lepton_builder.loading import LoadedModel
 
 Arrays = list[npt.NDArray[Any]]
@@ -63,6 +65,7 @@ class Built:
         return self.path.stat().st_size
 
 
+STATIC_TRIES = int8.DEFAULT_TRIES
 PRUNING_RATIOS = {"pruned-10": 0.10, "pruned-25": 0.25, "pruned-40": 0.40}
 
 
@@ -106,6 +109,10 @@ class Variants:
         self.workdir = Path(tempfile.mkdtemp(prefix="lepton-build-"))
         self._onnx_fp32: Path | None = model.onnx_path
         self._trained: dict[str, _Trained] = {}  # pruned-25 and pruned-25-int8 share one
+        self._onnx_optimized: tuple[Path, dict[str, int]] | None = None
+        # The accuracy guard on held-out samples (outputs, their indices), set once the
+        # fp32 baseline exists: static int8 tries fp32 fallbacks until it passes.
+        self.guard: Callable[[Arrays, npt.NDArray[np.intp]], Verdict] | None = None
 
     # ---- torch ---------------------------------------------------------------------
     def _torch_runner(self, module: Any, dtype: Any = None) -> Callable[[Arrays], Arrays]:
@@ -172,8 +179,11 @@ class Variants:
                 "dynamic int8 quantization needs an eager torch model; this "
                 f"source is {self.model.format}"
             )
+        # Per-channel weight scales, as ONNX Runtime's int8 uses: per-tensor ones lose
+        # the small rows of a weight matrix to its largest.
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         quantized = torch.ao.quantization.quantize_dynamic(
-            module, {torch.nn.Linear}, dtype=torch.qint8
+            module, {torch.nn.Linear: qconfig}, dtype=torch.qint8
         )
         return self._torch_variant("int8-dynamic", quantized)
 
@@ -252,15 +262,112 @@ class Variants:
         return self._ort_variant(name, self._export_onnx())
 
     def onnx_int8(self) -> Built:
-        return self._ort_variant("onnx-int8", self._quantized(self._export_onnx(), "model"))
+        source, details = self._optimized_onnx()
+        built = self._ort_variant("onnx-int8", self._quantized(source, "model"))
+        built.details = details
+        return built
+
+    def _optimized_onnx(self) -> tuple[Path, dict[str, Any]]:
+        """The fp32 graph to quantize: for a BERT-like encoder, ORT's transformer
+        optimizer's fused graph (exported with eager attention, whose pattern it knows),
+        else the plain export; the report says which."""
+        shape = None if self.model.module is None else int8.transformer_shape(self.model.module)
+        if shape is None:
+            return self._export_onnx(), {"graph": "as exported"}
+        if self._onnx_optimized is None:
+            eager = self._export_eager(self.workdir / "model.eager.onnx")
+            target = self.workdir / "model.optimized.onnx"
+            fused = int8.optimize_transformer(eager, target, shape)
+            self._onnx_optimized = (target, fused)
+        path, fused = self._onnx_optimized
+        described = ", ".join(f"{op} x{n}" for op, n in sorted(fused.items()))
+        return path, {"graph": f"ONNX Runtime transformer optimizer: {described}"}
+
+    def _export_eager(self, path: Path) -> Path:
+        """The model exported with eager attention (the pattern ORT's optimizer fuses);
+        the attention implementation is restored after."""
+        module = self._require_torch()
+        config = module.model.config
+        before = getattr(config, "_attn_implementation", None)
+        module.model.set_attn_implementation("eager")
+        try:
+            return self._export(module, path)
+        finally:
+            if before is not None:
+                module.model.set_attn_implementation(before)
+
+    def onnx_int8_static(self) -> Built:
+        """Static QDQ int8 calibrated on the training split, with the accuracy-aware
+        fallback: the most sensitive nodes go back to fp32 until the guard passes on
+        the held-out split, or ``STATIC_TRIES`` tries are spent."""
+        settings = self._compression()
+        if self.guard is None:
+            raise ValueError("static int8 needs the guard to choose its fp32 nodes")
+        guard = self.guard
+        count = len(settings.calibration[0])
+        fitted, held_out = training.split(count)
+        if held_out.size == 0:
+            raise ValueError(
+                f"static int8 needs at least {training.MIN_SAMPLES_TO_HOLD_OUT} calibration "
+                f"samples (a quarter kept out to judge it); got {count}"
+            )
+        calibration = training.take(settings.calibration, fitted[: int8.MAX_CALIBRATION_SAMPLES])
+        judged = training.take(settings.calibration, held_out)
+        # The plain export: ORT fuses its QDQ MatMuls into int8 kernels at load, where
+        # QDQ around the optimizer's fused Attention measured slower than fp32 here.
+        source = self._export_onnx()
+        names = self.input_names
+        paths: dict[int, Path] = {}
+        one = [a[:1] for a in judged]
+
+        def attempt(exclude: list[str]) -> int8.Attempt:
+            target = self.workdir / f"model.static.{len(paths)}.onnx"
+            int8.quantize_static(source, target, names, calibration, exclude)
+            paths[len(paths)] = target
+            variant = self._ort_variant("onnx-int8-static", target)
+            outputs = [np.concatenate(o) for o in zip(*_batches(variant.run, judged), strict=True)]
+            verdict: Verdict = guard(outputs, held_out)
+            return int8.Attempt(
+                list(exclude),
+                verdict.value,
+                verdict.tail,
+                verdict.accepted,
+                int8.median_ms(lambda: variant.run(one)),
+                verdict.reason,
+            )
+
+        first = attempt([])
+        record = int8.Fallback([first])
+        if not first.accepted:
+            ranking = int8.sensitivity(
+                source,
+                paths[0],
+                names,
+                [a[: int8.RANKING_SAMPLES] for a in calibration],
+                self.workdir,
+            )
+            record.ranking = ranking
+            plan = int8.fallback_plan([n for n, _ in ranking], STATIC_TRIES)[1:]
+            rest = int8.run_fallback(plan, attempt, _log)
+            record.attempts += rest.attempts
+        chosen = record.chosen()
+        built = self._ort_variant("onnx-int8-static", paths[chosen])
+        built.held_out = held_out
+        built.details = {
+            "calibration": {
+                "method": "MinMax, per-channel weights, QDQ",
+                "samples": len(calibration[0]),
+                "data": "generated" if settings.generated else "the calibration inputs",
+            },
+            "fp32Nodes": record.attempts[chosen].fp32_nodes,
+            "fallback": [a.as_report() for a in record.attempts],
+            "sensitivity": [{"node": n, "sqnrDb": round(v, 2)} for n, v in record.ranking[:16]],
+        }
+        return built
 
     def _quantized(self, source: Path, stem: str) -> Path:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        target = self.workdir / f"{stem}.int8.onnx"
         # Per-channel weight scales: per-tensor ones cost MiniLM its accuracy (anchors).
-        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
-        return target
+        return int8.quantize_dynamic(source, self.workdir / f"{stem}.int8.onnx")
 
     # ---- pruning and distillation ----------------------------------------------------
     def _compression(self) -> Compression:
@@ -360,6 +467,7 @@ class Variants:
             "torchscript": self.torchscript,
             "onnx": self.onnx,
             "onnx-int8": self.onnx_int8,
+            "onnx-int8-static": self.onnx_int8_static,
             "fp16": lambda: self.half("fp16", "float16"),
             "bf16": lambda: self.half("bf16", "bfloat16"),
             "torch-compile": self.torch_compile,
@@ -368,6 +476,14 @@ class Variants:
         if variant not in builders:
             return self.compressed(variant)
         return builders[variant]()
+
+
+def _batches(run: Callable[[Arrays], Arrays], arrays: Arrays, size: int = 8) -> Iterator[Arrays]:
+    for start in range(0, len(arrays[0]), size):
+        yield run([a[start : start + size] for a in arrays])
+
+
+_log = logging.getLogger("lepton_builder")
 
 
 def _training_data(settings: Compression) -> str:
