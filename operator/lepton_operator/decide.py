@@ -384,13 +384,8 @@ def _left_out(
 
 
 def _as_plan(result: LivePlan) -> Plan:
-    return Plan(
-        variant=result.variant,
-        pool=result.pool,
-        replicas=result.replicas,
-        predicted_p95_ms=result.predicted_p95_ms if math.isfinite(result.predicted_p95_ms) else 1e9,
-        hourly_cost_usd=result.hourly_cost_usd,
-        slo_met=result.slo_met,
-        within_budget=result.within_budget,
-        reason=result.reason,
-    )
+    """The plan alone (the memory goes to ``status.planner``), its p95 finite: JSON, and
+    so status, has no infinity."""
+    p95 = result.predicted_p95_ms if math.isfinite(result.predicted_p95_ms) else 1e9
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(Plan)}
+    return Plan(**(fields | {"predicted_p95_ms": p95}))

@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from lepton_operator.planning.capacity import Capacity
+from lepton_operator.planning.outcome import Plan
 from lepton_operator.planning.seasonal import DailyLoad, expected_load
 
 SWITCH_MARGIN = 0.10  # a new variant/pool must save at least 10% per hour
@@ -99,15 +100,9 @@ class PlanInput:
 
 
 @dataclass(frozen=True)
-class LivePlan:
-    variant: str
-    pool: str
-    replicas: int
-    predicted_p95_ms: float
-    hourly_cost_usd: float
-    slo_met: bool
-    within_budget: bool
-    reason: str
+class LivePlan(Plan):
+    """The plan, and what the planner carries to its next evaluation."""
+
     correction: float = 1.0
     history: tuple[Recommendation, ...] = field(default=())
 
