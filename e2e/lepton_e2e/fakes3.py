@@ -40,18 +40,19 @@ def _listening_port(process: subprocess.Popen[bytes], log: Path, timeout: float 
 
 
 @contextmanager
-def gofakes3(folder: Path) -> Iterator[tuple[str, Minio]]:
-    """A running server (its log in ``folder``): ``host:port`` and a client of it."""
+def gofakes3(folder: Path, host: str = "127.0.0.1") -> Iterator[tuple[str, Minio]]:
+    """A running server on ``host`` (its log in ``folder``): ``host:port`` and a client
+    of it. The e2e tests bind it to the cluster's gateway, which pods reach."""
     server = binaries.ensure_tool(binaries.GOFAKES3)
     log = folder / "gofakes3.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(server), "-backend", "memory", "-host", "127.0.0.1:0"],
+            [str(server), "-backend", "memory", "-host", f"{host}:0"],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        endpoint = f"127.0.0.1:{_listening_port(process, log)}"
+        endpoint = f"{host}:{_listening_port(process, log)}"
         client = Minio(
             endpoint,
             access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],

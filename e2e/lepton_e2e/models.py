@@ -103,3 +103,83 @@ def copy_minilm(folder: Path, name: str = "minilm", sentences: int | None = None
         input_ids=tokens["input_ids"].astype(np.int64),
         attention_mask=tokens["attention_mask"].astype(np.int64),
     )
+
+
+CPU_POOL = {
+    "name": "cpu-standard",
+    "nodeSelector": {"lepton.ai/pool": "cpu-standard"},
+    "hourlyPriceUSD": 0.34,
+    "resources": {"cpu": "2", "memory": "4Gi"},
+}
+
+
+def leptonmodel(
+    name: str,
+    source: dict[str, Any],
+    optimization: dict[str, Any],
+    slo_ms: float = 250,
+) -> dict[str, Any]:
+    """A LeptonModel on the harness's CPU pool: ``source`` is ``spec.model``."""
+    return {
+        "apiVersion": "lepton.ai/v1alpha1",
+        "kind": "LeptonModel",
+        "metadata": {"name": name},
+        "spec": {
+            "model": source,
+            "optimization": optimization,
+            "slo": {"p95LatencyMs": slo_ms},
+            "scaling": {"minReplicas": 1, "maxReplicas": 2},
+            "pools": [dict(CPU_POOL)],
+        },
+    }
+
+
+def digits_source(uri: str, **fields: Any) -> dict[str, Any]:
+    """``spec.model`` for the digits TorchScript at ``uri`` (with ``sha256``,
+    ``credentialsSecret`` and so on as given)."""
+    return {
+        "uri": uri,
+        "format": "torchscript",
+        "inputs": DIGITS_INPUTS,
+        "outputs": DIGITS_OUTPUTS,
+        **fields,
+    }
+
+
+TINY_BERT_HIDDEN = 32
+
+
+def tiny_bert_files(folder: Path) -> dict[str, bytes]:
+    """A two-layer BERT with random weights (hidden size 32), saved as a Hub
+    repository holds it: config.json, model.safetensors and vocab.txt. Real
+    transformers code loads it as it loads MiniLM, in a second."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    words = [f"word{i}" for i in range(995)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=TINY_BERT_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(str(folder), safe_serialization=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def tiny_bert_source(uri: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "uri": uri,
+        "format": "safetensors",
+        "inputs": MINILM_INPUTS,
+        "outputs": [
+            {"name": "last_hidden_state", "dtype": "fp32", "shape": [-1, TINY_BERT_HIDDEN]}
+        ],
+        **fields,
+    }

@@ -8,10 +8,6 @@ import hashlib
 import http.server
 import io
 import json
-import re
-import ssl
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -20,7 +16,7 @@ import pytest
 
 from lepton_builder import cli, fetch, hub, loading
 from lepton_builder.untrusted import LoadError
-from lepton_e2e import models
+from lepton_e2e import models, sourceservers
 from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
 
 pytestmark = pytest.mark.integration
@@ -30,27 +26,11 @@ DIGEST = hashlib.sha256(BODY).hexdigest()
 NO_WAIT = fetch.Retry(attempts=3, base=0.0, sleep=lambda _: None)
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA of our own and a certificate it signed for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key, ca, key, csr, cert = (
-        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
-    )
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
-             str(ca), "-days", "2", "-subj", "/CN=lepton test CA")  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-             "-subj", "/CN=127.0.0.1")  # fmt: skip
-    extensions = folder / "san.cnf"
-    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-out", str(cert), "-days", "2",
-             "-extfile", str(extensions))  # fmt: skip
-    return {"ca": ca, "cert": cert, "key": key}
+    made = sourceservers.certificates(tmp_path_factory.mktemp("pki"), "127.0.0.1")
+    return {"ca": made.ca, "cert": made.cert, "key": made.key}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -100,17 +80,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def https_server(certificates: dict[str, Path]) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificates["cert"], certificates["key"])
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    tls = sourceservers.Certificates(certificates["ca"], certificates["cert"], certificates["key"])
+    with sourceservers.serving(Handler, "127.0.0.1", tls) as url:
+        yield url
 
 
 def _get(url: str, folder: Path, ca: Path | None, **kwargs: object) -> Path:
@@ -233,9 +205,9 @@ def test_a_missing_s3_object_is_named(s3, tmp_path) -> None:
 
 
 # ---- the Hugging Face Hub (a local server answering the paths huggingface_hub calls) ---
-COMMIT = "c0ffee" + "0" * 34
-OTHER_COMMIT = "bad" + "0" * 37
-TOKEN = "hf_test_token"
+COMMIT = sourceservers.HUB_COMMIT
+OTHER_COMMIT = "bad" + "0" * 37  # a revision the Hub answers with COMMIT (history rewritten)
+TOKEN = sourceservers.HUB_TOKEN
 WEIGHTS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(1000)
 REPOS: dict[str, dict[str, bytes]] = {
     "org/model": {
@@ -249,80 +221,13 @@ REPOS: dict[str, dict[str, bytes]] = {
     "org/pickles": {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04pickle"},
     "org/liar": {"config.json": b"{}", "model.safetensors": WEIGHTS},
 }
-
-
-def _blob_id(body: bytes) -> str:
-    return hashlib.sha1(f"blob {len(body)}\0".encode() + body).hexdigest()
-
-
-class Hub(http.server.BaseHTTPRequestHandler):
-    """``/api/models/<repo>/revision/<rev>`` and ``/<repo>/resolve/<commit>/<file>``, as
-    the Hub answers them; ``org/liar`` serves other bytes than it lists, and revision
-    ``OTHER_COMMIT`` resolves to ``COMMIT`` (a rewritten history)."""
-
-    protocol_version = "HTTP/1.1"
-    requests: ClassVar[list[str]] = []
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _reply(self, status: int, body: bytes, headers: dict[str, str], head: bool) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def _answer(self, head: bool) -> None:
-        Hub.requests.append(self.path)
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            self._reply(401, b"", {"X-Error-Code": "RepoNotFound"}, head)
-            return
-        listing = re.match(r"^/api/models/(\w+/\w+)/revision/([^?]+)", self.path)
-        resolve = re.match(rf"^/(\w+/\w+)/resolve/{COMMIT}/(.+)$", self.path)
-        if listing and listing[1] in REPOS:
-            files = REPOS[listing[1]]
-            siblings = []
-            for name, body in files.items():
-                entry: dict[str, object] = {"rfilename": name, "size": len(body)}
-                entry["blobId"] = _blob_id(body)
-                if name.endswith(".safetensors"):
-                    entry["lfs"] = {
-                        "sha256": hashlib.sha256(body).hexdigest(),
-                        "size": len(body),
-                        "pointerSize": 130,
-                    }
-                siblings.append(entry)
-            document = {"id": listing[1], "sha": COMMIT, "siblings": siblings}
-            self._reply(200, json.dumps(document).encode(), {}, head)
-        elif resolve and resolve[2] in REPOS.get(resolve[1], {}):
-            body = REPOS[resolve[1]][resolve[2]]
-            if resolve[1] == "org/liar" and resolve[2] == "model.safetensors":
-                body = body[:-1] + b"\x01"  # same size, other bytes
-            headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{_blob_id(body)}"'}
-            self._reply(200, body, headers, head)
-        else:
-            self._reply(404, b"", {"X-Error-Code": "RepoNotFound"}, head)
-
-    def do_GET(self) -> None:
-        self._answer(head=False)
-
-    def do_HEAD(self) -> None:
-        self._answer(head=True)
+Hub = sourceservers.hub_handler(REPOS, tamper={("org/liar", "model.safetensors")})
 
 
 @pytest.fixture(scope="module")
 def hub_endpoint() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with sourceservers.serving(Hub) as url:
+        yield url
 
 
 @pytest.fixture
