@@ -450,7 +450,11 @@ def _k(plan_input: PlanInput, option: _Option, correction: float) -> float:
 
 
 def _ms(value: float) -> str:
-    return f"{value:.1f} ms" if math.isfinite(value) else "unbounded (overloaded)"
+    """A p95 for the reason: a tenth of a millisecond, or two significant digits below
+    one (a small model's 0.03 ms is not 0.0)."""
+    if not math.isfinite(value):
+        return "unbounded (overloaded)"
+    return f"{value:.1f} ms" if value >= 1 else f"{value:.2g} ms"
 
 
 def _hold_or_switch(

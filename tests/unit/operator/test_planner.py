@@ -409,3 +409,9 @@ def test_a_move_waits_as_long_as_its_saving_takes_to_repay_the_cold_starts_it_ri
     assert held is not None and held.pool == "gpu" and "preferred for 300 s" in held.reason
     # Nothing saved: never worth the risk.
     assert switch_wait_s(_input(10), cpu, cpu) == math.inf
+
+
+def test_a_small_models_p95_is_not_written_as_zero() -> None:
+    tiny = Capacity("onnx", "cpu", base_p95_ms=0.034, max_rps=20_000.0)
+    result = _plan(0, capacities=[tiny])
+    assert "predicted p95 0.034 ms" in result.reason, result.reason
