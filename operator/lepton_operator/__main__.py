@@ -49,6 +49,9 @@ def _settings(settings: kopf.OperatorSettings, **_: object) -> None:
     # it (filtered by the apiserver, not in memory here).
     for api_version, plural in handlers.OWNED_KINDS:
         settings.watching.label_selectors[api_version, plural] = handlers.WATCHED_SELECTOR
+    activator = handlers.activator_from_env()
+    if activator is not None:  # only the activator's own slices, filtered by the apiserver
+        settings.watching.label_selectors[handlers.SLICES] = handlers.activator_selector(activator)
 
 
 class _Health(http.server.BaseHTTPRequestHandler):

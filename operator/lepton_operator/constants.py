@@ -24,3 +24,10 @@ ANNOTATION_TRITON_MODEL = "lepton.ai/triton-model"
 
 # Triton's ports in serving pods (and the Service's).
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+
+# Scale from zero: the activator (runtimes/activator) writes these on a LeptonModel.
+# Unix seconds of the latest request it holds for the model (renewed while some wait).
+ANNOTATION_DEMAND_AT = "lepton.ai/demand-at"
+# JSON: the waits of the latest held burst, once all of it left the activator's queue.
+ANNOTATION_ACTIVATOR_WAIT = "lepton.ai/activator-wait"
+ACTIVATOR_COMPONENT = "activator"

@@ -30,7 +30,11 @@ from typing import Any, Protocol
 
 from lepton_operator import metrics
 from lepton_operator.canary.runner import AsyncCanaries
-from lepton_operator.constants import MODEL_LABEL
+from lepton_operator.constants import (
+    ANNOTATION_ACTIVATOR_WAIT,
+    ANNOTATION_DEMAND_AT,
+    MODEL_LABEL,
+)
 from lepton_operator.reconcile import Event, Outcome, Reconciler
 from lepton_operator.revisit import figures_wanted_at, revisit_after
 from lepton_operator.sampler import FleetSampler, Key
@@ -58,7 +62,10 @@ def _merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[
 
 # A Job, pod, Deployment or Service the model owns changed (a build's report, a pod
 # Ready), or a canary verdict came: what finishes work a user waits for.
-AHEAD_TRIGGERS = frozenset({"owned", "canary"})
+AHEAD_TRIGGERS = frozenset({"owned", "canary", "demand"})
+# What a pass reads of a model's annotations: the activator's demand signal and its
+# report of the requests it held (``lepton_operator.activation``).
+ACTIVATOR_ANNOTATIONS = (ANNOTATION_DEMAND_AT, ANNOTATION_ACTIVATOR_WAIT)
 
 
 def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
@@ -71,9 +78,15 @@ def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str,
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What a pass reads of a LeptonModel: no managedFields, annotations or labels."""
+    """What a pass reads of a LeptonModel: no managedFields or labels, and of the
+    annotations only the activator's (``ACTIVATOR_ANNOTATIONS``)."""
     meta = body.get("metadata") or {}
-    return {
+    annotations = {
+        key: value
+        for key, value in (meta.get("annotations") or {}).items()
+        if key in ACTIVATOR_ANNOTATIONS
+    }
+    slimmed: dict[str, Any] = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
         "metadata": {
@@ -91,6 +104,9 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
+    if annotations:
+        slimmed["metadata"]["annotations"] = annotations
+    return slimmed
 
 
 def _version(body: Mapping[str, Any]) -> int:
@@ -181,6 +197,8 @@ class Controller:
         self._trigger: dict[Key, str] = {}
         # Models whose plan wants the next figures whatever they say, from when.
         self._waiting: dict[Key, float] = {}
+        # The activator's annotations last seen on each model (``ACTIVATOR_ANNOTATIONS``).
+        self._activator_signal: dict[Key, tuple[str | None, ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pass")
 
@@ -203,6 +221,7 @@ class Controller:
             self._generation.pop(key, None)
             self._trigger.pop(key, None)
             self._waiting.pop(key, None)
+            self._activator_signal.pop(key, None)
             metrics.forget(*key)
             if self.forget is not None:
                 self.forget(*key)
@@ -214,8 +233,15 @@ class Controller:
             self._waiting.pop(key, None)
             return
         generation = int(meta.get("generation") or 0)
+        signal = tuple((meta.get("annotations") or {}).get(a) for a in ACTIVATOR_ANNOTATIONS)
         if self._generation.get(key) == generation:
+            if key in self._activator_signal and self._activator_signal[key] != signal:
+                # Requests wait at the activator (or it reported a held burst): the plan
+                # must hear now, not at the next sample (no Triton pod shows demand).
+                self._activator_signal[key] = signal
+                self.enqueue(key, "demand")
             return
+        self._activator_signal[key] = signal
         first = key not in self._generation
         self._generation[key] = generation
         observed = (body.get("status") or {}).get("observedGeneration")
@@ -228,6 +254,14 @@ class Controller:
         model = labels.get(MODEL_LABEL)
         if namespace and model:
             self.enqueue((namespace, model), "owned")
+
+    def activator_moved(self) -> None:
+        """The activator's pods changed (a restart gives new addresses): every model that
+        may scale to zero gets a pass, so the Services at zero point at the new pods."""
+        for key in sorted(self.store.keys()):
+            body = self.store.body(key) or {}
+            if ((body.get("spec") or {}).get("scaling") or {}).get("scaleToZero"):
+                self.enqueue(key, "owned")
 
     def wake(self, keys: set[Key]) -> None:
         metrics.SAMPLE_WAKES.inc(len(keys))

@@ -11,7 +11,10 @@
   Job controller has marked the Job complete);
 - indices of the Triton pods, Deployments and Services (slim copies, by namespace and
   model) that the pass reads instead of listing them (``kubecache``);
-- start-up and clean-up of the controller's workers and the fleet sampler.
+- start-up and clean-up of the controller's workers and the fleet sampler;
+- with an activator installed (the chart sets ``LEPTON_ACTIVATOR_SERVICE``), a watch
+  of its Service's EndpointSlices: when its pods change, the models that may scale to
+  zero get a pass, so a Service at zero points at the activator's new addresses.
 
 Handlers are async and only queue keys: the passes run in the controller's worker
 threads. No handler needs a finalizer, so kopf adds none: deleting a model never waits
@@ -22,11 +25,13 @@ which belongs to the LeptonModel's own schema.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import kopf
 from kubernetes import client
 
+from lepton_operator.activation import ActivatorRef
 from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
 from lepton_operator.canary.runner import AsyncCanaries
@@ -55,7 +60,24 @@ OWNED_KINDS = (
     ("v1", "configmaps"),
 )
 OWNED = {MANAGED_BY_LABEL: MANAGED_BY}
+SLICES = ("discovery.k8s.io/v1", "endpointslices")
 _controller: list[Controller] = []
+
+
+def activator_from_env() -> ActivatorRef | None:
+    """The chart's activator: its Service in the operator's namespace, or None."""
+    service = os.environ.get("LEPTON_ACTIVATOR_SERVICE")
+    if not service:
+        return None
+    return ActivatorRef(
+        namespace=os.environ.get("POD_NAMESPACE", "default"),
+        service=service,
+        port=int(os.environ.get("LEPTON_ACTIVATOR_PORT", "8000")),
+    )
+
+
+def activator_selector(activator: ActivatorRef) -> str:
+    return f"kubernetes.io/service-name={activator.service}"
 
 
 def install(config: OperatorConfig, api_client: client.ApiClient) -> Controller:
@@ -70,11 +92,28 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> Controller:
     )
     kube = CachedKube(api_client)
     canaries = AsyncCanaries(kube, infer, utc_now)
+    activator = activator_from_env()
     reconciler = Reconciler(
-        kube, config, utc_now, canaries=canaries, live=sampler, refresh_seconds=interval / 2
+        kube,
+        config,
+        utc_now,
+        canaries=canaries,
+        live=sampler,
+        refresh_seconds=interval / 2,
+        activator=activator,
     )
     _controller[:] = [Controller(reconciler, kube, sampler, canaries, forget=kube.forget)]
+    if activator is not None:
+        kopf.on.event(*SLICES, labels={"kubernetes.io/service-name": activator.service})(
+            on_activator_slice
+        )
     return _controller[0]
+
+
+async def on_activator_slice(namespace: str | None, **_: Any) -> None:
+    activator = controller().reconciler.activator
+    if activator is not None and namespace == activator.namespace:
+        controller().activator_moved()
 
 
 def controller() -> Controller:

@@ -10,6 +10,7 @@ writes the status only when it differs, so a quiet cluster sees no update storm.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from lepton_operator import advisory, constants
+from lepton_operator import activation, advisory, constants
 from lepton_operator.api.spec import (
     GPU_ONLY_VARIANTS,
     LeptonModelSpec,
@@ -53,9 +54,47 @@ from lepton_operator.report import (
     ReportError,
     parse_report,
 )
+from lepton_operator.resources import activator as activator_objects
 from lepton_operator.resources import build as build_objects
 from lepton_operator.resources import names, serving
 from lepton_operator.timestamps import format_time, parse_time
+
+
+def _cold_start(
+    pools: list[PoolSpec],
+    accepted: list[VariantStatus],
+    status: dict[str, Any],
+    decision: dict[str, Any],
+) -> float | None:
+    """The cold start a request at zero would wait: that of the option serving now,
+    else the shortest any accepted option offers; None with no accepted option."""
+    provisioning = {p.name: float(p.provisioning_seconds) for p in pools}
+    observed = status.get("coldStarts") or []
+
+    def of(row: VariantStatus) -> float:
+        seen = [
+            float(c["seconds"])
+            for c in observed
+            if (c.get("pool"), c.get("variant")) == (row.pool, row.variant)
+        ]
+        return activation.cold_start_s(provisioning.get(row.pool, 0.0), row.load_seconds, seen)
+
+    serving = [
+        r
+        for r in accepted
+        if (r.pool, r.variant) == (decision.get("pool"), decision.get("variant"))
+    ]
+    return of(serving[0]) if serving else min((of(r) for r in accepted), default=None)
+
+
+def _with_floor(spec: LeptonModelSpec, floor: int) -> LeptonModelSpec:
+    """``spec`` planned with at least ``floor`` replicas (demand at the activator)."""
+    if floor <= spec.scaling.min_replicas:
+        return spec
+    scaling = spec.scaling.model_copy(
+        update={"min_replicas": floor, "max_replicas": max(spec.scaling.max_replicas, floor)}
+    )
+    return spec.model_copy(update={"scaling": scaling})
 
 
 @dataclass(frozen=True)
@@ -362,13 +401,17 @@ class Reconciler:
         canaries: Canaries | None = None,
         live: LiveSource | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
+        activator: activation.ActivatorRef | None = None,
     ) -> None:
+        """``activator``: where the activator runs; None (no activator installed): a
+        model at zero has no request path, as before."""
         self.kube = kube
         self.config = config
         self.clock = clock
         self.canaries = canaries
         self.live = live
         self.refresh_seconds = refresh_seconds
+        self.activator = activator
         self._finished = FinishedBuilds()
         # The timestamp of the figures each model last planned with (by uid): a pass
         # between two fleet samples has nothing new, and must not count one twice.
@@ -516,8 +559,21 @@ class Reconciler:
         sample = self._sample(body, status, now, condition)
         pods = self._serving_pods(body)
         avoidance = self._pools_to_avoid(pools, status, now, pods)
+        waiting = (
+            activation.demand(
+                meta.get("annotations") or {}, spec.scaling.scale_down_stabilization_seconds
+            )
+            if spec.scaling.scale_to_zero
+            else None
+        )
+        cold = _cold_start(pools, accepted, status, previous)
+        limit = spec.scaling.max_cold_start_seconds
+        too_cold = activation.too_cold(cold, limit)
+        floor = activation.floor_replicas(
+            spec.scaling.min_replicas, spec.scaling.scale_to_zero, waiting, _epoch(now), too_cold
+        )
         decided = decide(
-            spec,
+            _with_floor(spec, floor),
             pools,
             accepted,
             read.profiles,
@@ -529,6 +585,12 @@ class Reconciler:
             serving_configs(pods),
         )
         plan = decided.plan
+        if floor > spec.scaling.min_replicas and isinstance(plan, Plan):
+            if too_cold and cold is not None and limit is not None:
+                why = activation.warm_reason(cold, limit)
+            else:
+                why = activation.demand_reason(waiting) if waiting else ""
+            plan = dataclasses.replace(plan, reason=plan.reason + why)
         if decided.planner is not None:
             status["planner"] = decided.planner.model_dump(by_alias=True, exclude_none=True)
         else:
@@ -581,6 +643,7 @@ class Reconciler:
             spec.repository.s3 if spec.repository else None,
             spec.serving.response_cache_mb * 2**20 if spec.serving.response_cache else None,
         )
+        self._route(body, spec, ready, status, waiting)
         self._record_live(pools, deployments, status, now, sample)
         if ready >= plan.replicas:
             _forget_backoff(status, plan.pool)
@@ -917,6 +980,55 @@ class Reconciler:
             "grpc": f"{names.service(model)}.{namespace}.svc:{constants.GRPC_PORT}",
         }
         return ready, deployments
+
+    def _route(
+        self,
+        body: dict[str, Any],
+        spec: LeptonModelSpec,
+        ready: int,
+        status: dict[str, Any],
+        waiting: activation.Demand | None,
+    ) -> None:
+        """Point the Service at the activator while no replica is Ready (its own
+        EndpointSlice), and straight at the replicas otherwise (the slice deleted)."""
+        if not spec.scaling.scale_to_zero and "activation" not in status:
+            return
+        meta = body["metadata"]
+        model, namespace = meta["name"], meta["namespace"]
+        addresses: list[str] = []
+        if self.activator is not None and spec.scaling.scale_to_zero:
+            addresses = activator_objects.ready_addresses(
+                self.kube.list_labelled(
+                    "discovery.k8s.io/v1",
+                    "EndpointSlice",
+                    self.activator.namespace,
+                    f"{activator_objects.SERVICE_NAME_LABEL}={self.activator.service}",
+                )
+            )
+        routed = activation.routes_to_activator(spec.scaling.scale_to_zero, ready, addresses)
+        if routed and self.activator is not None:
+            self.kube.apply(
+                activator_objects.activator_slice(model, namespace, addresses, self.activator.port),
+                body,
+            )
+        else:
+            current = self.kube.get(
+                "discovery.k8s.io/v1",
+                "EndpointSlice",
+                activator_objects.slice_name(model),
+                namespace,
+            )
+            if current is not None:
+                self.kube.delete_owned(
+                    {**current, "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"},
+                    meta["uid"],
+                )
+        if spec.scaling.scale_to_zero:
+            status["activation"] = activation.activation_status(
+                routed, waiting, meta.get("annotations") or {}
+            ).model_dump(by_alias=True, exclude_none=True)
+        else:
+            status.pop("activation", None)
 
     def _sample(
         self,

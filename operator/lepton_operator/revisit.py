@@ -53,6 +53,11 @@ def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
     retry = _retry_in(status, now_s)
     if retry is not None:
         wanted.append(retry)
+    hold = (status.get("activation") or {}).get("holdUntil")
+    if hold is not None and parse_time(hold).timestamp() > now_s:
+        # The activator's demand keeps a replica planned until then; the pass that
+        # lets it go is asked for, since no figure need change at that moment.
+        wanted.append(parse_time(hold).timestamp() - now_s + 0.5)
     return min(wanted) if wanted else None
 
 

@@ -50,6 +50,13 @@ EXPECTED_GRANTS = {
     },
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},  # namespaced Role
+    # Scale from zero: the slice pointing a model's Service at the activator.
+    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch", "create", "patch", "delete"},
+}
+# The activator's whole grant: where Ready replicas are, and the demand annotation.
+ACTIVATOR_GRANTS = {
+    ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
+    ("lepton.ai", "leptonmodels"): {"get", "patch"},
 }
 
 
@@ -68,8 +75,68 @@ def render(*sets: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-def by_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in documents if d["kind"] == kind]
+def is_activator(document: dict[str, Any]) -> bool:
+    return str(document["metadata"]["name"]).endswith("-activator")
+
+
+def by_kind(
+    documents: list[dict[str, Any]], kind: str, activator: bool = False
+) -> list[dict[str, Any]]:
+    """The operator's objects of ``kind`` (the activator's with ``activator=True``)."""
+    return [d for d in documents if d["kind"] == kind and is_activator(d) == activator]
+
+
+def grants_of(roles: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    grants: dict[tuple[str, str], set[str]] = {}
+    for role in roles:
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                assert not any("*" in item for item in rule.get(key, [])), (key, rule)
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+def test_the_activator_runs_twice_least_privileged_and_restricted():
+    documents = render()
+    (deployment,) = by_kind(documents, "Deployment", activator=True)
+    (role,) = by_kind(documents, "ClusterRole", activator=True)
+    (binding,) = by_kind(documents, "ClusterRoleBinding", activator=True)
+    (account,) = by_kind(documents, "ServiceAccount", activator=True)
+    (service,) = by_kind(documents, "Service", activator=True)
+    assert grants_of([role]) == ACTIVATOR_GRANTS
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["image"] == "ghcr.io/lepton-ai/lepton-activator:0.1.0"
+    assert container["command"] == ["lepton-activator"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # Its own selector: neither the operator's Deployment nor Service selects its pods.
+    (operator,) = by_kind(documents, "Deployment")
+    assert spec["selector"]["matchLabels"] != operator["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    env = {
+        e["name"]: e.get("value")
+        for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["LEPTON_ACTIVATOR_SERVICE"] == service["metadata"]["name"]
+    assert env["LEPTON_ACTIVATOR_PORT"] == "8000"
+
+
+def test_without_the_activator_nothing_of_it_renders():
+    documents = render("activator.enabled=false")
+    assert not [d for d in documents if is_activator(d)]
+    (operator,) = by_kind(documents, "Deployment")
+    env = {e["name"] for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "LEPTON_ACTIVATOR_SERVICE" not in env
 
 
 def crd_documents() -> list[dict[str, Any]]:
@@ -177,15 +244,7 @@ def test_rbac_has_no_wildcards_and_exactly_the_expected_grants():
     documents = render()
     roles = by_kind(documents, "ClusterRole") + by_kind(documents, "Role")
     assert roles
-    grants: dict[tuple[str, str], set[str]] = {}
-    for role in roles:
-        for rule in role["rules"]:
-            for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
-                assert not any("*" in item for item in rule.get(key, [])), (key, rule)
-            for group in rule["apiGroups"]:
-                for resource in rule["resources"]:
-                    grants.setdefault((group, resource), set()).update(rule["verbs"])
-    assert grants == EXPECTED_GRANTS
+    assert grants_of(roles) == EXPECTED_GRANTS
 
 
 def test_servicemonitor_grants_only_when_the_operator_creates_them():

@@ -47,3 +47,21 @@ a release can be pinned to the bytes it was tested with while the tag stays read
 {{- $ref }}
 {{- end }}
 {{- end }}
+
+{{/*
+The activator (scale from zero): its own name and selector, so neither the operator's
+Deployment nor its Service ever selects the activator's pods.
+*/}}
+{{- define "lepton-operator.activatorName" -}}
+{{- printf "%s-activator" (include "lepton-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "lepton-operator.activatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "lepton-operator.name" . }}-activator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: activator
+{{- end }}
+
+{{- define "lepton-operator.activatorImage" -}}
+{{- printf "%s:%s" .Values.activator.image.repository (.Values.activator.image.tag | default .Chart.AppVersion) }}
+{{- end }}

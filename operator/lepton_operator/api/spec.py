@@ -560,7 +560,17 @@ class Scaling(UserSpec):
     scale_to_zero: bool = Field(
         default=False,
         alias="scaleToZero",
-        description="Allow zero replicas when there is no traffic.",
+        description="Allow zero replicas when there is no traffic; the activator holds "
+        "requests meanwhile and wakes the model (docs/scale-to-zero.md).",
+    )
+    max_cold_start_seconds: int | None = Field(
+        default=None,
+        alias="maxColdStartSeconds",
+        ge=0,
+        le=3600,
+        description="With scaleToZero: the longest a request may wait for a cold start. "
+        "When the model's cold start (observed, else provisioning plus load time) is "
+        "longer, one warm replica stays instead of zero. Unset: zero whenever idle.",
     )
 
 

@@ -317,6 +317,42 @@ class ColdStart(Spec):
     time: str = Field(description="When that pod turned Ready (RFC 3339).")
 
 
+class HeldBurst(Spec):
+    """The latest burst of requests the activator held while the model had no Ready
+    replica, as it reported once they had all left its queue."""
+
+    time: str = Field(description="When the last of them left the queue (RFC 3339).")
+    held: int = Field(ge=0, description="Requests held, then sent to a Ready replica.")
+    p50_ms: float = Field(ge=0, alias="p50Ms", description="Median wait in the activator.")
+    p95_ms: float = Field(ge=0, alias="p95Ms", description="95th percentile wait.")
+    max_ms: float = Field(ge=0, alias="maxMs", description="Longest wait.")
+    timed_out: int = Field(
+        default=0, ge=0, alias="timedOut", description="Requests answered 504 (waited too long)."
+    )
+    refused: int = Field(default=0, ge=0, description="Requests answered 503 (queue full).")
+
+
+class ActivationStatus(Spec):
+    """Scale from zero (``scaling.scaleToZero``): where requests go with no Ready replica."""
+
+    routed_to_activator: bool = Field(
+        alias="routedToActivator",
+        description="The Service points at the activator (no Ready replica): requests "
+        "are held there until one is Ready.",
+    )
+    demand_at: str | None = Field(
+        default=None,
+        alias="demandAt",
+        description="When the activator last said requests wait (RFC 3339).",
+    )
+    hold_until: str | None = Field(
+        default=None,
+        alias="holdUntil",
+        description="Until then at least one replica is planned for that demand.",
+    )
+    last_burst: HeldBurst | None = Field(default=None, alias="lastBurst")
+
+
 class Endpoint(Spec):
     """Where clients reach the model."""
 
@@ -373,6 +409,7 @@ class LeptonModelStatus(Spec):
         "loadSeconds, whichever is longer).",
     )
     endpoint: Endpoint | None = None
+    activation: ActivationStatus | None = None
     replicas: int | None = Field(default=None, description="Ready replicas (scale subresource).")
     selector: str | None = Field(
         default=None, description="Label selector of the serving pods (scale)."

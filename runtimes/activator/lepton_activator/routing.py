@@ -1,0 +1,156 @@
+"""Pure routing: which model a request is for, and where its Ready replicas are.
+
+The table is fed by the watch of the EndpointSlices of the operator's Services (the
+apiserver filters by the operator's managed-by label): the EndpointSlice
+controller's slices list the Triton pods, Ready or not; the operator's own slice
+(``lepton.ai/component=activator``) says the Service points at the activator, i.e.
+the model has no Ready replica.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_LABEL = "lepton.ai/model"
+COMPONENT_LABEL = "lepton.ai/component"
+ACTIVATOR_COMPONENT = "activator"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+HTTP_PORT_NAME = "http"
+
+Key = tuple[str, str]  # (namespace, model)
+
+_MODEL_PATH = re.compile(r"^/v2/models/([^/]+)(/|$)")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    namespace: str
+    model: str
+    activator: bool  # the operator's slice that routes the Service here
+    ready: tuple[str, ...]  # "ip:port" of Ready endpoints on the HTTP port
+
+
+def slice_info(obj: Mapping[str, Any]) -> SliceInfo | None:
+    """What one EndpointSlice says, or None when it belongs to no model."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    model = labels.get(MODEL_LABEL) or labels.get(SERVICE_NAME_LABEL)
+    namespace = meta.get("namespace")
+    if not model or not namespace:
+        return None
+    port = next(
+        (p.get("port") for p in obj.get("ports") or [] if p.get("name") == HTTP_PORT_NAME), None
+    )
+    ready: list[str] = []
+    if port is not None:
+        for endpoint in obj.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready"):
+                ready += [f"{ip}:{port}" for ip in endpoint.get("addresses") or []]
+    activator = labels.get(COMPONENT_LABEL) == ACTIVATOR_COMPONENT
+    return SliceInfo(namespace, model, activator, () if activator else tuple(sorted(ready)))
+
+
+@dataclass
+class Table:
+    """The watched slices by (namespace, name); what the server asks of them."""
+
+    slices: dict[tuple[str, str], SliceInfo] = field(default_factory=dict)
+
+    def put(self, obj: Mapping[str, Any]) -> Key | None:
+        meta = obj.get("metadata") or {}
+        name = (str(meta.get("namespace")), str(meta.get("name")))
+        info = slice_info(obj)
+        if info is None:
+            return None
+        self.slices[name] = info
+        return (info.namespace, info.model)
+
+    def remove(self, obj: Mapping[str, Any]) -> Key | None:
+        meta = obj.get("metadata") or {}
+        info = self.slices.pop((str(meta.get("namespace")), str(meta.get("name"))), None)
+        return (info.namespace, info.model) if info else None
+
+    def replace(self, objs: Iterable[Mapping[str, Any]]) -> set[Key]:
+        """A fresh listing: every key whose slices may have changed."""
+        before = {(i.namespace, i.model) for i in self.slices.values()}
+        self.slices.clear()
+        after = {key for obj in objs if (key := self.put(obj)) is not None}
+        return before | after
+
+    def backends(self, key: Key) -> list[str]:
+        """Ready Triton replicas of the model (never the activator itself)."""
+        found: set[str] = set()
+        for info in self.slices.values():
+            if (info.namespace, info.model) == key and not info.activator:
+                found.update(info.ready)
+        return sorted(found)
+
+    def routed_here(self, key: Key) -> bool:
+        return any((i.namespace, i.model) == key and i.activator for i in self.slices.values())
+
+    def known(self, key: Key) -> bool:
+        return any((i.namespace, i.model) == key for i in self.slices.values())
+
+    def models_named(self, model: str) -> list[Key]:
+        return sorted({(i.namespace, i.model) for i in self.slices.values() if i.model == model})
+
+
+def model_in_path(path: str) -> str | None:
+    """The model a Triton HTTP request names: ``/v2/models/<name>/...``."""
+    match = _MODEL_PATH.match(path)
+    return match.group(1) if match else None
+
+
+def service_in_host(host: str) -> Key | None:
+    """(namespace, service) from a Host header ``<service>.<namespace>[.svc[...]]``;
+    None for an address or a bare name (no namespace in it)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    parts = name.split(".")
+    if len(parts) < 2 or not all(_DNS_LABEL.match(p) for p in parts[:2]):
+        return None
+    if len(parts) > 2 and parts[2] != "svc":
+        return None
+    return (parts[1], parts[0])
+
+
+@dataclass(frozen=True)
+class Route:
+    key: Key | None
+    status: int = 200
+    message: str = ""
+
+
+def route(table: Table, host: str, path: str) -> Route:
+    """Which model a request is for. The Host header names the Service and its
+    namespace when the client used the Service's DNS name; otherwise the model in the
+    path, which must name exactly one model the activator knows of (Triton serves one
+    model per LeptonModel, named after it)."""
+    by_host = service_in_host(host)
+    if by_host is not None and table.known(by_host):
+        return Route(by_host)
+    model = model_in_path(path)
+    if model is None:
+        return Route(
+            None,
+            404,
+            f"no model in the path {path!r} and none in the Host header {host!r}: the "
+            "activator answers only for a model scaled to zero",
+        )
+    if by_host is not None and by_host[1] == model:
+        return Route(by_host)  # not watched yet: the namespace is the Host's
+    candidates = table.models_named(model)
+    if len(candidates) == 1:
+        return Route(candidates[0])
+    if not candidates:
+        return Route(None, 404, f"unknown model {model}: no LeptonModel by that name is served")
+    names = ", ".join(f"{ns}/{m}" for ns, m in candidates)
+    return Route(
+        None,
+        400,
+        f"model {model} exists in several namespaces ({names}); call it through its "
+        "Service's DNS name so the Host header says which",
+    )

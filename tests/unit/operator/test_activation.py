@@ -1,0 +1,151 @@
+"""Scale from zero on the operator's side: the demand signal, the replica floor, the
+Service's route to the activator, the held burst's report, the revisit that ends the
+floor, and the pass the activator's annotation starts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from lepton_operator.activation import (
+    MIN_HOLD_S,
+    activation_status,
+    cold_start_s,
+    demand,
+    floor_replicas,
+    held_burst,
+    routes_to_activator,
+    too_cold,
+    warm_reason,
+)
+from lepton_operator.api.spec import Scaling
+from lepton_operator.controller import Controller, slim
+from lepton_operator.resources.activator import activator_slice, ready_addresses, slice_name
+from lepton_operator.revisit import revisit_after
+from lepton_operator.timestamps import format_time
+
+DEMAND = "lepton.ai/demand-at"
+WAIT = "lepton.ai/activator-wait"
+
+
+def test_demand_holds_a_replica_for_the_idle_window_at_least_a_minute() -> None:
+    signal = demand({DEMAND: "1000.5"}, scale_down_window_s=300)
+    assert signal is not None and signal.until_s == 1300.5
+    short = demand({DEMAND: "1000"}, scale_down_window_s=10)
+    assert short is not None and short.until_s == 1000 + MIN_HOLD_S
+    assert demand({}, 300) is None
+    assert demand({DEMAND: "soon"}, 300) is None  # hand-written nonsense fails nothing
+    assert demand({DEMAND: "nan"}, 300) is None
+
+
+def test_the_floor_is_one_replica_while_demand_holds_on_a_model_that_may_go_to_zero() -> None:
+    signal = demand({DEMAND: "1000"}, 60)
+    assert floor_replicas(0, True, signal, 1010) == 1
+    assert floor_replicas(0, True, signal, 1060) == 0  # the hold is over
+    assert floor_replicas(0, True, None, 1010) == 0
+    assert floor_replicas(2, True, signal, 1010) == 2  # never lowers the spec's own
+    assert floor_replicas(0, False, signal, 1010) == 0
+
+
+def test_the_service_goes_to_the_activator_only_at_zero_and_only_when_one_runs() -> None:
+    assert routes_to_activator(True, 0, ["10.0.0.5"])
+    assert not routes_to_activator(True, 1, ["10.0.0.5"])  # replicas Ready: straight there
+    assert not routes_to_activator(False, 0, ["10.0.0.5"])  # may not go to zero
+    assert not routes_to_activator(True, 0, [])  # no activator runs
+
+
+def test_the_activator_slice_joins_the_models_service_on_its_http_port() -> None:
+    slices = [
+        {
+            "endpoints": [
+                {"addresses": ["10.0.0.6"], "conditions": {"ready": True}},
+                {"addresses": ["10.0.0.5"], "conditions": {"ready": True}},
+                {"addresses": ["10.0.0.7"], "conditions": {"ready": False}},
+            ]
+        }
+    ]
+    addresses = ready_addresses(slices)
+    assert addresses == ["10.0.0.5", "10.0.0.6"]
+    obj = activator_slice("digits", "ml", addresses, 8000)
+    labels = obj["metadata"]["labels"]
+    assert obj["metadata"]["name"] == slice_name("digits") == "digits-activator"
+    assert labels["kubernetes.io/service-name"] == "digits"
+    # Not the EndpointSlice controller's: it leaves the slice alone.
+    assert labels["endpointslice.kubernetes.io/managed-by"] == "lepton-operator"
+    assert labels["lepton.ai/component"] == "activator"
+    assert obj["ports"] == [{"name": "http", "port": 8000, "protocol": "TCP"}]
+    assert [e["addresses"] for e in obj["endpoints"]] == [["10.0.0.5"], ["10.0.0.6"]]
+
+
+def test_the_held_burst_reaches_status_and_a_bad_report_is_ignored() -> None:
+    report = {"at": 1000, "held": 20, "p50Ms": 9000, "p95Ms": 14000, "maxMs": 15000}
+    burst = held_burst({WAIT: json.dumps({**report, "timedOut": 0, "refused": 0})})
+    assert burst is not None and burst.held == 20 and burst.p95_ms == 14000
+    assert held_burst({WAIT: "{"}) is None
+    assert held_burst({WAIT: json.dumps({"held": 1})}) is None
+    status = activation_status(True, demand({DEMAND: "1000"}, 60), {WAIT: json.dumps(report)})
+    dumped = status.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["routedToActivator"] is True
+    assert dumped["demandAt"] == format_time(1000.0)
+    assert dumped["holdUntil"] == format_time(1060.0)
+    assert dumped["lastBurst"]["p50Ms"] == 9000
+
+
+def test_a_pass_is_asked_for_when_the_demand_hold_ends() -> None:
+    status = {"phase": "Ready", "activation": {"holdUntil": format_time(1060.0)}}
+    assert revisit_after(status, 1000.0) == 60.5
+    assert revisit_after(status, 1070.0) is None
+
+
+class _Writer:
+    def patch_model_status(self, *_: Any) -> None:
+        return None
+
+    def post_event(self, *_: Any) -> None:
+        return None
+
+
+def _model(annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "digits", "namespace": "ml", "generation": 3}
+    if annotations:
+        meta["annotations"] = {**annotations, "unrelated": "x"}
+    return {"metadata": meta, "spec": {}, "status": {"observedGeneration": 3}}
+
+
+def test_the_activators_annotation_starts_a_pass_at_once_and_a_status_write_does_not() -> None:
+    controller = Controller(object(), _Writer(), sampler=None)  # type: ignore[arg-type]
+    controller.model_event(None, _model())
+    controller.queue._pop_due()
+    controller.queue.done(("ml", "digits"))
+    controller.model_event("MODIFIED", _model())  # a status write: nothing new
+    assert len(controller.queue) == 0
+    controller.model_event("MODIFIED", _model({DEMAND: "1000.0"}))
+    assert len(controller.queue) == 1  # demand arrived: the pass runs now
+    controller.queue._pop_due()
+    controller.queue.done(("ml", "digits"))
+    controller.model_event("MODIFIED", _model({DEMAND: "1000.0"}))
+    assert len(controller.queue) == 0  # the same signal again is no news
+    assert slim(_model({DEMAND: "1"}))["metadata"]["annotations"] == {DEMAND: "1"}
+
+
+def test_a_cold_start_longer_than_a_request_may_wait_keeps_one_warm_replica() -> None:
+    # Declared: provisioning plus load time; observed when longer (the planner's lead).
+    assert cold_start_s(60.0, 4.5, []) == 64.5
+    assert cold_start_s(5.0, 2.0, [12.0, 9.0]) == 12.0
+    assert too_cold(12.0, 10) and not too_cold(12.0, 15) and not too_cold(12.0, None)
+    assert floor_replicas(0, True, None, 0.0, too_cold=True) == 1
+    assert floor_replicas(0, False, None, 0.0, too_cold=True) == 0  # not a zero model
+    assert "maxColdStartSeconds 10 s" in warm_reason(12.0, 10)
+
+
+def test_the_spec_takes_a_cold_start_limit_only_within_bounds() -> None:
+    scaling = Scaling.model_validate(
+        {"minReplicas": 0, "scaleToZero": True, "maxColdStartSeconds": 30}
+    )
+    assert scaling.max_cold_start_seconds == 30
+    assert Scaling.model_validate({}).max_cold_start_seconds is None
+    with pytest.raises(ValidationError):
+        Scaling.model_validate({"maxColdStartSeconds": -1})
