@@ -10,12 +10,12 @@
 # keep their public base by default for everyone else (BASE=python:3.11-slim-bookworm
 # here uses it). Triton has no stand-in: its Dockerfile extends NGC's image.
 #
-# Environment: IMAGES (default "operator builder triton"), BASE (default: the local base),
+# Environment: IMAGES (default "operator builder activator triton"), BASE (default: the local base),
 # VERSION (default: the chart's appVersion), OUT (default build/images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-IMAGES=${IMAGES:-operator builder triton}
+IMAGES=${IMAGES:-operator builder activator triton}
 OUT=${OUT:-build/images}
 VERSION=${VERSION:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/lepton-operator/Chart.yaml)}
 REGISTRY=ghcr.io/lepton-ai

@@ -84,12 +84,31 @@ def test_the_operator_is_installed_without_extras_and_from_wheels() -> None:
     assert 'find_spec("torch") is None' in runs
 
 
-@pytest.mark.parametrize("name", ["operator", "builder"])
+@pytest.mark.parametrize("name", ["operator", "builder", "activator"])
 def test_python_images_take_a_base_argument_with_a_public_default(name: str) -> None:
     steps = instructions(RUNTIMES / name / "Dockerfile")
     assert steps[0] == ("ARG", "BASE=python:3.11-slim-bookworm")
     froms = [a.split()[0] for op, a in steps if op == "FROM"]
     assert froms and all(f == "${BASE}" for f in froms)
+
+
+def test_the_activator_image_is_what_the_chart_and_e2e_run() -> None:
+    """Its own script on PATH (the chart's command), the chart's user, no kopf in it."""
+    dockerfile = RUNTIMES / "activator" / "Dockerfile"
+    steps = final_stage(dockerfile)
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert (
+        entrypoint(steps)
+        == ["lepton-activator"]
+        == e2e_entrypoint("ghcr.io/lepton-ai/lepton-activator")
+    )
+    assert scripts["lepton-activator"] == "lepton_activator.__main__:main"
+    template = (CHART / "templates" / "activator.yaml").read_text()
+    assert 'command: ["lepton-activator"]' in template
+    assert [a for op, a in steps if op == "USER"] == ["65532:65532"]
+    assert "runAsUser: 65532" in template
+    runs = " ".join(a for op, a in instructions(dockerfile) if op == "RUN")
+    assert 'find_spec("kopf") is None' in runs
 
 
 def test_the_builder_entrypoint_matches_e2e() -> None:

@@ -78,12 +78,19 @@ def test_the_builder_image_is_the_one_the_operator_runs(workflow) -> None:
     assert published(workflow, app_version())["builder"] == values["config"]["images"]["builder"]
 
 
+def test_the_activator_image_is_the_charts_activator(workflow) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["activator"]
+    assert values["image"]["tag"] == ""
+    expected = f"{values['image']['repository']}:{app_version()}"
+    assert published(workflow, app_version())["activator"] == expected
+
+
 def test_every_published_image_has_a_dockerfile(workflow) -> None:
     [build] = [s for s in workflow["jobs"]["images"]["steps"] if s.get("id") == "build"]
     for image in images(workflow):
         dockerfile = build["with"]["file"].replace("${{ matrix.image }}", image)
         assert (REPO / dockerfile).is_file(), dockerfile
-    assert set(images(workflow)) == {"operator", "builder", "triton"}
+    assert set(images(workflow)) == {"operator", "builder", "activator", "triton"}
     assert build["with"]["platforms"] == "${{ matrix.platforms }}"
     assert build["with"]["push"] is True
     assert build["with"]["sbom"] is True
@@ -93,6 +100,7 @@ def test_operator_and_builder_are_multi_arch_triton_amd64_only(workflow) -> None
     """Triton's image needs onnxruntime-gpu, which PyPI has for x86_64 only."""
     platforms = images(workflow)
     assert platforms["operator"] == platforms["builder"] == "linux/amd64,linux/arm64"
+    assert platforms["activator"] == "linux/amd64,linux/arm64"
     assert platforms["triton"] == "linux/amd64"
 
 
