@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from lepton_operator.activation import (
     MIN_HOLD_S,
+    ActivatorRef,
     activation_status,
     cold_start_s,
     demand,
@@ -21,8 +22,9 @@ from lepton_operator.activation import (
     too_cold,
     warm_reason,
 )
-from lepton_operator.api.spec import Scaling
+from lepton_operator.api.spec import Scaling, parse_spec
 from lepton_operator.controller import Controller, slim
+from lepton_operator.reconcile import Reconciler
 from lepton_operator.resources.activator import activator_slice, ready_addresses, slice_name
 from lepton_operator.revisit import revisit_after
 from lepton_operator.timestamps import format_time
@@ -149,3 +151,86 @@ def test_the_spec_takes_a_cold_start_limit_only_within_bounds() -> None:
     assert Scaling.model_validate({}).max_cold_start_seconds is None
     with pytest.raises(ValidationError):
         Scaling.model_validate({"maxColdStartSeconds": -1})
+
+
+class _SliceKube:
+    """What the routing step asks of Kubernetes: the activator's slices, and apply, get
+    and delete of the model's own slice."""
+
+    def __init__(self, activator_ready: list[str]) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.activator = {
+            "metadata": {"labels": {"kubernetes.io/service-name": "lepton-activator"}},
+            "endpoints": [
+                {"addresses": [a], "conditions": {"ready": True}} for a in activator_ready
+            ],
+        }
+
+    def list_labelled(self, api_version: str, kind: str, namespace: str, selector: str) -> list:
+        assert (kind, namespace, selector) == (
+            "EndpointSlice",
+            "lepton-system",
+            "kubernetes.io/service-name=lepton-activator",
+        )
+        return [self.activator]
+
+    def apply(self, obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
+        labels = {**obj["metadata"]["labels"]}
+        meta = {
+            **obj["metadata"],
+            "labels": labels,
+            "ownerReferences": [{"uid": owner["metadata"]["uid"]}],
+        }
+        self.objects[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = {
+            **obj,
+            "metadata": meta,
+        }
+        return obj
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        return self.objects.get((namespace, name))
+
+    def delete_owned(self, obj: dict[str, Any], owner_uid: str) -> bool:
+        assert obj["kind"] == "EndpointSlice"
+        return self.objects.pop((obj["metadata"]["namespace"], obj["metadata"]["name"])) is not None
+
+
+def _route(
+    kube: _SliceKube, config: Any, raw_spec: dict[str, Any], ready: int, status: dict
+) -> None:
+    reconciler = Reconciler(
+        kube,  # type: ignore[arg-type]
+        config,
+        clock=lambda: "2026-12-05T00:00:00Z",
+        activator=ActivatorRef("lepton-system", "lepton-activator", 8000),
+    )
+    body = {
+        "metadata": {"name": "digits", "namespace": "ml", "uid": "uid-1", "annotations": {}},
+        "spec": raw_spec,
+    }
+    reconciler._route(body, parse_spec(raw_spec), ready, status, None)
+
+
+def test_at_zero_the_service_points_at_the_activator_and_leaves_it_once_ready(spec, config):
+    raw = {**spec, "scaling": {"minReplicas": 0, "scaleToZero": True}}
+    kube = _SliceKube(["10.244.0.7", "10.244.0.8"])
+    status: dict[str, Any] = {}
+    _route(kube, config, raw, 0, status)
+    [(key, made)] = kube.objects.items()
+    assert key == ("ml", "digits-activator")
+    assert [e["addresses"] for e in made["endpoints"]] == [["10.244.0.7"], ["10.244.0.8"]]
+    assert status["activation"] == {"routedToActivator": True}
+    _route(kube, config, raw, 1, status)  # a replica is Ready: straight to it
+    assert kube.objects == {}
+    assert status["activation"] == {"routedToActivator": False}
+
+
+def test_without_scale_to_zero_or_a_running_activator_nothing_points_at_it(spec, config):
+    kube = _SliceKube([])
+    status: dict[str, Any] = {}
+    _route(kube, config, {**spec, "scaling": {"minReplicas": 0, "scaleToZero": True}}, 0, status)
+    assert kube.objects == {} and status["activation"] == {"routedToActivator": False}
+    kube = _SliceKube(["10.244.0.7"])
+    status = {"activation": {"routedToActivator": True}}
+    _route(kube, config, {**spec, "scaling": {"minReplicas": 1}}, 0, status)
+    assert kube.objects == {} and "activation" not in status  # switched off: cleaned up
