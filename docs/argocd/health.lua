@@ -277,6 +277,11 @@ local function health()
   if is(metrics, "False") then
     message = message .. "; " .. says(metrics)
   end
+  -- A remote model no checksum pins serves, with the warning kept in sight.
+  local source = current("SourceVerified")
+  if is(source, "False") then
+    message = message .. "; " .. says(source)
+  end
   return verdict("Healthy", message)
 end
 

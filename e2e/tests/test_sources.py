@@ -6,7 +6,9 @@ and a Hub mirror answering the paths ``huggingface_hub`` calls, with a token. Wh
 needs comes from a Secret the LeptonModel names (``CA_BUNDLE``; the ``AWS_*`` keys;
 ``HF_TOKEN`` and ``HF_ENDPOINT``); the operator passes it to the real builder's Job,
 which downloads, checks and builds; Triton serves what was built, and a request through
-the Service answers what the fp32 model answered.
+the Service answers what the fp32 model answered. Status says what checked each file
+(``SourceVerified``: the sha256, the Hub's listing, or nothing, with a warning) and the
+Hub commit the revision resolved to.
 """
 
 from __future__ import annotations
@@ -91,8 +93,9 @@ def test_a_model_from_each_remote_source_builds_and_serves(
             "from-https": models.digits_source(
                 f"{https}/team/digits.pt", sha256=digest, credentialsSecret="internal-ca"
             ),
+            # No sha256: served all the same, with a warning that nothing pins the file.
             "from-s3": models.digits_source(
-                f"s3://{s3}/models/team/digits.pt", sha256=digest, credentialsSecret="s3-keys"
+                f"s3://{s3}/models/team/digits.pt", credentialsSecret="s3-keys"
             ),
             "from-hub": models.tiny_bert_source("hf://team/tinybert@main", credentialsSecret="hub"),
         }
@@ -111,6 +114,18 @@ def test_a_model_from_each_remote_source_builds_and_serves(
         "configmap", namespace, "lepton.ai/model=from-hub,lepton.ai/component=build-report"
     )
     assert json.loads(report["data"]["report.json"])["sourceCommit"] == sourceservers.HUB_COMMIT
+    assert statuses["from-hub"]["sourceCommit"] == sourceservers.HUB_COMMIT
+    verified = {
+        name: next(
+            (c["status"], c["reason"]) for c in s["conditions"] if c["type"] == "SourceVerified"
+        )
+        for name, s in statuses.items()
+    }
+    assert verified == {
+        "from-https": ("True", "ChecksumPinned"),
+        "from-s3": ("False", "NoChecksum"),
+        "from-hub": ("True", "HubChecksums"),
+    }
     for name, status in statuses.items():
         sample = served_sample(status, namespace, name)
         (address,) = service_endpoints(kube, name, namespace)

@@ -57,6 +57,7 @@ from lepton_operator.report import (
 from lepton_operator.resources import activator as activator_objects
 from lepton_operator.resources import build as build_objects
 from lepton_operator.resources import names, serving
+from lepton_operator.sourcecheck import source_verdict
 from lepton_operator.timestamps import format_time, parse_time
 
 
@@ -367,6 +368,7 @@ def _assemble(
             read.triton_models[key] = variant.triton_model or variant.name
             references[key] = variant.canary
             read.profiles[key] = variant.capacity_profiles
+        read.source_commit = read.source_commit or f.report.source_commit
     read.references = references
     return read
 
@@ -380,6 +382,7 @@ class BuildsRead:
     triton_models: dict[tuple[str, str], str] = field(default_factory=dict)
     references: Mapping[tuple[str, str], CanaryReference | None] = field(default_factory=dict)
     profiles: dict[tuple[str, str], list[Profile]] = field(default_factory=dict)
+    source_commit: str | None = None  # the Hub commit an hf:// model was fetched at
 
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on a Job's pods by the Job controller
@@ -472,6 +475,11 @@ class Reconciler:
         condition(
             ConditionType.VALID, True, "SpecAccepted", f"pools: {', '.join(p.name for p in pools)}"
         )
+        verdict = source_verdict(spec.model)
+        if verdict is not None:  # a remote model: is it checked? (a Warning Event if not)
+            condition(
+                ConditionType.SOURCE_VERIFIED, verdict.verified, verdict.reason, verdict.message
+            )
 
         missing = [
             claim
@@ -516,6 +524,10 @@ class Reconciler:
         status["variants"] = [
             r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in rows
         ]
+        if read.source_commit:
+            status["sourceCommit"] = read.source_commit
+        else:
+            status.pop("sourceCommit", None)
         running = [b for b in builds if b["phase"] == "Running"]
         succeeded = [b for b in builds if b["phase"] == "Succeeded"]
         if running and not succeeded:

@@ -102,6 +102,11 @@ class BuildReport(_Report):
     accuracy_metric: str = Field(alias="accuracyMetric")
     repository: str = Field(description="Path of the Triton model repository on the volume.")
     variants: list[VariantReport]
+    source_commit: str | None = Field(
+        default=None,
+        alias="sourceCommit",
+        description="The Hub commit an hf:// revision resolved to, for the record.",
+    )
 
 
 class ReportError(ValueError):

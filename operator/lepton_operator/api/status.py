@@ -34,6 +34,7 @@ class ConditionType(StrEnum):
     CANARY = "CanaryPassed"
     METRICS = "MetricsAvailable"
     RECOMMENDED = "Recommended"  # advisory mode only
+    SOURCE_VERIFIED = "SourceVerified"  # remote models only (lepton_operator.sourcecheck)
 
 
 class Condition(Spec):
@@ -41,8 +42,8 @@ class Condition(Spec):
 
     type: str = Field(
         max_length=64,
-        description="Valid, Built, Deployed, Ready, SLOMet, WithinBudget, CanaryPassed or "
-        "MetricsAvailable.",
+        description="Valid, Built, Deployed, Ready, SLOMet, WithinBudget, CanaryPassed, "
+        "MetricsAvailable, Recommended (advisory mode) or SourceVerified (remote models).",
     )
     status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
     reason: str = Field(
@@ -379,6 +380,14 @@ class LeptonModelStatus(Spec):
         default=None,
         alias="buildHash",
         description="Hash of the spec fields that decide the build.",
+    )
+    source_commit: str | None = Field(
+        default=None,
+        alias="sourceCommit",
+        pattern=r"^[0-9a-f]{40}$",
+        description="For an hf:// model: the Hub commit its revision resolved to, which "
+        "the current build fetched every file at (a branch such as main moves; this does "
+        "not).",
     )
     builds: list[BuildStatus] = Field(
         default_factory=list, description="The current build's Jobs, one per pool."

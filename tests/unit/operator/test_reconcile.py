@@ -127,7 +127,10 @@ def _body(
 
 
 def _complete_builds(
-    kube: FakeKube, reports: dict[str, list[dict[str, Any]]], job_complete: bool = True
+    kube: FakeKube,
+    reports: dict[str, list[dict[str, Any]]],
+    job_complete: bool = True,
+    commit: str | None = None,
 ) -> None:
     """Each build's report written; ``job_complete``: the Job controller has marked the
     Job complete too (else the builder has written its report and not yet exited)."""
@@ -146,6 +149,8 @@ def _complete_builds(
             "repository": request["repository"],
             "variants": reports[pool],
         }
+        if commit:
+            report["sourceCommit"] = commit  # an hf:// model's, as the builder writes it
         cm = kube.objects[("ConfigMap", "ml", request["reportConfigMap"])]
         cm["data"] = {REPORT_KEY: json.dumps(report)}
 
@@ -162,6 +167,46 @@ def test_a_written_report_is_used_before_the_job_is_marked_complete(spec, config
     status = reconciler.reconcile(_body(spec, status)).status
     assert status["decision"]["variant"], status
     assert {b["phase"] for b in status["builds"]} == {"Succeeded"}, status["builds"]
+
+
+def test_a_remote_model_without_a_checksum_is_served_with_a_warning(spec, config):
+    """Issue 26: nothing checks an https:// or s3:// file but spec.model.sha256. Without
+    it the model builds and serves, and says so: SourceVerified=False, NoChecksum, and a
+    Warning Event once (not on every pass)."""
+    spec["model"].update(uri="https://models.example.com/team/minilm.onnx", format="onnx")
+    kube = FakeKube()
+    reconciler = Reconciler(kube, config, clock=Clock())  # type: ignore[arg-type]
+    first = reconciler.reconcile(_body(spec))
+    verified = _condition(first.status, "SourceVerified")
+    assert (verified["status"], verified["reason"]) == ("False", "NoChecksum")
+    assert "spec.model.sha256" in verified["message"]
+    assert [e.reason for e in first.events if e.type == "Warning"] == ["NoChecksum"]
+    again = reconciler.reconcile(_body(spec, first.status))
+    assert not [e for e in again.events if e.reason == "NoChecksum"]
+
+    spec["model"]["sha256"] = "a" * 64
+    pinned = reconciler.reconcile(_body(spec, again.status, generation=2)).status
+    verified = _condition(pinned, "SourceVerified")
+    assert (verified["status"], verified["reason"]) == ("True", "ChecksumPinned")
+
+
+def test_a_hub_model_records_the_commit_its_revision_resolved_to(spec, config):
+    spec["model"]["uri"] = "hf://team/minilm@main"
+    kube = FakeKube()
+    reconciler = Reconciler(kube, config, clock=Clock())  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    assert _condition(status, "SourceVerified")["reason"] == "HubChecksums"
+    commit = "c0ffee" + "0" * 34
+    _complete_builds(kube, REPORTS, commit=commit)
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert status["sourceCommit"] == commit
+    LeptonModelStatus.model_validate(status)
+
+
+def test_a_model_on_a_volume_has_no_source_condition(spec, config):
+    kube = _with_source_claim(FakeKube())
+    status = _reconciler(kube, config).reconcile(_body(spec)).status
+    assert all(c["type"] != "SourceVerified" for c in status["conditions"])
 
 
 def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dict[str, Any]:
