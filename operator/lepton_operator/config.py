@@ -115,6 +115,15 @@ class Builds(_Config):
         description="activeDeadlineSeconds of each build Job: one that runs longer is "
         "stopped, and the model's Built condition says the deadline was exceeded.",
     )
+    search_seconds_per_level: float = Field(
+        default=3.0,
+        alias="searchSecondsPerLevel",
+        gt=0,
+        le=60,
+        description="With optimization.servingSearch: seconds the build measures each "
+        "load level of each configuration it tries on Triton (after a short warm-up). "
+        "Longer gives steadier figures and a longer build; the local e2e tests use 1.",
+    )
 
 
 class OperatorConfig(_Config):

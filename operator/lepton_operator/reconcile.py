@@ -738,6 +738,7 @@ class Reconciler:
                         build,
                         self.config.images.builder,
                         self.config.builds.deadline_seconds,
+                        self.config.builds.search_seconds_per_level,
                     ),
                     body,
                 )

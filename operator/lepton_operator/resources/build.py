@@ -103,7 +103,10 @@ def job(
     build: str,
     image: str,
     deadline_seconds: int = BUILD_DEADLINE_SECONDS,
+    search_seconds_per_level: float | None = None,
 ) -> dict[str, Any]:
+    """The build Job of one pool. ``search_seconds_per_level``: how long the serving
+    search measures each load level (the builder's own default when None)."""
     name = names.build_job(model, pool.name, build)
     labels = names.labels(model, "builder", **{POOL_LABEL: pool.name, BUILD_HASH_LABEL: build})
     request = build_request(model, spec, pool, build, name)
@@ -137,7 +140,15 @@ def job(
                         {
                             "name": "builder",
                             "image": image,
-                            "args": ["--request", json.dumps(request, sort_keys=True)],
+                            "args": [
+                                "--request",
+                                json.dumps(request, sort_keys=True),
+                                *(
+                                    ["--search-seconds", f"{search_seconds_per_level:g}"]
+                                    if search_seconds_per_level is not None
+                                    else []
+                                ),
+                            ],
                             "env": [
                                 {
                                     "name": "POD_NAMESPACE",

@@ -209,6 +209,18 @@ def test_a_model_on_a_volume_has_no_source_condition(spec, config):
     assert all(c["type"] != "SourceVerified" for c in status["conditions"])
 
 
+def test_the_serving_search_measures_as_long_as_the_configuration_says(spec, config):
+    """builds.searchSecondsPerLevel reaches each build Job as the builder's
+    --search-seconds: a cluster wanting steadier figures, or the e2e tests shorter
+    builds, set it once for every model."""
+    config.builds.search_seconds_per_level = 1.5
+    kube = _with_source_claim(FakeKube())
+    _reconciler(kube, config).reconcile(_body(spec))
+    for job in kube.of_kind("Job"):
+        args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[2:] == ["--search-seconds", "1.5"], args
+
+
 def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dict[str, Any]:
     return {
         "name": name,
