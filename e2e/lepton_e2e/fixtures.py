@@ -215,6 +215,17 @@ def model_namespace(kube: Kube, namespace: str) -> str:
     return namespace
 
 
+def models_claim(kube: Kube, namespace: str) -> Path:
+    """``model_namespace``, its ``models`` claim bound, and the folder on this machine
+    that holds the claim's files: where a test puts the model its LeptonModel names."""
+    model_namespace(kube, namespace)
+    wait_for(
+        lambda: kube.get("pvc", "models", namespace)["status"].get("phase") == "Bound",
+        what="the models claim bound",
+    )
+    return state_root() / "pvcs" / namespace / "models"
+
+
 PROMETHEUS_PORT = 9090
 
 

@@ -22,8 +22,7 @@ import pytest
 import yaml
 
 from lepton_e2e import models
-from lepton_e2e.cluster import state_root
-from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
+from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
 from lepton_e2e.load import (
     ConstantLoad,
     sample_inputs,
@@ -84,12 +83,8 @@ def advised(kube: Kube, operator: None) -> Iterator[dict[str, Any]]:
     """The digits model in advisory mode, its pinned serving Ready."""
     kube.kubectl("create", "namespace", NAMESPACE)
     try:
-        model_namespace(kube, NAMESPACE)
-        wait_for(
-            lambda: kube.get("pvc", "models", NAMESPACE)["status"].get("phase") == "Bound",
-            what="the models claim bound",
-        )
-        trained = models.train_digits(state_root() / "pvcs" / NAMESPACE / "models")
+        claim = models_claim(kube, NAMESPACE)
+        trained = models.train_digits(claim)
         assert trained.test_accuracy > 0.9
         kube.apply(_digits(), namespace=NAMESPACE)
 

@@ -27,7 +27,7 @@ from lepton_e2e import models
 from lepton_e2e.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from lepton_e2e.argocd import ArgoCD
 from lepton_e2e.cluster import Cluster, state_root
-from lepton_e2e.fixtures import RESTRICTED, Kube, model_namespace, wait_for
+from lepton_e2e.fixtures import RESTRICTED, Kube, models_claim, wait_for
 from lepton_e2e.gitrepo import LocalRepo, example_application
 from lepton_e2e.load import infer, steady_endpoints
 
@@ -149,12 +149,8 @@ def synced(kube: Kube, argocd: ArgoCD, repo: LocalRepo) -> Iterator[list[tuple[s
     LeptonModel, the LeptonModel's phase at that moment), each change once. Both are
     removed afterwards, with what they made."""
     kube.kubectl("create", "namespace", MODELS)
-    model_namespace(kube, MODELS)
-    wait_for(
-        lambda: kube.get("pvc", "models", MODELS)["status"].get("phase") == "Bound",
-        what="the models claim bound",
-    )
-    trained = models.train_digits(state_root() / "pvcs" / MODELS / "models")
+    claim = models_claim(kube, MODELS)
+    trained = models.train_digits(claim)
     assert trained.test_accuracy > 0.9
 
     operator = example_application("lepton-operator", repo.url, argocd.server)

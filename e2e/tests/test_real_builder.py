@@ -24,7 +24,7 @@ import yaml
 from lepton_builder.selection import DEFAULT_VARIANTS
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
-from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
+from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -69,12 +69,8 @@ def _digits_model() -> dict[str, Any]:
 def _built(kube: Kube, namespace: str, doc: dict[str, Any], timeout: float) -> dict[str, Any]:
     """A digits CNN trained onto the namespace's models claim, ``doc`` applied, and its
     status once Ready."""
-    model_namespace(kube, namespace)
-    wait_for(
-        lambda: kube.get("pvc", "models", namespace)["status"].get("phase") == "Bound",
-        what="the models claim bound",
-    )
-    trained = models.train_digits(state_root() / "pvcs" / namespace / "models")
+    claim = models_claim(kube, namespace)
+    trained = models.train_digits(claim)
     assert trained.test_accuracy > 0.9
     kube.apply(doc, namespace=namespace)
 

@@ -34,7 +34,7 @@ import yaml
 
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
-from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
+from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
 from lepton_e2e.load import sample_inputs, served_sample, service_endpoints
 
 pytestmark = pytest.mark.e2e
@@ -110,12 +110,8 @@ def idle(kube: Kube, operator: None) -> Iterator[dict[str, Any]]:
     """The model built, served once (the canary, a cold start observed), then at zero."""
     kube.kubectl("create", "namespace", NAMESPACE)
     try:
-        model_namespace(kube, NAMESPACE)
-        wait_for(
-            lambda: kube.get("pvc", "models", NAMESPACE)["status"].get("phase") == "Bound",
-            what="the models claim bound",
-        )
-        models.train_digits(state_root() / "pvcs" / NAMESPACE / "models")
+        claim = models_claim(kube, NAMESPACE)
+        models.train_digits(claim)
         kube.apply(_digits(), namespace=NAMESPACE)
         yield wait_for(lambda: _at_zero(kube), timeout=600, interval=2, what="digits at zero")
     finally:

@@ -29,7 +29,7 @@ from lepton_e2e.fixtures import (
     Kube,
     crash_container,
     installed_operator,
-    model_namespace,
+    models_claim,
     wait_for,
 )
 from lepton_e2e.load import (
@@ -105,12 +105,8 @@ def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 def served(kube: Kube, operator: None) -> Iterator[dict[str, Any]]:
     kube.kubectl("create", "namespace", NAMESPACE)
     try:
-        model_namespace(kube, NAMESPACE)
-        wait_for(
-            lambda: kube.get("pvc", "models", NAMESPACE)["status"].get("phase") == "Bound",
-            what="the models claim bound",
-        )
-        models.copy_minilm(state_root() / "pvcs" / NAMESPACE / "models")
+        claim = models_claim(kube, NAMESPACE)
+        models.copy_minilm(claim)
         kube.apply(_minilm(), namespace=NAMESPACE)
 
         def ready() -> dict[str, Any] | None:
