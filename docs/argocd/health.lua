@@ -160,12 +160,18 @@ local function health()
   end
 
   local phase = status.phase
+  -- A pool no node can host: its pods will wait (a warning: an autoscaler may add one).
+  local nodes = current("NodesAvailable")
+  local nodes_note = ""
+  if is(nodes, "False") then
+    nodes_note = "; " .. says(nodes)
+  end
   if phase == "Pending" or phase == "Building" then
     local built = current("Built")
     if built ~= nil then
-      return verdict("Progressing", says(built))
+      return verdict("Progressing", says(built) .. nodes_note)
     end
-    return verdict("Progressing", phase)
+    return verdict("Progressing", phase .. nodes_note)
   end
   if phase == "Failed" then
     local valid = current("Valid")
@@ -282,7 +288,7 @@ local function health()
   if is(source, "False") then
     message = message .. "; " .. says(source)
   end
-  return verdict("Healthy", message)
+  return verdict("Healthy", message .. nodes_note)
 end
 
 return health()

@@ -11,6 +11,8 @@
   Job controller has marked the Job complete);
 - indices of the Triton pods, Deployments and Services (slim copies, by namespace and
   model) that the pass reads instead of listing them (``kubecache``);
+- an index of the nodes (read-only, slim: labels, blocking taints, cordon, allocatable
+  accelerators), from which each pass says which pools have a node (``preflight``);
 - start-up and clean-up of the controller's workers and the fleet sampler;
 - with an activator installed (the chart sets ``LEPTON_ACTIVATOR_SERVICE``), a watch
   of its Service's EndpointSlices: when its pods change, the models that may scale to
@@ -31,6 +33,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 
+from lepton_operator import preflight
 from lepton_operator.activation import ActivatorRef
 from lepton_operator.api.kube import GROUP, PLURAL, VERSION
 from lepton_operator.canary import client as canary_client
@@ -157,10 +160,21 @@ def lepton_services(
     return _owned_index(slim_service, namespace, labels, body)
 
 
+@kopf.index("v1", "nodes")
+def lepton_nodes(name: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name or "": preflight.slim_node(body)}
+
+
+def _all_nodes(index: Any) -> list[dict[str, Any]]:
+    return [node for key in list(index) for node in index[key]]
+
+
 @kopf.on.startup()
 async def start_controller(**kwargs: Any) -> None:
     """kopf hands every handler its indices by name, this one included."""
     ctl = controller()
+    nodes = kwargs["lepton_nodes"]
+    ctl.reconciler.nodes = functools.partial(_all_nodes, nodes)
     if isinstance(ctl.reconciler.kube, CachedKube):
         ctl.reconciler.kube.bind(
             kwargs["lepton_pods"], kwargs["lepton_deployments"], kwargs["lepton_services"]

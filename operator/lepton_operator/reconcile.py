@@ -12,13 +12,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from lepton_operator import activation, advisory, constants
+from lepton_operator import activation, advisory, constants, preflight
 from lepton_operator.api.spec import (
     GPU_ONLY_VARIANTS,
     LeptonModelSpec,
@@ -405,9 +405,11 @@ class Reconciler:
         live: LiveSource | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
         activator: activation.ActivatorRef | None = None,
+        nodes: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
         """``activator``: where the activator runs; None (no activator installed): a
-        model at zero has no request path, as before."""
+        model at zero has no request path, as before. ``nodes``: the cluster's nodes
+        (``preflight.slim_node``), from a watch; None: not checked."""
         self.kube = kube
         self.config = config
         self.clock = clock
@@ -415,6 +417,7 @@ class Reconciler:
         self.live = live
         self.refresh_seconds = refresh_seconds
         self.activator = activator
+        self.nodes = nodes
         self._finished = FinishedBuilds()
         # The timestamp of the figures each model last planned with (by uid): a pass
         # between two fleet samples has nothing new, and must not count one twice.
@@ -475,6 +478,7 @@ class Reconciler:
         condition(
             ConditionType.VALID, True, "SpecAccepted", f"pools: {', '.join(p.name for p in pools)}"
         )
+        self._check_nodes(pools, status, condition)
         verdict = source_verdict(spec.model)
         if verdict is not None:  # a remote model: is it checked? (a Warning Event if not)
             condition(
@@ -789,6 +793,21 @@ class Reconciler:
                 entry["durationSeconds"] = seconds
             fetched.append(FetchedBuild(entry, report))
         return fetched
+
+    def _check_nodes(
+        self,
+        pools: list[PoolSpec],
+        status: dict[str, Any],
+        condition: Callable[[ConditionType, bool | None, str, str], None],
+    ) -> None:
+        """``status.poolNodes`` and the NodesAvailable condition, when nodes are watched."""
+        if self.nodes is None:
+            return
+        found = preflight.pool_nodes(pools, self.nodes())
+        status["poolNodes"] = [
+            {k: v for k, v in dataclasses.asdict(p).items() if v is not None} for p in found
+        ]
+        condition(ConditionType.NODES, *preflight.nodes_verdict(found))
 
     def _report_configmap(self, job_name: str, namespace: str) -> dict[str, Any]:
         found = self.kube.get("v1", "ConfigMap", names.report_configmap(job_name), namespace)

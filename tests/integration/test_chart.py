@@ -37,6 +37,7 @@ EXPECTED_GRANTS = {
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/status"): {"patch"},
     ("", "namespaces"): {"get", "list", "watch"},
+    ("", "nodes"): {"get", "list", "watch"},  # read-only: which pools have a node
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch", "delete"},

@@ -35,6 +35,7 @@ class ConditionType(StrEnum):
     METRICS = "MetricsAvailable"
     RECOMMENDED = "Recommended"  # advisory mode only
     SOURCE_VERIFIED = "SourceVerified"  # remote models only (lepton_operator.sourcecheck)
+    NODES = "NodesAvailable"  # each pool has a node to run on (lepton_operator.preflight)
 
 
 class Condition(Spec):
@@ -43,7 +44,8 @@ class Condition(Spec):
     type: str = Field(
         max_length=64,
         description="Valid, Built, Deployed, Ready, SLOMet, WithinBudget, CanaryPassed, "
-        "MetricsAvailable, Recommended (advisory mode) or SourceVerified (remote models).",
+        "MetricsAvailable, NodesAvailable, Recommended (advisory mode) or SourceVerified "
+        "(remote models).",
     )
     status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
     reason: str = Field(
@@ -60,6 +62,22 @@ class Condition(Spec):
         alias="observedGeneration",
         ge=0,
         description="The spec generation this condition was computed from.",
+    )
+
+
+class PoolNodesStatus(Spec):
+    """What the cluster's nodes offer one pool (``lepton_operator.preflight``)."""
+
+    pool: str = Field(max_length=63, description="The pool's name.")
+    nodes: int = Field(
+        ge=0, description="Nodes its nodeSelector selects and whose taints it tolerates."
+    )
+    cordoned: int = Field(ge=0, description="Of those, nodes marked unschedulable.")
+    accelerators: int | None = Field(
+        default=None,
+        ge=0,
+        description="For a GPU pool: allocatable accelerators of its resource on those "
+        "nodes (what they have, not what is free).",
     )
 
 
@@ -391,6 +409,14 @@ class LeptonModelStatus(Spec):
     )
     builds: list[BuildStatus] = Field(
         default_factory=list, description="The current build's Jobs, one per pool."
+    )
+    pool_nodes: list[PoolNodesStatus] = Field(
+        default_factory=list,
+        alias="poolNodes",
+        max_length=32,
+        json_schema_extra=list_type("map", "pool"),
+        description="Per pool, the nodes it can place pods on (from a read-only watch of "
+        "nodes); empty when the operator does not watch nodes.",
     )
     variants: list[VariantStatus] = Field(
         default_factory=list,

@@ -221,6 +221,35 @@ def test_the_serving_search_measures_as_long_as_the_configuration_says(spec, con
         assert args[2:] == ["--search-seconds", "1.5"], args
 
 
+def test_pools_that_match_no_node_are_named_in_status(spec, config):
+    """The chart's default pools on a cluster without GPU nodes: the pass says so from
+    the watched nodes (NodesAvailable=False naming gpu-l4, with the counts per pool in
+    status.poolNodes) and builds all the same; a node joining clears it."""
+    nodes = [
+        {"name": "c1", "labels": {"lepton.ai/pool": "cpu-standard"}, "taints": [],
+         "unschedulable": False, "allocatable": {}},
+    ]  # fmt: skip
+    kube = _with_source_claim(FakeKube())
+    reconciler = Reconciler(kube, config, clock=Clock(), nodes=lambda: nodes)  # type: ignore[arg-type]
+    status = reconciler.reconcile(_body(spec)).status
+    available = _condition(status, "NodesAvailable")
+    assert (available["status"], available["reason"]) == ("False", "PoolWithoutNodes")
+    assert "gpu-l4" in available["message"] and "cpu-standard" not in available["message"]
+    assert status["poolNodes"] == [
+        {"pool": "cpu-standard", "nodes": 1, "cordoned": 0},
+        {"pool": "gpu-l4", "nodes": 0, "cordoned": 0, "accelerators": 0},
+    ]
+    assert len(kube.of_kind("Job")) == 2  # a warning, not a refusal
+    nodes.append(
+        {"name": "g1", "labels": {"lepton.ai/pool": "gpu-l4"},
+         "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+         "unschedulable": False, "allocatable": {"nvidia.com/gpu": "1"}}
+    )  # fmt: skip
+    status = reconciler.reconcile(_body(spec, status)).status
+    assert _condition(status, "NodesAvailable")["status"] == "True"
+    LeptonModelStatus.model_validate(status)
+
+
 def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dict[str, Any]:
     return {
         "name": name,
