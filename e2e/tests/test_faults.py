@@ -461,11 +461,13 @@ def test_fault_a_full_gpu_pool_falls_back_to_the_best_cpu_plan_and_says_why(
     time, at least 60 s; the model's own pools say 0 s, so 60 s), and the model moves to
     the best CPU plan with a Decision Event saying why.
 
-    Back on the GPU: the operator cannot see cordons (no node RBAC); it leaves the pool
-    out for a back-off (the pool's timeout, doubling on each failure in a row, in
-    status.poolBackoff) and then tries it again. Uncordoned by then, that sticks and
-    the back-off is forgotten; still cordoned, it would wait out the timeout again
-    while the CPU keeps serving (never fewer ready), and back off twice as long.
+    Back on the GPU: the operator sees the cordon (NodesAvailable=False names gpu-l4) but
+    does not plan from it (an autoscaler may add nodes; only pods that wait say the
+    pool is full); it leaves the pool out for a back-off (the pool's timeout, doubling
+    on each failure in a row, in status.poolBackoff) and then tries it again. Uncordoned
+    by then, that sticks and the back-off is forgotten; still cordoned, it would wait
+    out the timeout again while the CPU keeps serving (never fewer ready), and back off
+    twice as long.
     """
     chart = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
     doc = _model("full")

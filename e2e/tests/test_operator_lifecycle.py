@@ -110,7 +110,15 @@ def test_fixture_report_model_goes_from_apply_to_ready_on_the_chosen_pool(
     assert {kind: (state, generation) for kind, (state, _, generation) in conditions.items()} == {
         **{
             kind: ("True", 1)
-            for kind in ("Valid", "Built", "Deployed", "Ready", "SLOMet", "WithinBudget")
+            for kind in (
+                "Valid",
+                "Built",
+                "Deployed",
+                "Ready",
+                "SLOMet",
+                "WithinBudget",
+                "NodesAvailable",  # the harness's KWOK nodes carry both pools' labels
+            )
         },
         # No CanaryPassed: KWOK, which simulates these Triton pods, also sets their
         # readiness-gate conditions itself (test_serving.py has real pods and canaries).
