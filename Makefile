@@ -140,7 +140,7 @@ bench-scale: deps cluster-bin ## 100 then 1,000 LeptonModels on the real apiserv
 # where no image registry is reachable, umoci and skopeo to check the result. Not part of
 # `make test` (root, minutes and gigabytes of layers; no test reads the archives).
 IMAGE_APT_PACKAGES := buildah mmdebstrap umoci skopeo
-IMAGES ?= operator builder triton
+IMAGES ?= operator builder activator triton
 
 .PHONY: images-deps
 images-deps:
@@ -149,7 +149,7 @@ images-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 .PHONY: images
-images: deps images-deps ## OCI archives of the images in build/images (IMAGES=operator builder triton, BASE=...; see docs/images.md)
+images: deps images-deps ## OCI archives of the images in build/images (IMAGES=operator builder activator triton, BASE=...; see docs/images.md)
 	IMAGES="$(IMAGES)" hack/images.sh
 
 .PHONY: clean
