@@ -74,10 +74,17 @@ def fixture_report(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line the operator gives a build Job, as lepton-build takes it; what
+    only the real builder uses (the serving search's pace) is accepted and ignored."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--request", required=True)
-    args = parser.parse_args(argv)
+    parser.add_argument("--search-seconds", type=float)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     request = json.loads(args.request)
     query = urllib.parse.parse_qs(urllib.parse.urlparse(request["model"]["uri"]).query)
     time.sleep(float(query.get("fixture-build-seconds", ["0"])[0]))
