@@ -393,8 +393,10 @@ REQUESTABLE_KEYS = Check(
     "requests are of " + ", ".join(REQUESTABLE) + " (accelerators come from accelerator)",
     lambda requests: set(requests) <= set(REQUESTABLE),
 )
-# A Kubernetes quantity, not negative (resource.ParseQuantity's grammar).
-QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+# A Kubernetes quantity, not negative (resource.ParseQuantity's grammar), its decimal
+# exponent at most two digits: the apiserver computes 10^exponent exactly, and a Job
+# with cpu '.4e-401381483131' (admitted before) timed its dry run out after 60 s.
+QUANTITY_PATTERN = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]{1,2})?$"
 EXTENDED_RESOURCE = Check(
     f"{QUALIFIED_NAME_CEL.format('self')} && self.contains('/') && "
     "!self.contains('kubernetes.io/') && !self.startsWith('requests.')",

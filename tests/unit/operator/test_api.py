@@ -130,3 +130,15 @@ def test_the_crd_refuses_a_zero_dimension_at_admission():
             item["x-kubernetes-validations"]
         )
     assert model["credentialsSecret"]["pattern"].startswith("^[a-z0-9]")
+
+
+def test_a_quantity_with_a_huge_exponent_is_refused_naming_the_field() -> None:
+    """The apiserver computes 10^exponent exactly: a Job asking cpu '.4e-401381483131'
+    (admitted once, found by the e2e property test) timed its dry run out. Refused here
+    and at admission (the CRD carries the same pattern), not left to hang the apiserver."""
+    from lepton_operator.api.spec import PoolSpec
+
+    base = {"name": "p", "hourlyPriceUSD": 1}
+    assert PoolSpec.model_validate({**base, "resources": {"cpu": "1e3"}})
+    with pytest.raises(ValidationError, match=r"resources\.cpu"):
+        PoolSpec.model_validate({**base, "resources": {"cpu": "+.396e-401381483131"}})
