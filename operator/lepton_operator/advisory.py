@@ -13,10 +13,8 @@ Pure: plain data in, plain data out, so tests call the very code the operator ru
 
 from __future__ import annotations
 
-from typing import Any
-
 from lepton_operator.api.spec import LeptonModelSpec, Pinned, PoolSpec
-from lepton_operator.api.status import VariantStatus
+from lepton_operator.api.status import Recommendation, VariantStatus
 from lepton_operator.planning import Plan
 
 
@@ -54,36 +52,37 @@ def pinned_plan(
 
 
 def recommendation(
-    plan: Plan, serving_cost_usd: float | None, previous: dict[str, Any] | None, now: str
-) -> dict[str, Any]:
+    plan: Plan, serving_cost_usd: float | None, previous: Recommendation | None, now: str
+) -> Recommendation:
     """``status.recommendation`` for ``plan``; ``serving_cost_usd`` is the spend per hour of
     what serves now (None: nothing serves, so no saving is claimed). ``time`` moves only
     when variant, pool or replicas change, as ``status.decision.time`` does."""
-    chosen = (plan.variant, plan.pool, plan.replicas)
-    previous = previous or {}
-    same = (previous.get("variant"), previous.get("pool"), previous.get("replicas")) == chosen
-    found: dict[str, Any] = {
-        "variant": plan.variant,
-        "pool": plan.pool,
-        "replicas": plan.replicas,
-        "predictedP95Ms": round(plan.predicted_p95_ms, 3),
-        "hourlyCostUSD": round(plan.hourly_cost_usd, 4),
-        "reason": plan.reason,
-        "time": previous.get("time", now) if same else now,
-    }
-    if serving_cost_usd is not None:
-        found["savingUSDPerHour"] = round(serving_cost_usd - plan.hourly_cost_usd, 4)
-    return found
+    same = previous is not None and not recommendation_changed(previous, plan)
+    return Recommendation(
+        variant=plan.variant,
+        pool=plan.pool,
+        replicas=plan.replicas,
+        predicted_p95_ms=round(plan.predicted_p95_ms, 3),
+        hourly_cost_usd=round(plan.hourly_cost_usd, 4),
+        saving_usd_per_hour=(
+            None if serving_cost_usd is None else round(serving_cost_usd - plan.hourly_cost_usd, 4)
+        ),
+        reason=plan.reason,
+        time=previous.time if same and previous is not None else now,
+    )
 
 
-def recommendation_changed(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+def recommendation_changed(previous: Recommendation | None, current: Plan | Recommendation) -> bool:
     """Worth an Event: a first recommendation, or another variant, pool or count."""
-    keys = ("variant", "pool", "replicas")
-    return previous is None or any(previous.get(k) != current[k] for k in keys)
+    return previous is None or (previous.variant, previous.pool, previous.replicas) != (
+        current.variant,
+        current.pool,
+        current.replicas,
+    )
 
 
-def recommendation_message(current: dict[str, Any]) -> str:
-    saving = current.get("savingUSDPerHour")
+def recommendation_message(current: Recommendation) -> str:
+    saving = current.saving_usd_per_hour
     against = (
         f"; saves ${saving:.2f}/h against what serves"
         if saving is not None and saving >= 0
@@ -92,6 +91,6 @@ def recommendation_message(current: dict[str, Any]) -> str:
         else ""
     )
     return (
-        f"would serve {current['replicas']} replica(s) of {current['variant']} on "
-        f"{current['pool']} (${current['hourlyCostUSD']:.2f}/h{against}): {current['reason']}"
+        f"would serve {current.replicas} replica(s) of {current.variant} on "
+        f"{current.pool} (${current.hourly_cost_usd:.2f}/h{against}): {current.reason}"
     )

@@ -7,37 +7,37 @@ write.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from lepton_operator.api.status import Condition
+
+MESSAGE_CHARS = 4096  # the CRD's bound on a condition's message
 
 
 def set_condition(
-    conditions: list[dict[str, Any]],
+    conditions: Sequence[Condition],
     type_: str,
     status: bool | None,
     reason: str,
     message: str,
     generation: int,
     now: str,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """A new list with ``type_`` set; ``status`` None means Unknown."""
     text = "Unknown" if status is None else ("True" if status else "False")
-    previous = next((c for c in conditions if c["type"] == type_), None)
-    since = previous["lastTransitionTime"] if previous and previous["status"] == text else now
-    updated = {
-        "type": type_,
-        "status": text,
-        "reason": reason,
-        "message": message[:4096],
-        "lastTransitionTime": since,
-        "observedGeneration": generation,
-    }
-    return [c for c in conditions if c["type"] != type_] + [updated]
+    previous = next((c for c in conditions if c.type == type_), None)
+    since = previous.last_transition_time if previous and previous.status == text else now
+    updated = Condition(
+        type=type_,
+        status=text,
+        reason=reason,
+        message=message[:MESSAGE_CHARS],
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    return [c for c in conditions if c.type != type_] + [updated]
 
 
-def condition_status(conditions: list[dict[str, Any]], type_: str) -> str | None:
-    return next((c["status"] for c in conditions if c["type"] == type_), None)
-
-
-def condition_reason(conditions: list[dict[str, Any]], type_: str) -> tuple[str, str] | None:
+def condition_reason(conditions: Sequence[Condition], type_: str) -> tuple[str, str] | None:
     """(status, reason) of the condition of type ``type_``, None when there is none."""
-    return next(((c["status"], c["reason"]) for c in conditions if c["type"] == type_), None)
+    return next(((c.status, c.reason) for c in conditions if c.type == type_), None)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from lepton_operator import metrics
+from lepton_operator.api.status import read_status
 from lepton_operator.canary.runner import AsyncCanaries
 from lepton_operator.constants import (
     ANNOTATION_ACTIVATOR_WAIT,
@@ -331,7 +332,7 @@ class Controller:
             return None, None  # deleted, or being deleted, since it was queued
         outcome: Outcome = self.reconciler.reconcile(body)
         current = dict(body.get("status") or {})
-        changes = status_changes(current, outcome.status)
+        changes = status_changes(current, outcome.wire())
         if changes:
             written = self.writer.patch_model_status(key[0], key[1], changes)
             if written is None:
@@ -344,7 +345,7 @@ class Controller:
             *key,
             outcome.status,
             outcome.events,
-            list(current.get("builds") or []),
+            read_status(current).builds,
             spec=dict(body.get("spec") or {}),
         )
         return revisit_after(outcome.status, self.clock()), figures_wanted_at(outcome.status)

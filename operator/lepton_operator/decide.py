@@ -19,13 +19,12 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
 
 from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
 from lepton_operator.api.status import (
     DailyLoadStatus,
+    LeptonModelStatus,
+    LiveFigures,
     PlannerMemory,
     PlannerRecommendation,
     VariantStatus,
@@ -63,18 +62,6 @@ BURST_MEMORY_S = 3600.0
 class Decided:
     plan: Plan | NoPlan
     planner: PlannerMemory | None = None  # status.planner; None: the model has none yet
-
-
-def read_memory(raw: object) -> PlannerMemory | None:
-    """``status.planner`` as the typed memory, None when there is none. A memory that
-    does not validate (written by hand, or by a version that wrote it otherwise) is
-    forgotten rather than failing the pass: the planner starts learning again."""
-    if not raw:
-        return None
-    try:
-        return PlannerMemory.model_validate(raw)
-    except ValidationError:
-        return PlannerMemory()
 
 
 def capacities(
@@ -146,11 +133,11 @@ def burst_peak(peaks: list[list[float]], now: float) -> float:
     return max([r for t, r in peaks if now - t <= BURST_MEMORY_S] or [0.0])
 
 
-def planned_replicas_ready(live: dict[str, Any], current: Serving) -> bool:
+def planned_replicas_ready(live: LiveFigures | None, current: Serving) -> bool:
     """Whether the Ready replicas (``status.live.replicasByPool``, as last read) are the
     ones planned: the only time the observed p95 says how right the capacity model is.
     True when the count is not known (no Deployment read yet): nothing says otherwise."""
-    by_pool = live.get("replicasByPool")
+    by_pool = live.replicas_by_pool if live else None
     if not by_pool:
         return True
     ready = {pool: int(n) for pool, n in by_pool.items() if n}
@@ -162,7 +149,7 @@ def decide(
     pools: list[PoolSpec],
     accepted: list[VariantStatus],
     profiles: dict[tuple[str, str], list[Profile]],
-    status: dict[str, Any],
+    status: LeptonModelStatus,
     sample: LiveSample | None,
     now_s: float,
     unschedulable: set[str] | frozenset[str] = frozenset(),
@@ -173,18 +160,18 @@ def decide(
     when for those backing off (planning/backoff.py). ``serving``: the (pool, variant)
     pairs of the Ready serving pods, when known; while others than the current decision
     serve, the observed latency is theirs too and corrects nothing."""
-    memory = read_memory(status.get("planner"))
+    memory = status.planner
     remembered = memory or PlannerMemory()
     if not accepted:
         return Decided(
             NoPlan("no variant passed its build and accuracy guard on any allowed pool"), memory
         )
-    decision = status.get("decision") or {}
+    decision = status.decision
     pairs = {(r.pool, r.variant) for r in accepted}
     current = None
-    if (decision.get("pool"), decision.get("variant")) in pairs:
-        current = Serving(decision["variant"], decision["pool"], int(decision["replicas"]))
-    live = status.get("live") or {}
+    if decision is not None and (decision.pool, decision.variant) in pairs:
+        current = Serving(decision.variant, decision.pool, decision.replicas)
+    live = status.live
     rates: list[list[float]] = [list(x) for x in remembered.rates]
     known = rates[-1][1] if rates else _model_rate(live)
     observed_rate = sample.model_rps if sample else known
@@ -195,9 +182,7 @@ def decide(
     rate = observed_rate or 0.0
     peaks: list[list[float]] = [list(x) for x in remembered.peaks]
     daily = from_status(remembered.daily.model_dump() if remembered.daily else None)
-    cold_starts = {
-        (c["pool"], c["variant"]): float(c["seconds"]) for c in status.get("coldStarts") or []
-    }
+    cold_starts = {(c.pool, c.variant): c.seconds for c in status.cold_starts}
     sizing_window = PEAK_WINDOW_S
     if sample is not None:
         loading = max([r.load_seconds or 0.0 for r in accepted] or [0.0])
@@ -209,7 +194,7 @@ def decide(
         rates.append([now_s, seen_rps])
         peaks = remember_peak(peaks, now_s, seen_rps)
         daily = observe(daily, now_s, seen_rps)
-    observed = sample.p95_ms if sample else live.get("p95Ms")
+    observed = sample.p95_ms if sample else (live.p95_ms if live else None)
     if current is None or (serving is not None and serving - {(current.pool, current.variant)}):
         observed = None  # nothing of this build serves yet, or a move under way (mixed p95)
     elif not planned_replicas_ready(live, current):
@@ -272,7 +257,7 @@ def decide(
         return Decided(_nowhere(unschedulable), memory)
     if blind:
         return Decided(_left_out(_first(result, lowest), unschedulable, retry_at), memory)
-    total_rps = sample.request_rate_rps if sample else float(live.get("requestRate") or 0.0)
+    total_rps = sample.request_rate_rps if sample else ((live.request_rate if live else 0.0) or 0.0)
     hit_rps = (sample.cache_hit_rps or 0.0) if sample else total_rps - (_model_rate(live) or 0.0)
     if hit_rps > 0:  # said on every pass, fresh figures or not, so the reason holds still
         result = dataclasses.replace(
@@ -339,12 +324,11 @@ def review_at(
     return min(moments, default=None)
 
 
-def _model_rate(live: dict[str, Any]) -> float | None:
+def _model_rate(live: LiveFigures | None) -> float | None:
     """The rate the last figures say reached the model, response-cache hits taken off."""
-    rate = live.get("requestRate")
-    if rate is None:
+    if live is None or live.request_rate is None:
         return None
-    return float(rate) * (1.0 - float(live.get("cacheHitRate") or 0.0))
+    return live.request_rate * (1.0 - (live.cache_hit_rate or 0.0))
 
 
 def _first(result: LivePlan, min_replicas: int) -> Plan | NoPlan:

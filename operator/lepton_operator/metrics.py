@@ -16,10 +16,12 @@ than a series that appears already at 1.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from lepton_operator.api.status import BuildStatus, Condition, LeptonModelStatus
 
 MODEL = ["namespace", "model"]
 
@@ -150,33 +152,33 @@ def _set_or_remove(gauge: Gauge, labels: tuple[str, str], value: Any) -> None:
 def observe(
     namespace: str,
     model: str,
-    status: dict[str, Any],
+    status: LeptonModelStatus,
     events: Iterable[EventLike],
-    previous_builds: list[dict[str, Any]],
+    previous_builds: Sequence[BuildStatus],
     spec: Mapping[str, Any] | None = None,
 ) -> None:
     labels = (namespace, model)
     if spec is not None:
         _set_or_remove(SLO_P95, labels, _dig(spec, "slo", "p95LatencyMs"))
         _set_or_remove(BUDGET, labels, _dig(spec, "budget", "maxHourlyUSD"))
-    decision = status.get("decision") or {}
-    if decision:
-        PREDICTED_P95.labels(*labels).set(decision.get("predictedP95Ms") or 0)
-        HOURLY_COST.labels(*labels).set(decision.get("hourlyCostUSD") or 0)
-    live = status.get("live")
+    decision = status.decision
+    if decision is not None:
+        PREDICTED_P95.labels(*labels).set(decision.predicted_p95_ms or 0)
+        HOURLY_COST.labels(*labels).set(decision.hourly_cost_usd)
+    live = status.live
     if live is not None:
         # A sample without latency or traffic means they are unknown now (no requests,
         # or Prometheus failed): removed. Spend and replicas come from Kubernetes and
         # are kept until the next pass that records them.
-        _set_or_remove(OBSERVED_P95, labels, live.get("p95Ms"))
-        _set_or_remove(REQUEST_RATE, labels, live.get("requestRate"))
-        if live.get("hourlyCostUSD") is not None:
-            OBSERVED_COST.labels(*labels).set(live["hourlyCostUSD"])
-        if "replicasByPool" in live:
-            _observe_replicas(labels, live["replicasByPool"] or {})
+        _set_or_remove(OBSERVED_P95, labels, live.p95_ms)
+        _set_or_remove(REQUEST_RATE, labels, live.request_rate)
+        if live.hourly_cost_usd is not None:
+            OBSERVED_COST.labels(*labels).set(live.hourly_cost_usd)
+        if live.replicas_by_pool is not None:
+            _observe_replicas(labels, live.replicas_by_pool)
     for phase in PHASES:
-        PHASE.labels(*labels, phase).set(1 if status.get("phase") == phase else 0)
-    _observe_conditions(labels, status.get("conditions") or [])
+        PHASE.labels(*labels, phase).set(1 if status.phase == phase else 0)
+    _observe_conditions(labels, status.conditions)
     for reason in DECISION_REASONS:
         DECISIONS.labels(*labels, reason)  # created at 0
     for result in CANARY_REASONS.values():
@@ -186,7 +188,7 @@ def observe(
             DECISIONS.labels(*labels, event.reason).inc()
         if event.reason in CANARY_REASONS:
             CANARIES.labels(*labels, CANARY_REASONS[event.reason]).inc()
-    _observe_builds(labels, status.get("builds") or [], previous_builds)
+    _observe_builds(labels, status.builds, previous_builds)
 
 
 def _observe_replicas(labels: tuple[str, str], by_pool: Mapping[str, int]) -> None:
@@ -199,12 +201,8 @@ def _observe_replicas(labels: tuple[str, str], by_pool: Mapping[str, int]) -> No
         REPLICAS.remove(*labels, pool)
 
 
-def _observe_conditions(labels: tuple[str, str], conditions: list[dict[str, Any]]) -> None:
-    now = {
-        str(c["type"]): (str(c.get("status") or "Unknown"), str(c.get("reason") or ""))
-        for c in conditions
-        if c.get("type")
-    }
+def _observe_conditions(labels: tuple[str, str], conditions: Sequence[Condition]) -> None:
+    now = {c.type: (c.status, c.reason) for c in conditions}
     with _lock:
         before = _conditions.get(labels, {})
         _conditions[labels] = now
@@ -216,22 +214,22 @@ def _observe_conditions(labels: tuple[str, str], conditions: list[dict[str, Any]
 
 
 def _observe_builds(
-    labels: tuple[str, str], builds: list[dict[str, Any]], previous: list[dict[str, Any]]
+    labels: tuple[str, str], builds: Sequence[BuildStatus], previous: Sequence[BuildStatus]
 ) -> None:
-    finished_before = {b["job"] for b in previous if b.get("phase") != "Running"}
+    finished_before = {b.job for b in previous if b.phase != "Running"}
     for build in builds:
-        pool = build["pool"]
+        pool = build.pool
         BUILD_FAILURES.labels(*labels, pool)  # created at 0 while the build runs
         for phase in BUILD_PHASES:
             BUILD_SECONDS.labels(pool, phase)
-        seconds = build.get("durationSeconds")
+        seconds = build.duration_seconds
         if seconds is not None:
             LAST_BUILD_SECONDS.labels(*labels, pool).set(seconds)
-        if build["job"] in finished_before or build.get("phase") == "Running":
+        if build.job in finished_before or build.phase == "Running":
             continue
         if seconds is not None:
-            BUILD_SECONDS.labels(pool, build["phase"]).observe(seconds)
-        if build.get("phase") == "Failed":
+            BUILD_SECONDS.labels(pool, build.phase).observe(seconds)
+        if build.phase == "Failed":
             BUILD_FAILURES.labels(*labels, pool).inc()
 
 

@@ -9,8 +9,10 @@ not on every pass: a status write per model per pass would be an update storm.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from lepton_operator.api.status import ColdStart, LiveFigures
 from lepton_operator.constants import ANNOTATION_VARIANT, POOL_LABEL
 from lepton_operator.timestamps import parse_time
 
@@ -34,13 +36,11 @@ def hourly_spend(by_pool: dict[str, int], prices: dict[str, float]) -> float:
     return sum(count * prices.get(pool, 0.0) for pool, count in by_pool.items())
 
 
-def refresh_due(
-    previous: dict[str, Any] | None, now: str, seconds: float = REFRESH_SECONDS
-) -> bool:
-    if not previous or not previous.get("time"):
+def refresh_due(previous: LiveFigures | None, now: str, seconds: float = REFRESH_SECONDS) -> bool:
+    if previous is None or not previous.time:
         return True
     try:
-        return (parse_time(now) - parse_time(previous["time"])).total_seconds() >= seconds
+        return (parse_time(now) - parse_time(previous.time)).total_seconds() >= seconds
     except ValueError:
         return True
 
@@ -73,14 +73,14 @@ def serving_configs(pods: list[dict[str, Any]]) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
-def cold_starts(pods: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cold_starts(pods: list[dict[str, Any]], previous: Sequence[ColdStart]) -> list[ColdStart]:
     """``status.coldStarts``: per (pool, variant), the seconds the latest serving pod took
     from its creation to Ready (a node, Triton's start, the model's load, the canary),
     as this cluster really delivers them. The builder measures only the model's load
     and the pool only declares its provisioning; the planner plans with the longest of
     what is declared and what was seen. A pod whose container restarted is not a cold
     start (its Ready time says when it recovered), and one not Ready yet says nothing."""
-    found = {(c["pool"], c["variant"]): c for c in previous}
+    found = {(c.pool, c.variant): c for c in previous}
     for pod in pods:
         meta = pod.get("metadata") or {}
         pool = (meta.get("labels") or {}).get(POOL_LABEL)
@@ -99,11 +99,8 @@ def cold_starts(pods: list[dict[str, Any]], previous: list[dict[str, Any]]) -> l
             continue
         seconds = (parse_time(ready) - parse_time(meta["creationTimestamp"])).total_seconds()
         known = found.get((pool, variant))
-        if seconds >= 0 and (known is None or parse_time(known["time"]) < parse_time(ready)):
-            found[(pool, variant)] = {
-                "pool": pool,
-                "variant": variant,
-                "seconds": round(seconds, 1),
-                "time": ready,
-            }
+        if seconds >= 0 and (known is None or parse_time(known.time) < parse_time(ready)):
+            found[(pool, variant)] = ColdStart(
+                pool=pool, variant=variant, seconds=round(seconds, 1), time=ready
+            )
     return [found[key] for key in sorted(found)]

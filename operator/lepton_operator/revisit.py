@@ -9,8 +9,7 @@ made yet, a policy that refused an object. Settled models ask for nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
+from lepton_operator.api.status import LeptonModelStatus
 from lepton_operator.conditions import condition_reason
 from lepton_operator.timestamps import parse_time
 
@@ -26,21 +25,21 @@ SOURCE_CLAIM_S = 15.0
 REJECTED_S = 30.0
 
 
-def _retry_in(status: dict[str, Any], now_s: float) -> float | None:
+def _retry_in(status: LeptonModelStatus, now_s: float) -> float | None:
     """Seconds until the first pool back-off ends (status.poolBackoff)."""
-    ends = [parse_time(b["retryAt"]).timestamp() for b in status.get("poolBackoff") or []]
+    ends = [parse_time(b.retry_at).timestamp() for b in status.pool_backoff]
     return max(min(ends) - now_s, 0.0) + 0.5 if ends else None
 
 
-def _reason(status: dict[str, Any], kind: str) -> str | None:
-    found = condition_reason(status.get("conditions") or [], kind)
+def _reason(status: LeptonModelStatus, kind: str) -> str | None:
+    found = condition_reason(status.conditions, kind)
     return found[1] if found else None
 
 
-def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
+def revisit_after(status: LeptonModelStatus, now_s: float) -> float | None:
     """Seconds until the model wants another pass without any change; None: only
     on a change."""
-    phase = status.get("phase")
+    phase = status.phase
     wanted: list[float] = []
     if phase == "Deploying" or _reason(status, "Ready") == "RollingOut":
         wanted.append(DEPLOYING_S)  # also while a first build serves and others run
@@ -53,7 +52,7 @@ def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
     retry = _retry_in(status, now_s)
     if retry is not None:
         wanted.append(retry)
-    hold = (status.get("activation") or {}).get("holdUntil")
+    hold = status.activation.hold_until if status.activation else None
     if hold is not None and parse_time(hold).timestamp() > now_s:
         # The activator's demand keeps a replica planned until then; the pass that
         # lets it go is asked for, since no figure need change at that moment.
@@ -61,19 +60,18 @@ def revisit_after(status: dict[str, Any], now_s: float) -> float | None:
     return min(wanted) if wanted else None
 
 
-def figures_wanted_at(status: dict[str, Any]) -> float | None:
+def figures_wanted_at(status: LeptonModelStatus) -> float | None:
     """From when (Unix seconds) the plan wants the next live figures whatever they say;
     None: only figures that moved. At once (0) while the latest recommendation differs
     from what serves (a stabilization window is running, so a load that holds still
     must still reach the planner until it decides); otherwise the planner's
     ``reviewAt`` (memory that ages out, the daily pattern's next step)."""
-    planner = status.get("planner") or {}
-    history = planner.get("history") or []
-    decision = status.get("decision") or {}
-    if history and decision:
-        last = history[-1]
-        latest = (last.get("variant"), last.get("pool"), last.get("replicas"))
-        if latest != (decision.get("variant"), decision.get("pool"), decision.get("replicas")):
+    planner, decision = status.planner, status.decision
+    if planner is None:
+        return None
+    if planner.history and decision is not None:
+        last = planner.history[-1]
+        latest = (last.variant, last.pool, last.replicas)
+        if latest != (decision.variant, decision.pool, decision.replicas):
             return 0.0
-    review = planner.get("reviewAt")
-    return float(review) if review is not None else None
+    return planner.review_at

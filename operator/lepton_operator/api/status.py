@@ -6,9 +6,11 @@ GitOps tools see no drift. Every decision carries a reason a person can read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from lepton_operator.api.kube import list_type
 from lepton_operator.api.spec import Spec
@@ -247,8 +249,10 @@ class LiveFigures(Spec):
         alias="hourlyCostUSD",
         description="Ready replicas per pool times the pool's price.",
     )
-    replicas_by_pool: dict[str, int] = Field(
-        default_factory=dict, alias="replicasByPool", description="Ready replicas per pool."
+    replicas_by_pool: dict[str, int] | None = Field(
+        default=None,
+        alias="replicasByPool",
+        description="Ready replicas per pool; unset until a pass has counted them.",
     )
     time: str = Field(description="When these figures were read (RFC 3339).")
 
@@ -455,3 +459,31 @@ class LeptonModelStatus(Spec):
     hourly_cost_usd: float | None = Field(
         default=None, alias="hourlyCostUSD", description="Observed spend per hour, else predicted."
     )
+
+
+def read_status(raw: Mapping[str, Any] | None) -> LeptonModelStatus:
+    """A model's status as the typed model, from what the apiserver holds.
+
+    The apiserver validates the status against the CRD, so it parses; what does not
+    (a field an older operator wrote otherwise, a key kopf keeps there) is dropped
+    field by field rather than failing the pass: each pass writes what it observed
+    again, so a field forgotten is a field recomputed."""
+    known = {field.alias or name for name, field in LeptonModelStatus.model_fields.items()}
+    data = {key: value for key, value in (raw or {}).items() if key in known}
+    try:
+        return LeptonModelStatus.model_validate(data)
+    except ValidationError as error:
+        bad = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+        kept = {key: value for key, value in data.items() if key not in bad}
+        try:
+            return LeptonModelStatus.model_validate(kept)
+        except ValidationError:
+            return LeptonModelStatus()
+
+
+def status_wire(status: LeptonModelStatus) -> dict[str, Any]:
+    """The status as the apiserver stores it: camelCase, no unset fields, and no empty
+    lists (an empty list and no list mean the same, and the merge patch then removes
+    the key rather than writing ``[]`` into every model)."""
+    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {key: value for key, value in dumped.items() if value != []}

@@ -23,8 +23,10 @@ from lepton_operator.activation import (
     warm_reason,
 )
 from lepton_operator.api.spec import Scaling, parse_spec
+from lepton_operator.api.status import LeptonModelStatus, read_status, status_wire
 from lepton_operator.controller import Controller, slim
 from lepton_operator.reconcile import Reconciler
+from lepton_operator.reconcile.state import PassState
 from lepton_operator.resources.activator import activator_slice, ready_addresses, slice_name
 from lepton_operator.revisit import revisit_after
 from lepton_operator.timestamps import format_time
@@ -97,7 +99,12 @@ def test_the_held_burst_reaches_status_and_a_bad_report_is_ignored() -> None:
 
 
 def test_a_pass_is_asked_for_when_the_demand_hold_ends() -> None:
-    status = {"phase": "Ready", "activation": {"holdUntil": format_time(1060.0)}}
+    status = LeptonModelStatus.model_validate(
+        {
+            "phase": "Ready",
+            "activation": {"routedToActivator": False, "holdUntil": format_time(1060.0)},
+        }
+    )
     assert revisit_after(status, 1000.0) == 60.5
     assert revisit_after(status, 1070.0) is None
 
@@ -208,7 +215,10 @@ def _route(
         "metadata": {"name": "digits", "namespace": "ml", "uid": "uid-1", "annotations": {}},
         "spec": raw_spec,
     }
-    reconciler._route(body, parse_spec(raw_spec), ready, status, None)
+    state = PassState.start(read_status(status), 1, "2026-12-05T00:00:00Z")
+    reconciler._route(body, parse_spec(raw_spec), ready, None, state)
+    status.clear()
+    status.update(status_wire(state.status))
 
 
 def test_at_zero_the_service_points_at_the_activator_and_leaves_it_once_ready(spec, config):

@@ -142,3 +142,25 @@ def test_a_quantity_with_a_huge_exponent_is_refused_naming_the_field() -> None:
     assert PoolSpec.model_validate({**base, "resources": {"cpu": "1e3"}})
     with pytest.raises(ValidationError, match=r"resources\.cpu"):
         PoolSpec.model_validate({**base, "resources": {"cpu": "+.396e-401381483131"}})
+
+
+def test_a_status_field_that_does_not_validate_is_dropped_and_the_rest_kept() -> None:
+    from lepton_operator.api.status import read_status, status_wire
+
+    raw = {
+        "phase": "Ready",
+        "kopf": {"progress": {}},  # kopf's own key: not ours, not read
+        "decision": {"variant": "int8"},  # written otherwise by some other version
+        "replicas": 2,
+        "coldStarts": [{"pool": "cpu", "variant": "int8", "seconds": 4.0, "time": "t"}],
+    }
+    status = read_status(raw)
+    assert (status.phase, status.decision, status.replicas) == ("Ready", None, 2)
+    assert [c.seconds for c in status.cold_starts] == [4.0]
+    wire = status_wire(status)
+    assert wire == {
+        "phase": "Ready",
+        "replicas": 2,
+        "coldStarts": [{"pool": "cpu", "variant": "int8", "seconds": 4.0, "time": "t"}],
+    }  # no empty lists, no unset fields: the merge patch writes only what is known
+    assert read_status(None) == read_status({}) == read_status({"phase": 7})

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lepton_operator.api.status import Phase, read_status
 from lepton_operator.controller import Controller, ModelStore, status_changes
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.reconcile import Event, Outcome
@@ -80,9 +81,9 @@ class Reconciler:
             if self.failing:
                 self.failing -= 1
                 raise RuntimeError("apiserver hiccup")
-            status = dict(body["status"])
-            events = [] if status.get("phase") == "Ready" else [Event("Normal", "Available", "ok")]
-            status["phase"] = "Ready"
+            status = read_status(body["status"])
+            events = [] if status.phase == "Ready" else [Event("Normal", "Available", "ok")]
+            status.phase = Phase.READY
             return Outcome(status=status, events=events)
         finally:
             self.running -= 1

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from lepton_operator import metrics
+from lepton_operator.api.status import BuildStatus, LeptonModelStatus
 from lepton_operator.controller import Controller
 
 NS = "team-a"
@@ -38,7 +39,21 @@ def observe(
     previous_builds: list[dict[str, Any]] | None = None,
     spec: dict[str, Any] | None = None,
 ) -> None:
-    metrics.observe(NS, model, status, events or [], previous_builds or [], spec=spec)
+    builds = [BuildStatus.model_validate(b) for b in previous_builds or []]
+    metrics.observe(NS, model, _typed(status), events or [], builds, spec=spec)
+
+
+def _typed(status: dict[str, Any]) -> LeptonModelStatus:
+    """The test's status with what it does not exercise filled in (names, times)."""
+    filled = dict(status)
+    if "decision" in filled:
+        base = {"variant": "v", "pool": "p", "replicas": 1, "reason": "r", "time": "t"}
+        filled["decision"] = {**base, "hourlyCostUSD": 0, **filled["decision"]}
+    if "live" in filled:
+        filled["live"] = {"time": "t", **filled["live"]}
+    if "conditions" in filled:
+        filled["conditions"] = [{"lastTransitionTime": "t", **c} for c in filled["conditions"]]
+    return LeptonModelStatus.model_validate(filled)
 
 
 def test_slo_and_budget_come_from_the_spec_and_go_with_it(model):

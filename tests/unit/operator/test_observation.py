@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lepton_operator.api.status import ColdStart
 from lepton_operator.observation import cold_starts
 
 
@@ -37,16 +38,16 @@ def test_the_latest_first_start_per_pool_and_variant_is_kept() -> None:
         _pod("cpu", "fp32", "2026-12-03T08:00:00Z", "2026-12-03T09:00:00Z", restarts=1),
     ]
     assert cold_starts(pods, []) == [
-        {"pool": "cpu", "variant": "onnx", "seconds": 40.0, "time": "2026-12-03T08:10:40Z"},
-        {"pool": "gpu", "variant": "fp16", "seconds": 245.0, "time": "2026-12-03T08:04:05Z"},
+        ColdStart(pool="cpu", variant="onnx", seconds=40.0, time="2026-12-03T08:10:40Z"),
+        ColdStart(pool="gpu", variant="fp16", seconds=245.0, time="2026-12-03T08:04:05Z"),
     ]
 
 
 def test_what_was_seen_before_is_kept_until_a_later_pod_says_otherwise() -> None:
-    before = [{"pool": "gpu", "variant": "fp16", "seconds": 245.0, "time": "2026-12-03T08:04:05Z"}]
+    before = [ColdStart(pool="gpu", variant="fp16", seconds=245.0, time="2026-12-03T08:04:05Z")]
     # The GPU pods are gone (the model moved to the CPU): their figure stays.
     now = cold_starts([_pod("cpu", "onnx", "2026-12-03T09:00:00Z", "2026-12-03T09:00:20Z")], before)
-    assert [c["pool"] for c in now] == ["cpu", "gpu"]
+    assert [c.pool for c in now] == ["cpu", "gpu"]
     # An older pod does not replace a newer figure.
     older = _pod("gpu", "fp16", "2026-12-03T07:00:00Z", "2026-12-03T07:00:10Z")
     assert cold_starts([older], before) == before

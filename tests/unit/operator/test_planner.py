@@ -334,16 +334,23 @@ def test_with_no_option_meeting_the_slo_a_faster_profile_still_wins() -> None:
 
 
 def test_latency_corrects_the_model_only_when_the_planned_replicas_are_ready() -> None:
+    from lepton_operator.api.status import LiveFigures
     from lepton_operator.decide import planned_replicas_ready
     from lepton_operator.planning.planner import Serving
 
+    def live(**by_pool: int) -> LiveFigures:
+        return LiveFigures(
+            time="t", replicas_by_pool={k.replace("_", "-"): v for k, v in by_pool.items()}
+        )
+
     planned = Serving("fp16", "gpu-l4", 2)
-    assert planned_replicas_ready({"replicasByPool": {"gpu-l4": 2}}, planned)
-    assert planned_replicas_ready({"replicasByPool": {"gpu-l4": 2, "cpu": 0}}, planned)
-    assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 1}}, planned)  # scaling up
-    assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 3}}, planned)  # draining
-    assert not planned_replicas_ready({"replicasByPool": {"gpu-l4": 2, "cpu": 3}}, planned)
-    assert planned_replicas_ready({}, planned)  # nothing read yet: nothing says otherwise
+    assert planned_replicas_ready(live(gpu_l4=2), planned)
+    assert planned_replicas_ready(live(gpu_l4=2, cpu=0), planned)
+    assert not planned_replicas_ready(live(gpu_l4=1), planned)  # scaling up
+    assert not planned_replicas_ready(live(gpu_l4=3), planned)  # draining
+    assert not planned_replicas_ready(live(gpu_l4=2, cpu=3), planned)
+    assert planned_replicas_ready(None, planned)  # nothing read yet: nothing says otherwise
+    assert planned_replicas_ready(LiveFigures(time="t"), planned)  # nor uncounted
 
 
 def test_noise_around_a_level_gets_headroom_from_its_quantile_not_its_mean() -> None:

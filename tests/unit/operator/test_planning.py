@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
-from lepton_operator.api.status import VariantStatus
+from lepton_operator.api.status import LeptonModelStatus, VariantStatus
 from lepton_operator.decide import decide
 from lepton_operator.planning import NoPlan, Plan
 from lepton_operator.planning.table import best_profile, cost_per_1k
@@ -58,7 +58,8 @@ def plan(*rows: tuple[str, str, float, float], slo: float = 50.0, **fields: Any)
         )
         for v, p, ms, rps in rows
     ]
-    return decide(_spec(slo, **fields), pools, accepted, {}, {}, None, 1_000_000.0).plan
+    status = LeptonModelStatus()
+    return decide(_spec(slo, **fields), pools, accepted, {}, status, None, 1_000_000.0).plan
 
 
 def test_cheapest_pool_meeting_the_slo_wins_at_low_load():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lepton_builder.canary import encode_tensor
-from lepton_operator.api.status import LeptonModelStatus
+from lepton_operator.api.status import LeptonModelStatus, read_status
 from lepton_operator.canary.check import InlineCanaries
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
 from lepton_operator.kube import Rejected, is_owned_by, owner_reference
@@ -162,9 +162,9 @@ def test_a_written_report_is_used_before_the_job_is_marked_complete(spec, config
     so the pass must not wait for the Job's condition."""
     kube = _with_source_claim(FakeKube())
     reconciler = Reconciler(kube, config, clock=Clock())  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS, job_complete=False)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["decision"]["variant"], status
     assert {b["phase"] for b in status["builds"]} == {"Succeeded"}, status["builds"]
 
@@ -177,15 +177,15 @@ def test_a_remote_model_without_a_checksum_is_served_with_a_warning(spec, config
     kube = FakeKube()
     reconciler = Reconciler(kube, config, clock=Clock())  # type: ignore[arg-type]
     first = reconciler.reconcile(_body(spec))
-    verified = _condition(first.status, "SourceVerified")
+    verified = _condition(first.wire(), "SourceVerified")
     assert (verified["status"], verified["reason"]) == ("False", "NoChecksum")
     assert "spec.model.sha256" in verified["message"]
     assert [e.reason for e in first.events if e.type == "Warning"] == ["NoChecksum"]
-    again = reconciler.reconcile(_body(spec, first.status))
+    again = reconciler.reconcile(_body(spec, first.wire()))
     assert not [e for e in again.events if e.reason == "NoChecksum"]
 
     spec["model"]["sha256"] = "a" * 64
-    pinned = reconciler.reconcile(_body(spec, again.status, generation=2)).status
+    pinned = reconciler.reconcile(_body(spec, again.wire(), generation=2)).wire()
     verified = _condition(pinned, "SourceVerified")
     assert (verified["status"], verified["reason"]) == ("True", "ChecksumPinned")
 
@@ -194,18 +194,18 @@ def test_a_hub_model_records_the_commit_its_revision_resolved_to(spec, config):
     spec["model"]["uri"] = "hf://team/minilm@main"
     kube = FakeKube()
     reconciler = Reconciler(kube, config, clock=Clock())  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     assert _condition(status, "SourceVerified")["reason"] == "HubChecksums"
     commit = "c0ffee" + "0" * 34
     _complete_builds(kube, REPORTS, commit=commit)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["sourceCommit"] == commit
     LeptonModelStatus.model_validate(status)
 
 
 def test_a_model_on_a_volume_has_no_source_condition(spec, config):
     kube = _with_source_claim(FakeKube())
-    status = _reconciler(kube, config).reconcile(_body(spec)).status
+    status = _reconciler(kube, config).reconcile(_body(spec)).wire()
     assert all(c["type"] != "SourceVerified" for c in status["conditions"])
 
 
@@ -231,7 +231,7 @@ def test_pools_that_match_no_node_are_named_in_status(spec, config):
     ]  # fmt: skip
     kube = _with_source_claim(FakeKube())
     reconciler = Reconciler(kube, config, clock=Clock(), nodes=lambda: nodes)  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     available = _condition(status, "NodesAvailable")
     assert (available["status"], available["reason"]) == ("False", "PoolWithoutNodes")
     assert "gpu-l4" in available["message"] and "cpu-standard" not in available["message"]
@@ -245,7 +245,7 @@ def test_pools_that_match_no_node_are_named_in_status(spec, config):
          "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
          "unschedulable": False, "allocatable": {"nvidia.com/gpu": "1"}}
     )  # fmt: skip
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert _condition(status, "NodesAvailable")["status"] == "True"
     LeptonModelStatus.model_validate(status)
 
@@ -300,7 +300,7 @@ def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 def test_first_pass_starts_one_build_per_pool_and_reports_building(spec, config):
     kube = _with_source_claim(FakeKube())
     outcome = _reconciler(kube, config).reconcile(_body(spec))
-    assert outcome.status["phase"] == "Building"
+    assert outcome.wire()["phase"] == "Building"
     assert sorted(j["metadata"]["labels"]["lepton.ai/pool"] for j in kube.of_kind("Job")) == [
         "cpu-standard",
         "gpu-l4",
@@ -336,19 +336,19 @@ def test_reconcile_is_idempotent(spec, config):
     reconciler = _reconciler(kube, config)
     first = reconciler.reconcile(_body(spec))
     writes = kube.writes
-    second = reconciler.reconcile(_body(spec, first.status))
+    second = reconciler.reconcile(_body(spec, first.wire()))
     assert kube.writes == writes
-    assert second.status == first.status
+    assert second.wire() == first.wire()
     assert second.events == []
 
 
 def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
     outcome = reconciler.reconcile(_body(spec, status))
-    status = outcome.status
+    status = outcome.wire()
     assert status["phase"] == "Deploying"
     assert _condition(status, "Built")["status"] == "True"
     decision = status["decision"]
@@ -375,7 +375,7 @@ def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
     assert any(e.reason == "Decision" for e in outcome.events)
 
     deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["phase"] == "Ready" and status["replicas"] == 1
     assert _condition(status, "Ready")["status"] == "True"
     assert status["selector"] == (
@@ -386,10 +386,10 @@ def test_reports_lead_to_a_decision_a_deployment_and_ready(spec, config):
 def test_an_slo_change_does_not_rebuild_but_a_model_change_does(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     jobs = {j["metadata"]["name"] for j in kube.of_kind("Job")}
     spec["slo"]["p95LatencyMs"] = 5
-    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
     assert {j["metadata"]["name"] for j in kube.of_kind("Job")} == jobs
     spec["model"]["uri"] = "pvc://models/minilm-v2"
     reconciler.reconcile(_body(spec, status, generation=3))
@@ -399,12 +399,12 @@ def test_an_slo_change_does_not_rebuild_but_a_model_change_does(spec, config):
 def test_a_tight_slo_moves_serving_to_the_gpu_and_drains_cpu_only_when_ready(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     spec["slo"]["p95LatencyMs"] = 5
-    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
     assert status["decision"]["pool"] == "gpu-l4"
     assert len(kube.of_kind("Deployment")) == 2  # CPU keeps serving until the GPU is ready
     gpu = next(d for d in kube.of_kind("Deployment") if d["metadata"]["name"] == "minilm-gpu-l4")
@@ -421,8 +421,8 @@ def test_an_invalid_spec_becomes_a_condition_and_creates_nothing(spec, config):
     kube = _with_source_claim(FakeKube())
     spec["scaling"] = {"minReplicas": "many"}
     outcome = _reconciler(kube, config).reconcile(_body(spec))
-    valid = _condition(outcome.status, "Valid")
-    assert (outcome.status["phase"], valid["status"], valid["reason"]) == (
+    valid = _condition(outcome.wire(), "Valid")
+    assert (outcome.wire()["phase"], valid["status"], valid["reason"]) == (
         "Failed",
         "False",
         "InvalidSpec",
@@ -436,19 +436,19 @@ def test_gpu_variants_without_a_gpu_pool_in_the_config_is_a_condition(spec, conf
     config.pools = [p for p in config.pools if not p.accelerator]
     spec["optimization"] = {"variants": ["fp16"]}
     outcome = _reconciler(kube, config).reconcile(_body(spec))
-    assert _condition(outcome.status, "Valid")["reason"] == "NoGPUPool"
+    assert _condition(outcome.wire(), "Valid")["reason"] == "NoGPUPool"
     assert set(kube.objects) == {("PersistentVolumeClaim", "ml", "models")}
 
 
 def test_a_missing_report_fails_the_build_with_a_reason(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     for job in kube.of_kind("Job"):
         job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
     outcome = reconciler.reconcile(_body(spec, status))
-    built = _condition(outcome.status, "Built")
-    assert (outcome.status["phase"], built["reason"]) == ("Failed", "BuildFailed")
+    built = _condition(outcome.wire(), "Built")
+    assert (outcome.wire()["phase"], built["reason"]) == ("Failed", "BuildFailed")
     assert "without writing its report" in built["message"]
 
 
@@ -474,8 +474,8 @@ def test_never_deletes_what_it_does_not_own(config):
 def test_a_missing_source_claim_waits_with_a_reason_and_builds_nothing(spec, config):
     kube = FakeKube()
     outcome = _reconciler(kube, config).reconcile(_body(spec))
-    built = _condition(outcome.status, "Built")
-    assert (outcome.status["phase"], built["reason"]) == ("Pending", "SourceClaimMissing")
+    built = _condition(outcome.wire(), "Built")
+    assert (outcome.wire()["phase"], built["reason"]) == ("Pending", "SourceClaimMissing")
     assert "PersistentVolumeClaim models" in built["message"]
     assert kube.objects == {}
 
@@ -538,9 +538,9 @@ def _deployed(spec, config, triton: ScriptedTriton) -> tuple[FakeKube, Reconcile
         clock=lambda: "2026-11-24T00:00:00Z",
         canaries=InlineCanaries(kube, triton, lambda: "2026-11-24T00:00:00Z"),  # type: ignore[arg-type]
     )
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, _with_canaries(REPORTS))
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["decision"]["variant"] == "onnx-int8"
     return kube, reconciler, status
 
@@ -557,9 +557,9 @@ def test_a_pod_that_gives_the_recorded_answer_passes_its_canary(spec, config):
     outcome = reconciler.reconcile(_body(spec, status))
     assert triton.calls == [("10.244.0.9:8000", "minilm")]
     assert _gate(kube, "triton-1")["status"] == "True"
-    assert _condition(outcome.status, "CanaryPassed")["reason"] == "CanaryPassed"
+    assert _condition(outcome.wire(), "CanaryPassed")["reason"] == "CanaryPassed"
     # Judged once: the next pass sends nothing.
-    reconciler.reconcile(_body(spec, outcome.status))
+    reconciler.reconcile(_body(spec, outcome.wire()))
     assert len(triton.calls) == 1
 
 
@@ -569,19 +569,19 @@ def test_a_wrong_answer_keeps_the_pod_out_and_rolls_back_to_another_variant(spec
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     outcome = reconciler.reconcile(_body(spec, status))
     assert _gate(kube, "triton-1")["status"] == "False"
-    canary = _condition(outcome.status, "CanaryPassed")
+    canary = _condition(outcome.wire(), "CanaryPassed")
     assert (canary["status"], canary["reason"]) == ("False", "CanaryMismatch")
     assert "relative L2" in canary["message"]
-    (failure,) = outcome.status["canaryFailures"]
+    (failure,) = outcome.wire()["canaryFailures"]
     assert (failure["variant"], failure["pool"]) == ("onnx-int8", "cpu-standard")
     reasons = [e.reason for e in outcome.events]
     assert "CanaryMismatch" in reasons and "RolledBack" in reasons
-    assert outcome.status["decision"]["variant"] == "fp32"
+    assert outcome.wire()["decision"]["variant"] == "fp32"
     (deployment,) = kube.of_kind("Deployment")
     assert _serves(deployment) == ("fp32", "minilm")
     # The failure is remembered: later passes keep the rollback and say nothing new.
-    again = reconciler.reconcile(_body(spec, outcome.status))
-    assert again.status["decision"]["variant"] == "fp32"
+    again = reconciler.reconcile(_body(spec, outcome.wire()))
+    assert again.wire()["decision"]["variant"] == "fp32"
     assert "CanaryMismatch" not in [e.reason for e in again.events]
 
 
@@ -589,7 +589,7 @@ def test_an_unreachable_pod_is_tried_again_and_not_judged(spec, config):
     triton = ScriptedTriton({"minilm": CanaryUnreachable("connection refused")})
     kube, reconciler, status = _deployed(spec, config, triton)
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     reconciler.reconcile(_body(spec, status))
     assert len(triton.calls) == 2 and _gate(kube, "triton-1") is None
 
@@ -600,7 +600,7 @@ def test_a_refused_request_fails_the_canary(spec, config):
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     outcome = reconciler.reconcile(_body(spec, status))
     assert _gate(kube, "triton-1")["status"] == "False"
-    assert "unexpected shape" in outcome.status["canaryFailures"][0]["message"]
+    assert "unexpected shape" in outcome.wire()["canaryFailures"][0]["message"]
 
 
 def test_without_a_reference_the_pod_serves_and_status_says_so(spec, config):
@@ -612,14 +612,14 @@ def test_without_a_reference_the_pod_serves_and_status_says_so(spec, config):
         clock=lambda: "2026-11-24T00:00:00Z",
         canaries=InlineCanaries(kube, triton, lambda: "2026-11-24T00:00:00Z"),  # type: ignore[arg-type]
     )
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)  # no canary entries
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     _serving_pod(kube, kube.of_kind("Deployment")[0], "triton-1")
     outcome = reconciler.reconcile(_body(spec, status))
     assert triton.calls == []
     assert _gate(kube, "triton-1")["status"] == "True"
-    assert _condition(outcome.status, "CanaryPassed")["reason"] == "NoReference"
+    assert _condition(outcome.wire(), "CanaryPassed")["reason"] == "NoReference"
 
 
 # ---- live figures ----------------------------------------------------------------------
@@ -670,9 +670,9 @@ def _ready(
     kube = _with_source_claim(FakeKube())
     clock = Clock()
     reconciler = Reconciler(kube, config, clock=clock, live=live)  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, reports or REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     return kube, reconciler, clock, status
 
@@ -682,19 +682,19 @@ def test_live_figures_come_from_prometheus_and_spend_from_ready_replicas(spec, c
     _, reconciler, clock, status = _ready(spec, config, live)
     clock.seconds = 30
     outcome = reconciler.reconcile(_body(spec, status))
-    figures = outcome.status["live"]
+    figures = outcome.wire()["live"]
     assert figures["p95Ms"] == 12.35 and figures["requestRate"] == 7.5
     assert figures["replicasByPool"] == {"cpu-standard": 1}
     assert figures["hourlyCostUSD"] == 0.34 and "gpuUtilization" not in figures
-    assert outcome.status["p95Ms"] == 12.35  # the P95 column shows the observed figure
-    assert outcome.status["hourlyCostUSD"] == 0.34
-    metrics = _condition(outcome.status, "MetricsAvailable")
+    assert outcome.wire()["p95Ms"] == 12.35  # the P95 column shows the observed figure
+    assert outcome.wire()["hourlyCostUSD"] == 0.34
+    metrics = _condition(outcome.wire(), "MetricsAvailable")
     assert (metrics["status"], metrics["reason"]) == ("True", "Observed")
     # Refreshed every REFRESH_SECONDS, not on every pass.
     calls = live.calls
     clock.seconds = 35
-    again = reconciler.reconcile(_body(spec, outcome.status))
-    assert live.calls == calls and again.status["live"] == figures
+    again = reconciler.reconcile(_body(spec, outcome.wire()))
+    assert live.calls == calls and again.wire()["live"] == figures
 
 
 def test_conditions_hold_still_while_only_the_figures_move(spec, config):
@@ -703,10 +703,10 @@ def test_conditions_hold_still_while_only_the_figures_move(spec, config):
     live = FakeLive(_sample(p95=12.0, rate=7.5))
     _, reconciler, clock, status = _ready(spec, config, live)
     clock.seconds = 30
-    first = reconciler.reconcile(_body(spec, status)).status
+    first = reconciler.reconcile(_body(spec, status)).wire()
     live.answers = [_sample(p95=13.1, rate=8.2)]
     clock.seconds = 60
-    second = reconciler.reconcile(_body(spec, first)).status
+    second = reconciler.reconcile(_body(spec, first)).wire()
     decided = ("variant", "pool", "replicas")
     assert [second["decision"][k] for k in decided] == [first["decision"][k] for k in decided]
     assert second["decision"]["reason"] != first["decision"]["reason"]  # the figures moved
@@ -720,10 +720,10 @@ def test_prometheus_down_is_a_condition_and_serving_carries_on(spec, config):
     live = FakeLive(_sample(), _sample(), down, _sample(p95=20.0))  # one per refresh
     _, reconciler, clock, status = _ready(spec, config, live)
     clock.seconds = 20
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     clock.seconds = 40
     outcome = reconciler.reconcile(_body(spec, status))
-    status = outcome.status
+    status = outcome.wire()
     metrics = _condition(status, "MetricsAvailable")
     assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusUnreachable")
     assert ("Warning", "PrometheusUnreachable") in [(e.type, e.reason) for e in outcome.events]
@@ -731,7 +731,7 @@ def test_prometheus_down_is_a_condition_and_serving_carries_on(spec, config):
     assert "p95Ms" not in status["live"] and status["live"]["hourlyCostUSD"] == 0.34
     assert status["p95Ms"] == status["decision"]["predictedP95Ms"]  # predicted, said so
     clock.seconds = 60
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert _condition(status, "MetricsAvailable")["status"] == "True"
     assert status["p95Ms"] == 20.0
 
@@ -739,7 +739,7 @@ def test_prometheus_down_is_a_condition_and_serving_carries_on(spec, config):
 def test_no_requests_yet_means_no_observed_p95(spec, config):
     _, reconciler, clock, status = _ready(spec, config, FakeLive(_sample(p95=None, rate=0.0)))
     clock.seconds = 20
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["live"]["requestRate"] == 0.0 and "p95Ms" not in status["live"]
     assert status["p95Ms"] == status["decision"]["predictedP95Ms"]
     assert "no requests" in _condition(status, "MetricsAvailable")["message"]
@@ -751,7 +751,7 @@ def test_a_servicemonitor_is_made_only_when_configured(spec, config):
         config.serving.service_monitor_labels = {"release": "kube-prometheus"}
         kube = _with_source_claim(FakeKube())
         reconciler = _reconciler(kube, config)
-        status = reconciler.reconcile(_body(spec)).status
+        status = reconciler.reconcile(_body(spec)).wire()
         _complete_builds(kube, REPORTS)
         reconciler.reconcile(_body(spec, status))
         monitors = kube.of_kind("ServiceMonitor")
@@ -770,7 +770,7 @@ def _passes(reconciler, spec, clock, status, seconds):
     """Run the timer's passes every 5 s for ``seconds``; returns the last status."""
     for _ in range(seconds // 5):
         clock.seconds += 5
-        status = reconciler.reconcile(_body(spec, status)).status
+        status = reconciler.reconcile(_body(spec, status)).wire()
     return status
 
 
@@ -813,13 +813,13 @@ def _sampled(spec, reconciler, clock, status, live, woken_with, rate, p95):
     figures). Returns the status and whether a pass ran."""
     clock.seconds += 15
     seen = Seen(_sample(p95=p95, rate=rate), "", float(clock.seconds))
-    wanted = figures_wanted_at(status)
+    wanted = figures_wanted_at(read_status(status))
     waiting = {KEY} if wanted is not None and wanted <= parse_time(clock()).timestamp() else set()
     if not to_wake({KEY}, woken_with, {KEY: seen}, waiting):
         return status, False
     woken_with[KEY] = seen
     live.answers = [seen.sample]
-    return reconciler.reconcile(_body(spec, status)).status, True
+    return reconciler.reconcile(_body(spec, status)).wire(), True
 
 
 def test_a_load_that_stopped_is_scaled_down_though_no_figure_moves_after_it(spec, config):
@@ -891,7 +891,7 @@ def test_a_pass_that_cannot_plan_keeps_the_planner_memory(spec, config):
     assert remembered["peaks"][0][1] == 100.0
     status["decision"] = {**status["decision"], "variant": "retired"}
     clock.seconds += 5
-    after = reconciler.reconcile(_body(spec, status)).status
+    after = reconciler.reconcile(_body(spec, status)).wire()
     assert after["decision"]["variant"] != "retired"
     assert after["planner"] == remembered
 
@@ -1027,9 +1027,9 @@ def _served_on_the_gpu(spec, config) -> tuple[FakeKube, Reconciler, Clock, dict]
     kube = _with_source_claim(FakeKube())
     clock = Clock()
     reconciler = Reconciler(kube, config, clock=clock)  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     return kube, reconciler, clock, status
 
 
@@ -1079,15 +1079,15 @@ def _builder_pod(kube: FakeKube, job: str, n: int, finished: str, words: str, co
 def test_a_failed_build_says_what_the_builder_said_and_the_old_variant_keeps_serving(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     (deployment,) = kube.of_kind("Deployment")
     deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     serving = copy.deepcopy(deployment)
     spec["model"]["uri"] = "pvc://models/minilm-v2"
-    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
     new_jobs = [j for j in kube.of_kind("Job") if "status" not in j]
     assert len(new_jobs) == 2
     _failed_builds(kube, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
@@ -1098,8 +1098,8 @@ def test_a_failed_build_says_what_the_builder_said_and_the_old_variant_keeps_ser
     _builder_pod(kube, name, 1, "2026-11-24T00:00:10Z", "cannot load: first try", 1)
     _builder_pod(kube, name, 2, "2026-11-24T00:00:30Z", "cannot load: safetensors header", 2)
     outcome = reconciler.reconcile(_body(spec, status, generation=2))
-    built = _condition(outcome.status, "Built")
-    assert (outcome.status["phase"], built["status"], built["reason"]) == (
+    built = _condition(outcome.wire(), "Built")
+    assert (outcome.wire()["phase"], built["status"], built["reason"]) == (
         "Failed",
         "False",
         "BuildFailed",
@@ -1111,7 +1111,7 @@ def test_a_failed_build_says_what_the_builder_said_and_the_old_variant_keeps_ser
         in built["message"]
     )
     assert any(e.type == "Warning" and e.reason == "BuildFailed" for e in outcome.events)
-    assert outcome.status["decision"] == status["decision"]
+    assert outcome.wire()["decision"] == status["decision"]
     assert kube.of_kind("Deployment") == [serving]
 
 
@@ -1119,13 +1119,13 @@ def test_a_build_past_its_deadline_says_so(spec, config):
     config.builds.deadline_seconds = 20
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     assert {j["spec"]["activeDeadlineSeconds"] for j in kube.of_kind("Job")} == {20}
     _failed_builds(kube, "DeadlineExceeded", "Job was active longer than specified deadline")
     for job in kube.of_kind("Job"):  # what the killed builder left says nothing useful
         _builder_pod(kube, job["metadata"]["name"], 1, "2026-11-24T00:00:20Z", "Terminated", 143)
     outcome = reconciler.reconcile(_body(spec, status))
-    built = _condition(outcome.status, "Built")
+    built = _condition(outcome.wire(), "Built")
     assert built["reason"] == "BuildFailed"
     assert built["message"].count("DeadlineExceeded: the build ran past its deadline of 20 s") == 2
 
@@ -1138,11 +1138,11 @@ def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_sam
     _pending_pod(kube, "waiting", "gpu-l4")
     # The timeout: twice the pool's provisioning time (60 s by default), at least 60 s.
     clock.seconds = 115
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["decision"]["pool"] == "gpu-l4"
     clock.seconds = 125
     outcome = reconciler.reconcile(_body(spec, status))
-    decision = outcome.status["decision"]
+    decision = outcome.wire()["decision"]
     assert (decision["variant"], decision["pool"]) == ("onnx-int8", "cpu-standard")
     assert "left out gpu-l4: its serving pods waited for a node" in decision["reason"]
     (event,) = [e for e in outcome.events if e.reason == "Decision"]
@@ -1157,9 +1157,9 @@ def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_sam
         "cpu-standard"
     )
     clock.seconds = 130
-    outcome = reconciler.reconcile(_body(spec, outcome.status))
-    deployed = _condition(outcome.status, "Deployed")
-    assert (deployed["reason"], outcome.status["phase"]) == ("NoPlan", "Degraded")
+    outcome = reconciler.reconcile(_body(spec, outcome.wire()))
+    deployed = _condition(outcome.wire(), "Deployed")
+    assert (deployed["reason"], outcome.wire()["phase"]) == ("NoPlan", "Degraded")
     assert "unschedulable: cpu-standard, gpu-l4" in deployed["message"]
 
 
@@ -1172,7 +1172,7 @@ def test_a_pool_left_out_is_tried_again_after_its_back_off_and_forgotten_once_it
     kube, reconciler, clock, status = _served_on_the_gpu(spec, config)
     _pending_pod(kube, "waiting", "gpu-l4")
     clock.seconds = 125
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["decision"]["pool"] == "cpu-standard"
     assert status["poolBackoff"] == [
         {"pool": "gpu-l4", "failures": 1, "retryAt": "2026-11-24T00:04:05Z"}
@@ -1183,19 +1183,19 @@ def test_a_pool_left_out_is_tried_again_after_its_back_off_and_forgotten_once_it
         deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     del kube.objects[("Pod", "ml", "waiting")]
     clock.seconds = 130
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert [d["metadata"]["name"] for d in kube.of_kind("Deployment")] == ["minilm-cpu-standard"]
     clock.seconds = 240  # the back-off: the pool's timeout, 120 s
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["decision"]["pool"] == "cpu-standard", "backing off"
     clock.seconds = 246
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["decision"]["pool"] == "gpu-l4", status["decision"]["reason"]
     assert status["poolBackoff"][0]["failures"] == 1  # kept until it serves there
     for deployment in kube.of_kind("Deployment"):
         deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     clock.seconds = 250
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["phase"] == "Ready" and "poolBackoff" not in status
 
 
@@ -1218,11 +1218,11 @@ def test_an_object_the_apiserver_refuses_is_a_condition_not_a_crash(spec, config
     spec["slo"]["p95LatencyMs"] = 5  # only the GPU's fp16 (4.9 ms) meets it
     kube = _with_source_claim(DenyingKube("gpu-l4"))
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
     outcome = reconciler.reconcile(_body(spec, status))
-    deployed = _condition(outcome.status, "Deployed")
-    assert (outcome.status["phase"], deployed["status"], deployed["reason"]) == (
+    deployed = _condition(outcome.wire(), "Deployed")
+    assert (outcome.wire()["phase"], deployed["status"], deployed["reason"]) == (
         "Failed",
         "False",
         "RejectedByAPIServer",
@@ -1234,8 +1234,8 @@ def test_an_object_the_apiserver_refuses_is_a_condition_not_a_crash(spec, config
     assert kube.of_kind("Deployment") == []
     # The policy lifted, the next pass serves without a spec change.
     kube.pool = "none"
-    outcome = reconciler.reconcile(_body(spec, outcome.status))
-    assert _condition(outcome.status, "Deployed")["reason"] == "DeploymentApplied"
+    outcome = reconciler.reconcile(_body(spec, outcome.wire()))
+    assert _condition(outcome.wire(), "Deployed")["reason"] == "DeploymentApplied"
 
 
 class CountingKube(FakeKube):
@@ -1269,21 +1269,21 @@ def test_a_settled_pass_reads_only_what_moves(spec, config):
     kube = _with_source_claim(CountingKube())
     clock = Clock()
     reconciler = Reconciler(kube, config, clock=clock, live=FakeLive(_sample(p95=9.0, rate=1.0)))  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     for deployment in kube.of_kind("Deployment"):
         deployment["status"] = {"readyReplicas": 1, "availableReplicas": 1}
     kube.requests.clear()
     clock.seconds = 30
-    settled = reconciler.reconcile(_body(spec, status)).status
+    settled = reconciler.reconcile(_body(spec, status)).wire()
     assert settled["phase"] == "Ready"
     assert not [r for r in kube.requests if r[1] in ("Job", "ConfigMap", "Role")], kube.requests
     assert len(kube.requests) <= 6, kube.requests
     # Restarted: the first pass reads the build again, and says the same.
     kube.requests.clear()
     fresh = Reconciler(kube, config, clock=clock, live=FakeLive(_sample(p95=9.0, rate=1.0)))  # type: ignore[arg-type]
-    again = fresh.reconcile(_body(spec, settled)).status
+    again = fresh.reconcile(_body(spec, settled)).wire()
     assert ("get", "ConfigMap") in kube.requests
     assert again["variants"] == settled["variants"]
     assert [again["decision"][k] for k in ("variant", "pool", "replicas")] == [
@@ -1297,9 +1297,9 @@ def test_a_price_change_shows_in_the_table_without_reading_the_build_again(spec,
     reports against the spec of each pass."""
     kube = _with_source_claim(CountingKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     cost = {(r["pool"], r["variant"]): r.get("costPer1kUSD") for r in status["variants"]}
     spec["pools"] = [
         {**p.model_dump(mode="json", by_alias=True, exclude_none=True)} for p in config.pools
@@ -1307,7 +1307,7 @@ def test_a_price_change_shows_in_the_table_without_reading_the_build_again(spec,
     for pool in spec["pools"]:
         pool["hourlyPriceUSD"] *= 2
     kube.requests.clear()
-    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
     doubled = {(r["pool"], r["variant"]): r.get("costPer1kUSD") for r in status["variants"]}
     assert doubled[("cpu-standard", "onnx-int8")] == pytest.approx(
         2 * cost[("cpu-standard", "onnx-int8")], rel=1e-3
@@ -1323,14 +1323,14 @@ def _advised(spec, config) -> tuple[FakeKube, Reconciler, Any]:
     spec["mode"] = "advisory"
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
     return kube, reconciler, reconciler.reconcile(_body(spec, status))
 
 
 def test_advisory_mode_without_a_pin_recommends_and_makes_no_serving_object(spec, config):
     kube, reconciler, outcome = _advised(spec, config)
-    status = outcome.status
+    status = outcome.wire()
     assert status["phase"] == "Advisory"
     recommendation = status["recommendation"]
     assert (recommendation["variant"], recommendation["pool"], recommendation["replicas"]) == (
@@ -1350,13 +1350,13 @@ def test_advisory_mode_without_a_pin_recommends_and_makes_no_serving_object(spec
 
     writes = kube.writes
     again = reconciler.reconcile(_body(spec, status))
-    assert again.status == status and again.events == [] and kube.writes == writes
+    assert again.wire() == status and again.events == [] and kube.writes == writes
 
 
 def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, config):
     spec["pinned"] = {"variant": "fp32", "pool": "cpu-standard", "replicas": 2}
     kube, reconciler, outcome = _advised(spec, config)
-    status = outcome.status
+    status = outcome.wire()
     (deployment,) = kube.of_kind("Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert _serves(deployment) == ("fp32", "minilm")
@@ -1367,13 +1367,13 @@ def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, co
     assert (recommendation["variant"], recommendation["replicas"]) == ("onnx-int8", 1)
     assert recommendation["savingUSDPerHour"] == pytest.approx(2 * 0.34 - 0.34)
     deployment["status"] = {"readyReplicas": 2, "availableReplicas": 2}
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["phase"] == "Ready"
     served = copy.deepcopy(kube.of_kind("Deployment"))
 
     # Another pass, the recommendation unchanged: the serving objects are untouched.
     writes = kube.writes
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert kube.of_kind("Deployment") == served and kube.writes == writes
 
     # Switched to active: the planner's plan, the one recommended, is applied; the
@@ -1381,7 +1381,7 @@ def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, co
     spec["mode"] = "active"
     del spec["pinned"]
     outcome = reconciler.reconcile(_body(spec, status, generation=2))
-    status = outcome.status
+    status = outcome.wire()
     assert (status["decision"]["variant"], status["decision"]["replicas"]) == ("onnx-int8", 1)
     assert "recommendation" not in status
     assert all(c["type"] != "Recommended" for c in status["conditions"])
@@ -1392,17 +1392,17 @@ def test_advisory_mode_serves_the_pin_and_says_what_the_plan_would_save(spec, co
 def test_a_pin_on_a_rejected_variant_serves_nothing_and_says_why(spec, config):
     spec["pinned"] = {"variant": "int8-dynamic", "pool": "cpu-standard"}
     kube, _, outcome = _advised(spec, config)
-    deployed = _condition(outcome.status, "Deployed")
-    assert (outcome.status["phase"], deployed["reason"]) == ("Degraded", "PinnedUnavailable")
+    deployed = _condition(outcome.wire(), "Deployed")
+    assert (outcome.wire()["phase"], deployed["reason"]) == ("Degraded", "PinnedUnavailable")
     assert "spec.pinned.variant: int8-dynamic on cpu-standard" in deployed["message"]
     assert not kube.of_kind("Deployment")
-    assert outcome.status["recommendation"]["variant"] == "onnx-int8"
+    assert outcome.wire()["recommendation"]["variant"] == "onnx-int8"
 
 
 def test_a_pin_on_a_pool_the_model_does_not_have_is_a_condition(spec, config):
     spec["pinned"] = {"variant": "fp32", "pool": "cpu-large"}
     kube, _, outcome = _advised(spec, config)
-    deployed = _condition(outcome.status, "Deployed")
+    deployed = _condition(outcome.wire(), "Deployed")
     assert deployed["reason"] == "PinnedUnavailable"
     assert "spec.pinned.pool: cpu-large" in deployed["message"]
     assert not kube.of_kind("Deployment")
@@ -1411,18 +1411,18 @@ def test_a_pin_on_a_pool_the_model_does_not_have_is_a_condition(spec, config):
 def test_advisory_mode_leaves_what_active_mode_served_untouched(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     kube.of_kind("Deployment")[0]["status"] = {"readyReplicas": 1, "availableReplicas": 1}
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     served = copy.deepcopy(kube.of_kind("Deployment"))
 
     # Advisory, nothing pinned, and an SLO only the GPU meets: it recommends the GPU,
     # and neither scales, moves nor deletes what serves.
     spec["mode"] = "advisory"
     spec["slo"]["p95LatencyMs"] = 5
-    status = reconciler.reconcile(_body(spec, status, generation=2)).status
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
     assert status["recommendation"]["pool"] == "gpu-l4"
     assert status["recommendation"]["savingUSDPerHour"] == pytest.approx(0.34 - 0.81)
     assert kube.of_kind("Deployment") == served
@@ -1432,9 +1432,9 @@ def test_advisory_mode_leaves_what_active_mode_served_untouched(spec, config):
 def test_a_serving_pods_cold_start_is_recorded(spec, config):
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     (deployment,) = kube.of_kind("Deployment")
     _serving_pod(kube, deployment, "triton-1")
     pod = kube.objects[("Pod", "ml", "triton-1")]
@@ -1442,7 +1442,7 @@ def test_a_serving_pods_cold_start_is_recorded(spec, config):
     pod["status"]["conditions"].append(
         {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-23T23:59:15Z"}
     )
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["coldStarts"] == [
         {
             "pool": "cpu-standard",
@@ -1502,7 +1502,7 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
     not done, and re-plans with the GPU's variants once its build finishes."""
     kube = _with_source_claim(FakeKube())
     reconciler = _reconciler(kube, config)
-    status = reconciler.reconcile(_body(spec)).status
+    status = reconciler.reconcile(_body(spec)).wire()
     jobs = {j["metadata"]["labels"]["lepton.ai/pool"]: j for j in kube.of_kind("Job")}
     gpu_job = jobs["gpu-l4"]
     _complete_builds(kube, {"cpu-standard": REPORTS["cpu-standard"]})
@@ -1529,7 +1529,7 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
         },
     }
     outcome = reconciler.reconcile(_body(spec, status))
-    status = outcome.status
+    status = outcome.wire()
     # Serving, but not settled: Ready is kept for a model whose every build is done.
     assert status["phase"] == "Building", status["phase"]
     assert status["decision"]["pool"] == "cpu-standard"
@@ -1546,6 +1546,6 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
     ]
 
     _complete_builds(kube, REPORTS)
-    status = reconciler.reconcile(_body(spec, status)).status
+    status = reconciler.reconcile(_body(spec, status)).wire()
     assert _condition(status, "Built")["reason"] == "BuildSucceeded"
     assert {r["pool"] for r in status["variants"]} == {"cpu-standard", "gpu-l4"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from lepton_operator.api.status import LeptonModelStatus
 from lepton_operator.live.sample import LiveSample
 from lepton_operator.live.wake import Seen, moved, stale, to_wake
 from lepton_operator.revisit import figures_wanted_at, revisit_after
@@ -23,49 +26,69 @@ def _sample(rate: float = 10.0, p95: float | None = 20.0, failures: float = 0.0)
 
 
 def _conditions(**reasons: str) -> list[dict[str, str]]:
-    return [{"type": kind, "status": "False", "reason": why} for kind, why in reasons.items()]
+    return [
+        {"type": kind, "status": "False", "reason": why, "lastTransitionTime": "T"}
+        for kind, why in reasons.items()
+    ]
+
+
+def _status(**fields: Any) -> LeptonModelStatus:
+    return LeptonModelStatus.model_validate(fields)
+
+
+def _decision(variant: str, pool: str, replicas: int) -> dict[str, Any]:
+    return {
+        "variant": variant,
+        "pool": pool,
+        "replicas": replicas,
+        "hourlyCostUSD": 1.0,
+        "reason": "r",
+        "time": "T",
+    }
 
 
 def test_a_settled_model_asks_for_nothing() -> None:
     for phase in ("Ready", "Failed", "Advisory", "Degraded"):
-        assert revisit_after({"phase": phase}, 1000.0) is None
+        assert revisit_after(_status(phase=phase), 1000.0) is None
 
 
 def test_work_under_way_and_waits_no_watch_reports_ask_for_a_time() -> None:
-    assert revisit_after({"phase": "Deploying"}, 0.0) == 5.0
-    assert revisit_after({"phase": "Building"}, 0.0) == 30.0
-    serving_early = {"phase": "Building", "conditions": _conditions(Ready="RollingOut")}
+    assert revisit_after(_status(phase="Deploying"), 0.0) == 5.0
+    assert revisit_after(_status(phase="Building"), 0.0) == 30.0
+    serving_early = _status(phase="Building", conditions=_conditions(Ready="RollingOut"))
     assert revisit_after(serving_early, 0.0) == 5.0
-    missing = {"phase": "Pending", "conditions": _conditions(Built="SourceClaimMissing")}
+    missing = _status(phase="Pending", conditions=_conditions(Built="SourceClaimMissing"))
     assert revisit_after(missing, 0.0) == 15.0
-    refused = {"phase": "Degraded", "conditions": _conditions(Deployed="RejectedByAPIServer")}
+    refused = _status(phase="Degraded", conditions=_conditions(Deployed="RejectedByAPIServer"))
     assert revisit_after(refused, 0.0) == 30.0
 
 
 def test_a_pool_back_off_ending_wakes_the_model_just_after() -> None:
     now = 1_800_000_000.0
-    status = {
-        "phase": "Ready",
-        "poolBackoff": [
+    status = _status(
+        phase="Ready",
+        poolBackoff=[
             {"pool": "gpu", "failures": 1, "retryAt": format_time(now + 120)},
             {"pool": "l4", "failures": 2, "retryAt": format_time(now + 60)},
         ],
-    }
+    )
     assert revisit_after(status, now) == 60.5
     assert revisit_after(status, now + 600) == 0.5  # overdue: at once
 
 
 def test_a_plan_wants_figures_while_its_latest_recommendation_differs_or_from_its_review() -> None:
-    decision = {"variant": "int8", "pool": "cpu", "replicas": 3}
+    decision = _decision("int8", "cpu", 3)
     held = {"time": 1.0, "variant": "int8", "pool": "cpu", "replicas": 1}
     same = {**held, "replicas": 3}
-    assert figures_wanted_at({"decision": decision, "planner": {"history": [same, held]}}) == 0
-    assert figures_wanted_at({"decision": decision, "planner": {"history": [held, same]}}) is None
-    assert figures_wanted_at({"decision": decision}) is None
-    assert figures_wanted_at({"planner": {"history": [held]}}) is None
+    wanted = figures_wanted_at(_status(decision=decision, planner={"history": [same, held]}))
+    assert wanted == 0
+    wanted = figures_wanted_at(_status(decision=decision, planner={"history": [held, same]}))
+    assert wanted is None
+    assert figures_wanted_at(_status(decision=decision)) is None
+    assert figures_wanted_at(_status(planner={"history": [held]})) is None
     # Settled, but its memory ages out later (a burst, the daily pattern's next step).
     review = {"history": [held, same], "reviewAt": 1_800_000_000.5}
-    assert figures_wanted_at({"decision": decision, "planner": review}) == 1_800_000_000.5
+    assert figures_wanted_at(_status(decision=decision, planner=review)) == 1_800_000_000.5
 
 
 def test_moves_within_ten_percent_are_noise() -> None:

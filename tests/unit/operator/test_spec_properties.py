@@ -226,7 +226,7 @@ def _ready_deployments(kube: MemoryKube) -> None:
 
 
 def _check_status(outcome: Outcome, context: str) -> dict[str, Any]:
-    status = outcome.status
+    status = outcome.wire()
     text = json.dumps(status, allow_nan=False)  # raises on NaN or infinity
     assert json.loads(text) == status, context
     LeptonModelStatus.model_validate(status)
@@ -299,7 +299,7 @@ def test_each_mutation_is_refused_naming_the_field(kind: str) -> None:
         outcome = Reconciler(kube, config, clock=lambda: "2026-11-24T00:00:00Z").reconcile(  # type: ignore[arg-type]
             _body(case.spec)
         )
-        valid = next(c for c in outcome.status["conditions"] if c["type"] == "Valid")
+        valid = next(c for c in outcome.wire()["conditions"] if c["type"] == "Valid")
         dotted = ".".join(["spec", *(str(p) for p in path)])
         assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec")
         assert dotted in valid["message"], (dotted, valid["message"])
@@ -324,14 +324,14 @@ def test_an_unmeetable_slo_settles_on_one_pool() -> None:
     _claims(kube, case.spec)
     now = "2026-11-24T00:00:00Z"
     reconciler = Reconciler(kube, config, clock=lambda: now, live=SteadyLive())  # type: ignore[arg-type]
-    status = reconciler.reconcile(_body(case.spec)).status
+    status = reconciler.reconcile(_body(case.spec)).wire()
     _finish_builds(kube)
     now = "2026-11-24T00:00:15Z"
-    status = reconciler.reconcile(_body(case.spec, status)).status
+    status = reconciler.reconcile(_body(case.spec, status)).wire()
     _ready_deployments(kube)
     now = "2026-11-24T00:00:30Z"
     pools = []
     for _ in range(4):
-        status = reconciler.reconcile(_body(case.spec, status)).status
+        status = reconciler.reconcile(_body(case.spec, status)).wire()
         pools.append(status["decision"]["pool"])
     assert len(set(pools[1:])) == 1, f"the decision alternates: {pools}"
