@@ -166,6 +166,11 @@ local function health()
   if is(nodes, "False") then
     nodes_note = "; " .. says(nodes)
   end
+  -- A build volume that cannot bind: the build waits (a volume made by hand may come).
+  local storage = current("StorageAvailable")
+  if is(storage, "False") then
+    nodes_note = nodes_note .. "; " .. says(storage)
+  end
   if phase == "Pending" or phase == "Building" then
     local built = current("Built")
     if built ~= nil then

@@ -118,6 +118,7 @@ def test_fixture_report_model_goes_from_apply_to_ready_on_the_chosen_pool(
                 "SLOMet",
                 "WithinBudget",
                 "NodesAvailable",  # the harness's KWOK nodes carry both pools' labels
+                "StorageAvailable",  # bound by the harness's provisioner (no class)
             )
         },
         # No CanaryPassed: KWOK, which simulates these Triton pods, also sets their

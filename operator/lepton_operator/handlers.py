@@ -12,7 +12,8 @@
 - indices of the Triton pods, Deployments and Services (slim copies, by namespace and
   model) that the pass reads instead of listing them (``kubecache``);
 - an index of the nodes (read-only, slim: labels, blocking taints, cordon, allocatable
-  accelerators), from which each pass says which pools have a node (``preflight``);
+  accelerators), from which each pass says which pools have a node, and one of the
+  StorageClasses, from which it says whether the build volume can bind (``preflight``);
 - start-up and clean-up of the controller's workers and the fleet sampler;
 - with an activator installed (the chart sets ``LEPTON_ACTIVATOR_SERVICE``), a watch
   of its Service's EndpointSlices: when its pods change, the models that may scale to
@@ -165,16 +166,24 @@ def lepton_nodes(name: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[
     return {name or "": preflight.slim_node(body)}
 
 
-def _all_nodes(index: Any) -> list[dict[str, Any]]:
-    return [node for key in list(index) for node in index[key]]
+@kopf.index("storage.k8s.io/v1", "storageclasses")
+def lepton_storage_classes(
+    name: str | None, body: kopf.Body, **_: Any
+) -> dict[str, dict[str, Any]]:
+    return {name or "": preflight.slim_storage_class(body)}
+
+
+def _all_of(index: Any) -> list[dict[str, Any]]:
+    """Every slim value of a cluster-wide index keyed by name."""
+    return [value for key in list(index) for value in index[key]]
 
 
 @kopf.on.startup()
 async def start_controller(**kwargs: Any) -> None:
     """kopf hands every handler its indices by name, this one included."""
     ctl = controller()
-    nodes = kwargs["lepton_nodes"]
-    ctl.reconciler.nodes = functools.partial(_all_nodes, nodes)
+    ctl.reconciler.nodes = functools.partial(_all_of, kwargs["lepton_nodes"])
+    ctl.reconciler.storage_classes = functools.partial(_all_of, kwargs["lepton_storage_classes"])
     if isinstance(ctl.reconciler.kube, CachedKube):
         ctl.reconciler.kube.bind(
             kwargs["lepton_pods"], kwargs["lepton_deployments"], kwargs["lepton_services"]

@@ -1,4 +1,5 @@
-"""Which nodes each pool can place pods on: checked, not assumed (issue 26).
+"""What the chart's defaults assume of a cluster, checked, not assumed (issue 26):
+which nodes each pool can place pods on, and whether the build volume can bind.
 
 The chart's default pools name node labels (``lepton.ai/pool=...``) and GPU taints that
 a user's cluster may not have. Without a check, a pool that matches no node shows up
@@ -10,6 +11,12 @@ allocate of the pool's accelerator. Pure: slim nodes in, facts out.
 
 A pool that matches no node is a warning, not a refusal: a cluster autoscaler (or
 Karpenter) may add its first node when a pod asks for one.
+
+The build volume (the model repository's PVC) names the StorageClass of
+``config.modelRepository.storageClassName``, or none for the cluster's default: a class
+that does not exist, or no default class and no PersistentVolume provisioned by hand,
+leaves the PVC Pending and the build waiting with no word of why. From the
+StorageClasses the operator watches (read-only) and the claim's phase, the pass says so.
 """
 
 from __future__ import annotations
@@ -115,4 +122,67 @@ def nodes_verdict(found: list[PoolNodes]) -> tuple[bool, str, str]:
         "tolerations): their build and serving pods will wait for one (a cluster "
         "autoscaler may add it; otherwise the planner leaves the pool out once its pods "
         "wait past its timeout)",
+    )
+
+
+DEFAULT_CLASS_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+
+
+def slim_storage_class(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the check reads of a StorageClass: its name, provisioner, whether it is the
+    cluster's default, and its binding mode."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "name": meta.get("name"),
+        "provisioner": body.get("provisioner"),
+        "default": any(annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS),
+        "bindingMode": body.get("volumeBindingMode") or "Immediate",
+    }
+
+
+def storage_verdict(
+    class_name: str, classes: Sequence[Mapping[str, Any]], claim_phase: str | None, claim: str
+) -> tuple[bool, str, str]:
+    """(ok, reason, message) for the StorageAvailable condition of the build volume
+    ``claim``: bound is bound, whatever the classes say (a PersistentVolume made by
+    hand binds a claim with no class); otherwise the class it names, or the default."""
+    if claim_phase == "Bound":
+        return True, "VolumeBound", f"PersistentVolumeClaim {claim} is bound"
+    if class_name:
+        found = next((c for c in classes if c.get("name") == class_name), None)
+        if found is None:
+            known = ", ".join(sorted(str(c.get("name")) for c in classes)) or "none"
+            return (
+                False,
+                "StorageClassNotFound",
+                f"config.modelRepository.storageClassName names StorageClass {class_name}, "
+                f"which does not exist (StorageClasses: {known}): PersistentVolumeClaim "
+                f"{claim} stays Pending and the build waits",
+            )
+        return True, "StorageClassFound", _class_words(found, claim)
+    default = next((c for c in classes if c.get("default")), None)
+    if default is None:
+        return (
+            False,
+            "NoDefaultStorageClass",
+            f"no StorageClass is marked default and config.modelRepository."
+            f"storageClassName is empty: PersistentVolumeClaim {claim} binds only to a "
+            "PersistentVolume provisioned by hand, and the build waits until one exists",
+        )
+    return True, "DefaultStorageClass", _class_words(default, claim)
+
+
+def _class_words(found: Mapping[str, Any], claim: str) -> str:
+    wait = (
+        " once the build pod is scheduled (WaitForFirstConsumer)"
+        if found.get("bindingMode") == "WaitForFirstConsumer"
+        else ""
+    )
+    return (
+        f"PersistentVolumeClaim {claim} is provisioned by StorageClass {found.get('name')} "
+        f"({found.get('provisioner')}){wait}"
     )

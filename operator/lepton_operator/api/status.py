@@ -38,6 +38,7 @@ class ConditionType(StrEnum):
     RECOMMENDED = "Recommended"  # advisory mode only
     SOURCE_VERIFIED = "SourceVerified"  # remote models only (lepton_operator.sourcecheck)
     NODES = "NodesAvailable"  # each pool has a node to run on (lepton_operator.preflight)
+    STORAGE = "StorageAvailable"  # the build volume can bind (lepton_operator.preflight)
 
 
 class Condition(Spec):
@@ -46,8 +47,8 @@ class Condition(Spec):
     type: str = Field(
         max_length=64,
         description="Valid, Built, Deployed, Ready, SLOMet, WithinBudget, CanaryPassed, "
-        "MetricsAvailable, NodesAvailable, Recommended (advisory mode) or SourceVerified "
-        "(remote models).",
+        "MetricsAvailable, NodesAvailable, StorageAvailable (a build volume on a PVC), "
+        "Recommended (advisory mode) or SourceVerified (remote models).",
     )
     status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
     reason: str = Field(

@@ -73,6 +73,8 @@ from lepton_operator.resources import names, serving
 from lepton_operator.sourcecheck import source_verdict
 
 SERVING_KINDS = frozenset({"Deployment", "Service", "ServiceMonitor"})
+# How long a build volume's claim may stay Pending before StorageAvailable says why.
+STORAGE_GRACE_S = 30.0
 
 
 class LiveSource(Protocol):
@@ -129,10 +131,13 @@ class Reconciler:
         refresh_seconds: float = REFRESH_SECONDS,
         activator: activation.ActivatorRef | None = None,
         nodes: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
+        storage_classes: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
         """``activator``: where the activator runs; None (no activator installed): a
         model at zero has no request path, as before. ``nodes``: the cluster's nodes
-        (``preflight.slim_node``), from a watch; None: not checked."""
+        (``preflight.slim_node``), from a watch; None: not checked. ``storage_classes``:
+        the cluster's StorageClasses (``preflight.slim_storage_class``), from a watch;
+        None: only a bound build volume is said to be so."""
         self.kube = kube
         self.config = config
         self.clock = clock
@@ -141,6 +146,7 @@ class Reconciler:
         self.refresh_seconds = refresh_seconds
         self.activator = activator
         self.nodes = nodes
+        self.storage_classes = storage_classes
         self._finished = FinishedBuilds()
         # The timestamp of the figures each model last planned with (by uid): a pass
         # between two fleet samples has nothing new, and must not count one twice.
@@ -269,7 +275,8 @@ class Reconciler:
         if finished is not None and finished.build == build:
             read = finished.read(spec, pools)
         else:
-            self._ensure_build_objects(body, spec, pools, build)
+            claim = self._ensure_build_objects(body, spec, pools, build)
+            self._check_storage(body, claim, state)
             fetched = self._fetch_builds(body, pools, build)
             read = assemble(fetched, spec, pools)
         state.status.builds = read.builds
@@ -313,12 +320,15 @@ class Reconciler:
 
     def _ensure_build_objects(
         self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """The build's objects, made where absent; returns the build volume's claim as
+        the apiserver has it (None: the model has none, its repository is a bucket)."""
         meta = body["metadata"]
         model, namespace = meta["name"], meta["namespace"]
         repo = self.config.model_repository
+        claim = None
         if not (spec.repository and spec.repository.s3):  # S3: the bucket replaces the PVC
-            self.kube.apply(
+            claim = self.kube.apply(
                 build_objects.model_volume_claim(
                     model, namespace, repo.size, repo.storage_class_name
                 ),
@@ -351,6 +361,30 @@ class Reconciler:
                     ),
                     body,
                 )
+        return claim
+
+    def _check_storage(
+        self, body: dict[str, Any], claim: dict[str, Any] | None, state: PassState
+    ) -> None:
+        """StorageAvailable: whether the build volume can bind (``preflight``). A claim
+        is given ``STORAGE_GRACE_S`` to bind before it is said not to (a volume made by
+        hand, or by a test harness, binds a claim no class serves)."""
+        if claim is None:
+            state.drop_condition(ConditionType.STORAGE)
+            return
+        phase = str((claim.get("status") or {}).get("phase") or "Pending")
+        if self.storage_classes is None and phase != "Bound":
+            return  # StorageClasses not watched: nothing to say of a claim still Pending
+        verdict = preflight.storage_verdict(
+            self.config.model_repository.storage_class_name,
+            self.storage_classes() if self.storage_classes is not None else [],
+            phase,
+            names.model_volume(body["metadata"]["name"]),
+        )
+        created = (claim.get("metadata") or {}).get("creationTimestamp")
+        age = record.epoch(state.now) - record.epoch(created) if created else STORAGE_GRACE_S
+        if verdict[0] or age >= STORAGE_GRACE_S:
+            state.condition(ConditionType.STORAGE, *verdict)
 
     def _fetch_builds(
         self, body: dict[str, Any], pools: list[PoolSpec], build: str

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from lepton_operator.api.spec import PoolSpec
-from lepton_operator.preflight import PoolNodes, nodes_verdict, places_on, pool_nodes, slim_node
+from lepton_operator.preflight import (
+    PoolNodes,
+    nodes_verdict,
+    places_on,
+    pool_nodes,
+    slim_node,
+    slim_storage_class,
+    storage_verdict,
+)
 
 CPU = PoolSpec.model_validate(
     {
@@ -96,3 +104,30 @@ def test_a_pool_without_a_schedulable_node_is_named() -> None:
     assert "cpu-standard, gpu-l4" in message
     ok, _, message = nodes_verdict(pool_nodes([CPU, GPU], []))
     assert not ok and "cpu-standard, gpu-l4" in message
+
+
+def _class(name: str, default: bool = False, mode: str = "Immediate") -> dict[str, Any]:
+    annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
+    body = {
+        "metadata": {"name": name, "annotations": annotations},
+        "provisioner": "ebs.csi.aws.com",
+        "volumeBindingMode": mode,
+    }
+    return slim_storage_class(body)
+
+
+def test_the_build_volume_is_checked_against_the_storage_classes() -> None:
+    gp3, standard = _class("gp3", mode="WaitForFirstConsumer"), _class("standard", True)
+    ok, reason, message = storage_verdict("gp3", [gp3, standard], "Pending", "m-models")
+    assert (ok, reason) == (True, "StorageClassFound") and "WaitForFirstConsumer" in message
+    ok, reason, message = storage_verdict("fast", [gp3, standard], "Pending", "m-models")
+    assert (ok, reason) == (False, "StorageClassNotFound")
+    assert "fast" in message and "gp3, standard" in message and "m-models" in message
+    assert storage_verdict("", [gp3, standard], "Pending", "m")[:2] == (
+        True,
+        "DefaultStorageClass",
+    )
+    assert storage_verdict("", [gp3], "Pending", "m")[:2] == (False, "NoDefaultStorageClass")
+    # Bound is bound: a volume provisioned by hand binds a claim no class serves.
+    assert storage_verdict("", [], "Bound", "m")[:2] == (True, "VolumeBound")
+    assert storage_verdict("fast", [], "Bound", "m")[:2] == (True, "VolumeBound")

@@ -45,6 +45,8 @@ class FakeKube:
         current = self.objects.get(key)
         if current is not None and "status" in current:
             body["status"] = current["status"]
+        if current is not None and "creationTimestamp" in current["metadata"]:
+            body["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"]
         if current != body:
             self.writes += 1
         self.objects[key] = body
@@ -248,6 +250,39 @@ def test_pools_that_match_no_node_are_named_in_status(spec, config):
     status = reconciler.reconcile(_body(spec, status)).wire()
     assert _condition(status, "NodesAvailable")["status"] == "True"
     LeptonModelStatus.model_validate(status)
+
+
+def test_a_build_volume_that_cannot_bind_is_named_in_status(spec, config):
+    """No default StorageClass and none configured: StorageAvailable=False says the
+    claim binds only to a volume made by hand (the build is made all the same: one may
+    come); once the claim is bound, it says so. A model whose repository is a bucket
+    has no claim, so no such condition."""
+    classes = [{"name": "gp3", "provisioner": "ebs.csi.aws.com", "default": False}]
+    kube = _with_source_claim(FakeKube())
+    clock = Clock()
+    claim = {"kind": "PersistentVolumeClaim", "metadata": {"creationTimestamp": clock()}}
+    kube.objects[("PersistentVolumeClaim", "ml", "minilm-models")] = claim
+    reconciler = Reconciler(
+        kube,  # type: ignore[arg-type]
+        config,
+        clock=clock,
+        storage_classes=lambda: classes,
+    )
+    status = reconciler.reconcile(_body(spec)).wire()
+    # A claim just made may yet bind (a volume made by hand): no word for a while.
+    assert "StorageAvailable" not in {c["type"] for c in status["conditions"]}
+    clock.seconds = 31
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    storage = _condition(status, "StorageAvailable")
+    assert (storage["status"], storage["reason"]) == ("False", "NoDefaultStorageClass")
+    assert "minilm-models" in storage["message"] and len(kube.of_kind("Job")) == 2
+    kube.objects[("PersistentVolumeClaim", "ml", "minilm-models")]["status"] = {"phase": "Bound"}
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    storage = _condition(status, "StorageAvailable")
+    assert (storage["status"], storage["reason"]) == ("True", "VolumeBound")
+    spec["repository"] = {"s3": {"uri": "s3://10.0.0.5:9000/models", "credentialsSecret": "s3"}}
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
+    assert "StorageAvailable" not in {c["type"] for c in status["conditions"]}
 
 
 def _variant(name: str, p95: float, rps: float, status: str = "accepted") -> dict[str, Any]:
