@@ -38,6 +38,7 @@ EXPECTED_GRANTS = {
     ("", "pods/status"): {"patch"},
     ("", "namespaces"): {"get", "list", "watch"},
     ("", "nodes"): {"get", "list", "watch"},  # read-only: which pools have a node
+    ("storage.k8s.io", "storageclasses"): {"get", "list", "watch"},  # StorageAvailable
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch", "delete"},
