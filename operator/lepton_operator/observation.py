@@ -104,3 +104,13 @@ def cold_starts(pods: list[dict[str, Any]], previous: Sequence[ColdStart]) -> li
                 pool=pool, variant=variant, seconds=round(seconds, 1), time=ready
             )
     return [found[key] for key in sorted(found)]
+
+
+def ready_since(pods: list[dict[str, Any]]) -> list[str]:
+    """When each Ready pod turned Ready (its Ready condition's transition time)."""
+    return [
+        str(c["lastTransitionTime"])
+        for pod in pods
+        for c in (pod.get("status") or {}).get("conditions") or []
+        if c.get("type") == "Ready" and c.get("status") == "True" and c.get("lastTransitionTime")
+    ]

@@ -21,6 +21,17 @@ def is_positive_duration(value: str) -> bool:
     return bool(_DURATION.match(value)) and any(c in "123456789" for c in value)
 
 
+_UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds of a Prometheus duration (``DURATION_PATTERN``), e.g. 90 for ``1m30s``."""
+    total = 0.0
+    for number, unit in re.findall(r"([0-9]+)(ms|[ywdhms])", value):
+        total += int(number) / 1000 if unit == "ms" else int(number) * _UNIT_SECONDS[unit]
+    return total
+
+
 def format_time(moment: datetime.datetime | float) -> str:
     """``moment``: an aware datetime, or Unix seconds."""
     if not isinstance(moment, datetime.datetime):

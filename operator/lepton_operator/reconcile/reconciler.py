@@ -71,6 +71,7 @@ from lepton_operator.resources import activator as activator_objects
 from lepton_operator.resources import build as build_objects
 from lepton_operator.resources import names, serving
 from lepton_operator.sourcecheck import source_verdict
+from lepton_operator.timestamps import duration_seconds
 
 SERVING_KINDS = frozenset({"Deployment", "Service", "ServiceMonitor"})
 # How long a build volume's claim may stay Pending before StorageAvailable says why.
@@ -475,6 +476,9 @@ class Reconciler:
         spec, pools = valid.spec, valid.pools
         sample = self._sample(body, state)
         pods = self.kube.list_labelled("v1", "Pod", meta["namespace"], _triton_pods(meta))
+        if isinstance(sample, MetricsUnavailable):
+            self._check_scraped(sample, pods, state)
+            sample = None
         avoidance = record.avoid_pools(pools, state.status, state.now, pods)
         waiting = (
             activation.demand(
@@ -496,9 +500,12 @@ class Reconciler:
         )
         return Observed(sample, pods, avoidance, waiting, cold, too_cold, floor)
 
-    def _sample(self, body: dict[str, Any], state: PassState) -> LiveSample | None:
-        """A fresh read of the model's Triton figures when one is due, else None.
-        Prometheus failing costs a condition, never serving or the pass."""
+    def _sample(
+        self, body: dict[str, Any], state: PassState
+    ) -> LiveSample | MetricsUnavailable | None:
+        """A fresh read of the model's Triton figures when one is due (None when not);
+        why there is none when the read failed. Prometheus failing costs a condition,
+        never serving or the pass."""
         if self.live is None or not refresh_due(state.status.live, state.now, self.refresh_seconds):
             return None
         meta = body["metadata"]
@@ -507,7 +514,7 @@ class Reconciler:
         except MetricsUnavailable as error:
             state.condition(ConditionType.METRICS, False, error.reason, error.message)
             state.status.live = LiveFigures(time=state.now)  # spend is filled in later
-            return None
+            return error
         if sample.timestamp and self._planned_with.get(meta["uid"]) == sample.timestamp:
             return None  # the snapshot this model already planned with
         self._planned_with.pop(meta["uid"], None)
@@ -526,6 +533,19 @@ class Reconciler:
         )
         state.status.live = live
         return sample
+
+    def _check_scraped(
+        self, error: MetricsUnavailable, pods: list[dict[str, Any]], state: PassState
+    ) -> None:
+        """Prometheus answers but has no series for pods serving for a while: Triton is
+        not scraped (a reason of its own, so it reads as a configuration to fix)."""
+        if error.reason != "NoData":
+            return
+        prometheus = self.config.prometheus
+        grace = 2 * duration_seconds(prometheus.rate_window) + prometheus.sample_interval_seconds
+        why = record.not_scraped(pods, state.now, max(grace, 60.0), prometheus.url)
+        if why is not None:
+            state.condition(ConditionType.METRICS, False, "TritonNotScraped", why)
 
     # ---- plan ----------------------------------------------------------------------
     def _plan(

@@ -23,7 +23,13 @@ from lepton_operator.api.status import (
 )
 from lepton_operator.canary.check import CanaryResult
 from lepton_operator.live.sample import LiveSample
-from lepton_operator.observation import cold_starts, hourly_spend, replicas_by_pool, rounded
+from lepton_operator.observation import (
+    cold_starts,
+    hourly_spend,
+    ready_since,
+    replicas_by_pool,
+    rounded,
+)
 from lepton_operator.planning import Plan
 from lepton_operator.planning.backoff import Avoidance, PoolBackoff, pools_to_avoid
 from lepton_operator.reconcile.state import PassState
@@ -215,3 +221,21 @@ def record_live(
         live.replicas_by_pool = by_pool
     if live is not None and live.p95_ms is not None:
         status.p95_ms = live.p95_ms
+
+
+def not_scraped(pods: list[dict[str, Any]], now: str, grace_s: float, url: str) -> str | None:
+    """Why Prometheus has no Triton series for a model whose pods have served for
+    longer than ``grace_s`` (two rate windows and a sample: time enough for any scrape
+    configuration that works): Triton is not scraped. None while none has served that
+    long (not scraped *yet* is the NoData reason)."""
+    since = [s for s in ready_since(pods) if epoch(now) - epoch(s) >= grace_s]
+    if not since:
+        return None
+    return (
+        f"Prometheus at {url} answers, but holds no Triton series for this model although "
+        f"{len(since)} serving pod(s) have been Ready since {min(since)}: Triton's metrics "
+        f"port ({constants.METRICS_PORT}, /metrics) is not scraped. With the Prometheus "
+        "Operator, set config.serving.serviceMonitor; otherwise add a scrape job for the "
+        f"pods labelled {constants.MODEL_LABEL}. config.prometheus.rateWindow must span two "
+        "scrapes"
+    )

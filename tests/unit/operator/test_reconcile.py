@@ -780,6 +780,28 @@ def test_no_requests_yet_means_no_observed_p95(spec, config):
     assert "no requests" in _condition(status, "MetricsAvailable")["message"]
 
 
+def test_pods_serving_with_no_series_say_that_triton_is_not_scraped(spec, config):
+    """Prometheus answers but holds no Triton series for the model: NoData while its pods
+    are new (not scraped yet), TritonNotScraped, naming what to configure, once one has
+    been Ready longer than two rate windows and a sample (150 s with the defaults)."""
+    no_data = MetricsUnavailable("NoData", "no Triton request series for ml/minilm")
+    kube, reconciler, clock, status = _ready(spec, config, FakeLive(no_data))
+    (deployment,) = kube.of_kind("Deployment")
+    _serving_pod(kube, deployment, "triton-1")
+    ready = {"type": "Ready", "status": "True", "lastTransitionTime": clock()}
+    kube.objects[("Pod", "ml", "triton-1")]["status"]["conditions"].append(ready)
+    clock.seconds = 60
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert _condition(status, "MetricsAvailable")["reason"] == "NoData"
+    clock.seconds = 160
+    outcome = reconciler.reconcile(_body(spec, status))
+    metrics = _condition(outcome.wire(), "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("False", "TritonNotScraped")
+    assert "8002" in metrics["message"] and "serviceMonitor" in metrics["message"]
+    assert ("Warning", "TritonNotScraped") in [(e.type, e.reason) for e in outcome.events]
+    assert outcome.wire()["phase"] == "Ready"  # serving carries on
+
+
 def test_a_servicemonitor_is_made_only_when_configured(spec, config):
     for enabled in (False, True):
         config.serving.service_monitor = enabled
