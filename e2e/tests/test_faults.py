@@ -558,11 +558,12 @@ def test_fault_no_gpu_node_the_model_serves_on_cpu_from_its_finished_build(
     kube: Kube, models: str
 ) -> None:
     """The chart's default pools on a cluster with no schedulable GPU node (every GPU
-    node cordoned): the GPU build's pod waits for a node, and the model serves on the
+    node cordoned): the preflight names the GPU pool (NodesAvailable=False,
+    status.poolNodes), the GPU build's pod waits for a node, and the model serves on the
     CPU from the CPU build within 30 s of it finishing, saying the GPU build waits
     and why in the scheduler's words (phase Building: serving, not settled). Once a
     GPU node is there, the GPU build finishes and the model re-plans with every pool's
-    variants."""
+    variants, and the preflight clears."""
     nodes = _gpu_nodes(kube)
     with _cordoned(kube, nodes):
         kube.apply(_model("nogpu"), namespace=models)
@@ -603,6 +604,17 @@ def test_fault_no_gpu_node_the_model_serves_on_cpu_from_its_finished_build(
         )
         assert (waiting["status"], waiting["reason"]) == ("False", "PartiallyBuilt"), waiting
         assert "gpu-l4 still builds" in waiting["message"], waiting
+        during = _status(kube, "nogpu", models)
+        nodes_available = _condition(during, "NodesAvailable")
+        assert (nodes_available["status"], nodes_available["reason"]) == (
+            "False",
+            "PoolWithoutNodes",
+        ), nodes_available
+        assert "gpu-l4" in nodes_available["message"], nodes_available
+        assert "cpu-standard" not in nodes_available["message"], nodes_available
+        counts = {p["pool"]: p for p in during["poolNodes"]}
+        assert counts["gpu-l4"]["nodes"] == counts["gpu-l4"]["cordoned"] > 0  # all cordoned
+        assert counts["cpu-standard"]["nodes"] > counts["cpu-standard"]["cordoned"]
     served_after = ready_at - built_at
     print(
         f"\nno GPU node: serving on cpu-standard {served_after:.1f} s after the CPU build "
@@ -620,6 +632,7 @@ def test_fault_no_gpu_node_the_model_serves_on_cpu_from_its_finished_build(
     )
     assert _condition(rebuilt, "Built")["reason"] == "BuildSucceeded"
     assert {r["pool"] for r in rebuilt["variants"]} == {"cpu-standard", "gpu-l4"}
+    assert _condition(rebuilt, "NodesAvailable")["status"] == "True"
 
 
 def _epoch(stamp: str) -> float:
