@@ -155,26 +155,22 @@ class Reconciler:
 
     # ---- the pass ------------------------------------------------------------------
     def reconcile(self, body: dict[str, Any]) -> Outcome:
-        state = PassState.start(
-            read_status(body.get("status")),
-            int(body["metadata"].get("generation", 0)),
-            self.clock(),
-        )
         try:
-            return self._reconcile(body, state)
+            return self._reconcile(body, self._start(body))
         except Rejected as error:
             return self._rejected(body, error)
+
+    def _start(self, body: dict[str, Any]) -> PassState:
+        """A pass over the status as the apiserver holds it, for the body's generation."""
+        generation = int(body["metadata"].get("generation", 0))
+        return PassState.start(read_status(body.get("status")), generation, self.clock())
 
     def _rejected(self, body: dict[str, Any], error: Rejected) -> Outcome:
         """An object the pass made was refused by the apiserver (invalid, or denied by a
         policy): the condition of the step says which object and the apiserver's words;
         what serves keeps serving (Degraded), and the next pass tries again, so lifting
         a policy heals the model without a spec change."""
-        state = PassState.start(
-            read_status(body.get("status")),
-            int(body["metadata"].get("generation", 0)),
-            self.clock(),
-        )
+        state = self._start(body)
         step = ConditionType.DEPLOYED if error.kind in SERVING_KINDS else ConditionType.BUILT
         state.condition(
             step,
