@@ -171,6 +171,9 @@ def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[N
         OPERATOR_NAMESPACE,
         "--set",
         f"config.images.builder={builder_image}",
+        # The local Triton is the nvidia-pytriton wheel's: the python backend only.
+        "--set-json",
+        "config.images.tritonNativeBackends=[]",
         "--set",
         "logFormat=plain",
         *(arg for value in sets for arg in ("--set", value)),

@@ -23,7 +23,11 @@ from pydantic import (
 )
 
 from lepton_operator.api.spec import PoolSpec
-from lepton_operator.resources.build import BUILD_DEADLINE_SECONDS
+from lepton_operator.resources.build import (
+    BUILD_DEADLINE_SECONDS,
+    PRODUCTION_NATIVE_BACKENDS,
+    NativeBackend,
+)
 from lepton_operator.timestamps import DURATION_PATTERN, is_positive_duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/lepton/config.yaml")
@@ -36,6 +40,21 @@ class _Config(BaseModel):
 class Images(_Config):
     builder: str = Field(min_length=1, description="Image of the build-and-profile Job.")
     triton: str = Field(min_length=1, description="Triton Inference Server image.")
+    triton_native_backends: list[NativeBackend] = Field(
+        default_factory=lambda: list(PRODUCTION_NATIVE_BACKENDS),
+        alias="tritonNativeBackends",
+        description="Native Triton backends the triton image has: ONNX variants are "
+        "served on onnxruntime, TorchScript ones on pytorch, where listed; on the python "
+        "backend (model.py) otherwise. [] for a python-only server such as the "
+        "nvidia-pytriton wheel. A change rebuilds.",
+    )
+
+    @field_validator("triton_native_backends")
+    @classmethod
+    def _once_each(cls, value: list[NativeBackend]) -> list[NativeBackend]:
+        if len(set(value)) != len(value):
+            raise ValueError("each backend is named at most once")
+        return value
 
 
 class Prometheus(_Config):

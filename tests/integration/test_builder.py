@@ -13,6 +13,7 @@ import pytest
 
 from lepton_builder.cli import main
 from lepton_builder.selection import ALL_VARIANTS, COMPRESSED, DEFAULT_VARIANTS
+from lepton_builder.tritonrepo import parse
 from lepton_e2e import models
 
 pytestmark = pytest.mark.integration
@@ -347,11 +348,44 @@ def test_the_serving_search_measures_on_a_real_triton_and_keeps_the_best(
         assert all(level["requests"] > 0 and level["failed"] == 0 for level in trial["levels"])
     assert search["chosen"]["capacityRps"] >= search["default"]["capacityRps"] > 0
     chosen = search["chosen"]["config"]
-    written = (tmp_path / "repository" / "onnx" / "digits" / "config.pbtxt").read_text()
-    assert f"count: {chosen['instances']} kind: KIND_CPU" in written
-    assert f"max_queue_delay_microseconds: {chosen['maxQueueDelayUs']}" in written
+    written = parse((tmp_path / "repository" / "onnx" / "digits" / "config.pbtxt").read_text())
+    (group,) = written.instance_group
+    assert (group.count, group.kind) == (chosen["instances"], group.KIND_CPU)
+    assert written.dynamic_batching.max_queue_delay_microseconds == chosen["maxQueueDelayUs"]
     print(search["summary"])
     # What the search left is what a pod would serve: Triton answers like the reference.
     _assert_triton_answers_like_the_reference(
         tmp_path / "repository" / "onnx", tmp_path / "served", "digits"
     )
+
+
+def test_for_a_native_serving_image_the_search_measures_on_python_and_writes_native(
+    digits, tmp_path, monkeypatch
+):
+    """A build for NGC's Triton (servingBackends) on a builder with only the wheel's
+    python backend: the search measures the artifact through model.py, says so, and
+    leaves the chosen configuration written for the native onnxruntime backend."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    request = json.loads(_digits_request(digits, tmp_path, digits.uri, "torchscript"))
+    request["optimization"].update(variants=["fp32", "onnx"], servingSearch=True, batchSizes=[1])
+    request["latencyTargetMs"] = 100.0
+    request["servingBackends"] = ["onnxruntime", "pytorch"]
+    report_file = tmp_path / "report.json"
+    argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
+    argv += ["--sources-root", str(digits.sources_root), *FAST]
+    assert main([*argv, "--search-seconds", "0.5"]) == 0
+    rows = _rows(json.loads(report_file.read_text()))
+    assert rows["fp32"]["tritonBackend"] == "pytorch"  # the digits source is TorchScript
+    onnx = rows["onnx"]
+    assert onnx["tritonBackend"] == "onnxruntime"
+    search = onnx["servingSearch"]
+    assert "skipped" not in search, search
+    assert search["backend"] == "python" and "no onnxruntime backend" in search["note"]
+    assert all(level["failed"] == 0 for trial in search["trials"] for level in trial["levels"])
+    folder = tmp_path / "repository" / "onnx" / "digits"
+    written = parse((folder / "config.pbtxt").read_text())
+    assert written.backend == "onnxruntime" and written.default_model_filename == "model.onnx"
+    assert written.instance_group[0].count == search["chosen"]["config"]["instances"]
+    cached = parse((folder / "configs" / "cached.pbtxt").read_text())
+    assert cached.backend == "onnxruntime" and cached.response_cache.enable
+    assert (folder / "1" / "model.onnx").exists()

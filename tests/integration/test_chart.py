@@ -522,7 +522,11 @@ def test_builder_and_triton_images_take_digests():
         render(f"config.images.builder={builder}", f"config.images.triton={triton}"), "ConfigMap"
     )
     config = yaml.safe_load(next(iter(configmap["data"].values())))
-    assert config["images"] == {"builder": builder, "triton": triton}
+    assert config["images"] == {
+        "builder": builder,
+        "triton": triton,
+        "tritonNativeBackends": ["onnxruntime", "pytorch"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -533,6 +537,7 @@ def test_builder_and_triton_images_take_digests():
         (f"image.tag=1.0@{DIGEST}", "/image/tag"),
         ("config.images.builder=Not An Image", "/config/images/builder"),
         ("config.images.triton=nvcr.io/nvidia/tritonserver@sha256:short", "/config/images/triton"),
+        ("config.images.tritonNativeBackends={onnx}", "/config/images/tritonNativeBackends"),
     ],
 )
 def test_malformed_tags_and_digests_are_rejected(setting, named):

@@ -8,7 +8,8 @@ grant that lets a Job hand back a result larger than a termination message.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from lepton_operator.api.spec import LeptonModelSpec, PoolSpec
 from lepton_operator.constants import BUILD_HASH_LABEL, POOL_LABEL
@@ -26,6 +27,11 @@ __all__ = ["MODELS_MOUNT"]  # re-exported: the mount both the builder and Triton
 
 BUILD_DEADLINE_SECONDS = 3 * 3600  # the default of the config's builds.deadlineSeconds
 BUILD_REQUEST_VERSION = 1
+# The native Triton backends of the production serving image (NGC Triton) that serve the
+# builder's artifacts: ONNX on onnxruntime, TorchScript on pytorch. The default of the
+# config's images.tritonNativeBackends.
+NativeBackend = Literal["onnxruntime", "pytorch"]
+PRODUCTION_NATIVE_BACKENDS: tuple[NativeBackend, ...] = ("onnxruntime", "pytorch")
 
 
 def device(pool: PoolSpec) -> str:
@@ -33,7 +39,12 @@ def device(pool: PoolSpec) -> str:
 
 
 def build_request(
-    model: str, spec: LeptonModelSpec, pool: PoolSpec, build: str, job: str
+    model: str,
+    spec: LeptonModelSpec,
+    pool: PoolSpec,
+    build: str,
+    job: str,
+    serving_backends: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Everything the builder needs, passed as one JSON argument (versioned).
 
@@ -41,6 +52,9 @@ def build_request(
     wrote to scratch; builders that predate it ignore the key, so the version stays 1.
     Without one, ``sourceCache`` is a folder on the model's volume where the builder
     keeps downloaded sources by content, so a rebuild does not download them again.
+    ``servingBackends``: the native Triton backends of the serving image, which the
+    builder's config.pbtxt names where they serve an artifact (the python backend
+    otherwise); absent when there are none, as before the key existed.
     """
     s3 = spec.repository.s3 if spec.repository else None
     request: dict[str, Any] = {
@@ -56,6 +70,8 @@ def build_request(
         # later re-plans from the same measured levels instead of rebuilding.
         "latencyTargetMs": spec.slo.p95_latency_ms,
     }
+    if serving_backends:
+        request["servingBackends"] = sorted(set(serving_backends))
     if s3:
         request["upload"] = {"uri": s3_uri(s3, build, pool.name)}
     else:
@@ -104,12 +120,15 @@ def job(
     image: str,
     deadline_seconds: int = BUILD_DEADLINE_SECONDS,
     search_seconds_per_level: float | None = None,
+    serving_backends: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The build Job of one pool. ``search_seconds_per_level``: how long the serving
-    search measures each load level (the builder's own default when None)."""
+    search measures each load level (the builder's own default when None).
+    ``serving_backends``: the serving image's native Triton backends (the config's
+    images.tritonNativeBackends; none: every variant on the python backend)."""
     name = names.build_job(model, pool.name, build)
     labels = names.labels(model, "builder", **{POOL_LABEL: pool.name, BUILD_HASH_LABEL: build})
-    request = build_request(model, spec, pool, build, name)
+    request = build_request(model, spec, pool, build, name, serving_backends)
     claims = source_claims(spec)
     s3 = spec.repository.s3 if spec.repository else None
     # With S3 the repository is written to /tmp and uploaded: no model volume at all.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from lepton_operator.api.spec import COMPRESSED_VARIANTS, LeptonModelSpec, PoolSpec
@@ -20,12 +21,21 @@ def stable_hash(*parts: Any, length: int = 10) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def build_hash(spec: LeptonModelSpec, pools: list[PoolSpec], builder_image: str) -> str:
+def build_hash(
+    spec: LeptonModelSpec,
+    pools: list[PoolSpec],
+    builder_image: str,
+    serving_backends: Sequence[str] = (),
+) -> str:
     """What decides the build: the model, the optimization, the target hardware and the
     builder. SLO, budget and scaling are left out: changing them never rebuilds. A
     repository other than the PVC counts too (the artifacts must be written there), and
-    only when set, so the hashes of existing PVC builds stay as they were."""
+    only when set, so the hashes of existing PVC builds stay as they were. So do the
+    serving image's native Triton backends (each config.pbtxt names its backend), only
+    when there are any: python-backend builds keep their hashes."""
     where = [spec.repository.model_dump(mode="json", by_alias=True)] if spec.repository else []
+    if serving_backends:
+        where.append({"servingBackends": sorted(set(serving_backends))})
     optimization = spec.optimization.model_dump(mode="json", by_alias=True)
     if not set(optimization.get("variants") or ()) & set(COMPRESSED_VARIANTS):
         # Only pruned and distilled variants train: without them the training time

@@ -23,7 +23,7 @@ from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest
 from lepton_builder.selection import choose_variants
-from lepton_builder.servingsearch import SearchSettings, find_server, run_search
+from lepton_builder.servingsearch import SearchSettings, find_server, run_search, server_backends
 from lepton_builder.tuning import ServingConfig
 from lepton_builder.variants import Arrays, Built, Compression, Variants
 
@@ -228,6 +228,14 @@ def _judged_row(
         row.update(status="rejected", reason=verdict.reason)
     elif row["status"] == "accepted":
         name = ctx.request.model_name  # the same for every variant: clients' one name
+        backend = tritonrepo.choose_backend(
+            built.runtime,
+            ctx.request.serving_backends,
+            ctx.request.model.inputs,
+            ctx.request.model.outputs,
+            built.native_io,
+            built.path,
+        )
         default = ServingConfig(
             instances=1,
             max_batch_size=max(ctx.batch_sizes),
@@ -235,7 +243,12 @@ def _judged_row(
             max_queue_delay_us=tritonrepo.DEFAULT_QUEUE_DELAY_US,
         )
 
-        def config_for(serving: ServingConfig, name: str = name, built: Built = built) -> str:
+        def config_for(
+            serving: ServingConfig,
+            backend: str = backend.name,
+            name: str = name,
+            built: Built = built,
+        ) -> str:
             return tritonrepo.config_pbtxt(
                 name,
                 ctx.request.model.inputs,
@@ -248,6 +261,7 @@ def _judged_row(
                 ctx.settings.threads,
                 serving.instances,
                 serving.max_queue_delay_us,
+                backend,
             )
 
         config = config_for(default)
@@ -268,6 +282,8 @@ def _judged_row(
             ctx.request.model.outputs,
         )
         row["tritonModel"] = name
+        row["tritonBackend"] = backend.name
+        row["tritonBackendReason"] = backend.reason
         if ctx.request.optimization.serving_search:
             row["servingSearch"] = _serving_search(
                 ctx.request,
@@ -277,6 +293,7 @@ def _judged_row(
                 config_for,
                 dict(zip(ctx.input_names, sample, strict=True)),
                 ctx.settings,
+                backend.name,
             )
         row["loadSeconds"] = round(
             load_seconds(built.path, built.runtime, ctx.request.device, ctx.settings.threads), 3
@@ -295,18 +312,26 @@ def _serving_search(
     config_for: Any,
     sample: dict[str, Any],
     settings: Settings,
+    backend: str,
 ) -> dict[str, Any]:
     """The search's table for the report, or why it did not run; never fails the variant
-    (the default configuration stays written)."""
+    (the default configuration stays written).
+
+    The search's server may lack the native backend the variant is served with (the
+    builder image's nvidia-pytriton wheel has only the python backend): it then measures
+    the same artifact through the python backend, whose extra hop makes the figures a
+    conservative bound, says so in the report, and writes the chosen configuration for
+    the serving backend."""
     if request.latency_target_ms is None:
         return {"skipped": "the build request carries no latency target to search for"}
     server = find_server(settings.tritonserver)
     if server is None:
         missing = settings.tritonserver or "tritonserver on PATH and no nvidia-pytriton wheel"
         return {"skipped": f"no {missing} in this image to measure on"}
+    measured = backend if backend in server_backends(server) else tritonrepo.PYTHON_BACKEND
 
-    def write(serving: ServingConfig) -> None:
-        tritonrepo.write_configs(variant_repository / name, config_for(serving))
+    def write(serving: ServingConfig, backend: str = measured) -> None:
+        tritonrepo.write_configs(variant_repository / name, config_for(serving, backend))
 
     try:
         first, best, trials = run_search(
@@ -322,10 +347,21 @@ def _serving_search(
             ),
         )
     except Exception as error:
-        write(default)
+        write(default, backend)
         log.warning("serving search failed: %s", error)
         return {"skipped": f"the search failed: {type(error).__name__}: {error}"[:1000]}
+    write(best.config, backend)
     return {
+        "backend": measured,
+        **(
+            {}
+            if measured == backend
+            else {
+                "note": f"measured on the {measured} backend: the search's server has no "
+                f"{backend} backend, which serves the variant (its figures are a "
+                "conservative bound)"
+            }
+        ),
         "targetP95Ms": request.latency_target_ms,
         "default": first.as_report(),
         "chosen": best.as_report(),

@@ -78,6 +78,13 @@ class BuildRequest(_Request):
     upload: Upload | None = Field(
         default=None, description="Where to upload the repository; unset: it stays put."
     )
+    serving_backends: list[str] = Field(
+        default_factory=list,
+        alias="servingBackends",
+        description="The native Triton backends of the serving image (onnxruntime, "
+        "pytorch); an artifact none of them serves runs on the python backend. Absent "
+        "(operators before it): the python backend for every variant, as before.",
+    )
     source_cache: str | None = Field(
         default=None,
         alias="sourceCache",

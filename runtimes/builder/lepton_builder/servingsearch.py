@@ -67,6 +67,22 @@ def find_server(preferred: str | None = None) -> tuple[str, ...] | None:
     return None
 
 
+# Where NGC's image keeps its backends, one folder each (tritonserver's default).
+NGC_BACKEND_DIRECTORY = Path("/opt/tritonserver/backends")
+
+
+def server_backends(
+    server: tuple[str, ...], backend_directory: Path = NGC_BACKEND_DIRECTORY
+) -> frozenset[str]:
+    """The backends ``server`` (from ``find_server``) can load: the wheel's launcher has
+    only the python backend; a ``tritonserver`` on PATH those in its default backend
+    directory (an NGC-based image), the python backend alone when there is none (the
+    local cluster's ``tritonserver`` is the wheel's)."""
+    if server == tuple(wheel_triton.launcher()) or not backend_directory.is_dir():
+        return frozenset({"python"})
+    return frozenset(path.name for path in backend_directory.iterdir() if path.is_dir())
+
+
 def run_search(
     variant_repository: Path,
     model: str,

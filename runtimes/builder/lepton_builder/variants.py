@@ -54,6 +54,10 @@ class Built:
     # Why Triton cannot serve what was profiled, if so: the row is then reported for
     # comparison and never offered for serving (what is profiled must be what is served).
     not_served: str | None = None
+    # False when the served artifact answers other tensor types than the declared ones
+    # (half-precision TorchScript): the python backend's model.py answers fp32, a native
+    # backend would answer fp16, so such a variant is never served natively.
+    native_io: bool = True
 
     @property
     def artifact(self) -> str:
@@ -158,7 +162,9 @@ class Variants:
         scripted = self._scripted(serve if serve is not None else module, dtype)
         path = self.workdir / f"{name}.pt"
         torch.jit.save(scripted, str(path))
-        return Built(name, self._torch_runner(module, dtype), path, "torchscript")
+        return Built(
+            name, self._torch_runner(module, dtype), path, "torchscript", native_io=dtype is None
+        )
 
     def _require_torch(self) -> Any:
         if self.model.module is None:

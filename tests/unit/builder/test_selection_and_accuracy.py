@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tritonclient.grpc.model_config_pb2 import TYPE_FP32
 
 from lepton_builder.accuracy import judge, max_abs_error, min_cosine, top1_agreement
 from lepton_builder.build import _preferred, summary_table
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest, Tensor
 from lepton_builder.selection import choose_variants
-from lepton_builder.tritonrepo import config_pbtxt
+from lepton_builder.tritonrepo import config_pbtxt, parse
 
 
 def _built(choices):
@@ -95,9 +96,12 @@ def test_config_pbtxt_names_the_device_kind_and_batching():
         32,
     )
     assert "kind: KIND_GPU" in text and "max_batch_size: 32" in text
-    assert "preferred_batch_size: [ 1, 8 ]" in text
-    assert '{ name: "x" data_type: TYPE_FP32 dims: [ -1, 4 ] }' in text
-    assert '{ name: "y" data_type: TYPE_FP32 dims: [ 2 ] }' in text  # served as fp32
+    config = parse(text)
+    assert list(config.dynamic_batching.preferred_batch_size) == [1, 8]
+    (x,) = config.input
+    assert (x.name, x.data_type, list(x.dims)) == ("x", TYPE_FP32, [-1, 4])
+    (y,) = config.output
+    assert (y.name, y.data_type, list(y.dims)) == ("y", TYPE_FP32, [2])  # served as fp32
     assert "KIND_CPU" in config_pbtxt(
         "m", tensors, tensors, "cpu", "torchscript", "model.pt", [1], 1
     )

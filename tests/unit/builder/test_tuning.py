@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lepton_builder.request import Tensor
-from lepton_builder.tritonrepo import config_pbtxt
+from lepton_builder.tritonrepo import config_pbtxt, parse
 from lepton_builder.tuning import Level, ServingConfig, capacity_at, search
 
 DEFAULT = ServingConfig(
@@ -72,6 +72,9 @@ def test_the_search_stops_at_its_trial_budget():
 def test_the_written_config_says_what_was_chosen():
     tensor = [Tensor(name="x", dtype="fp32", shape=[4])]
     text = config_pbtxt("m", tensor, tensor, "cpu", "onnxruntime", "model.onnx", [], 8, 0, 2, 0)
-    assert "instance_group [ { count: 2 kind: KIND_CPU } ]" in text
-    assert "dynamic_batching { max_queue_delay_microseconds: 0 }" in text
+    config = parse(text)
+    (group,) = config.instance_group
+    assert group.count == 2 and group.kind == group.KIND_CPU
+    assert config.HasField("dynamic_batching")  # on, with nothing to tune
+    assert config.dynamic_batching.max_queue_delay_microseconds == 0
     assert "preferred_batch_size" not in text
