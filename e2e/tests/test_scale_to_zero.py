@@ -10,8 +10,14 @@ plus 2 s. After the idle window the model is back at zero. With a warm CPU floor
 start longer than ``scaling.maxColdStartSeconds``) the same burst goes straight to
 Triton: no request waits.
 
+Beside the HTTP burst, a gRPC client (tritonclient.grpc, Triton's gRPC port 8001 of the
+same Service) calls at zero through each activator replica: held the same way and
+answered by the replica the burst brought up; with the warm floor it goes straight to
+Triton's gRPC port.
+
 What it prints: the cold start, the first answer's time, the held requests' wait p50 and
-p95 (the activator's ``X-Lepton-Activator-Wait-Ms``), the time back to zero.
+p95 (the activator's ``X-Lepton-Activator-Wait-Ms``), each gRPC call's wait, the time
+back to zero.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 import yaml
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
@@ -157,6 +165,32 @@ def _post(address: str, body: bytes) -> Answer:
         return Answer(error.code, time.time(), None, {"error": error.read().decode()})
 
 
+@dataclass
+class GrpcAnswer:
+    ok: bool
+    seconds: float  # from the call to its answer, as the client saw it
+    detail: str  # the output's shape, or the error
+
+
+def _grpc_infer(address: str, inputs: dict[str, np.ndarray[Any, Any]]) -> GrpcAnswer:
+    """One Triton gRPC inference (tritonclient.grpc, as a user's client makes it)."""
+    client = triton_grpc.InferenceServerClient(address)
+    tensors = []
+    for name, array in inputs.items():
+        tensor = triton_grpc.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    start = time.time()
+    try:
+        result = client.infer(MODEL, tensors, client_timeout=300)
+        output = result.get_response().outputs[0]
+        return GrpcAnswer(True, time.time() - start, str(list(output.shape)))
+    except InferenceServerException as error:
+        return GrpcAnswer(False, time.time() - start, f"{error.status()}: {error.message()}")
+    finally:
+        client.close()
+
+
 def _burst(endpoints: list[str], body: bytes) -> tuple[float, list[Answer]]:
     """BURST requests at once, spread over the Service's endpoints round-robin."""
     with concurrent.futures.ThreadPoolExecutor(BURST) as pool:
@@ -195,7 +229,14 @@ def test_a_burst_at_zero_is_held_answered_and_the_model_returns_to_zero(
     }
     assert len(endpoints) == 2, endpoints  # the chart's two activator replicas
     assert {e.rsplit(":", 1)[0] for e in endpoints} == activators
-    start, answers = _burst(endpoints, _inputs(kube, idle))
+    # Triton's gRPC port of the same Service goes to the activators too.
+    grpc_endpoints = service_endpoints(kube, MODEL, NAMESPACE, "grpc")
+    assert {e.rsplit(":", 1)[0] for e in grpc_endpoints} == activators, grpc_endpoints
+    inputs = sample_inputs(served_sample(idle, NAMESPACE, MODEL))
+    with concurrent.futures.ThreadPoolExecutor(len(grpc_endpoints)) as grpc_pool:
+        grpc_calls = [grpc_pool.submit(_grpc_infer, e, inputs) for e in grpc_endpoints]
+        start, answers = _burst(endpoints, _request_body(inputs))
+        grpc_answers = [call.result() for call in grpc_calls]
     # The cold start of the replica this burst brought up, as the operator observed it
     # (pod created to Ready: Triton's start, the model's load, the canary).
     cold = wait_for(
@@ -219,7 +260,15 @@ def test_a_burst_at_zero_is_held_answered_and_the_model_returns_to_zero(
         f"first after {first:.1f} s, last after {last - start:.1f} s; held {len(waits)}, "
         f"wait p50 {_quantile(waits, 0.5) / 1000:.1f} s p95 {_quantile(waits, 0.95) / 1000:.1f} s"
     )
+    print(
+        "gRPC at zero (tritonclient.grpc through each activator): "
+        + "; ".join(
+            f"{'answered' if g.ok else 'FAILED'} after {g.seconds:.1f} s ({g.detail})"
+            for g in grpc_answers
+        )
+    )
     assert not failed, failed[0]
+    assert all(g.ok and g.detail.endswith("10]") for g in grpc_answers), grpc_answers
     assert all(a.body["outputs"][0]["shape"][-1] == 10 for a in answers)
     assert len(waits) == BURST  # every one came through the activator
     assert first <= cold + 2.0, (first, cold)
@@ -234,6 +283,7 @@ def test_a_burst_at_zero_is_held_answered_and_the_model_returns_to_zero(
     back = wait_for(lambda: _at_zero(kube), timeout=300, interval=2, what="back at zero")
     print(f"back at zero {time.time() - last:.0f} s after the last answer: {back['decision']}")
     assert service_endpoints(kube, MODEL, NAMESPACE) == endpoints  # the activator again
+    assert service_endpoints(kube, MODEL, NAMESPACE, "grpc") == grpc_endpoints
 
 
 def test_with_a_warm_cpu_floor_no_request_waits(kube: Kube, idle: dict[str, Any]) -> None:
@@ -269,3 +319,7 @@ def test_with_a_warm_cpu_floor_no_request_waits(kube: Kube, idle: dict[str, Any]
     assert all(a.status == 200 for a in answers)
     assert all(a.waited_ms is None for a in answers)  # the activator was not in the path
     assert slowest < 10.0
+    (grpc_endpoint,) = service_endpoints(kube, MODEL, NAMESPACE, "grpc")
+    direct = _grpc_infer(grpc_endpoint, sample_inputs(served_sample(status, NAMESPACE, MODEL)))
+    print(f"warm floor, gRPC straight to Triton ({grpc_endpoint}): {direct}")
+    assert direct.ok and direct.seconds < 10.0, direct

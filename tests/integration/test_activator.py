@@ -7,6 +7,9 @@ a held request is answered once a Ready replica appears, with its wait; the dema
 annotation arrives at once and the held burst's report once the queue is empty; a
 full queue is 503, an outwaited timeout 504, a model deleted while requests wait 404,
 and SIGTERM answers every held request 503 before the process ends: nothing hangs.
+The same through the activator's gRPC port, against a real gRPC server speaking
+Triton's ``GRPCInferenceService`` (tritonclient's own protos): unary and streaming
+calls held and passed through, and the same cases as gRPC status codes.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
 import pytest
 from aiohttp import web
+from tritonclient.grpc import service_pb2 as triton_pb
+from tritonclient.grpc import service_pb2_grpc as triton_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +65,9 @@ def activator_slice(model: str) -> dict[str, Any]:
     }
 
 
-def triton_slice(model: str, port: int, ready: bool) -> dict[str, Any]:
+def triton_slice(
+    model: str, port: int, ready: bool, grpc_port: int | None = None
+) -> dict[str, Any]:
     return {
         "metadata": {
             "name": f"{model}-abcde",
@@ -71,7 +80,11 @@ def triton_slice(model: str, port: int, ready: bool) -> dict[str, Any]:
             },
         },
         "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": ready}}],
-        "ports": [{"name": "http", "port": port}, {"name": "metrics", "port": 8002}],
+        "ports": [
+            {"name": "http", "port": port},
+            *([{"name": "grpc", "port": grpc_port}] if grpc_port else []),
+            {"name": "metrics", "port": 8002},
+        ],
     }
 
 
@@ -158,7 +171,9 @@ async def running(
 
 
 @asynccontextmanager
-async def activator(kube_port: int, **limits: float) -> AsyncIterator[tuple[str, Any]]:
+async def activator(
+    kube_port: int, grpc_port: int | None = None, **limits: float
+) -> AsyncIterator[tuple[str, Any]]:
     port, admin = _free_port(), _free_port()
     args = [f"--{k.replace('_', '-')}={v}" for k, v in limits.items()]
     process = await asyncio.create_subprocess_exec(
@@ -167,6 +182,7 @@ async def activator(kube_port: int, **limits: float) -> AsyncIterator[tuple[str,
         "lepton_activator",
         f"--port={port}",
         f"--admin-port={admin}",
+        f"--grpc-port={grpc_port or _free_port()}",
         f"--kube-url=http://127.0.0.1:{kube_port}",
         *args,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "runtimes/activator")},
@@ -295,3 +311,139 @@ async def shutdown() -> None:
 
 def test_sigterm_answers_every_held_request_before_the_activator_exits() -> None:
     asyncio.run(shutdown())
+
+
+class TritonLikeGrpc(triton_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """A real gRPC server answering Triton's service: ready, infer (echoing the request's
+    id and the metadata it was sent), and a stream of one answer per request."""
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        return triton_pb.ModelReadyResponse(ready=request.name == "digits")
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        sent = dict(context.invocation_metadata())
+        await context.send_initial_metadata((("x-replica", "yes"),))
+        return triton_pb.ModelInferResponse(
+            model_name=request.model_name, id=f"{request.id}:{sent.get('x-trace', '')}"
+        )
+
+    async def ModelStreamInfer(self, requests: Any, context: Any) -> Any:
+        async for request in requests:
+            yield triton_pb.ModelStreamInferResponse(
+                infer_response=triton_pb.ModelInferResponse(
+                    model_name=request.model_name, id=request.id
+                )
+            )
+
+
+GRPC_METHOD = "/inference.GRPCInferenceService/"
+
+
+def _unary(channel: Any, method: str, response: Any) -> Any:
+    return channel.unary_unary(
+        GRPC_METHOD + method,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response.FromString,
+    )
+
+
+async def grpc_scenario() -> None:
+    kube_port, triton_http, triton_grpc_port, grpc_port = (_free_port() for _ in range(4))
+    api = FakeAPIServer({"digits", "busy", "doomed", "held"})
+    for model in ("digits", "busy", "doomed", "held"):
+        api.push("ADDED", activator_slice(model))
+    backend = grpc.aio.server()
+    triton_grpc.add_GRPCInferenceServiceServicer_to_server(TritonLikeGrpc(), backend)
+    backend.add_insecure_port(f"127.0.0.1:{triton_grpc_port}")
+    await backend.start()
+    try:
+        async with (
+            running(api.app(), kube_port, api),
+            activator(
+                kube_port, grpc_port, queue_limit=2, timeout_seconds=1.5, demand_refresh_seconds=0.5
+            ) as (_, process),
+            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+        ):
+            infer = _unary(channel, "ModelInfer", triton_pb.ModelInferResponse)
+            request = triton_pb.ModelInferRequest(model_name="digits", id="a")
+            # Held, demand signalled at once, passed through once a replica is Ready.
+            started = time.monotonic()
+            call = infer(request, metadata=(("x-trace", "t1"),), timeout=10)
+            await until(lambda: api.annotations("digits", "lepton.ai/demand-at"))
+            await asyncio.sleep(0.3)
+            assert not call.done()
+            api.push("ADDED", triton_slice("digits", triton_http, True, triton_grpc_port))
+            answer = await asyncio.wait_for(call, 5)
+            assert (answer.model_name, answer.id) == ("digits", "a:t1")
+            initial = dict(await call.initial_metadata())
+            assert initial["x-replica"] == "yes"  # the replica's own metadata, relayed
+            waited = float(initial["x-lepton-activator-wait-ms"])
+            assert 300 <= waited <= (time.monotonic() - started) * 1000, initial
+            [report] = await until(lambda: api.annotations("digits", "lepton.ai/activator-wait"))
+            assert json.loads(report)["held"] == 1
+            # With a Ready replica: straight through, unary and streaming, no wait.
+            call = infer(triton_pb.ModelInferRequest(model_name="digits", id="b"), timeout=5)
+            assert (await call).id == "b:"
+            assert "x-lepton-activator-wait-ms" not in dict(await call.initial_metadata())
+            ready = _unary(channel, "ModelReady", triton_pb.ModelReadyResponse)
+            assert (await ready(triton_pb.ModelReadyRequest(name="digits"), timeout=5)).ready
+            stream = channel.stream_stream(
+                GRPC_METHOD + "ModelStreamInfer",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=triton_pb.ModelStreamInferResponse.FromString,
+            )
+            requests = [
+                triton_pb.ModelInferRequest(model_name="digits", id=str(i)) for i in range(3)
+            ]
+            got = [r.infer_response.id async for r in stream(iter(requests), timeout=5)]
+            assert got == ["0", "1", "2"]
+
+            # The queue full: RESOURCE_EXHAUSTED at once; the held ones outwait the
+            # activator's timeout: DEADLINE_EXCEEDED.
+            busy = [
+                infer(triton_pb.ModelInferRequest(model_name="busy"), timeout=10) for _ in range(2)
+            ]
+            await until(lambda: api.annotations("busy", "lepton.ai/demand-at"))
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await infer(triton_pb.ModelInferRequest(model_name="busy"), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "queue full" in (refused.value.details() or "")
+            for held in busy:
+                with pytest.raises(grpc.aio.AioRpcError) as late:
+                    await asyncio.wait_for(held, 5)
+                assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "no Ready replica within" in (late.value.details() or "")
+            # A client's own deadline shorter than the activator's is kept.
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as own:
+                await infer(triton_pb.ModelInferRequest(model_name="busy"), timeout=0.5)
+            assert own.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert time.monotonic() - started < 1.2
+
+            # The model deleted while a call waits: NOT_FOUND; an unknown model at once.
+            api.models.discard("doomed")
+            with pytest.raises(grpc.aio.AioRpcError) as gone:
+                await asyncio.wait_for(
+                    infer(triton_pb.ModelInferRequest(model_name="doomed"), timeout=10), 3
+                )
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "deleted" in (gone.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await infer(triton_pb.ModelInferRequest(model_name="nobody"), timeout=5)
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+            # SIGTERM: a held call is answered UNAVAILABLE before the process ends.
+            held_call = infer(triton_pb.ModelInferRequest(model_name="held"), timeout=30)
+            await until(lambda: api.annotations("held", "lepton.ai/demand-at"))
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(grpc.aio.AioRpcError) as stopping:
+                await asyncio.wait_for(held_call, 5)
+            assert stopping.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "shutting down" in (stopping.value.details() or "")
+            assert await asyncio.wait_for(process.wait(), 5) == 0
+    finally:
+        await backend.stop(0)
+
+
+def test_grpc_calls_are_held_passed_through_and_refused_with_grpc_codes() -> None:
+    asyncio.run(grpc_scenario())

@@ -121,6 +121,19 @@ def test_the_activator_runs_twice_least_privileged_and_restricted():
     assert container["command"] == ["lepton-activator"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # Triton's HTTP and gRPC at zero: gRPC on the port after HTTP's, where the operator's
+    # EndpointSlice (resources.activator.grpc_port) sends a model Service's `grpc` port.
+    assert "--grpc-port=8001" in container["args"] and "--port=8000" in container["args"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8000,
+        "grpc": 8001,
+        "admin": 9091,
+    }
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "http": 8000,
+        "grpc": 8001,
+        "admin": 9091,
+    }
     # Its own selector: neither the operator's Deployment nor Service selects its pods.
     (operator,) = by_kind(documents, "Deployment")
     assert spec["selector"]["matchLabels"] != operator["spec"]["selector"]["matchLabels"]

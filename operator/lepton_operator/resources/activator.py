@@ -2,12 +2,13 @@
 
 The Service keeps its selector (its Triton pods); at zero the operator adds one slice
 of its own, labelled with the Service's name, listing the activator's Ready pods on
-the Service's ``http`` port. kube-proxy (or any client following the Service's
-EndpointSlices) then sends requests there; the EndpointSlice controller leaves a slice
-it does not manage alone. Once a Triton pod is Ready the slice is deleted and the
-Service's endpoints are the replicas only: the activator leaves the data path (as
-Knative's does). HTTP only: the activator speaks Triton's HTTP API; a gRPC client
-sees no endpoint at zero (its call fails fast and no demand is signalled).
+the Service's ``http`` port and on its ``grpc`` port. kube-proxy (or any client
+following the Service's EndpointSlices) then sends requests there; the EndpointSlice
+controller leaves a slice it does not manage alone. Once a Triton pod is Ready the
+slice is deleted and the Service's endpoints are the replicas only: the activator
+leaves the data path (as Knative's does). The activator takes Triton's HTTP API on its
+``port`` and Triton's gRPC API on the next one (``grpc_port``; the chart runs it so),
+as Triton's own 8000 and 8001.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ def ready_addresses(slices: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(found)
 
 
+def grpc_port(http_port: int) -> int:
+    """The activator's gRPC port: the one after its HTTP port (the chart's
+    ``--grpc-port``), as Triton's 8001 after 8000."""
+    return http_port + 1
+
+
 def activator_slice(model: str, namespace: str, addresses: list[str], port: int) -> dict[str, Any]:
+    """The slice of the model's Service listing the activator's Ready pods, on the
+    Service's ``http`` port (``port``) and ``grpc`` port (the next one): the port
+    names are the Service's, so kube-proxy maps each Service port to its own."""
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -54,5 +64,8 @@ def activator_slice(model: str, namespace: str, addresses: list[str], port: int)
         },
         "addressType": "IPv4",
         "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "port": port, "protocol": "TCP"},
+            {"name": "grpc", "port": grpc_port(port), "protocol": "TCP"},
+        ],
     }

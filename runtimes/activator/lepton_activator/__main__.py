@@ -1,4 +1,5 @@
-"""``lepton-activator``: start the watch, the request port and the admin port.
+"""``lepton-activator``: start the watch, the request ports (Triton's HTTP and gRPC) and
+the admin port.
 
 SIGTERM (a rollout, a drained node) answers every held request with 503 before the
 process ends, so no client hangs on a connection that will never be answered; the
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lepton_activator import grpcproxy
 from lepton_activator.holding import Limits
 from lepton_activator.kube import KubeClient
 from lepton_activator.routing import Table
@@ -27,6 +29,9 @@ LOG = logging.getLogger("lepton_activator")
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lepton-activator", description=__doc__)
     parser.add_argument("--port", type=int, default=8000, help="Triton HTTP requests")
+    parser.add_argument(
+        "--grpc-port", type=int, default=8001, help="Triton gRPC requests (0: none)"
+    )
     parser.add_argument("--admin-port", type=int, default=9091, help="/healthz, /metrics")
     parser.add_argument("--queue-limit", type=int, default=100, help="held requests per model")
     parser.add_argument("--timeout-seconds", type=float, default=300.0)
@@ -73,15 +78,27 @@ async def serve(args: argparse.Namespace) -> None:
         await runner.setup()
     await web.TCPSite(runners[0], port=args.port).start()
     await web.TCPSite(runners[1], port=args.admin_port).start()
+    grpc_server = None
+    if args.grpc_port:
+        grpc_server, proxy = await grpcproxy.start(activator, args.grpc_port)
     watch = asyncio.create_task(kube.watch_slices(replace, event, mark_synced))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    LOG.info("activator on :%d (admin :%d), %s", args.port, args.admin_port, limits)
+    LOG.info(
+        "activator on :%d (gRPC :%d, admin :%d), %s",
+        args.port,
+        args.grpc_port,
+        args.admin_port,
+        limits,
+    )
     await stop.wait()
     LOG.info("stopping: answering %d held request(s)", sum(activator.waiting.values()))
     await activator.close()
+    if grpc_server is not None:
+        await grpc_server.stop(1.0)  # held calls were answered UNAVAILABLE just above
+        await proxy.close()
     watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watch

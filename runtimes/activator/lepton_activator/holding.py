@@ -106,3 +106,24 @@ def wait_report(now_s: float, waits_s: list[float], timed_out: int, refused: int
         timed_out=timed_out,
         refused=refused,
     )
+
+
+# The gRPC status of each answer the activator gives on its own (grpc.StatusCode names),
+# so a gRPC client reads the same cases as an HTTP one: queue full, outwaited, model
+# deleted, shutting down, no replica answered.
+_GRPC_CODES = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def grpc_code(status: int, message: str = "") -> str:
+    """The gRPC status code name for an activator answer of HTTP ``status``: a full
+    queue (503 ``queue full``) is RESOURCE_EXHAUSTED (retry later), the shutting-down
+    503 UNAVAILABLE (retry now, the other replica holds too)."""
+    if status == 503 and message.startswith("queue full"):
+        return "RESOURCE_EXHAUSTED"
+    return _GRPC_CODES.get(status, "UNKNOWN")

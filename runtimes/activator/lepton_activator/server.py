@@ -1,13 +1,14 @@
 """The activator's request path: hold while a model has no Ready replica, then forward.
 
-One asyncio loop. Each request for a model without a Ready replica waits on that
-model's change event (set by the EndpointSlice watch) until a replica is Ready, its
-deadline passes (504), the model is deleted (404) or the activator shuts down (503);
-a full queue answers 503 at once. While requests wait, the LeptonModel's
-``lepton.ai/demand-at`` annotation is renewed every few seconds, which wakes the
-operator's pass for that model (the operator then plans a replica). When the last
-held request of a burst has left the queue, the waits go to the operator in
-``lepton.ai/activator-wait`` (``status.activation`` shows them).
+One asyncio loop, for Triton's HTTP API here and its gRPC API in
+``lepton_activator.grpcproxy`` (both hold through ``Activator.hold``). Each request
+for a model without a Ready replica waits on that model's change event (set by the
+EndpointSlice watch) until a replica is Ready, its deadline passes (504), the model is
+deleted (404) or the activator shuts down (503); a full queue answers 503 at once.
+While requests wait, the LeptonModel's ``lepton.ai/demand-at`` annotation is renewed
+every few seconds, which wakes the operator's pass for that model (the operator then
+plans a replica). When the last held request of a burst has left the queue, the waits
+go to the operator in ``lepton.ai/activator-wait`` (``status.activation`` shows them).
 """
 
 from __future__ import annotations
@@ -147,13 +148,17 @@ class Activator:
         backends = self.table.backends(key)
         if not backends:
             try:
-                backends = await self._hold(key, arrived, _asked_timeout(request))
+                backends = await self.hold(key, arrived, _asked_timeout(request))
             except Answer as answer:
                 return error(answer.status, answer.message)
             waited_ms = (self.clock() - arrived) * 1000
         return await self._forward(request, key, body, backends, waited_ms)
 
-    async def _hold(self, key: Key, arrived: float, asked_timeout_s: float | None) -> list[str]:
+    async def hold(self, key: Key, arrived: float, asked_timeout_s: float | None) -> list[str]:
+        """Wait until the model has a Ready replica (its HTTP ``ip:port`` list), or raise
+        ``Answer``: queue full, timed out, model deleted, shutting down. The HTTP path
+        and the gRPC path (``lepton_activator.grpcproxy``) hold in the same queue, count
+        in the same report and signal the same demand."""
         refusal = admit(self.waiting[key], self.limits, key[1])
         if refusal is not None:
             self._refused[key] += 1

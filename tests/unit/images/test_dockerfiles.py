@@ -109,6 +109,12 @@ def test_the_activator_image_is_what_the_chart_and_e2e_run() -> None:
     assert "runAsUser: 65532" in template
     runs = " ".join(a for op, a in instructions(dockerfile) if op == "RUN")
     assert 'find_spec("kopf") is None' in runs
+    # Triton's HTTP API on aiohttp, its gRPC API on grpcio (pinned as the tests' venv
+    # has it); the build imports the gRPC path, which imports the HTTP one.
+    assert "-c requirements/constraints.txt aiohttp grpcio " in runs
+    assert "import lepton_activator.grpcproxy" in runs
+    constraints = (REPO / "requirements" / "constraints.txt").read_text()
+    assert re.search(r"^grpcio==", constraints, re.M)
 
 
 def test_the_builder_entrypoint_matches_e2e() -> None:

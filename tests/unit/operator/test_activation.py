@@ -27,6 +27,7 @@ from lepton_operator.api.status import LeptonModelStatus, read_status, status_wi
 from lepton_operator.controller import Controller, slim
 from lepton_operator.reconcile import Reconciler
 from lepton_operator.reconcile.state import PassState
+from lepton_operator.resources import serving
 from lepton_operator.resources.activator import activator_slice, ready_addresses, slice_name
 from lepton_operator.revisit import revisit_after
 from lepton_operator.timestamps import format_time
@@ -61,7 +62,7 @@ def test_the_service_goes_to_the_activator_only_at_zero_and_only_when_one_runs()
     assert not routes_to_activator(True, 0, [])  # no activator runs
 
 
-def test_the_activator_slice_joins_the_models_service_on_its_http_port() -> None:
+def test_the_activator_slice_joins_the_models_service_on_its_http_and_grpc_ports() -> None:
     slices = [
         {
             "endpoints": [
@@ -80,7 +81,14 @@ def test_the_activator_slice_joins_the_models_service_on_its_http_port() -> None
     # Not the EndpointSlice controller's: it leaves the slice alone.
     assert labels["endpointslice.kubernetes.io/managed-by"] == "lepton-operator"
     assert labels["lepton.ai/component"] == "activator"
-    assert obj["ports"] == [{"name": "http", "port": 8000, "protocol": "TCP"}]
+    # Triton's HTTP and gRPC both reach the activator (gRPC on the port after HTTP's),
+    # under the Service's own port names, which is how kube-proxy pairs them.
+    assert obj["ports"] == [
+        {"name": "http", "port": 8000, "protocol": "TCP"},
+        {"name": "grpc", "port": 8001, "protocol": "TCP"},
+    ]
+    service_ports = {p["name"] for p in serving.service("digits", "ml")["spec"]["ports"]}
+    assert {p["name"] for p in obj["ports"]} <= service_ports
     assert [e["addresses"] for e in obj["endpoints"]] == [["10.0.0.5"], ["10.0.0.6"]]
 
 
