@@ -96,6 +96,9 @@ class FakeAPIServer:
         self.slices: list[dict[str, Any]] = []
         self.watchers: list[asyncio.Queue[dict[str, Any]]] = []
         self.patches: list[tuple[str, dict[str, str], float]] = []
+        self.stored: dict[str, dict[str, str]] = {}  # each model's annotations
+        self.versions: dict[str, int] = {}
+        self.conflicts = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -133,8 +136,14 @@ class FakeAPIServer:
             queue.put_nowait({"type": kind, "object": obj})
 
     async def get_model(self, request: web.Request) -> web.Response:
-        found = request.match_info["name"] in self.models
-        return web.json_response({}, status=200 if found else 404)
+        name = request.match_info["name"]
+        if name not in self.models:
+            return web.json_response({"message": "not found"}, status=404)
+        metadata = {
+            "annotations": self.stored.get(name, {}),
+            "resourceVersion": str(self.versions.get(name, 1)),
+        }
+        return web.json_response({"metadata": metadata})
 
     async def patch_model(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -142,6 +151,12 @@ class FakeAPIServer:
             return web.json_response({"message": "not found"}, status=404)
         assert request.content_type == "application/merge-patch+json"
         body = await request.json()
+        wanted = body["metadata"].get("resourceVersion")
+        if wanted is not None and wanted != str(self.versions.get(name, 1)):
+            self.conflicts += 1  # as the apiserver: the precondition failed
+            return web.json_response({"message": "conflict"}, status=409)
+        self.versions[name] = self.versions.get(name, 1) + 1
+        self.stored.setdefault(name, {}).update(body["metadata"]["annotations"])
         self.patches.append((name, body["metadata"]["annotations"], time.time()))
         return web.json_response({})
 
@@ -290,6 +305,42 @@ async def scenario() -> None:
 
 def test_the_activator_holds_forwards_and_refuses_clearly() -> None:
     asyncio.run(scenario())
+
+
+async def two_replicas() -> None:
+    """The chart's two replicas each hold part of one burst; the report on the
+    LeptonModel is of the whole burst, whichever replica wrote last."""
+    kube_port, triton_port = _free_port(), _free_port()
+    api = FakeAPIServer({"digits"})
+    api.push("ADDED", activator_slice("digits"))
+    backend = web.Application()
+    backend.router.add_post("/v2/models/{model}/infer", triton_like)
+    async with (
+        running(api.app(), kube_port, api),
+        running(backend, triton_port),
+        activator(kube_port, demand_refresh_seconds=0.5) as (first, _),
+        activator(kube_port, demand_refresh_seconds=0.5) as (second, _),
+        aiohttp.ClientSession() as session,
+    ):
+        held = [
+            asyncio.create_task(infer(session, base, "digits"))
+            for base in (first, first, first, second, second)
+        ]
+        await until(lambda: len(api.annotations("digits", "lepton.ai/demand-at")) >= 2)
+        await asyncio.sleep(0.3)
+        api.push("ADDED", triton_slice("digits", triton_port, ready=True))
+        answers = await asyncio.wait_for(asyncio.gather(*held), 5)
+        assert all(status == 200 for status, _, _ in answers)
+        await until(lambda: len(api.annotations("digits", "lepton.ai/activator-wait")) >= 2)
+        report = json.loads(api.stored["digits"]["lepton.ai/activator-wait"])
+        waits = sorted(float(waited) for _, _, waited in answers if waited)
+        assert (report["held"], report["replicas"], report["timedOut"]) == (5, 2, 0), report
+        assert sorted(p["held"] for p in report["parts"].values()) == [2, 3]
+        assert report["maxMs"] == pytest.approx(waits[-1], abs=1.0)
+
+
+def test_two_replicas_report_one_burst_merged() -> None:
+    asyncio.run(two_replicas())
 
 
 async def shutdown() -> None:

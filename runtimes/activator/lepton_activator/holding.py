@@ -5,8 +5,10 @@ No clock and no I/O: the server passes the time in, so the bounds are unit-teste
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,97 @@ def wait_report(now_s: float, waits_s: list[float], timed_out: int, refused: int
         timed_out=timed_out,
         refused=refused,
     )
+
+
+# Two activator replicas' parts belong to one burst when their holds overlap, give or
+# take this much (the Service spreads one burst over both replicas; each empties its
+# queue when the same replica turns Ready, a few milliseconds apart).
+BURST_SLACK_S = 5.0
+# Waits kept per replica's part in the annotation (evenly spaced when a part has more):
+# enough for the quantiles, small beside an object's 256 KiB of annotations.
+KEPT_WAITS = 500
+
+
+@dataclass(frozen=True)
+class ReplicaBurst:
+    """One activator replica's part of a held burst: ``instance`` held requests from
+    ``since_s`` until its queue was empty at ``at_s`` (wall clock, Unix seconds)."""
+
+    instance: str
+    since_s: float
+    at_s: float
+    waits_ms: tuple[float, ...]
+    timed_out: int = 0
+    refused: int = 0
+    held: int | None = None  # when ``waits_ms`` is a sample of more (read back)
+
+    @property
+    def count(self) -> int:
+        return len(self.waits_ms) if self.held is None else self.held
+
+    def as_json(self) -> dict[str, Any]:
+        waits = sorted(self.waits_ms)
+        if len(waits) > KEPT_WAITS:
+            step = (len(waits) - 1) / (KEPT_WAITS - 1)
+            waits = [waits[round(i * step)] for i in range(KEPT_WAITS)]
+        return {
+            "since": round(self.since_s, 3),
+            "at": round(self.at_s, 3),
+            "held": self.count,
+            "waitsMs": [round(w, 1) for w in waits],
+            "timedOut": self.timed_out,
+            "refused": self.refused,
+        }
+
+
+def replica_bursts(annotation: str | None) -> list[ReplicaBurst]:
+    """The replicas' parts in an ``lepton.ai/activator-wait`` value; none when it has
+    none or cannot be read (a report of an older activator, a hand-written value)."""
+    try:
+        parts = json.loads(annotation or "{}").get("parts") or {}
+        return [
+            ReplicaBurst(
+                instance=str(instance),
+                since_s=float(part["since"]),
+                at_s=float(part["at"]),
+                waits_ms=tuple(float(w) for w in part.get("waitsMs") or []),
+                timed_out=int(part.get("timedOut") or 0),
+                refused=int(part.get("refused") or 0),
+                held=int(part["held"]) if "held" in part else None,
+            )
+            for instance, part in dict(parts).items()
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
+def merge_burst(annotation: str | None, mine: ReplicaBurst) -> dict[str, Any]:
+    """The ``lepton.ai/activator-wait`` value once this replica's part is in: the parts
+    other replicas reported of the same burst (their holds overlapped this one's) and
+    this one; parts of earlier bursts are dropped. The top-level figures (what the
+    operator reads into ``status.activation.lastBurst``) are of the whole burst: held,
+    timed out and refused summed, quantiles over every replica's waits; ``parts`` keeps
+    each replica's own, so the next replica's report merges with them."""
+    same_burst = [
+        part
+        for part in replica_bursts(annotation)
+        if part.instance != mine.instance
+        and part.since_s <= mine.at_s + BURST_SLACK_S
+        and part.at_s >= mine.since_s - BURST_SLACK_S
+    ]
+    parts = [*same_burst, mine]
+    whole = wait_report(
+        max(p.at_s for p in parts),
+        [w / 1000 for p in parts for w in p.waits_ms],
+        sum(p.timed_out for p in parts),
+        sum(p.refused for p in parts),
+    )
+    return {
+        **whole.as_annotation(),
+        "held": sum(p.count for p in parts),
+        "replicas": len(parts),
+        "parts": {p.instance: p.as_json() for p in sorted(parts, key=lambda p: p.instance)},
+    }
 
 
 # The gRPC status of each answer the activator gives on its own (grpc.StatusCode names),

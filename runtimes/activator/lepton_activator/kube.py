@@ -36,6 +36,10 @@ class ModelGone(Exception):
     """The LeptonModel no longer exists (HTTP 404)."""
 
 
+class Conflict(Exception):
+    """The LeptonModel changed since it was read (HTTP 409 on a resourceVersion)."""
+
+
 class KubeClient:
     """In-cluster by default; ``base_url`` and no token for a test's apiserver."""
 
@@ -67,20 +71,45 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
 
-    async def patch_annotations(self, namespace: str, name: str, values: dict[str, str]) -> None:
-        """Merge-patch annotations of a LeptonModel (metadata only: never its spec)."""
+    async def patch_annotations(
+        self,
+        namespace: str,
+        name: str,
+        values: dict[str, str],
+        resource_version: str | None = None,
+    ) -> None:
+        """Merge-patch annotations of a LeptonModel (metadata only: never its spec);
+        with ``resource_version``, only if the object is still at it (else
+        ``Conflict``)."""
         url = self.base_url + MODELS.format(namespace=namespace, name=name)
+        metadata: dict[str, Any] = {"annotations": values}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
         async with self.session().patch(
             url,
-            data=json.dumps({"metadata": {"annotations": values}}),
+            data=json.dumps({"metadata": metadata}),
             headers={**self._headers(), "Content-Type": "application/merge-patch+json"},
             timeout=aiohttp.ClientTimeout(total=10),
         ) as response:
             if response.status == 404:
                 raise ModelGone(f"{namespace}/{name}")
+            if response.status == 409:
+                raise Conflict(f"{namespace}/{name}")
             if response.status >= 300:
                 text = await response.text()
                 raise RuntimeError(f"patch {namespace}/{name}: HTTP {response.status}: {text}")
+
+    async def model_annotations(self, namespace: str, name: str) -> tuple[dict[str, str], str]:
+        """A LeptonModel's annotations and resourceVersion (``ModelGone`` if none)."""
+        url = self.base_url + MODELS.format(namespace=namespace, name=name)
+        async with self.session().get(
+            url, headers=self._headers(), timeout=aiohttp.ClientTimeout(total=10)
+        ) as response:
+            if response.status == 404:
+                raise ModelGone(f"{namespace}/{name}")
+            response.raise_for_status()
+            metadata = (await response.json()).get("metadata") or {}
+        return dict(metadata.get("annotations") or {}), str(metadata.get("resourceVersion"))
 
     async def model_exists(self, namespace: str, name: str) -> bool:
         url = self.base_url + MODELS.format(namespace=namespace, name=name)

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -27,14 +29,20 @@ from aiohttp import web
 
 from lepton_activator.holding import (
     Limits,
-    WaitReport,
+    ReplicaBurst,
     admit,
     deadline,
     demand_due,
+    merge_burst,
     timed_out,
-    wait_report,
 )
-from lepton_activator.kube import DEMAND_ANNOTATION, WAIT_ANNOTATION, KubeClient, ModelGone
+from lepton_activator.kube import (
+    DEMAND_ANNOTATION,
+    WAIT_ANNOTATION,
+    Conflict,
+    KubeClient,
+    ModelGone,
+)
 from lepton_activator.routing import Key, Table, route
 
 LOG = logging.getLogger(__name__)
@@ -62,7 +70,9 @@ class Operator(Protocol):
     async def demand(self, key: Key, at_s: float) -> bool:
         """Signal demand; False when the model no longer exists."""
 
-    async def report(self, key: Key, report: WaitReport) -> None: ...
+    async def report(self, key: Key, part: ReplicaBurst) -> None:
+        """This replica's part of a held burst, merged with the other replicas' parts
+        of the same burst (``holding.merge_burst``)."""
 
     async def exists(self, key: Key) -> bool: ...
 
@@ -86,8 +96,12 @@ class Activator:
         operator: Operator,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        instance: str = "",
     ) -> None:
         self.table, self.limits, self.operator = table, limits, operator
+        # This replica's name in a burst's report (the pod's, and unique per process).
+        self.instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        self._since: dict[Key, float] = {}
         self.clock, self.wall = clock, wall
         self._events: dict[Key, asyncio.Event] = {}
         self.waiting: dict[Key, int] = defaultdict(int)
@@ -164,6 +178,8 @@ class Activator:
             self._refused[key] += 1
             self.counters["refused"] += 1
             raise Answer(refusal.status, refusal.message)
+        if not self.waiting[key]:  # the first of a burst, on this replica
+            self._since.setdefault(key, self.wall() - (self.clock() - arrived))
         self.waiting[key] += 1
         self.counters["held"] += 1
         until = deadline(arrived, self.limits, asked_timeout_s)
@@ -218,11 +234,16 @@ class Activator:
         waits = self._waits.pop(key, [])
         timed, refused = self._timed_out.pop(key, 0), self._refused.pop(key, 0)
         self._signalled.pop(key, None)
+        now = self.wall()
+        since = self._since.pop(key, now)
         if key in self._gone:
             self._gone.discard(key)
             return
         if waits or timed or refused:
-            self._spawn(self.operator.report(key, wait_report(self.wall(), waits, timed, refused)))
+            part = ReplicaBurst(
+                self.instance, since, now, tuple(w * 1000 for w in waits), timed, refused
+            )
+            self._spawn(self.operator.report(key, part))
 
     async def _forward(
         self,
@@ -317,11 +338,23 @@ class KubeOperator:
             return False
         return True
 
-    async def report(self, key: Key, report: WaitReport) -> None:
-        with contextlib.suppress(ModelGone):
-            await self.kube.patch_annotations(
-                *key, {WAIT_ANNOTATION: json.dumps(report.as_annotation(), sort_keys=True)}
-            )
+    async def report(self, key: Key, part: ReplicaBurst) -> None:
+        """Read the report there is, merge this part in, write it back only if nobody
+        wrote in between (the resourceVersion precondition: the other replica reports
+        its part of the same burst at about the same time); else read again."""
+        for _ in range(10):
+            try:
+                annotations, version = await self.kube.model_annotations(*key)
+                merged = merge_burst(annotations.get(WAIT_ANNOTATION), part)
+                await self.kube.patch_annotations(
+                    *key, {WAIT_ANNOTATION: json.dumps(merged, sort_keys=True)}, version
+                )
+                return
+            except ModelGone:
+                return
+            except Conflict:
+                continue
+        LOG.warning("the report of %s/%s lost 10 races; not written", *key)
 
     async def exists(self, key: Key) -> bool:
         return await self.kube.model_exists(*key)
