@@ -29,6 +29,11 @@ One evaluation:
    the same recommendation for as long as the saving takes to repay the cold starts
    the move risks (``switch_wait_s``), at most the scale-down window, unless what
    serves now misses the SLO, which switches at once.
+5. **Scale down by expected cost** (``holding``): past the window, capacity that the
+   load's recurring rises of the last hour (``recent_rates``) would need is kept while
+   the misses they would bring, priced at ``MISS_WEIGHT`` x the fleet held per second
+   over the SLO, and the capacity provisioned again, cost more than keeping it; a move
+   to a cheaper variant or pool is put off the same way.
 """
 
 from __future__ import annotations
@@ -38,13 +43,23 @@ import math
 from dataclasses import dataclass, field, replace
 
 from lepton_operator.planning.capacity import Capacity
+from lepton_operator.planning.holding import (
+    MISS_WEIGHT,
+    Risk,
+    expected_hourly_cost,
+    miss_risk,
+    served_rps,
+)
 from lepton_operator.planning.outcome import Plan
 from lepton_operator.planning.seasonal import DailyLoad, expected_load
 
 SWITCH_MARGIN = 0.10  # a new variant/pool must save at least 10% per hour
+# The load's recent variability: how long its samples are kept (``recent_rates``), and
+# the memory over which rises that recur hold capacity (``holding``).
+VARIABILITY_WINDOW_S = 3600.0
 # Headroom from the load's recent variability: over this window, the ratios between
 # successive samples, taken at this quantile, scale the level of the last cold start.
-VARIABILITY_WINDOW_S = 900.0
+HEADROOM_WINDOW_S = 900.0
 VARIABILITY_QUANTILE = 0.95
 CORRECTION_WEIGHT = 0.3  # EWMA weight of the newest observed/predicted ratio
 CORRECTION_BOUNDS = (0.5, 4.0)
@@ -181,7 +196,7 @@ def variability_load(plan_input: PlanInput, lead: float) -> float:
     load gets none; ratios, not the spread around a mean, so a step or a trend is one
     ratio among many, not a spread, and the cap keeps a burst the level it reached."""
     now = plan_input.now_s
-    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= VARIABILITY_WINDOW_S]
+    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
     ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
     if len(ratios) < 2:
         return 0.0
@@ -365,7 +380,7 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         )
     best, why = _hold_or_switch(plan_input, best, options, why)
     history = _remember(plan_input, best)
-    best, why = _stabilize(plan_input, best, history, why)
+    best, why = _stabilize(plan_input, best, history, why, correction)
     pool = plan_input.pools[best.capacity.pool]
     if not _affordable(best.replicas * pool.hourly_price_usd, plan_input.budget_usd):
         # Holding replicas through a stabilization window (or a budget lowered since)
@@ -503,6 +518,7 @@ def _stabilize(
     best: _Option,
     history: tuple[Recommendation, ...],
     why: str,
+    correction: float = 1.0,
 ) -> tuple[_Option, str]:
     current = plan_input.current
     if current is None:
@@ -525,7 +541,19 @@ def _stabilize(
             replicas * pool.hourly_price_usd,
             True,
         )
+        if best.cost < held.cost:
+            staying = _keep_by_expected_cost(plan_input, held, best, correction)
+            if staying is not None:
+                return held, f"{why}; staying on {current.variant} on {current.pool}{staying}"
         wait = min(window, switch_wait_s(plan_input, held, best))
+        bridged = held.replicas <= current.replicas  # what serves meets the load meanwhile
+        if bridged and best.cost < held.cost and _pattern_keeps(plan_input, held, best, correction):
+            # The saving lasts as long as the pattern: nothing to wait for.
+            return best, (
+                f"{why}; moving at once (expected cost: the load's rises recur past what "
+                f"{current.variant} on {current.pool} serves at its least, and "
+                f"{best.capacity.variant} on {best.capacity.pool} serves them)"
+            )
         if _preferred_for(history, same_target, now) < wait:
             return held, (
                 f"{why}; holding {current.variant} on {current.pool} until "
@@ -548,7 +576,12 @@ def _stabilize(
         target = min(current.replicas, max([best.replicas, *recent]))
         if not covered:
             target = current.replicas
-        if target > best.replicas:
+        k = correction if best.capacity.pool == current.pool else 1.0
+        kept, note = _replicas_by_expected_cost(plan_input, best, current.replicas, k)
+        if kept > target:
+            target = kept
+            why += note
+        elif target > best.replicas:
             why += f"; scale-down held by the {plan_input.scale_down_window_s:g} s window"
         return replace(best, replicas=target), why
     return best, why
@@ -592,3 +625,121 @@ def _current_needs(plan_input: PlanInput) -> int | None:
         room,
         plan_input.correction,
     )
+
+
+def _risk(plan_input: PlanInput, served: float, lead_s: float) -> Risk:
+    return miss_risk(
+        plan_input.recent_rates,
+        plan_input.now_s,
+        plan_input.rate_rps,
+        served,
+        lead_s,
+        VARIABILITY_WINDOW_S,
+    )
+
+
+def _risk_note(risk: Risk, saving_usd: float, replicas: str) -> str:
+    return (
+        f" (expected cost: the load rose {risk.rises} times in the last "
+        f"{VARIABILITY_WINDOW_S / 60:.0f} min past what {replicas} would serve, about "
+        f"{risk.miss_share:.1%} of the time over the SLO at {MISS_WEIGHT:g}x the price of "
+        f"what is held, more than the ${saving_usd:.2f}/h dropping saves)"
+    )
+
+
+def _replicas_by_expected_cost(
+    plan_input: PlanInput, best: _Option, held: int, correction: float
+) -> tuple[int, str]:
+    """Scale-down by expected cost (``holding``): of the counts from the one recommended
+    up to the one held, the one whose price plus expected misses, should the recent
+    rises recur, is lowest; the recommendation when the rises do not recur."""
+    capacity = best.capacity
+    pool = plan_input.pools[capacity.pool]
+    lead = lead_seconds(pool, capacity)
+    held_price = held * pool.hourly_price_usd
+    chosen, lowest, chosen_risk = best.replicas, math.inf, None
+    for replicas in range(best.replicas, held + 1):
+        served = served_rps(capacity, replicas, plan_input.slo_ms, correction)
+        risk = _risk(plan_input, served, lead)
+        cost = expected_hourly_cost(replicas * pool.hourly_price_usd, held_price, risk, lead)
+        if replicas == best.replicas:
+            chosen_risk = risk
+            if not risk.recurs:
+                return best.replicas, ""  # nothing recurs: the recommendation stands
+        if cost < lowest - 1e-9:
+            chosen, lowest = replicas, cost
+    if chosen == best.replicas or chosen_risk is None:
+        return best.replicas, ""
+    saving = (chosen - best.replicas) * pool.hourly_price_usd
+    return chosen, f"; scale-down to x{chosen}, not x{best.replicas}" + _risk_note(
+        chosen_risk, saving, f"x{best.replicas}"
+    )
+
+
+def _keep_by_expected_cost(
+    plan_input: PlanInput, held: _Option, best: _Option, correction: float
+) -> str | None:
+    """A move to a cheaper variant or pool by expected cost (``holding``): kept from
+    when the recent rises past what the cheaper option serves recur and the misses they
+    would bring cost more than the move saves. The reason's note when kept, else None.
+    The misses last until capacity is back: the shorter of the two cold starts (the
+    cheaper pool scaled up, or the held one asked for again)."""
+    current = plan_input.current
+    assert current is not None
+    here = plan_input.pools[held.capacity.pool]
+    there = plan_input.pools[best.capacity.pool]
+    lead = min(lead_seconds(here, held.capacity), lead_seconds(there, best.capacity))
+    k_best = correction if best.capacity.pool == current.pool else 1.0
+    drop = _risk(
+        plan_input, served_rps(best.capacity, best.replicas, plan_input.slo_ms, k_best), lead
+    )
+    if not drop.recurs:
+        return None
+    stay = _risk(
+        plan_input,
+        served_rps(held.capacity, held.replicas, plan_input.slo_ms, correction),
+        lead,
+    )
+    moving = expected_hourly_cost(best.cost, held.cost, drop, lead)
+    staying = expected_hourly_cost(held.cost, held.cost, stay, lead)
+    if moving < staying:
+        return None
+    return _risk_note(
+        drop, held.cost - best.cost, f"{best.capacity.variant} on {best.capacity.pool}"
+    )
+
+
+LULL_QUANTILE = 0.25  # the load between rises: this quantile of the memory's samples
+
+
+def _pattern_keeps(plan_input: PlanInput, held: _Option, best: _Option, correction: float) -> bool:
+    """Whether a move to the cheaper ``best`` is one the pattern of the last hour keeps:
+    its rises recur past what the held variant and pool serve at their least from the
+    load between rises (so, back in a lull, it would be held through it by expected
+    cost), and none recur past what ``best`` serves. The ski-rental wait
+    (``switch_wait_s``) bets that a saving may not last; under such a pattern it does,
+    and every minute of waiting pays the dearer fleet for nothing (five CPU replicas
+    through each tenfold burst while the L4 that serves them all waited its turn)."""
+    now = plan_input.now_s
+    samples = [r for t, r in plan_input.recent_rates if now - t <= VARIABILITY_WINDOW_S]
+    if len(samples) < 3:
+        return False
+    here = plan_input.pools[held.capacity.pool]
+    there = plan_input.pools[best.capacity.pool]
+    lead = min(lead_seconds(here, held.capacity), lead_seconds(there, best.capacity))
+    current = plan_input.current
+    assert current is not None
+    least = max(plan_input.min_replicas, 1)
+    low = miss_risk(
+        plan_input.recent_rates,
+        now,
+        _quantile(samples, LULL_QUANTILE),
+        served_rps(held.capacity, least, plan_input.slo_ms, correction),
+        lead,
+        VARIABILITY_WINDOW_S,
+    )
+    if not low.recurs:
+        return False
+    k_best = correction if best.capacity.pool == current.pool else 1.0
+    served = served_rps(best.capacity, best.replicas, plan_input.slo_ms, k_best)
+    return not _risk(plan_input, served, lead).recurs
