@@ -668,6 +668,8 @@ def _replicas_by_expected_cost(
                 return best.replicas, ""  # nothing recurs: the recommendation stands
         if cost < lowest - 1e-9:
             chosen, lowest = replicas, cost
+        if not risk.recurs:
+            break  # every larger count costs at least its price, more than this one
     if chosen == best.replicas or chosen_risk is None:
         return best.replicas, ""
     saving = (chosen - best.replicas) * pool.hourly_price_usd
