@@ -33,6 +33,7 @@ from lepton_operator.live.sample import LiveSample
 from lepton_operator.planning import NoPlan, Plan
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
+    HEADROOM_WINDOW_S,
     VARIABILITY_WINDOW_S,
     LivePlan,
     PlanInput,
@@ -113,8 +114,9 @@ def rates_window_s(provisioning_seconds: list[float]) -> float:
 
 def memory_window_s(provisioning_seconds: list[float]) -> float:
     """How long the rate samples are kept in ``status.planner.rates``: the sizing window
-    (``rates_window_s``) or the variability window the headroom is measured over
-    (``planner.VARIABILITY_WINDOW_S``), whichever is longer."""
+    (``rates_window_s``) or the hour over which recurring rises hold capacity
+    (``planner.VARIABILITY_WINDOW_S``; the headroom reads its last quarter), whichever
+    is longer."""
     return max(rates_window_s(provisioning_seconds), VARIABILITY_WINDOW_S)
 
 
@@ -310,14 +312,19 @@ def review_at(
     (the peak floor over a cold start, the trend); when a burst above today's load
     leaves the burst memory; when the daily pattern's forecast changes. None: only a
     change in the figures can change the plan. The headroom for the load's variability
-    changes when the last sample that differed from the load now leaves its window."""
+    changes when the last sample that differed from the load now leaves its window
+    (``HEADROOM_WINDOW_S``); capacity held for rises that recur (``planning.holding``)
+    may go when the first rise above the load now leaves the hour's memory."""
     if any(r > rate for t, r in rates if now_s - t <= sizing_window_s):
         return now_s
     moments = [t + BURST_MEMORY_S for t, r in peaks if r > rate]
     if rate > 0:
         moved = [t for t, r in rates if abs(r - rate) > 0.01 * rate]
         if moved:
-            moments.append(max(moved) + VARIABILITY_WINDOW_S)
+            moments.append(max(moved) + HEADROOM_WINDOW_S)
+    rises = [t for t, r in rates if r > rate]
+    if rises:
+        moments.append(min(rises) + VARIABILITY_WINDOW_S)
     forecast = next_change_s(daily, now_s, horizon_s)
     if forecast is not None:
         moments.append(forecast)
