@@ -16,6 +16,7 @@ NOT_FOUND, shutting down UNAVAILABLE. A held call's initial metadata carries
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -59,6 +60,7 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         self.activator = activator
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._rr: dict[Key, int] = defaultdict(int)
+        self._closing: set[asyncio.Future[None]] = set()
 
     def service(self, handler_call_details: Any) -> Any:
         method = str(handler_call_details.method)
@@ -138,15 +140,31 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
                 upstream.cancel()
 
     def channel(self, target: str) -> grpc.aio.Channel:
-        """One channel per replica address, kept (HTTP/2 multiplexes the calls)."""
+        """One channel per replica address, kept (HTTP/2 multiplexes the calls); those of
+        replicas no longer Ready are closed when a new one opens."""
         if target not in self._channels:
+            live = {
+                address
+                for info in self.activator.table.slices.values()
+                for address in info.ready_grpc
+            }
+            for old in [t for t in self._channels if t not in live]:
+                self._spawn_close(self._channels.pop(old))
             self._channels[target] = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         return self._channels[target]
+
+    def _spawn_close(self, channel: grpc.aio.Channel) -> None:
+        # A grace period: calls still running on it finish (a replica draining).
+        task = asyncio.ensure_future(channel.close(grace=30.0))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        for task in list(self._closing):
+            task.cancel()
 
 
 async def start(activator: Activator, port: int, host: str = "0.0.0.0") -> tuple[Any, GrpcProxy]:

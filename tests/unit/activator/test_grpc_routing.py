@@ -1,13 +1,16 @@
-"""The activator's gRPC path, its pure parts: the model a call names (read from the
-protobuf wire format), which model it is routed to, the gRPC code of each answer."""
+"""The activator's gRPC path without a network: the model a call names (read from the
+protobuf wire format), which model it is routed to, the gRPC code of each answer, the
+metadata passed on, the channels kept."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from tritonclient.grpc import service_pb2 as triton_pb
 
+from lepton_activator.grpcproxy import GrpcProxy, forwardable
 from lepton_activator.holding import Limits, admit, grpc_code, timed_out
 from lepton_activator.routing import (
     Table,
@@ -16,6 +19,7 @@ from lepton_activator.routing import (
     slice_info,
     string_field,
 )
+from lepton_activator.server import Activator
 
 SERVICE = "/inference.GRPCInferenceService/"
 
@@ -125,3 +129,23 @@ def test_the_holds_own_refusals_map_as_the_http_path_answers_them() -> None:
     assert full is not None and grpc_code(full.status, full.message) == "RESOURCE_EXHAUSTED"
     late = timed_out("m", 3.0)
     assert grpc_code(late.status, late.message) == "DEADLINE_EXCEEDED"
+
+
+def test_channels_to_replicas_no_longer_ready_are_closed_when_a_new_one_opens() -> None:
+    async def scenario() -> None:
+        table = Table()
+        table.put(_slice("digits"))
+        proxy = GrpcProxy(Activator(table, Limits(), operator=None))  # type: ignore[arg-type]
+        first = proxy.channel("10.0.0.1:8001")
+        assert proxy.channel("10.0.0.1:8001") is first
+        moved = _slice("digits")
+        moved["endpoints"][0]["addresses"] = ["10.0.0.2"]
+        table.put(moved)  # the same slice: the replica moved to a new address
+        proxy.channel("10.0.0.2:8001")
+        assert list(proxy._channels) == ["10.0.0.2:8001"]
+        await proxy.close()
+
+    asyncio.run(scenario())
+    # The client's metadata goes on, gRPC's own and the channel's do not.
+    sent = [("x-trace", "1"), ("grpc-timeout", "5S"), (":authority", "a"), ("user-agent", "u")]
+    assert forwardable(sent) == [("x-trace", "1")]
