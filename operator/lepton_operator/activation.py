@@ -133,7 +133,7 @@ def demand_reason(waiting: Demand) -> str:
 @dataclass(frozen=True)
 class ActivatorRef:
     """Where the activator runs: its Service (the chart's) and the port it takes
-    Triton HTTP requests on."""
+    Triton HTTP requests on (gRPC on the next: ``resources.activator.grpc_port``)."""
 
     namespace: str
     service: str
