@@ -259,7 +259,8 @@ class Reconciler:
         reading is kept); serving goes on once one pool's build has succeeded."""
         meta = body["metadata"]
         spec, pools = valid.spec, valid.pools
-        build = names.build_hash(spec, pools, self.config.images.builder)
+        images = self.config.images
+        build = names.build_hash(spec, pools, images.builder, images.triton_native_backends)
         if state.status.build_hash != build:
             state.tell(
                 "Normal",
@@ -355,6 +356,7 @@ class Reconciler:
                         self.config.images.builder,
                         self.config.builds.deadline_seconds,
                         self.config.builds.search_seconds_per_level,
+                        self.config.images.triton_native_backends,
                     ),
                     body,
                 )

@@ -223,6 +223,21 @@ def test_the_serving_search_measures_as_long_as_the_configuration_says(spec, con
         assert args[2:] == ["--search-seconds", "1.5"], args
 
 
+def test_the_pass_tells_each_build_the_serving_images_native_backends(spec, config):
+    """config.images.tritonNativeBackends reaches every build request (each config.pbtxt
+    names its backend), and a python-only server ([]) builds under another hash."""
+    builds = {}
+    for backends in (["onnxruntime", "pytorch"], []):
+        config.images.triton_native_backends = backends
+        kube = _with_source_claim(FakeKube())
+        status = _reconciler(kube, config).reconcile(_body(spec)).wire()
+        builds[tuple(backends)] = status["buildHash"]
+        for job in kube.of_kind("Job"):
+            request = json.loads(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
+            assert request.get("servingBackends", []) == backends, request
+    assert builds[("onnxruntime", "pytorch")] != builds[()]
+
+
 def test_pools_that_match_no_node_are_named_in_status(spec, config):
     """The chart's default pools on a cluster without GPU nodes: the pass says so from
     the watched nodes (NodesAvailable=False naming gpu-l4, with the counts per pool in
