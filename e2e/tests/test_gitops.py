@@ -157,6 +157,9 @@ def synced(kube: Kube, argocd: ArgoCD, repo: LocalRepo) -> Iterator[list[tuple[s
     # The namespace Argo CD creates enforces restricted Pod Security, as in the other tests.
     key, value = RESTRICTED.split("=")
     operator["spec"]["syncPolicy"]["managedNamespaceMetadata"] = {"labels": {key: value}}
+    # The local Triton is the nvidia-pytriton wheel's: the python backend only.
+    values = operator["spec"]["source"]["helm"]["valuesObject"]
+    values["config"] = {"images": {"tritonNativeBackends": []}}
     model_app = example_application("lepton-models", repo.url, argocd.server)
     model_app["spec"]["source"]["directory"]["include"] = Path(MODEL_FILE).name
     model_app["spec"]["destination"]["namespace"] = MODELS
