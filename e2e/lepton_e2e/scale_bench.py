@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import re
 import statistics
 import sys
@@ -65,15 +66,25 @@ from lepton_e2e.prometheus import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "lepton.ai", "v1alpha1", "leptonmodels"
-BENCH_POOL = Pool.model_validate(
-    {
-        "name": "bench-cpu",
-        # Room for every Triton pod and build pod of 1,000 models.
-        "count": 24,
-        "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
-        "hourlyPriceUSD": 0.34,
-    }
-)
+NODE_PODS = 110  # Kubernetes' default pods per node
+
+
+def bench_pool(models: int) -> Pool:
+    """The benchmark's simulated nodes: room for every model's Triton pod and a build
+    pod each, with a fifth to spare (24 nodes for 1,000 models, 66 for 3,000; a 3,000
+    stage on 24 once left 360 models Pending for a node, so a stage's figures would
+    measure a full cluster, not the operator)."""
+    return Pool.model_validate(
+        {
+            "name": "bench-cpu",
+            "count": max(24, math.ceil(models * 2 * 1.2 / NODE_PODS)),
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": str(NODE_PODS)},
+            "hourlyPriceUSD": 0.34,
+        }
+    )
+
+
+BENCH_POOL = bench_pool(1000)
 FLOW_SCHEMA = "lepton-operator-bench"
 SLO_BEFORE_MS, SLO_AFTER_MS = 20, 30
 
@@ -560,8 +571,8 @@ def _kube() -> Kube:
     )
 
 
-def _prepare(kube: Kube, namespaces: int) -> None:
-    kube.apply(*node_manifests([BENCH_POOL]))
+def _prepare(kube: Kube, namespaces: int, models: int) -> None:
+    kube.apply(*node_manifests([bench_pool(models)]))
     for index in range(namespaces):
         name = f"scale-{index:02d}"
         kube.kubectl("create", "namespace", name)
@@ -597,11 +608,11 @@ def _delete_models(kube: Kube, namespaces: int, timeout: float = 600) -> None:
         )
 
 
-def _clean(kube: Kube, namespaces: int) -> None:
+def _clean(kube: Kube, namespaces: int, models: int) -> None:
     for index in range(namespaces):
         kube.kubectl("delete", "namespace", f"scale-{index:02d}", "--wait=false", check=False)
     kube.kubectl("delete", "flowschema", FLOW_SCHEMA, check=False)
-    names = [n["metadata"]["name"] for n in node_manifests([BENCH_POOL])]
+    names = [n["metadata"]["name"] for n in node_manifests([bench_pool(models)])]
     kube.kubectl("delete", "node", *names, "--wait=false", check=False)
 
 
@@ -626,7 +637,7 @@ def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float)
         quiet_seconds=quiet_seconds,
         reports=env.reports,
     )
-    _prepare(kube, namespaces)
+    _prepare(kube, namespaces, max(sizes))
     threads = list(_threads(env))
     try:
         with (
@@ -653,7 +664,7 @@ def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float)
                 _delete_models(kube, namespaces)
     finally:
         env.stop.set()
-        _clean(kube, namespaces)
+        _clean(kube, namespaces, max(sizes))
     return bench
 
 
