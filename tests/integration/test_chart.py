@@ -341,7 +341,7 @@ def test_deployment_runs_the_operator_as_configured():
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "256Mi"},
-        "limits": {"memory": "512Mi"},
+        "limits": {"memory": "768Mi"},
     }
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/etc/lepton"]["readOnly"] is True
