@@ -28,6 +28,9 @@ from typing import Any
 from lepton_operator.api.spec import PoolSpec, Toleration
 
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+# The taint a cordon adds (the node controller mirrors spec.unschedulable into it): a
+# cordoned node counts as cordoned, not as one the pool does not tolerate.
+CORDON_TAINT = "node.kubernetes.io/unschedulable"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
         "taints": [
             {k: t[k] for k in ("key", "value", "effect") if t.get(k) is not None}
             for t in spec.get("taints") or []
-            if t.get("effect") in BLOCKING_EFFECTS
+            if t.get("effect") in BLOCKING_EFFECTS and t.get("key") != CORDON_TAINT
         ],
         "unschedulable": bool(spec.get("unschedulable")),
         "allocatable": {k: v for k, v in allocatable.items() if "/" in k},

@@ -40,12 +40,17 @@ def _node(
     gpus: str | None = None,
     cordoned: bool = False,
 ) -> dict[str, Any]:
-    """A Node as the apiserver returns it, through the operator's slim copy."""
+    """A Node as the apiserver returns it, through the operator's slim copy; a cordoned
+    one with the taint the node controller adds to it (as a real cluster's has)."""
     allocatable = {"cpu": "8", "memory": "32Gi", **({"nvidia.com/gpu": gpus} if gpus else {})}
+    cordon = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
     return slim_node(
         {
             "metadata": {"name": name, "labels": labels},
-            "spec": {"taints": taints or [], "unschedulable": cordoned},
+            "spec": {
+                "taints": (taints or []) + (cordon if cordoned else []),
+                "unschedulable": cordoned,
+            },
             "status": {"allocatable": allocatable},
         }
     )
