@@ -160,6 +160,14 @@ def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[N
     operator runs as real process pods (two replicas, one Lease holder). Removed afterwards.
     ``sets`` are extra ``--set`` values, e.g. the Prometheus URL."""
     assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
+    # The previous module's operator namespace may still be Terminating (its deletion
+    # waits at most 120 s): creating it again now would fail AlreadyExists.
+    wait_for(
+        lambda: kube.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode,
+        timeout=300,
+        interval=2,
+        what=f"namespace {OPERATOR_NAMESPACE} of an earlier install gone",
+    )
     kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
     kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)
     helm(
