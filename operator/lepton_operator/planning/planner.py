@@ -577,7 +577,11 @@ def _stabilize(
         if not covered:
             target = current.replicas
         k = correction if best.capacity.pool == current.pool else 1.0
-        kept, note = _replicas_by_expected_cost(plan_input, best, current.replicas, k)
+        kept, note = (best.replicas, "")
+        if best.replicas > 0:
+            # Zero is scale-to-zero's own choice: the activator holds what comes while a
+            # replica starts, and maxColdStartSeconds says when that wait is too long.
+            kept, note = _replicas_by_expected_cost(plan_input, best, current.replicas, k)
         if kept > target:
             target = kept
             why += note

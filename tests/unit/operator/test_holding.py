@@ -179,3 +179,13 @@ def test_under_recurring_bursts_the_cheaper_pool_that_serves_them_is_taken_at_on
     once = [8.0] * 75 + [80.0] * 10
     (held,) = _run(once, Serving("onnx", "cpu", 5), 77, 1)
     assert held.pool == "cpu" and "holding onnx on cpu" in held.reason
+
+
+def test_a_model_that_may_scale_to_zero_goes_to_zero_though_its_bursts_recur() -> None:
+    """Zero is scale-to-zero's own choice: the activator holds what comes while a
+    replica starts (maxColdStartSeconds says when that is too long), so recurring bursts
+    hold no replica past the window (the e2e burst at zero once stayed at x1 an hour)."""
+    bursts = [0.0 if m % 15 < 12 else 5.0 for m in range(60)] + [0.0] * 12
+    plans = _run(bursts, Serving("onnx", "cpu", 1), 62, 10, capacities=[CPU], min_replicas=0)
+    assert plans[-1].replicas == 0, plans[-1].reason
+    assert not any("expected cost" in p.reason for p in plans)
