@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
+from google.protobuf import text_format  # type: ignore[import-untyped]  # no stubs shipped
+from tritonclient.grpc import model_config_pb2
 
 from lepton_builder.selection import DEFAULT_VARIANTS
 from lepton_e2e import models
@@ -151,8 +153,14 @@ def test_the_build_job_searches_serving_configurations_and_the_planner_sizes_fro
     chosen = served["servingSearch"]["chosen"]
     repository = state_root() / "pvcs" / namespace / "digits-models" / status["buildHash"]
     written = (repository / "cpu-standard" / served["name"] / "digits" / "config.pbtxt").read_text()
-    assert f"count: {chosen['config']['instances']} kind: KIND_CPU" in written
-    assert f"max_queue_delay_microseconds: {chosen['config']['maxQueueDelayUs']}" in written
+    config = text_format.Parse(written, model_config_pb2.ModelConfig())  # Triton's own schema
+    (group,) = config.instance_group
+    assert (group.count, group.kind) == (
+        chosen["config"]["instances"],
+        model_config_pb2.ModelInstanceGroup.KIND_CPU,
+    )
+    delay = config.dynamic_batching.max_queue_delay_microseconds
+    assert delay == chosen["config"]["maxQueueDelayUs"]
 
     # The status row: the busiest load level within the SLO that Triton served under the
     # chosen configuration. No traffic yet: the plan's p95 is a lone client's on Triton.
