@@ -172,18 +172,21 @@ def route(table: Table, host: str, path: str) -> Route:
         )
     if by_host is not None and by_host[1] == model:
         return Route(by_host)  # not watched yet: the namespace is the Host's
+    return _by_name(
+        table, model, "call it through its Service's DNS name so the Host header says which"
+    )
+
+
+def _by_name(table: Table, model: str, which: str) -> Route:
+    """The one model of that name; 404 when none, 400 naming them when several (``which``
+    says how the caller can tell them apart)."""
     candidates = table.models_named(model)
     if len(candidates) == 1:
         return Route(candidates[0])
     if not candidates:
         return Route(None, 404, f"unknown model {model}: no LeptonModel by that name is served")
     names = ", ".join(f"{ns}/{m}" for ns, m in candidates)
-    return Route(
-        None,
-        400,
-        f"model {model} exists in several namespaces ({names}); call it through its "
-        "Service's DNS name so the Host header says which",
-    )
+    return Route(None, 400, f"model {model} exists in several namespaces ({names}); {which}")
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
@@ -256,16 +259,9 @@ def grpc_route(table: Table, method: str, first_message: bytes | None) -> Route:
             f"the call {method} names no model and {len(routed)} model(s) are at zero "
             "here: call a model-level method (ModelReady, ModelInfer, ...) to wake one",
         )
-    candidates = table.models_named(model)
-    if len(candidates) == 1:
-        return Route(candidates[0])
-    if not candidates:
-        return Route(None, 404, f"unknown model {model}: no LeptonModel by that name is served")
-    names = ", ".join(f"{ns}/{m}" for ns, m in candidates)
-    return Route(
-        None,
-        400,
-        f"model {model} exists in several namespaces ({names}); a gRPC call carries no "
-        "namespace the activator can read: call it over HTTP through the Service's DNS "
-        "name, or give the models distinct names",
+    return _by_name(
+        table,
+        model,
+        "a gRPC call carries no namespace the activator can read: call it over HTTP "
+        "through the Service's DNS name, or give the models distinct names",
     )
