@@ -52,11 +52,20 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
     return round(value, digits)
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
+def _ready_condition(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod's Ready condition when it is True; None while it is not Ready."""
+    return next(
+        (
+            c
+            for c in (pod.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Ready" and c.get("status") == "True"
+        ),
+        None,
     )
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return _ready_condition(pod) is not None
 
 
 def serving_configs(pods: list[dict[str, Any]]) -> frozenset[tuple[str, str]]:
@@ -86,14 +95,7 @@ def cold_starts(pods: list[dict[str, Any]], previous: Sequence[ColdStart]) -> li
         pool = (meta.get("labels") or {}).get(POOL_LABEL)
         variant = (meta.get("annotations") or {}).get(ANNOTATION_VARIANT)
         state = pod.get("status") or {}
-        ready = next(
-            (
-                c.get("lastTransitionTime")
-                for c in state.get("conditions") or []
-                if c.get("type") == "Ready" and c.get("status") == "True"
-            ),
-            None,
-        )
+        ready = (_ready_condition(pod) or {}).get("lastTransitionTime")
         restarted = any(c.get("restartCount") for c in state.get("containerStatuses") or [])
         if not (pool and variant and ready and meta.get("creationTimestamp")) or restarted:
             continue
@@ -108,9 +110,5 @@ def cold_starts(pods: list[dict[str, Any]], previous: Sequence[ColdStart]) -> li
 
 def ready_since(pods: list[dict[str, Any]]) -> list[str]:
     """When each Ready pod turned Ready (its Ready condition's transition time)."""
-    return [
-        str(c["lastTransitionTime"])
-        for pod in pods
-        for c in (pod.get("status") or {}).get("conditions") or []
-        if c.get("type") == "Ready" and c.get("status") == "True" and c.get("lastTransitionTime")
-    ]
+    since = [(_ready_condition(pod) or {}).get("lastTransitionTime") for pod in pods]
+    return [str(at) for at in since if at]
