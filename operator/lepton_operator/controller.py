@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from lepton_operator import metrics
-from lepton_operator.api.status import read_status
 from lepton_operator.canary.runner import AsyncCanaries
 from lepton_operator.constants import (
     ANNOTATION_ACTIVATOR_WAIT,
@@ -345,7 +344,7 @@ class Controller:
             *key,
             outcome.status,
             outcome.events,
-            read_status(current).builds,
+            outcome.previous_builds,
             spec=dict(body.get("spec") or {}),
         )
         return revisit_after(outcome.status, self.clock()), figures_wanted_at(outcome.status)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lepton_operator.api.status import (
+    BuildStatus,
     Condition,
     ConditionType,
     LeptonModelStatus,
@@ -29,10 +30,12 @@ class Event:
 
 @dataclass
 class Outcome:
-    """The status a pass observed (typed) and the Events it tells."""
+    """The status a pass observed (typed) and the Events it tells; ``previous_builds``:
+    the builds the status held before the pass (the metrics count a build once)."""
 
     status: LeptonModelStatus
     events: list[Event] = field(default_factory=list)
+    previous_builds: list[BuildStatus] = field(default_factory=list)
 
     def wire(self) -> dict[str, Any]:
         """The status as the apiserver stores it (what the merge patch compares)."""
@@ -56,11 +59,18 @@ class PassState:
     generation: int
     now: str
     before: list[Condition] = field(default_factory=list)
+    before_builds: list[BuildStatus] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
     @classmethod
     def start(cls, status: LeptonModelStatus, generation: int, now: str) -> PassState:
-        return cls(status, generation, now, before=list(status.conditions))
+        return cls(
+            status,
+            generation,
+            now,
+            before=list(status.conditions),
+            before_builds=list(status.builds),
+        )
 
     def condition(self, kind: ConditionType, ok: bool | None, reason: str, message: str) -> None:
         self.status.conditions = set_condition(
@@ -86,4 +96,4 @@ class PassState:
                 if (cond.type, cond.reason) in _PROGRESS:
                     kind = "Normal"
                 events.append(Event(kind, cond.reason, f"{cond.type}: {cond.message}"))
-        return Outcome(status=self.status, events=events)
+        return Outcome(status=self.status, events=events, previous_builds=self.before_builds)
