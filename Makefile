@@ -116,6 +116,12 @@ bench-builder: deps ## each CPU variant's speedup over fp32 and accuracy, digits
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/bench.py --out docs/bench/builder.json
 	$(PY) docs/bench/builder_table.py
 
+.PHONY: gpu-check
+gpu-check: deps ## the builder's GPU variants of digits and MiniLM profiled at batch 1-128 on this machine's GPU; DRY_RUN=1: on the CPU, tiny budgets (docs/builder.md)
+	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/gpu_check.py --pack .gpu-check
+	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/gpu_check.py --sources .gpu-check \
+		$(if $(DRY_RUN),--dry-run --out build/gpu-check-dry-run.json,--out docs/bench/gpu.json)
+
 .PHONY: bench-search
 bench-search: deps ## the serving search on a real Triton: every configuration tried, default vs chosen
 	PYTHONPATH=e2e:runtimes/builder $(PY) runtimes/builder/search_bench.py --out bench-search.json

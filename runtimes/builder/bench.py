@@ -53,17 +53,20 @@ UNTRAINED = ["fp32", "int8-dynamic", "onnx", "onnx-int8", "onnx-int8-static", "t
 TRAINED = ["pruned-25", "distilled"]
 
 
-def cpu_request(name: str, work: Path, optimization: dict[str, Any], **extra: Any) -> BuildRequest:
-    """The build request of one of ``CASES`` on a CPU pool, as both builder benchmarks
-    send it (``search_bench.py`` too): its calibration data and accuracy guard, plus
-    ``optimization`` and ``extra`` top-level fields."""
+def build_request(
+    name: str, work: Path, optimization: dict[str, Any], device: str = "cpu", **extra: Any
+) -> BuildRequest:
+    """The build request of one of ``CASES`` for a CPU pool or (``device="cuda"``) a GPU
+    one, as the builder benchmarks send it (``search_bench.py`` and ``gpu_check.py``
+    too): its calibration data and accuracy guard, plus ``optimization`` and ``extra``
+    top-level fields."""
     case = CASES[name]
     return BuildRequest.model_validate(
         {
             "requestVersion": 1,
             "modelName": name,
-            "pool": "cpu",
-            "device": "cpu",
+            "pool": "cpu" if device == "cpu" else "gpu",
+            "device": device,
             "model": {
                 "uri": case["uri"],
                 "format": case["format"],
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in CASES:
         optimization = {"batchSizes": [1, 8], "variants": UNTRAINED}
-        report = build(cpu_request(name, work, optimization), settings)
+        report = build(build_request(name, work, optimization), settings)
         entry: dict[str, Any] = {
             "model": name,
             "calibrationSamples": report["guard"]["calibrationSamples"],
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     "variants": TRAINED,
                     "trainingSeconds": seconds,
                 }
-                report = build(cpu_request(name, work, trained), settings)
+                report = build(build_request(name, work, trained), settings)
                 entry["variants"] += rows(report, seconds)
         results.append(entry)
     document = {

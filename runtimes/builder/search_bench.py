@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import cpu_request
+from bench import build_request
 from lepton_builder.build import Settings, build
 from lepton_builder.profiling import Budget
 from lepton_e2e import models
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.models.split(","):
         variant, target = SEARCHED[name]
-        request = cpu_request(
+        request = build_request(
             name,
             work,
             {"variants": [variant], "batchSizes": [1, 8], "servingSearch": True},

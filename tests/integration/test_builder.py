@@ -182,6 +182,47 @@ def test_digits_repository_is_served_by_a_real_triton(digits_build, digits, tmp_
             server.stop()
 
 
+# Casting a TorchScript module reads .grad of its non-leaf parameters: a warning, not a fault.
+@pytest.mark.filterwarnings("ignore:The .grad attribute:UserWarning")
+def test_a_half_precision_variant_takes_the_fp32_clients_send(digits_build, digits, tmp_path):
+    """A GPU pool's fp16/bf16 TorchScript, served by the same model.py: clients send
+    the declared FP32 and get FP32 back; the module's own float type is what it runs.
+    bf16 on this CPU stands in for the GPU's fp16 (the same cast, the same code path)."""
+    import shutil
+
+    import tritonclient.http as httpclient
+
+    from lepton_builder.loading import LoadedModel
+    from lepton_builder.variants import Variants
+    from lepton_e2e.triton import TritonServer
+
+    _, repository = digits_build
+    served = tmp_path / "repository"
+    shutil.copytree(repository / "fp32", served)
+    module = __import__("torch").jit.load(str(digits.sources_root / "models" / "digits.pt"))
+    x_test, y_test = digits.extra.x_test, digits.extra.y_test
+    half = Variants(
+        LoadedModel("torchscript", Path("digits.pt"), module, None),
+        "cpu",
+        [x_test[:1]],
+        ["pixels"],
+        ["logits"],
+    ).half("bf16", "bfloat16")
+    shutil.copy(half.path, served / "digits" / "1" / "model.pt")
+    server = TritonServer(served, tmp_path / "work", ["digits"])
+    try:
+        server.wait_ready()
+        client = httpclient.InferenceServerClient(server.http)
+        chunk = x_test[:16]
+        inputs = httpclient.InferInput("pixels", list(chunk.shape), "FP32")
+        inputs.set_data_from_numpy(chunk)
+        answer = client.infer("digits", [inputs]).as_numpy("logits")
+    finally:
+        server.stop()
+    assert answer.dtype == np.float32
+    assert float((answer.argmax(1) == y_test[:16]).mean()) > 0.8
+
+
 def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tmp_path):
     report = _build(
         minilm,

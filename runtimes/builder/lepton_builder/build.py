@@ -20,7 +20,7 @@ from lepton_builder import calibration, canary, tritonrepo
 from lepton_builder.accuracy import Usage, Verdict, judge
 from lepton_builder.loading import SOURCES_ROOT, load_model, local_source
 from lepton_builder.loadtime import load_seconds
-from lepton_builder.profiling import Budget, profile
+from lepton_builder.profiling import Budget, peak_memory_reader, profile
 from lepton_builder.request import BuildRequest
 from lepton_builder.selection import choose_variants
 from lepton_builder.servingsearch import SearchSettings, find_server, run_search, server_backends
@@ -214,7 +214,7 @@ def _judged_row(
     """A built variant's row: guarded, profiled and, when accepted, written to the
     repository; raises on any failure (the caller makes that the variant's row)."""
     verdict = _guard(ctx.request, baseline, outputs, mask, built.held_out)
-    row = _profiled_row(prefix, built, inputs, ctx.batch_sizes, ctx.settings)
+    row = _profiled_row(prefix, built, inputs, ctx.batch_sizes, ctx.settings, ctx.request.device)
     row.update(
         accuracy=verdict.value,
         accuracyTail=verdict.tail,
@@ -226,6 +226,9 @@ def _judged_row(
         row["accuracyJudgedOn"] = f"{len(built.held_out)} calibration samples not trained on"
     if not verdict.accepted:
         row.update(status="rejected", reason=verdict.reason)
+    elif row["status"] == "accepted" and built.not_served:
+        # Measured beside the others, never offered: what is served must be what was profiled.
+        row.update(status="skipped", reason=built.not_served)
     elif row["status"] == "accepted":
         name = ctx.request.model_name  # the same for every variant: clients' one name
         backend = tritonrepo.choose_backend(
@@ -436,13 +439,21 @@ def guard_report(request: BuildRequest, samples: int) -> dict[str, Any]:
 
 
 def _profiled_row(
-    prefix: str, built: Built, inputs: Arrays, batch_sizes: list[int], settings: Settings
+    prefix: str,
+    built: Built,
+    inputs: Arrays,
+    batch_sizes: list[int],
+    settings: Settings,
+    device: str,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"name": built.name, "status": "accepted", "profiles": []}
+    peak_memory = peak_memory_reader(device)
     for batch_size in batch_sizes:
         arrays = calibration.batch(inputs, batch_size)
         try:
-            result = profile(functools.partial(built.run, arrays), batch_size, settings.budget)
+            result = profile(
+                functools.partial(built.run, arrays), batch_size, settings.budget, peak_memory
+            )
         except Exception as error:
             row.update(
                 status="failed",

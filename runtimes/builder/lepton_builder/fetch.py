@@ -36,15 +36,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from minio import Minio
-from minio.error import S3Error
 
 from lepton_builder import upload
 from lepton_builder.untrusted import LoadError
+
+if TYPE_CHECKING:  # imported where an s3:// source is read: a build without one needs no S3
+    from minio import Minio
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +280,8 @@ def fetch_https(
 # ---- s3:// ----------------------------------------------------------------------------
 def _s3_client(location: upload.S3Location) -> Minio:
     """The Secret's keys when the model names one, else the pods' ambient credentials."""
+    from minio import Minio
+
     access, secret = source_env("AWS_ACCESS_KEY_ID"), source_env("AWS_SECRET_ACCESS_KEY")
     if not (access and secret):
         return upload.client(location)
@@ -308,6 +311,8 @@ def fetch_s3(
         raise LoadError(str(error)) from error
     if not location.prefix:
         raise LoadError(f"{uri} names a bucket, not an object; write s3://bucket/key")
+    from minio.error import S3Error
+
     target = folder / _file_name(location.prefix)
     s3 = _s3_client(location)
 

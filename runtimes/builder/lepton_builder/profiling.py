@@ -51,6 +51,18 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_memory_reader(device: str) -> Callable[[], int]:
+    """What bounds a replica's memory on ``device``, from now on: the GPU's allocated
+    high-water mark on CUDA (the host's RSS says little of what fits on the card), the
+    process's RSS on the CPU."""
+    if device != "cuda":
+        return peak_rss_bytes
+    import torch
+
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.max_memory_allocated
+
+
 def profile(
     call: Callable[[], object],
     batch_size: int,

@@ -47,12 +47,23 @@ class TritonPythonModel:
                 torch.set_num_threads(threads)
             self.torch = torch
             self.module = torch.jit.load(artifact, map_location=self.device).eval()
+            # A half-precision variant (fp16, bf16) takes its float inputs in its own
+            # type, as the builder profiled it; clients send the declared fp32.
+            self.float_dtype = next(
+                (p.dtype for p in self.module.parameters() if p.is_floating_point()), None
+            )
+
+    def _tensor(self, array: Any) -> Any:
+        tensor = self.torch.from_numpy(array).to(self.device)
+        if self.float_dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(self.float_dtype)
+        return tensor
 
     def _run(self, arrays: list[Any]) -> list[Any]:
         if self.runtime == "onnxruntime":
             return list(self.session.run(self.outputs, dict(zip(self.inputs, arrays, strict=True))))
         with self.torch.inference_mode():
-            tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
+            tensors = [self._tensor(a) for a in arrays]
             result = self.module(*tensors)
         if isinstance(result, (tuple, list)):
             return [r.float().cpu().numpy() for r in result]

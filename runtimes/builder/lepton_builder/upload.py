@@ -16,15 +16,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from minio import Minio
-from minio.credentials.providers import (
-    AWSConfigProvider,
-    ChainedProvider,
-    EnvAWSProvider,
-    IamAwsProvider,
-)
+if TYPE_CHECKING:  # imported when a repository is uploaded: a build without S3 needs none
+    from minio import Minio
 
 # The same language as the CRD's pattern (lepton_operator.api.spec.S3_URI_PATTERN, which
 # the builder may not import); tests/unit/operator/test_s3_repository.py runs both on the
@@ -63,6 +59,14 @@ def object_keys(repository: Path, prefix: str) -> list[tuple[Path, str]]:
 
 def client(location: S3Location) -> Minio:
     """A client for the location's endpoint (path-style for any host but AWS's)."""
+    from minio import Minio
+    from minio.credentials.providers import (
+        AWSConfigProvider,
+        ChainedProvider,
+        EnvAWSProvider,
+        IamAwsProvider,
+    )
+
     endpoint = urlsplit(location.endpoint_url or AWS_ENDPOINT)
     return Minio(
         endpoint.netloc,

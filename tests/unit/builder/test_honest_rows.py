@@ -47,3 +47,43 @@ def test_what_a_compressed_model_is_made_from_never_includes_the_held_out_sample
 def test_fewer_than_four_samples_fail_the_compressed_variant_with_the_reason():
     with pytest.raises(ValueError, match=r"at least 4 calibration samples.*got 3"):
         _variants(3)._train("probe", lambda teacher, settings: (teacher, ""))
+
+
+def test_a_variant_triton_cannot_serve_is_measured_beside_the_others_and_never_offered(
+    tmp_path: Path,
+):
+    """torch.compile's kernels live in the build's process: its row keeps its figures
+    and accuracy for comparison, is not 'accepted', and writes nothing to serve."""
+    from lepton_builder.build import Settings, _Context, _judged_row
+    from lepton_builder.profiling import Budget
+    from lepton_builder.request import BuildRequest
+
+    request = BuildRequest.model_validate(
+        {
+            "requestVersion": 1,
+            "modelName": "m",
+            "pool": "gpu",
+            "device": "cpu",
+            "model": {
+                "uri": "pvc://x/m.pt",
+                "format": "torchscript",
+                "inputs": [{"name": "x", "dtype": "fp32", "shape": [1, 4]}],
+                "outputs": [{"name": "y", "dtype": "fp32", "shape": [2]}],
+            },
+            "optimization": {"accuracy": {"minSamples": 4}},
+            "repository": str(tmp_path),
+        }
+    )
+    variants = _variants(8)
+    built = variants.fp32()
+    built.name, built.not_served = "torch-compile", "profiled for comparison only"
+    inputs = variants._compression().calibration
+    outputs = built.run(inputs)
+    settings = Settings(budget=Budget(warmup=1, min_iterations=2, seconds=0.0))
+    context = _Context(request, settings, tmp_path, [1, 8], ["x"], ["y"])
+
+    row = _judged_row("probe", "torch-compile", built, outputs, outputs, inputs, None, context)
+
+    assert row["status"] == "skipped" and row["reason"] == "profiled for comparison only"
+    assert row["accuracy"] == 1.0 and [p["batchSize"] for p in row["profiles"]] == [1, 8]
+    assert "tritonModel" not in row and not any(tmp_path.iterdir())
