@@ -10,9 +10,10 @@ Ready the Service goes straight to it again, and the activator leaves the data p
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,75 @@ def too_cold(cold_s: float | None, max_cold_start_s: int | None) -> bool:
     return max_cold_start_s is not None and cold_s is not None and cold_s > max_cold_start_s
 
 
+# Wakes in the remembered hour before their gaps may keep a replica warm.
+MIN_WAKES = 2
+
+
+@dataclass(frozen=True)
+class ZeroWeighed:
+    """Going to zero replayed over the remembered load: how often a request would have
+    woken the model, the share of requests that would have waited on its cold start,
+    and the replica-seconds zero would have saved net of the cold starts themselves (a
+    starting replica is paid for from its start)."""
+
+    wakes: int
+    cold_share: float
+    saved_s: float
+
+    @property
+    def costs_more(self) -> bool:
+        """Whether zero would have cost more than one warm replica: the idle gaps, taken
+        together, too short to repay the cold starts that end them (ski rental's rule),
+        and more than one of them (one wake is an event, not yet a pattern)."""
+        return self.wakes >= MIN_WAKES and self.saved_s <= 0
+
+
+def weigh_zero(
+    rates: Sequence[Sequence[float]], idle_window_s: float, cold_s: float
+) -> ZeroWeighed:
+    """Zero weighed against one warm replica over ``rates`` ([unix seconds, req/s],
+    each the rate over the interval before its time): a replica leaves after
+    ``idle_window_s`` without requests, and the requests of the first ``cold_s`` after
+    a quiet longer than that wait for the next one to start."""
+    samples = sorted((float(t), max(float(r), 0.0)) for t, r in rates)
+    if len(samples) < 2:
+        return ZeroWeighed(0, 0.0, 0.0)
+    gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(samples))
+    interval = gaps[len(gaps) // 2]  # the sampling interval; a missing sample is quiet
+    before = [samples[0][0] - interval, *(t for t, _ in samples[:-1])]
+    spans = [(t - min(t - b, interval), t, r) for b, (t, r) in zip(before, samples, strict=True)]
+    total = sum((end - start) * r for start, end, r in spans)
+    wakes, cold, saved = 0, 0.0, 0.0
+    quiet_since = spans[0][0]
+    for start, end, rate in spans:
+        if rate <= 0:
+            continue
+        quiet = start - quiet_since
+        if quiet > idle_window_s:
+            wakes += 1
+            saved += quiet - idle_window_s - cold_s
+            cold += _requests_within(spans, start, start + cold_s)
+        quiet_since = end
+    return ZeroWeighed(wakes, cold / total if total > 0 else 0.0, saved)
+
+
+def _requests_within(
+    spans: Sequence[tuple[float, float, float]], begin: float, end: float
+) -> float:
+    """Requests in [begin, end) at the spans' rates."""
+    return sum(
+        max(0.0, min(e, end) - max(s, begin)) * r for s, e, r in spans if s < end and e > begin
+    )
+
+
+def zero_reason(weighed: ZeroWeighed, cold_s: float) -> str:
+    return (
+        f"; one warm replica instead of zero: over the remembered load, each of "
+        f"{weighed.wakes} idle gaps was too short to repay a cold start of about "
+        f"{cold_s:.0f} s"
+    )
+
+
 def warm_reason(cold_s: float, max_cold_start_s: int) -> str:
     return (
         f"; one warm replica instead of zero: a cold start of about {cold_s:.0f} s is "
@@ -113,13 +183,18 @@ def held_burst(annotations: Mapping[str, str]) -> HeldBurst | None:
 
 
 def activation_status(
-    routed: bool, waiting: Demand | None, annotations: Mapping[str, str]
+    routed: bool,
+    waiting: Demand | None,
+    annotations: Mapping[str, str],
+    weighed: ZeroWeighed | None = None,
 ) -> ActivationStatus:
     return ActivationStatus(
         routed_to_activator=routed,
         demand_at=format_time(waiting.at_s) if waiting else None,
         hold_until=format_time(waiting.until_s) if waiting else None,
         last_burst=held_burst(annotations),
+        wakes=weighed.wakes if weighed else None,
+        cold_share=round(weighed.cold_share, 4) if weighed else None,
     )
 
 

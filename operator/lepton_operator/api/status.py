@@ -375,6 +375,21 @@ class ActivationStatus(Spec):
         description="Until then at least one replica is planned for that demand.",
     )
     last_burst: HeldBurst | None = Field(default=None, alias="lastBurst")
+    wakes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Over the load the planner remembers (an hour): how many times a "
+        "request would have found the model at zero, its idle window past.",
+    )
+    cold_share: float | None = Field(
+        default=None,
+        alias="coldShare",
+        ge=0,
+        le=1,
+        description="Of the requests the planner remembers, the share that would have "
+        "waited on a cold start at zero: the SLO's tail this model's scale-to-zero "
+        "spends (set scaling.maxColdStartSeconds to keep one replica warm instead).",
+    )
 
 
 class Endpoint(Spec):

@@ -112,7 +112,8 @@ class Observed:
     waiting: activation.Demand | None  # requests held at the activator
     cold_s: float | None  # the cold start a request at zero would wait
     too_cold: bool  # over spec.scaling.maxColdStartSeconds
-    floor: int  # replicas planned at least (demand, or too cold to reach zero)
+    weighed: activation.ZeroWeighed | None  # zero replayed over the remembered load
+    floor: int  # replicas planned at least (demand, too cold, or zero costs more)
 
 
 @dataclass(frozen=True)
@@ -489,14 +490,22 @@ class Reconciler:
             pools, built.accepted, state.status.cold_starts, state.status.decision
         )
         too_cold = activation.too_cold(cold, spec.scaling.max_cold_start_seconds)
+        weighed = None
+        if spec.scaling.scale_to_zero and cold is not None:
+            memory = state.status.planner
+            weighed = activation.weigh_zero(
+                memory.rates if memory else [],
+                spec.scaling.scale_down_stabilization_seconds,
+                cold,
+            )
         floor = activation.floor_replicas(
             spec.scaling.min_replicas,
             spec.scaling.scale_to_zero,
             waiting,
             record.epoch(state.now),
-            too_cold,
+            too_cold or (weighed is not None and weighed.costs_more),
         )
-        return Observed(sample, pods, avoidance, waiting, cold, too_cold, floor)
+        return Observed(sample, pods, avoidance, waiting, cold, too_cold, weighed, floor)
 
     def _sample(
         self, body: dict[str, Any], state: PassState
@@ -622,7 +631,7 @@ class Reconciler:
         """Serve the plan, route the Service (activator at zero), and say how far it got."""
         spec, pools = valid.spec, valid.pools
         served = self._serve(body, pools, plan, built, spec, state)
-        self._route(body, spec, served.ready, observed.waiting, state)
+        self._route(body, spec, served.ready, observed.waiting, state, observed.weighed)
         record.record_live(
             pools, served.deployments, state.status, state.now, observed.sample is not None
         )
@@ -731,6 +740,7 @@ class Reconciler:
         ready: int,
         waiting: activation.Demand | None,
         state: PassState,
+        weighed: activation.ZeroWeighed | None = None,
     ) -> None:
         """Point the Service at the activator while no replica is Ready (its own
         EndpointSlice), and straight at the replicas otherwise (the slice deleted)."""
@@ -768,7 +778,9 @@ class Reconciler:
                 )
         activated: ActivationStatus | None = None
         if spec.scaling.scale_to_zero:
-            activated = activation.activation_status(routed, waiting, meta.get("annotations") or {})
+            activated = activation.activation_status(
+                routed, waiting, meta.get("annotations") or {}, weighed
+            )
         state.status.activation = activated
 
 
@@ -800,6 +812,8 @@ def _floor_reason(spec: LeptonModelSpec, observed: Observed) -> str:
     limit = spec.scaling.max_cold_start_seconds
     if observed.too_cold and observed.cold_s is not None and limit is not None:
         return activation.warm_reason(observed.cold_s, limit)
+    if observed.weighed is not None and observed.weighed.costs_more and observed.cold_s:
+        return activation.zero_reason(observed.weighed, observed.cold_s)
     return activation.demand_reason(observed.waiting) if observed.waiting else ""
 
 

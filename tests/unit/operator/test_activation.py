@@ -21,6 +21,8 @@ from lepton_operator.activation import (
     routes_to_activator,
     too_cold,
     warm_reason,
+    weigh_zero,
+    zero_reason,
 )
 from lepton_operator.api.spec import Scaling, parse_spec
 from lepton_operator.api.status import LeptonModelStatus, read_status, status_wire
@@ -156,6 +158,57 @@ def test_a_cold_start_longer_than_a_request_may_wait_keeps_one_warm_replica() ->
     assert floor_replicas(0, True, None, 0.0, too_cold=True) == 1
     assert floor_replicas(0, False, None, 0.0, too_cold=True) == 0  # not a zero model
     assert "maxColdStartSeconds 10 s" in warm_reason(12.0, 10)
+
+
+def _load(pattern: list[tuple[float, float]], interval: float = 15.0) -> list[list[float]]:
+    """[time, req/s] samples every ``interval`` s: (seconds, rate) runs in order."""
+    samples, t = [], 0.0
+    for seconds, rate in pattern:
+        for _ in range(int(seconds // interval)):
+            t += interval
+            samples.append([t, rate])
+    return samples
+
+
+def test_zero_is_weighed_against_a_warm_replica_over_the_remembered_load() -> None:
+    # Two bursts of 10 req/s for 5 min, 20 min apart; idle window 5 min, cold start 60 s.
+    bursts = _load([(300, 10.0), (1200, 0.0), (300, 10.0), (1200, 0.0), (300, 10.0)])
+    weighed = weigh_zero(bursts, idle_window_s=300, cold_s=60)
+    assert weighed.wakes == 2  # the first burst found the replica of the memory's start
+    # Each wake: 60 s of 10 req/s wait, of 3 x 300 s x 10 req/s in all.
+    assert weighed.cold_share == pytest.approx(2 * 600 / 9000)
+    assert weighed.saved_s == pytest.approx(2 * (1200 - 300 - 60))
+    assert not weighed.costs_more
+
+    # Gaps of 6 min: zero for 1 min, then a 60 s cold start paid for: nothing saved.
+    short = _load([(300, 10.0), (360, 0.0), (300, 10.0), (360, 0.0), (300, 10.0)])
+    weighed = weigh_zero(short, idle_window_s=300, cold_s=60)
+    assert weighed.wakes == 2 and weighed.costs_more
+    assert floor_replicas(0, True, None, 0.0, too_cold=weighed.costs_more) == 1
+    assert "2 idle gaps" in zero_reason(weighed, 60)
+    # One short gap is an event, not yet a pattern: zero stays allowed.
+    once = weigh_zero(_load([(300, 10.0), (360, 0.0), (300, 10.0)]), 300, 60)
+    assert once.wakes == 1 and once.saved_s <= 0 and not once.costs_more
+
+
+def test_steady_or_missing_load_never_counts_as_a_wake() -> None:
+    steady = weigh_zero(_load([(3600, 2.0)]), idle_window_s=300, cold_s=60)
+    assert (steady.wakes, steady.cold_share, steady.costs_more) == (0, 0.0, False)
+    assert weigh_zero([], 300, 60).wakes == 0
+    idle = weigh_zero(_load([(3600, 0.0)]), 300, 60)
+    assert (idle.wakes, idle.costs_more) == (0, False)  # nothing to weigh: zero it is
+    # Samples missing while at zero (no Triton to scrape) are quiet, not load.
+    sparse = [[0.0, 5.0], [15.0, 5.0], [30.0, 5.0], [1830.0, 5.0], [1845.0, 5.0]]
+    weighed = weigh_zero(sparse, idle_window_s=300, cold_s=60)
+    assert weighed.wakes == 1 and weighed.saved_s == pytest.approx(1800 - 15 - 300 - 60)
+
+
+def test_status_shows_what_zero_costs_the_slo() -> None:
+    weighed = weigh_zero(
+        _load([(300, 10.0), (1200, 0.0), (300, 10.0)]), idle_window_s=300, cold_s=60
+    )
+    status = activation_status(False, None, {}, weighed)
+    assert status.wakes == 1 and status.cold_share == pytest.approx(600 / 6000)
 
 
 def test_the_spec_takes_a_cold_start_limit_only_within_bounds() -> None:

@@ -1623,3 +1623,37 @@ def test_the_first_finished_build_serves_while_another_pool_waits_for_a_node(spe
     status = reconciler.reconcile(_body(spec, status)).wire()
     assert _condition(status, "Built")["reason"] == "BuildSucceeded"
     assert {r["pool"] for r in status["variants"]} == {"cpu-standard", "gpu-l4"}
+
+
+def _bursts(spec, config, quiet_s: int) -> dict[str, Any]:
+    """A scale-to-zero model on a CPU pool with a 60 s cold start, given three
+    one-minute loads ``quiet_s`` apart, then left idle; returns the status."""
+    spec["scaling"] = {"minReplicas": 0, "scaleToZero": True, "scaleDownStabilizationSeconds": 30}
+    cpu = config.pools[0].model_dump(by_alias=True, exclude_none=True)
+    spec["pools"] = [{**cpu, "provisioningSeconds": 60}]
+    live = FakeLive(_sample(p95=9.0, rate=2.0))
+    cpu_only = {"cpu-standard": REPORTS["cpu-standard"]}
+    _, reconciler, clock, status = _ready(spec, config, live, cpu_only)
+    for _ in range(3):
+        live.answers = [_sample(p95=9.0, rate=2.0)]
+        status = _passes(reconciler, spec, clock, status, 60)
+        live.answers = [_sample(p95=None, rate=0.0)]
+        status = _passes(reconciler, spec, clock, status, quiet_s)
+    return status
+
+
+def test_idle_gaps_too_short_to_repay_a_cold_start_keep_one_warm_replica(spec, config):
+    """Zero for 45 s between loads, then a 60 s cold start paid for: zero would cost
+    more than a warm replica and make requests wait, so one stays, and the reason and
+    status.activation say why."""
+    status = _bursts(spec, config, quiet_s=75)
+    decision = status["decision"]
+    assert decision["replicas"] == 1, decision["reason"]
+    assert "too short to repay a cold start" in decision["reason"]
+    assert status["activation"]["wakes"] >= 2 and status["activation"]["coldShare"] > 0.5
+
+
+def test_idle_gaps_long_enough_to_repay_the_cold_start_go_to_zero(spec, config):
+    status = _bursts(spec, config, quiet_s=600)
+    assert status["decision"]["replicas"] == 0, status["decision"]["reason"]
+    assert status["activation"]["wakes"] == 2
