@@ -252,19 +252,21 @@ def _judged_row(
             name: str = name,
             built: Built = built,
         ) -> str:
-            return tritonrepo.config_pbtxt(
-                name,
-                ctx.request.model.inputs,
-                ctx.request.model.outputs,
-                ctx.request.device,
-                built.runtime,
-                built.artifact,
-                list(serving.preferred_batch_sizes),
-                serving.max_batch_size,
-                ctx.settings.threads,
-                serving.instances,
-                serving.max_queue_delay_us,
-                backend,
+            return tritonrepo.render(
+                tritonrepo.model_config(
+                    name,
+                    ctx.request.model.inputs,
+                    ctx.request.model.outputs,
+                    ctx.request.device,
+                    built.runtime,
+                    built.artifact,
+                    list(serving.preferred_batch_sizes),
+                    serving.max_batch_size,
+                    ctx.settings.threads,
+                    serving.instances,
+                    serving.max_queue_delay_us,
+                    backend,
+                )
             )
 
         config = config_for(default)

@@ -258,39 +258,6 @@ def parse(text: str) -> Any:
     return text_format.Parse(text, triton_config.ModelConfig())
 
 
-def config_pbtxt(
-    name: str,
-    inputs: list[Tensor],
-    outputs: list[Tensor],
-    device: str,
-    runtime: str,
-    artifact: str,
-    preferred_batch_sizes: list[int],
-    max_batch_size: int,
-    threads: int = 0,
-    instances: int = 1,
-    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US,
-    backend: str = PYTHON_BACKEND,
-) -> str:
-    """The text of ``model_config``'s config, as written to ``config.pbtxt``."""
-    return render(
-        model_config(
-            name,
-            inputs,
-            outputs,
-            device,
-            runtime,
-            artifact,
-            preferred_batch_sizes,
-            max_batch_size,
-            threads,
-            instances,
-            max_queue_delay_us,
-            backend,
-        )
-    )
-
-
 CACHED_CONFIG = "cached"  # --model-config-name the operator passes with the cache on
 
 

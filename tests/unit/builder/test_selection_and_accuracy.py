@@ -11,7 +11,7 @@ from lepton_builder.build import _preferred, summary_table
 from lepton_builder.profiling import Budget, profile
 from lepton_builder.request import BuildRequest, Tensor
 from lepton_builder.selection import choose_variants
-from lepton_builder.tritonrepo import config_pbtxt, parse
+from lepton_builder.tritonrepo import model_config, parse, render
 
 
 def _built(choices):
@@ -85,15 +85,17 @@ def test_profile_uses_the_budget_and_reports_percentiles():
 
 def test_config_pbtxt_names_the_device_kind_and_batching():
     tensors = [Tensor(name="x", dtype="fp32", shape=[-1, 4])]
-    text = config_pbtxt(
-        "m",
-        tensors,
-        [Tensor(name="y", dtype="fp16", shape=[2])],
-        "cuda",
-        "onnxruntime",
-        "model.onnx",
-        [8, 1, 8],
-        32,
+    text = render(
+        model_config(
+            "m",
+            tensors,
+            [Tensor(name="y", dtype="fp16", shape=[2])],
+            "cuda",
+            "onnxruntime",
+            "model.onnx",
+            [8, 1, 8],
+            32,
+        )
     )
     assert "kind: KIND_GPU" in text and "max_batch_size: 32" in text
     config = parse(text)
@@ -102,8 +104,8 @@ def test_config_pbtxt_names_the_device_kind_and_batching():
     assert (x.name, x.data_type, list(x.dims)) == ("x", TYPE_FP32, [-1, 4])
     (y,) = config.output
     assert (y.name, y.data_type, list(y.dims)) == ("y", TYPE_FP32, [2])  # served as fp32
-    assert "KIND_CPU" in config_pbtxt(
-        "m", tensors, tensors, "cpu", "torchscript", "model.pt", [1], 1
+    assert "KIND_CPU" in render(
+        model_config("m", tensors, tensors, "cpu", "torchscript", "model.pt", [1], 1)
     )
 
 

@@ -19,7 +19,6 @@ from lepton_builder.request import BuildRequest, Tensor
 from lepton_builder.tritonrepo import (
     PYTHON_BACKEND,
     choose_backend,
-    config_pbtxt,
     model_config,
     parse,
     render,
@@ -74,8 +73,10 @@ def test_the_written_config_parses_back_to_the_same_protobuf(
     runtime: str, artifact: str, backend: str
 ) -> None:
     config = _config(runtime, artifact, backend)
-    text = config_pbtxt(
-        "minilm", INPUTS, OUTPUTS, "cpu", runtime, artifact, [8, 1, 8], 32, 2, 3, 1500, backend
+    text = render(
+        model_config(
+            "minilm", INPUTS, OUTPUTS, "cpu", runtime, artifact, [8, 1, 8], 32, 2, 3, 1500, backend
+        )
     )
     assert parse(text) == config
     # Triton's own reader (protobuf text format) takes it too, strictly.
@@ -167,8 +168,10 @@ def test_a_config_triton_would_refuse_is_refused_here() -> None:
 def test_a_native_model_folder_keeps_model_py_for_python_only_servers(tmp_path: Path) -> None:
     artifact = tmp_path / "fp32.onnx"
     artifact.write_bytes(b"onnx")
-    config = config_pbtxt(
-        "m", INPUTS, OUTPUTS, "cpu", "onnxruntime", "model.onnx", [1], 8, backend="onnxruntime"
+    config = render(
+        model_config(
+            "m", INPUTS, OUTPUTS, "cpu", "onnxruntime", "model.onnx", [1], 8, backend="onnxruntime"
+        )
     )
     sample = [np.zeros((1, 4), np.int64), np.ones((1, 4), np.int64)]
     answer = [np.zeros((1, 4, 384), np.float32)]
@@ -274,11 +277,11 @@ def test_the_search_measures_on_python_where_its_server_lacks_the_native_backend
 
     def config_for(serving: ServingConfig, backend: str) -> str:
         written.append((serving, backend))
-        return config_pbtxt(
+        return render(model_config(
             "m", INPUTS, OUTPUTS, "cpu", "onnxruntime", "model.onnx",
             list(serving.preferred_batch_sizes), serving.max_batch_size, 0, serving.instances,
             serving.max_queue_delay_us, backend,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def run_search(repository: Path, name: str, first: ServingConfig, write: Any, *_: Any) -> Any:
         level = Level(1, 10.0, 1.0, 2.0, 3.0, 30)
@@ -312,8 +315,10 @@ def test_the_search_measures_the_native_backend_where_its_server_has_it(
 
     def config_for(serving: ServingConfig, backend: str) -> str:
         written.append(backend)
-        return config_pbtxt(
-            "m", INPUTS, OUTPUTS, "cpu", "onnxruntime", "model.onnx", [1], 8, backend=backend
+        return render(
+            model_config(
+                "m", INPUTS, OUTPUTS, "cpu", "onnxruntime", "model.onnx", [1], 8, backend=backend
+            )
         )
 
     def run_search(repository: Path, name: str, first: ServingConfig, write: Any, *_: Any) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lepton_builder.request import Tensor
-from lepton_builder.tritonrepo import config_pbtxt, parse
+from lepton_builder.tritonrepo import model_config, parse, render
 from lepton_builder.tuning import Level, ServingConfig, capacity_at, search
 
 DEFAULT = ServingConfig(
@@ -71,7 +71,9 @@ def test_the_search_stops_at_its_trial_budget():
 
 def test_the_written_config_says_what_was_chosen():
     tensor = [Tensor(name="x", dtype="fp32", shape=[4])]
-    text = config_pbtxt("m", tensor, tensor, "cpu", "onnxruntime", "model.onnx", [], 8, 0, 2, 0)
+    text = render(
+        model_config("m", tensor, tensor, "cpu", "onnxruntime", "model.onnx", [], 8, 0, 2, 0)
+    )
     config = parse(text)
     (group,) = config.instance_group
     assert group.count == 2 and group.kind == group.KIND_CPU
