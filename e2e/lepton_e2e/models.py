@@ -73,7 +73,8 @@ def train_digits(folder: Path) -> Digits:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch 2.15 deprecates TorchScript
         torch.jit.save(torch.jit.script(model), str(folder / "digits.pt"))
-    np.savez(folder / "digits-calibration.npz", pixels=x_test[:64])
+    # The labels travel too: label-accuracy judges the task itself (accuracy.labels).
+    np.savez(folder / "digits-calibration.npz", pixels=x_test[:64], labels=y_test[:64])
     return Digits(float((predictions == y_test).mean()), x_test, y_test)
 
 

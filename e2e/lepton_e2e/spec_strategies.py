@@ -273,11 +273,26 @@ def _repair_tolerance(spec: dict[str, Any]) -> None:
         accuracy["tolerance"] = 1
 
 
+def _repair_labels(spec: dict[str, Any]) -> None:
+    optimization = spec.get("optimization") or {}
+    metric = (optimization.get("accuracy") or {}).get("metric")
+    if metric == "label-accuracy" and "calibrationUri" not in optimization:
+        optimization["calibrationUri"] = "pvc://models/calibration.npz"
+
+
+def _violate_labels(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
+    optimization = spec.setdefault("optimization", {})
+    optimization.setdefault("accuracy", {})["metric"] = "label-accuracy"
+    _repair_tolerance(spec)
+    optimization.pop("calibrationUri", None)
+    return ("optimization", "calibrationUri")
+
+
 def _violate_tolerance(draw: st.DrawFn, spec: dict[str, Any]) -> Path | None:
     accuracy = spec.setdefault("optimization", {}).setdefault("accuracy", {})
     if draw(st.booleans()):
         accuracy["metric"] = draw(st.sampled_from(["cosine", "top1-agreement"]))
-    elif accuracy.get("metric") == "max-abs-error":
+    elif accuracy.get("metric") in ("max-abs-error", "label-accuracy"):
         del accuracy["metric"]
     accuracy["tolerance"] = draw(
         st.one_of(
@@ -593,8 +608,12 @@ CEL_RULES: dict[str, CelRule] = {
     "an hf:// model must have format safetensors": CelRule(
         ("model",), ".format", _repair_hf, _violate_hf
     ),
-    "tolerance of cosine or top1-agreement is a fraction in (0, 1]": CelRule(
+    "tolerance of cosine, top1-agreement or label-accuracy is a fraction in (0, 1]": CelRule(
         ("optimization", "accuracy"), ".tolerance", _repair_tolerance, _violate_tolerance
+    ),
+    "accuracy metric label-accuracy judges by the labels in the calibration data: "
+    "set calibrationUri": CelRule(
+        ("optimization",), ".calibrationUri", _repair_labels, _violate_labels
     ),
     "minReplicas must not exceed maxReplicas": CelRule(
         ("scaling",), ".minReplicas", _repair_min_max, _violate_min_max

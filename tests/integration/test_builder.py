@@ -223,6 +223,37 @@ def test_a_half_precision_variant_takes_the_fp32_clients_send(digits_build, digi
     assert float((answer.argmax(1) == y_test[:16]).mean()) > 0.8
 
 
+def test_digits_judged_by_its_labels_keeps_the_tasks_accuracy(digits, tmp_path, capsys):
+    """label-accuracy on the calibration data's own labels: each variant's share of
+    right answers against fp32's, the held-out quarter for the calibrated int8; a
+    labels array that is not there fails the build with its name."""
+    variants = ["fp32", "onnx", "onnx-int8-static"]
+    report = _build(
+        digits,
+        tmp_path,
+        "digits",
+        models.DIGITS_INPUTS,
+        models.DIGITS_OUTPUTS,
+        "torchscript",
+        "label-accuracy",
+        0.97,
+        [1],
+        variants=variants,
+    )
+    rows = _rows(report)
+    assert report["guard"]["metric"] == "label-accuracy"
+    for name in variants:
+        assert rows[name]["status"] == "accepted", rows[name]
+        assert rows[name]["accuracy"] > 0.9, rows[name]  # the task's accuracy, not agreement
+    assert rows["onnx-int8-static"]["judgedSamples"] == 16  # the quarter it never saw
+
+    request = json.loads(_digits_request(digits, tmp_path / "missing", digits.uri, "torchscript"))
+    request["optimization"]["accuracy"] = {"metric": "label-accuracy", "labels": "classes"}
+    argv = ["--request", json.dumps(request), "--sources-root", str(digits.sources_root)]
+    assert main(argv) == 1
+    assert "lacks the labels array 'classes'" in capsys.readouterr().err
+
+
 def test_minilm_guard_rejects_lossy_int8_and_keeps_the_exact_variants(minilm, tmp_path):
     report = _build(
         minilm,

@@ -138,6 +138,7 @@ class AccuracyMetric(StrEnum):
     COSINE = "cosine"
     TOP1_AGREEMENT = "top1-agreement"
     MAX_ABS_ERROR = "max-abs-error"
+    LABEL_ACCURACY = "label-accuracy"
 
 
 DIMENSION = Check(
@@ -248,7 +249,7 @@ class AccuracyGuard(UserSpec):
     rules = (
         Rule(
             "self.metric == 'max-abs-error' || self.tolerance <= 1.0",
-            "tolerance of cosine or top1-agreement is a fraction in (0, 1]",
+            "tolerance of cosine, top1-agreement or label-accuracy is a fraction in (0, 1]",
             ".tolerance",
             lambda a: a.metric == AccuracyMetric.MAX_ABS_ERROR or a.tolerance <= 1.0,
         ),
@@ -260,13 +261,16 @@ class AccuracyGuard(UserSpec):
         strict=False,
         description="cosine: per-sample cosine similarity of outputs; top1-agreement: "
         "per-sample share of equal argmax (per position for per-token outputs); "
-        "max-abs-error: per-sample largest absolute difference.",
+        "max-abs-error: per-sample largest absolute difference; label-accuracy: per-sample "
+        "share of argmax equal to the label in the calibration data (the task's own "
+        "accuracy), bound relative to the fp32 baseline's on the same labels.",
     )
     tolerance: float = Field(
         default=0.99,
         gt=0,
         description="The bound for the metric's mean over the judged samples: a minimum "
-        "for cosine and top1-agreement, a maximum for max-abs-error.",
+        "for cosine and top1-agreement, a maximum for max-abs-error; for label-accuracy a "
+        "fraction of the fp32 baseline's accuracy (0.99: at most 1% relative loss).",
     )
     tail_tolerance: float | None = Field(
         default=None,
@@ -290,10 +294,33 @@ class AccuracyGuard(UserSpec):
         description="How clients use token-state outputs (pooling, normalization); "
         "unset: every token's state as served.",
     )
+    labels: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$",
+        description="With label-accuracy: the array of the calibration .npz that holds "
+        "each sample's expected class (one per sample, or one per position for per-token "
+        "outputs, negative where a position has none); unset: labels.",
+    )
 
 
 class Optimization(UserSpec):
     """Which variants to build and how to judge them."""
+
+    rules = (
+        Rule(
+            "!has(self.accuracy) || !has(self.accuracy.metric) || "
+            "self.accuracy.metric != 'label-accuracy' || has(self.calibrationUri)",
+            "accuracy metric label-accuracy judges by the labels in the calibration data: "
+            "set calibrationUri",
+            ".calibrationUri",
+            lambda o: (
+                o.accuracy.metric != AccuracyMetric.LABEL_ACCURACY or o.calibration_uri is not None
+            ),
+        ),
+    )
+    model_config = ConfigDict(json_schema_extra=CEL(*rules))
 
     variants: Annotated[list[Annotated[Variant, Strict(False)]], ListType("set")] | None = Field(
         default=None,

@@ -43,6 +43,8 @@ def build_hash(
         optimization.pop("trainingSeconds", None)
     if not optimization.get("servingSearch"):
         optimization.pop("servingSearch", None)  # off: as before the field existed
+    if (optimization.get("accuracy") or {}).get("labels") is None:
+        optimization.get("accuracy", {}).pop("labels", None)  # likewise
     return stable_hash(
         spec.model.model_dump(mode="json", by_alias=True),
         optimization,

@@ -12,7 +12,7 @@ verdict here states its count and refuses to judge below the spec's minimum.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -157,6 +157,75 @@ def scores(
     return abs_errors(a, b) if metric == "max-abs-error" else cosines(a, b)
 
 
+def label_scores(
+    outputs: Outputs, labels: npt.NDArray[np.integer[Any]], mask: Mask = None
+) -> npt.NDArray[np.float64]:
+    """Per sample, the share of labelled positions whose argmax over the first output's
+    last axis is the label: one position for logits, every unmasked token with a label
+    (>= 0) for per-token outputs; NaN for a sample with no labelled position."""
+    predicted = np.argmax(np.asarray(outputs[0]), axis=-1).reshape(len(labels), -1)
+    expected = np.asarray(labels).reshape(len(labels), -1)
+    if predicted.shape != expected.shape:
+        raise ValueError(
+            f"labels of shape {list(np.shape(labels))} do not match the first output's "
+            f"predictions {list(predicted.shape)} (one label per sample or per position)"
+        )
+    weight = (expected >= 0).astype(np.float64)
+    if mask is not None and np.shape(mask) == expected.shape:
+        weight *= np.asarray(mask, dtype=np.float64)
+    counted = weight.sum(axis=1)
+    right = ((predicted == expected) * weight).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result: npt.NDArray[np.float64] = np.where(counted > 0, right / counted, np.nan)
+    return result
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    mean: float
+    tail: float | None
+    mean_from: str  # how each bound was set, for the reason
+    tail_from: str
+
+
+def _bounded(
+    metric: str,
+    tolerance: float,
+    tail_tolerance: float | None,
+    baseline: Outputs,
+    candidate: Outputs,
+    mask: Mask,
+    usage: Usage,
+    labels: npt.NDArray[np.integer[Any]] | None,
+) -> tuple[npt.NDArray[np.float64], _Bounds]:
+    """The candidate's per-sample scores and the bounds they must meet: the tolerances
+    themselves, or for label-accuracy the tolerances times the fp32 baseline's own
+    accuracy on the same labels (0.99: at most 1% relative loss, the criterion Intel
+    Neural Compressor's accuracy-aware tuning reads)."""
+    if metric != "label-accuracy":
+        values = scores(metric, baseline, candidate, mask, usage)
+        return values, _Bounds(
+            tolerance, tail_tolerance, f"the guard {tolerance:g}", f"the guard {tail_tolerance}"
+        )
+    if labels is None:
+        raise ValueError("label-accuracy needs labels in the calibration data")
+    values = label_scores(candidate, labels, mask)
+    reference = label_scores(baseline, labels, mask)
+    kept = np.isfinite(reference)  # samples with no labelled position are not judged
+    values, reference = values[kept], reference[kept]
+    if not len(reference):
+        return values, _Bounds(tolerance, tail_tolerance, "", "")
+    base_mean = float(np.mean(reference))
+    base_tail = float(np.percentile(reference, TAIL_PERCENT))
+    tail = None if tail_tolerance is None else tail_tolerance * base_tail
+    return values, _Bounds(
+        tolerance * base_mean,
+        tail,
+        f"{tolerance:g} x fp32's {base_mean:.4f}",
+        f"{tail_tolerance} x fp32's {base_tail:.4f}",
+    )
+
+
 def judge(
     metric: str,
     tolerance: float,
@@ -167,10 +236,13 @@ def judge(
     usage: Usage = Usage(),
     tail_tolerance: float | None = None,
     min_samples: int = 1,
+    labels: npt.NDArray[np.integer[Any]] | None = None,
 ) -> Verdict:
     """Accepted when the mean (and the tail, where bound) is within the tolerance and at
     least ``min_samples`` samples were judged; the reason names the first failed bound."""
-    values = scores(metric, baseline, candidate, mask, usage)
+    values, bounds = _bounded(
+        metric, tolerance, tail_tolerance, baseline, candidate, mask, usage, labels
+    )
     count = len(values)
     if count < min_samples:
         return Verdict(
@@ -188,12 +260,12 @@ def judge(
     tail_name = f"p{100 - TAIL_PERCENT:g}" if errors else f"p{TAIL_PERCENT:g}"
     reason = ""
     if errors:
-        if mean > tolerance:
+        if mean > bounds.mean:
             reason = f"{metric} mean {mean:.4f} above the limit {tolerance:g}"
-        elif tail_tolerance is not None and tail > tail_tolerance:
-            reason = f"{metric} {tail_name} {tail:.4f} above the limit {tail_tolerance:g}"
-    elif mean < tolerance:
-        reason = f"{metric} mean {mean:.4f} below the guard {tolerance:g}"
-    elif tail_tolerance is not None and tail < tail_tolerance:
-        reason = f"{metric} {tail_name} {tail:.4f} below the guard {tail_tolerance:g}"
+        elif bounds.tail is not None and tail > bounds.tail:
+            reason = f"{metric} {tail_name} {tail:.4f} above the limit {bounds.tail:g}"
+    elif mean < bounds.mean:
+        reason = f"{metric} mean {mean:.4f} below {bounds.mean_from}"
+    elif bounds.tail is not None and tail < bounds.tail:
+        reason = f"{metric} {tail_name} {tail:.4f} below {bounds.tail_from}"
     return Verdict(round(mean, 6), not reason, reason, round(tail, 6), count)

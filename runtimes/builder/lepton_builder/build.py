@@ -75,11 +75,16 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     log.info("loading %s model from %s", source.format, source.uri)
     cache = Path(request.source_cache) if request.source_cache else None
     model = load_model(source, settings.sources_root, cache=cache)
+    labels = None
     if request.optimization.calibration_uri:
         path, _ = local_source(
             request.optimization.calibration_uri, sources_root=settings.sources_root, cache=cache
         )
         inputs = calibration.load(path, source.inputs)
+        if request.optimization.accuracy.metric == "label-accuracy":
+            labels = calibration.load_labels(
+                path, request.optimization.accuracy.labels, len(inputs[0])
+            )
     else:
         inputs = calibration.generate(
             source.inputs,
@@ -119,7 +124,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     batch_sizes = sorted(set(request.optimization.batch_sizes))
     mask = None if mask_index is None else inputs[mask_index]
     context = _Context(request, settings, repository, batch_sizes, input_names, output_names)
-    baseline: Arrays | None = None
+    baseline: _Reference | None = None
     rows: list[dict[str, Any]] = []
     for index, choice in enumerate(choices, start=1):
         prefix = f"[{index}/{len(choices)}] {choice.variant}"
@@ -143,8 +148,8 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             )
             continue
         if choice.variant == "fp32":
-            baseline = outputs
-            factory.guard = functools.partial(_held_out_guard, request, outputs, mask)
+            baseline = _Reference(outputs, mask, labels)
+            factory.guard = functools.partial(_held_out_guard, request, baseline)
         if baseline is None:
             rows.append(
                 {
@@ -155,9 +160,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             )
             continue
         try:
-            row = _judged_row(
-                prefix, choice.variant, built, outputs, baseline, inputs, mask, context
-            )
+            row = _judged_row(prefix, choice.variant, built, outputs, baseline, inputs, context)
         except Exception as error:  # any one variant's failure is its row, never the Job's
             log.warning("%s: failed: %s", prefix, error)
             row = {
@@ -206,14 +209,13 @@ def _judged_row(
     variant: str,
     built: Built,
     outputs: Arrays,
-    baseline: Arrays,
+    baseline: _Reference,
     inputs: Arrays,
-    mask: Any,
     ctx: _Context,
 ) -> dict[str, Any]:
     """A built variant's row: guarded, profiled and, when accepted, written to the
     repository; raises on any failure (the caller makes that the variant's row)."""
-    verdict = _guard(ctx.request, baseline, outputs, mask, built.held_out)
+    verdict = _guard(ctx.request, baseline, outputs, built.held_out)
     row = _profiled_row(prefix, built, inputs, ctx.batch_sizes, ctx.settings, ctx.request.device)
     row.update(
         accuracy=verdict.value,
@@ -282,7 +284,7 @@ def _judged_row(
             built.artifact,
             sample,
             answer,
-            [o[:1] for o in baseline],
+            [o[:1] for o in baseline.outputs],
             ctx.request.model.inputs,
             ctx.request.model.outputs,
         )
@@ -376,26 +378,38 @@ def _serving_search(
     }
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """What every variant is judged against: the fp32 baseline's outputs on the
+    calibration samples, their attention mask, and their labels (label-accuracy)."""
+
+    outputs: Arrays
+    mask: Any = None
+    labels: Any = None
+
+    def subset(self, index: Any) -> _Reference:
+        def take(array: Any) -> Any:
+            return None if array is None else array[index]
+
+        return _Reference([o[index] for o in self.outputs], take(self.mask), take(self.labels))
+
+
 def _guard(
-    request: BuildRequest,
-    baseline: Arrays,
-    outputs: Arrays,
-    mask: Any,
-    held_out: Any | None,
+    request: BuildRequest, baseline: _Reference, outputs: Arrays, held_out: Any | None
 ) -> Verdict:
     """The accuracy verdict on what clients consume; a variant that learned from the
     calibration inputs is judged only on the samples it never saw."""
     if held_out is not None:
-        baseline = [b[held_out] for b in baseline]
+        baseline = baseline.subset(held_out)
         outputs = [o[held_out] for o in outputs]
-        mask = None if mask is None else mask[held_out]
     accuracy = request.optimization.accuracy
     return judge(
         accuracy.metric,
         accuracy.tolerance,
-        baseline,
+        baseline.outputs,
         outputs,
-        mask=mask,
+        mask=baseline.mask,
+        labels=baseline.labels,
         usage=_usage(request),
         tail_tolerance=accuracy.tail_tolerance,
         min_samples=accuracy.min_samples,
@@ -403,12 +417,11 @@ def _guard(
 
 
 def _held_out_guard(
-    request: BuildRequest, baseline: Arrays, mask: Any, outputs: Arrays, held_out: Any
+    request: BuildRequest, baseline: _Reference, outputs: Arrays, held_out: Any
 ) -> Verdict:
     """The guard for outputs computed on the ``held_out`` samples only (static int8's
-    fallback tries): the baseline and mask are sliced to match."""
-    masked = None if mask is None else mask[held_out]
-    return _guard(request, [b[held_out] for b in baseline], outputs, masked, None)
+    fallback tries): the baseline, mask and labels are sliced to match."""
+    return _guard(request, baseline.subset(held_out), outputs, None)
 
 
 def _usage(request: BuildRequest) -> Usage:

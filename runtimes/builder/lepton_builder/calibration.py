@@ -147,6 +147,30 @@ def load(path: Path, inputs: list[Tensor]) -> list[npt.NDArray[Any]]:
     return arrays
 
 
+def load_labels(path: Path, name: str, samples: int) -> npt.NDArray[np.int64]:
+    """The expected classes of the calibration samples (``label-accuracy``): one per
+    sample, or one per position for per-token outputs (negative: no label there, as
+    Hugging Face's -100), as integers; ``LoadError`` naming what is wrong."""
+    try:
+        with path.open("rb") as file, np.load(file, allow_pickle=False) as data:
+            if name not in data:
+                raise LoadError(
+                    f"calibration data lacks the labels array '{name}' that "
+                    "label-accuracy judges by (accuracy.labels names it)"
+                )
+            labels = np.asarray(data[name])
+    except LoadError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise LoadError(f"calibration data {path.name} cannot be read: {error}") from error
+    if labels.ndim == 0 or len(labels) != samples or not np.issubdtype(labels.dtype, np.integer):
+        raise LoadError(
+            f"calibration labels '{name}': integer classes, one row per sample ({samples}); "
+            f"found {labels.dtype} of shape {list(labels.shape)}"
+        )
+    return labels.astype(np.int64)
+
+
 def batch(arrays: list[npt.NDArray[Any]], size: int) -> list[npt.NDArray[Any]]:
     """The first ``size`` samples, repeated when there are fewer."""
     count = len(arrays[0])

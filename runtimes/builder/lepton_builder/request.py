@@ -40,11 +40,12 @@ class OutputUsage(_Request):
 
 
 class Accuracy(_Request):
-    metric: Literal["cosine", "top1-agreement", "max-abs-error"] = "cosine"
+    metric: Literal["cosine", "top1-agreement", "max-abs-error", "label-accuracy"] = "cosine"
     tolerance: float = 0.99  # bound on the mean over the judged samples
     tail_tolerance: float | None = Field(default=None, alias="tailTolerance")
     min_samples: int = Field(default=16, alias="minSamples", ge=1)
     output: OutputUsage = Field(default_factory=OutputUsage)
+    labels: str = "labels"  # label-accuracy: the calibration array of expected classes
 
 
 class Optimization(_Request):

@@ -79,3 +79,59 @@ def test_max_abs_error_bounds_the_mean_and_the_p95():
 def test_nan_is_never_accepted():
     verdict = judge("cosine", 0.1, [np.ones((2, 2))], [np.full((2, 2), np.nan)])
     assert not verdict.accepted and "not finite" in verdict.reason
+
+
+def _logits(labels: np.ndarray, wrong: int, seed: int = 0) -> np.ndarray:
+    """Logits for ``labels`` whose argmax is right except on the first ``wrong``."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((len(labels), 10))
+    logits[np.arange(len(labels)), labels] += 10
+    logits[np.arange(wrong), (labels[:wrong] + 1) % 10] += 20
+    return logits
+
+
+def test_label_accuracy_is_bound_relative_to_the_fp32_baselines_own():
+    """The task's accuracy on the user's labels: a variant may lose at most
+    1 - tolerance of what fp32 itself gets right, not of a perfect score."""
+    labels = np.arange(1000) % 10
+    baseline = [_logits(labels, wrong=100)]  # fp32: 0.900 on these labels
+    close = judge("label-accuracy", 0.99, baseline, [_logits(labels, 108, 1)], labels=labels)
+    far = judge("label-accuracy", 0.99, baseline, [_logits(labels, 115, 2)], labels=labels)
+    assert close.accepted and close.value == pytest.approx(0.892)  # >= 0.99 x 0.900
+    assert not far.accepted and far.value == pytest.approx(0.885)
+    assert far.reason == "label-accuracy mean 0.8850 below 0.99 x fp32's 0.9000"
+
+
+def test_label_accuracy_per_token_skips_unlabelled_and_masked_positions():
+    states, mask = _states(batch=20)  # 6 positions, the last two padding
+    labels = np.argmax(states, axis=-1)
+    labels[:, 0] = -100  # no label on the first token (Hugging Face's convention)
+    wrong = states.copy()
+    wrong[:, 4:] = -wrong[:, 4:]  # padding changed: masked, not judged
+    wrong[:, 0] = -wrong[:, 0]  # unlabelled position changed: not judged
+    verdict = judge("label-accuracy", 1.0, [states], [wrong], mask=mask, labels=labels)
+    assert verdict.accepted and verdict.value == 1.0 and verdict.samples == 20
+
+
+def test_label_accuracy_without_labels_or_with_the_wrong_shape_says_so():
+    outputs = [np.eye(10)[:4]]
+    with pytest.raises(ValueError, match="needs labels"):
+        judge("label-accuracy", 0.99, outputs, outputs)
+    with pytest.raises(ValueError, match="do not match"):
+        judge("label-accuracy", 0.99, outputs, outputs, labels=np.zeros((4, 3), dtype=int))
+
+
+def test_labels_are_read_from_the_calibration_data_or_refused_with_the_reason(tmp_path):
+    from lepton_builder.calibration import load_labels
+    from lepton_builder.untrusted import LoadError
+
+    path = tmp_path / "calibration.npz"
+    np.savez(path, pixels=np.zeros((4, 1, 8, 8)), labels=np.array([1, 2, 3, 4]))
+    assert load_labels(path, "labels", 4).tolist() == [1, 2, 3, 4]
+    with pytest.raises(LoadError, match="lacks the labels array 'classes'"):
+        load_labels(path, "classes", 4)
+    with pytest.raises(LoadError, match="one row per sample \\(5\\)"):
+        load_labels(path, "labels", 5)
+    np.savez(path, labels=np.array([0.5, 1.0, 2.0, 3.0]))
+    with pytest.raises(LoadError, match="integer classes"):
+        load_labels(path, "labels", 4)

@@ -54,7 +54,7 @@ def test_a_variant_triton_cannot_serve_is_measured_beside_the_others_and_never_o
 ):
     """torch.compile's kernels live in the build's process: its row keeps its figures
     and accuracy for comparison, is not 'accepted', and writes nothing to serve."""
-    from lepton_builder.build import Settings, _Context, _judged_row
+    from lepton_builder.build import Settings, _Context, _judged_row, _Reference
     from lepton_builder.profiling import Budget
     from lepton_builder.request import BuildRequest
 
@@ -82,7 +82,9 @@ def test_a_variant_triton_cannot_serve_is_measured_beside_the_others_and_never_o
     settings = Settings(budget=Budget(warmup=1, min_iterations=2, seconds=0.0))
     context = _Context(request, settings, tmp_path, [1, 8], ["x"], ["y"])
 
-    row = _judged_row("probe", "torch-compile", built, outputs, outputs, inputs, None, context)
+    row = _judged_row(
+        "probe", "torch-compile", built, outputs, _Reference(outputs), inputs, context
+    )
 
     assert row["status"] == "skipped" and row["reason"] == "profiled for comparison only"
     assert row["accuracy"] == 1.0 and [p["batchSize"] for p in row["profiles"]] == [1, 8]
