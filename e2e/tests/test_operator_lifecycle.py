@@ -85,6 +85,9 @@ def _owned(kube: Kube, namespace: str, name: str) -> dict[str, list[str]]:
     return found
 
 
+_BUILDERS = "lepton.ai/component=builder"
+
+
 def test_fixture_report_model_goes_from_apply_to_ready_on_the_chosen_pool(
     kube: Kube, models: str
 ) -> None:
@@ -134,8 +137,14 @@ def test_fixture_report_model_goes_from_apply_to_ready_on_the_chosen_pool(
         "cpu-standard",
         "gpu-l4",
     ]
-    builder_pods = kube.list("pods", models, "lepton.ai/component=builder")
-    assert {p["status"]["phase"] for p in builder_pods} == {"Succeeded"}
+
+    # A written report is used before its pod exits (the report's ConfigMap starts the
+    # pass), so the model may be Ready while a builder pod is still finishing.
+    def builders_done() -> list[dict[str, Any]] | None:
+        pods = kube.list("pods", models, _BUILDERS)
+        return pods if {p["status"]["phase"] for p in pods} == {"Succeeded"} else None
+
+    builder_pods = wait_for(builders_done, timeout=60, what="builder pods Succeeded")
     gpu_pod = next(p for p in builder_pods if p["metadata"]["labels"]["lepton.ai/pool"] == "gpu-l4")
     assert gpu_pod["spec"]["nodeName"].startswith("gpu-l4-")
 
