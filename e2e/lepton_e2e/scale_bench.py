@@ -625,7 +625,15 @@ def _threads(env: Environment) -> Iterator[threading.Thread]:
     )
 
 
-def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float) -> Bench:
+def run(
+    sizes: list[int],
+    namespaces: int,
+    timeout: float,
+    quiet_seconds: float,
+    out: Path | None = None,
+) -> Bench:
+    """The stages in order; with ``out``, the JSON is written after each, so a later
+    stage stopped by hand leaves the earlier ones' figures."""
     kube = _kube()
     env = Environment(kube=kube, stop=threading.Event(), decisions=Decisions())
     prometheus = prometheus_for(kube)
@@ -660,6 +668,8 @@ def run(sizes: list[int], namespaces: int, timeout: float, quiet_seconds: float)
                 for total in sizes:
                     bench.stage(created, total, env.decisions)
                     created = total
+                    if out is not None:
+                        write_results(out, bench.results)
             finally:
                 _delete_models(kube, namespaces)
     finally:
@@ -686,6 +696,10 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def write_results(out: Path, results: list[dict[str, Any]]) -> None:
+    out.write_text(json.dumps({"builds": "fixture reports", "stages": results}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000", help="cumulative model counts")
@@ -695,8 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/bench/scale.json"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    bench = run(sizes, args.namespaces, args.timeout, args.quiet_seconds)
-    args.out.write_text(json.dumps({"builds": "fixture reports", "stages": bench.results}))
+    bench = run(sizes, args.namespaces, args.timeout, args.quiet_seconds, args.out)
+    write_results(args.out, bench.results)
     print("builds: fixture reports written by the benchmark (KWOK-run build pods)")
     print(table(bench.results))
     return 0
