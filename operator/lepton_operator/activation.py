@@ -142,9 +142,9 @@ def _requests_within(
 
 def zero_reason(weighed: ZeroWeighed, cold_s: float) -> str:
     return (
-        f"; one warm replica instead of zero: over the remembered load, each of "
-        f"{weighed.wakes} idle gaps was too short to repay a cold start of about "
-        f"{cold_s:.0f} s"
+        f"; one warm replica instead of zero: over the remembered load, {weighed.wakes} "
+        f"idle gaps were together too short to repay a cold start of about "
+        f"{cold_s:.0f} s each"
     )
 
 
