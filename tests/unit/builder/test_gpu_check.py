@@ -94,3 +94,24 @@ def test_the_checks_builds_cover_every_gpu_variant_and_compile_last():
     assert covered >= set(GPU_VARIANTS) - {"pruned-10", "pruned-40"}
     assert all(variants == gpu_check.COMPILED for _, variants in planned[-2:])
     assert gpu_check.GPU_PLAN.batch_sizes == [1, 8, 32, 128]
+
+
+def test_two_parts_cover_the_check_once_and_merge_into_one_document():
+    plan = gpu_check.GPU_PLAN
+    served, compiled = gpu_check.builds(plan, "served"), gpu_check.builds(plan, "compiled")
+    assert served + compiled == gpu_check.builds(plan)
+    assert all(o["variants"] == gpu_check.COMPILED for _, o in compiled)
+
+    fp32 = {"name": "fp32", "status": "accepted", "profiles": [_profile(1, 4.0)]}
+    compiled_row = {"name": "torch-compile", "status": "skipped", "reason": "profiled only"}
+    first: dict[str, Any] = {"models": []}
+    gpu_check.merge(first, "digits", _report([fp32]))
+    second: dict[str, Any] = {"models": [], "failedBuilds": [{"model": "minilm"}]}
+    gpu_check.merge(second, "digits", _report([fp32, compiled_row]))
+    gpu_check.merge(second, "minilm", _report([fp32]))
+
+    merged = gpu_check.merge_documents(first, second)
+    digits, minilm = merged["models"]
+    assert [v["variant"] for v in digits["variants"]] == ["fp32", "torch-compile"]
+    assert digits["buildSeconds"] == [12.0, 12.0] and minilm["model"] == "minilm"
+    assert merged["failedBuilds"] == [{"model": "minilm"}]
