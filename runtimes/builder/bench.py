@@ -88,17 +88,31 @@ def build_request(
     )
 
 
+def speedups(report: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Per variant of a build report, per batch size: fp32's median latency over the
+    variant's, both of the same build on the same device (batch sizes fp32 has)."""
+    fp32 = next((r for r in report["variants"] if r["name"] == "fp32"), {})
+    base = {p["batchSize"]: p["p50Ms"] for p in fp32.get("profiles", [])}
+    return {
+        row["name"]: {
+            p["batchSize"]: base[p["batchSize"]] / p["p50Ms"]
+            for p in row.get("profiles", [])
+            if p["batchSize"] in base
+        }
+        for row in report["variants"]
+    }
+
+
 def rows(report: dict[str, Any], training_seconds: float | None = None) -> list[dict[str, Any]]:
     """The report's variants as the JSON's rows: speedups over fp32 of the same run."""
-    by_name = {r["name"]: r for r in report["variants"]}
-    base = {p["batchSize"]: p["p50Ms"] for p in by_name["fp32"].get("profiles", [])}
+    over_fp32 = speedups(report)
     table = []
     for row in report["variants"]:
         if row["status"] == "skipped" and not row.get("profiles"):
             continue
         if training_seconds is not None and row["name"] == "fp32":
             continue  # the baseline of a training run: already in the main table
-        speed = {p["batchSize"]: base[p["batchSize"]] / p["p50Ms"] for p in row.get("profiles", [])}
+        speed = over_fp32[row["name"]]
         entry: dict[str, Any] = {
             "variant": row["name"],
             "device": report["device"],

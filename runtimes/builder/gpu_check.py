@@ -151,12 +151,13 @@ def merge_documents(first: dict[str, Any], *others: dict[str, Any]) -> dict[str,
 def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's variants as gpu.json's rows: speedups over the fp32 of the same
     build, on the same device."""
-    by_name = {r["name"]: r for r in report["variants"]}
-    base = {p["batchSize"]: p["p50Ms"] for p in by_name.get("fp32", {}).get("profiles", [])}
+    from bench import speedups
+
+    over_fp32 = speedups(report)
     table = []
     for row in report["variants"]:
         profiles = {p["batchSize"]: p for p in row.get("profiles", [])}
-        speed = {b: base[b] / p["p50Ms"] for b, p in profiles.items() if b in base}
+        speed = over_fp32[row["name"]]
         table.append(
             {
                 "variant": row["name"],
