@@ -66,6 +66,11 @@ AHEAD_TRIGGERS = frozenset({"owned", "canary", "demand"})
 # What a pass reads of a model's annotations: the activator's demand signal and its
 # report of the requests it held (``lepton_operator.activation``).
 ACTIVATOR_ANNOTATIONS = (ANNOTATION_DEMAND_AT, ANNOTATION_ACTIVATOR_WAIT)
+LANE_NAMES = {AHEAD: "ahead", NORMAL: "normal"}
+
+
+def _observe_wait(lane: int, seconds: float) -> None:
+    metrics.QUEUE_WAIT_SECONDS.labels(lane=LANE_NAMES[lane]).observe(seconds)
 
 
 def status_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
@@ -182,16 +187,20 @@ class Controller:
         forget: Callable[[str, str], None] | None = None,
         workers: int = WORKERS,
         clock: Any = time.time,
+        owned_gone: Callable[[str, str], None] | None = None,
     ) -> None:
-        """``forget``: what else must drop a deleted model (the cache of applied objects)."""
+        """``forget``: what else must drop a deleted model (the cache of applied
+        objects); ``owned_gone``: what must hear that one of a model's objects was
+        deleted (the memory of the build objects made)."""
         self.reconciler = reconciler
+        self.owned_gone = owned_gone
         self.writer = writer
         self.sampler = sampler
         self.canaries = canaries
         self.forget = forget
         self.workers = workers
         self.clock = clock
-        self.queue: WorkQueue[Key] = WorkQueue()
+        self.queue: WorkQueue[Key] = WorkQueue(on_take=_observe_wait)
         self.store = ModelStore()
         self._generation: dict[Key, int] = {}
         self._trigger: dict[Key, str] = {}
@@ -199,6 +208,9 @@ class Controller:
         self._waiting: dict[Key, float] = {}
         # The activator's annotations last seen on each model (``ACTIVATOR_ANNOTATIONS``).
         self._activator_signal: dict[Key, tuple[str | None, ...]] = {}
+        # What a pass reads of each owned object, as a digest, by model and uid: an
+        # event that changes none of it starts no pass (``owned_event``).
+        self._owned_views: dict[Key, dict[str, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pass")
 
@@ -222,6 +234,7 @@ class Controller:
             self._trigger.pop(key, None)
             self._waiting.pop(key, None)
             self._activator_signal.pop(key, None)
+            self._owned_views.pop(key, None)
             metrics.forget(*key)
             if self.forget is not None:
                 self.forget(*key)
@@ -249,11 +262,35 @@ class Controller:
         resumed = "resume" if observed == generation else "create"
         self.enqueue(key, resumed if first else "update")
 
-    def owned_event(self, namespace: str | None, labels: Mapping[str, str]) -> None:
-        """A Job, pod or Deployment made for a model changed: that model gets a pass."""
+    def owned_event(
+        self,
+        namespace: str | None,
+        labels: Mapping[str, str],
+        uid: str | None = None,
+        view: str | None = None,
+        gone: bool = False,
+    ) -> None:
+        """A Job, pod, Deployment, Service or report made for a model changed: that
+        model gets a pass, unless what a pass reads of the object (``view``, a digest
+        from ``kubecache.event_view``) is what it was at the object's last event (a
+        predicate, as controller-runtime's: a build's pod being scheduled, a Job
+        counting its active pods, a Deployment's rollout bookkeeping start no pass).
+        ``gone``: the object was deleted, which always does."""
         model = labels.get(MODEL_LABEL)
-        if namespace and model:
-            self.enqueue((namespace, model), "owned")
+        if not (namespace and model):
+            return
+        key = (namespace, model)
+        if uid is not None:
+            views = self._owned_views.setdefault(key, {})
+            if gone:
+                views.pop(uid, None)
+                if self.owned_gone is not None:
+                    self.owned_gone(*key)
+            elif view is not None:
+                if views.get(uid) == view:
+                    return
+                views[uid] = view
+        self.enqueue(key, "owned")
 
     def activator_moved(self) -> None:
         """The activator's pods changed (a restart gives new addresses): every model that
@@ -330,15 +367,16 @@ class Controller:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None, None  # deleted, or being deleted, since it was queued
         outcome: Outcome = self.reconciler.reconcile(body)
-        current = dict(body.get("status") or {})
-        changes = status_changes(current, outcome.wire())
-        if changes:
-            written = self.writer.patch_model_status(key[0], key[1], changes)
-            if written is None:
-                return None, None  # deleted during the pass
-            self.store.wrote(key, written)
-        for event in outcome.events:
-            self._tell(body, event, key)
+        with metrics.timed_step("write"):
+            current = dict(body.get("status") or {})
+            changes = status_changes(current, outcome.wire())
+            if changes:
+                written = self.writer.patch_model_status(key[0], key[1], changes)
+                if written is None:
+                    return None, None  # deleted during the pass
+                self.store.wrote(key, written)
+            for event in outcome.events:
+                self._tell(body, event, key)
         metrics.reconciled(*key, trigger)
         metrics.observe(
             *key,

@@ -44,6 +44,7 @@ from lepton_operator.constants import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LA
 from lepton_operator.controller import Controller, slim
 from lepton_operator.kubecache import (
     CachedKube,
+    event_view,
     index_key,
     slim_deployment,
     slim_pod,
@@ -106,12 +107,26 @@ def install(config: OperatorConfig, api_client: client.ApiClient) -> Controller:
         refresh_seconds=interval / 2,
         activator=activator,
     )
-    _controller[:] = [Controller(reconciler, kube, sampler, canaries, forget=kube.forget)]
+    _controller[:] = [
+        Controller(
+            reconciler,
+            kube,
+            sampler,
+            canaries,
+            forget=functools.partial(_forget_model, kube, reconciler),
+            owned_gone=reconciler.forget_build_objects,
+        )
+    ]
     if activator is not None:
         kopf.on.event(*SLICES, labels={"kubernetes.io/service-name": activator.service})(
             on_activator_slice
         )
     return _controller[0]
+
+
+def _forget_model(kube: CachedKube, reconciler: Reconciler, namespace: str, model: str) -> None:
+    kube.forget(namespace, model)
+    reconciler.forget_build_objects(namespace, model)
 
 
 async def on_activator_slice(namespace: str | None, **_: Any) -> None:
@@ -202,8 +217,21 @@ async def on_model(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     controller().model_event(event.get("type"), body)
 
 
-async def on_owned(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    controller().owned_event(namespace, labels)
+async def on_owned(
+    event: kopf.RawEvent,
+    resource: kopf.Resource,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    **_: Any,
+) -> None:
+    controller().owned_event(
+        namespace,
+        labels,
+        uid=body.get("metadata", {}).get("uid"),
+        view=event_view(resource.plural, body),
+        gone=event.get("type") == "DELETED",
+    )
 
 
 for _api_version, _plural in OWNED_KINDS:

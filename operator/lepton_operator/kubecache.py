@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
-from lepton_operator.constants import MODEL_LABEL
+from lepton_operator.constants import COMPONENT_LABEL, MODEL_LABEL
 from lepton_operator.kube import Kube, is_owned_by
 from lepton_operator.resources.names import stable_hash
 
@@ -105,6 +105,56 @@ def slim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def slim_service(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(body)}
+
+
+def _job_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pass reads of a build Job: its conditions, whether a pod is ready, its
+    deadline (``reconcile.builds``); not its active-pod bookkeeping."""
+    status = body.get("status") or {}
+    return {
+        "metadata": _meta(body),
+        "deadline": (body.get("spec") or {}).get("activeDeadlineSeconds"),
+        "conditions": status.get("conditions"),
+        "started": int(status.get("ready") or 0) > 0,
+    }
+
+
+def _build_pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pass reads of a build's pod: only why it cannot be scheduled (a running
+    or finished build is read from its Job and report)."""
+    meta = body.get("metadata") or {}
+    unschedulable = [
+        c
+        for c in (body.get("status") or {}).get("conditions") or []
+        if c.get("type") == "PodScheduled" and c.get("status") == "False"
+    ]
+    return {"deleting": bool(meta.get("deletionTimestamp")), "unschedulable": unschedulable}
+
+
+def _configmap_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A build's report: whether and what the builder wrote."""
+    return {"metadata": _meta(body), "data": stable_hash(body.get("data") or {}, length=16)}
+
+
+def event_view(plural: str, body: Mapping[str, Any]) -> str:
+    """A digest of what a pass reads of an owned object (the slim copies the indices
+    keep, or what the pass reads from the API): an event that leaves it unchanged
+    cannot change the pass's outcome."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    view: Mapping[str, Any]
+    if plural == "pods":
+        view = slim_pod(body) if labels.get(COMPONENT_LABEL) == "triton" else _build_pod_view(body)
+    elif plural == "jobs":
+        view = _job_view(body)
+    elif plural == "deployments":
+        view = slim_deployment(body)
+    elif plural == "services":
+        view = slim_service(body)
+    elif plural == "configmaps":
+        view = _configmap_view(body)
+    else:
+        view = dict(body)
+    return stable_hash(view, length=16)
 
 
 def index_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:

@@ -15,8 +15,10 @@ than a series that appears already at 1.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -35,6 +37,23 @@ QUEUE_DEPTH = Gauge(
     "lepton_workqueue_depth",
     "Models waiting for a pass (due now or at a time they asked for): a depth that "
     "keeps growing means more changes than the workers can follow.",
+)
+# Where a pass's time goes: waiting for a worker, then each step (a report reaching its
+# decision is both).
+_SHORT = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+QUEUE_WAIT_SECONDS = Histogram(
+    "lepton_workqueue_wait_seconds",
+    "From when a model's pass was due to when a worker took it, by lane (ahead: news of "
+    "work under way, such as a build's report or a pod turning Ready; normal: the rest).",
+    ["lane"],
+    buckets=_SHORT,
+)
+PASS_STEP_SECONDS = Histogram(
+    "lepton_pass_step_seconds",
+    "Time of each step of a pass: validate, build, canary, observe, plan, act, then "
+    "write (the status patch and its Events).",
+    ["step"],
+    buckets=_SHORT,
 )
 FLEET_SAMPLES = Counter(
     "lepton_fleet_samples_total",
@@ -91,6 +110,17 @@ BUILD_SECONDS = Histogram(
     ["pool", "phase"],
     buckets=(30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
 )
+
+
+@contextlib.contextmanager
+def timed_step(step: str) -> Iterator[None]:
+    """Observe how long the ``with`` body took as ``step`` of a pass."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        PASS_STEP_SECONDS.labels(step=step).observe(time.perf_counter() - started)
+
 
 PER_MODEL = (
     RECONCILE_ERRORS,

@@ -40,8 +40,12 @@ class WorkQueue(Generic[K]):
         clock: Callable[[], float] = time.monotonic,
         base_backoff_s: float = 0.5,
         max_backoff_s: float = 300.0,
+        on_take: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``on_take(lane, seconds)`` hears how long each key waited past its due time
+        for a worker (the queue's own delay, not the one a key asked for)."""
         self._clock = clock
+        self._on_take = on_take
         self._base = base_backoff_s
         self._cap = max_backoff_s
         self._heaps: tuple[list[tuple[float, int, K]], ...] = ([], [])  # one per lane
@@ -92,6 +96,8 @@ class WorkQueue(Generic[K]):
                 heapq.heappop(heap)
                 del self._due[key]
                 self._processing.add(key)
+                if self._on_take is not None:
+                    self._on_take(lane, -wait)
                 return key, None
         return None, min(waits, default=None)
 

@@ -44,6 +44,7 @@ from lepton_operator.config import OperatorConfig
 from lepton_operator.decide import decide
 from lepton_operator.kube import Kube, Rejected
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
+from lepton_operator.metrics import timed_step
 from lepton_operator.observation import (
     REFRESH_SECONDS,
     ready_replicas,
@@ -116,6 +117,22 @@ class Observed:
     floor: int  # replicas planned at least (demand, too cold, or zero costs more)
 
 
+def _bound(claim: Mapping[str, Any]) -> bool:
+    return (claim.get("status") or {}).get("phase") == "Bound"
+
+
+@dataclass(frozen=True)
+class MadeBuildObjects:
+    """A build's objects as one pass made them: for which model and build, and the
+    build volume's claim as the apiserver last answered (None: no volume); ``first``:
+    the model had no build before, so no stale build is left to delete when it ends."""
+
+    uid: str
+    build: str
+    claim: dict[str, Any] | None
+    first: bool = False
+
+
 @dataclass(frozen=True)
 class Served:
     ready: int
@@ -150,6 +167,9 @@ class Reconciler:
         self.nodes = nodes
         self.storage_classes = storage_classes
         self._finished = FinishedBuilds()
+        # The build objects applied, per model, while its build runs (bounded by the
+        # models there are; dropped when the model goes).
+        self._build_objects: dict[tuple[str, str], MadeBuildObjects] = {}
         # The timestamp of the figures each model last planned with (by uid): a pass
         # between two fleet samples has nothing new, and must not count one twice.
         self._planned_with: dict[str, float] = {}
@@ -185,26 +205,32 @@ class Reconciler:
 
     def _reconcile(self, body: dict[str, Any], state: PassState) -> Outcome:
         state.status.observed_generation = state.generation
-        valid = self._validate(body, state)
+        with timed_step("validate"):
+            valid = self._validate(body, state)
         if isinstance(valid, Outcome):
             return valid
-        built = self._build(body, valid, state)
+        with timed_step("build"):
+            built = self._build(body, valid, state)
         if isinstance(built, Outcome):
             return built
-        failed = self._canary(body, built, state)
+        with timed_step("canary"):
+            failed = self._canary(body, built, state)
         built = dataclasses.replace(
             built, accepted=[r for r in built.accepted if (r.pool, r.variant) not in failed]
         )
-        observed = self._observe(body, valid, built, state)
-        plan = self._plan(body, valid, built, observed, failed, state)
+        with timed_step("observe"):
+            observed = self._observe(body, valid, built, state)
+        with timed_step("plan"):
+            plan = self._plan(body, valid, built, observed, failed, state)
         if isinstance(plan, Outcome):
             return plan
-        return self._act(body, valid, built, observed, plan, state)
+        with timed_step("act"):
+            return self._act(body, valid, built, observed, plan, state)
 
     # ---- validate ------------------------------------------------------------------
     def _validate(self, body: dict[str, Any], state: PassState) -> Validated | Outcome:
         """The spec parsed and servable on its pools; the pools' nodes and the model's
-        source checked (conditions); a pvc:// source's claim present."""
+        source checked (conditions)."""
         try:
             spec = parse_spec(body.get("spec") or {})
         except ValidationError as error:
@@ -224,21 +250,6 @@ class Reconciler:
             state.condition(
                 ConditionType.SOURCE_VERIFIED, verdict.verified, verdict.reason, verdict.message
             )
-        namespace = body["metadata"]["namespace"]
-        missing = [
-            claim
-            for claim in build_objects.source_claims(spec)
-            if self.kube.get("v1", "PersistentVolumeClaim", claim, namespace) is None
-        ]
-        if missing:
-            state.condition(
-                ConditionType.BUILT,
-                False,
-                "SourceClaimMissing",
-                f"PersistentVolumeClaim {', '.join(missing)} named by a pvc:// URI does "
-                f"not exist in {namespace}; the build waits for it",
-            )
-            return state.finish(Phase.PENDING)
         return Validated(spec, pools)
 
     def _check_nodes(self, pools: list[PoolSpec], state: PassState) -> None:
@@ -262,6 +273,7 @@ class Reconciler:
         spec, pools = valid.spec, valid.pools
         images = self.config.images
         build = names.build_hash(spec, pools, images.builder, images.triton_native_backends)
+        first = state.status.build_hash is None  # the model's first build: nothing stale
         if state.status.build_hash != build:
             state.tell(
                 "Normal",
@@ -274,7 +286,11 @@ class Reconciler:
         if finished is not None and finished.build == build:
             read = finished.read(spec, pools)
         else:
-            claim = self._ensure_build_objects(body, spec, pools, build)
+            missing = None if self._made(meta, build) else self._missing_source_claims(body, spec)
+            if missing:
+                state.condition(ConditionType.BUILT, False, "SourceClaimMissing", missing)
+                return state.finish(Phase.PENDING)
+            claim = self._ensure_build_objects(body, spec, pools, build, first)
             self._check_storage(body, claim, state)
             fetched = self._fetch_builds(body, pools, build)
             read = assemble(fetched, spec, pools)
@@ -311,17 +327,75 @@ class Reconciler:
         )
         # The other pools' builds re-plan when they finish; nothing is kept until then.
         if not running and (finished is None or finished.build != build):
-            self._delete_stale_builds(body, build)
+            made = self._made(meta, build)
+            if made is None or not made.first:
+                self._delete_stale_builds(body, build)
+            self.forget_build_objects(meta["namespace"], meta["name"])
             self._finished.remember(
                 meta["uid"], build, fetched, lambda: self._fetch_builds(body, pools, build)
             )
         return Built(build, read, running, accepted)
 
+    def _missing_source_claims(self, body: dict[str, Any], spec: LeptonModelSpec) -> str | None:
+        """Why the build must wait: a PVC named by a pvc:// URI does not exist (read
+        only while the model builds: a finished build needs its sources no more)."""
+        namespace = body["metadata"]["namespace"]
+        missing = [
+            claim
+            for claim in build_objects.source_claims(spec)
+            if self.kube.get("v1", "PersistentVolumeClaim", claim, namespace) is None
+        ]
+        if not missing:
+            return None
+        return (
+            f"PersistentVolumeClaim {', '.join(missing)} named by a pvc:// URI does "
+            f"not exist in {namespace}; the build waits for it"
+        )
+
     def _ensure_build_objects(
-        self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
+        self,
+        body: dict[str, Any],
+        spec: LeptonModelSpec,
+        pools: list[PoolSpec],
+        build: str,
+        first: bool,
     ) -> dict[str, Any] | None:
         """The build's objects, made where absent; returns the build volume's claim as
-        the apiserver has it (None: the model has none, its repository is a bucket)."""
+        the apiserver has it (None: the model has none, its repository is a bucket).
+
+        Made once per build: later passes of the same build (one follows each event of
+        its Job, pod and report) reuse the answer, and re-read only a claim not bound
+        yet (a WaitForFirstConsumer class binds it once the build's pod is scheduled).
+        ``forget_build_objects`` (one of them deleted) makes the next pass apply them
+        all again."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        made = self._made(meta, build)
+        if made is not None and made.claim is not None and not _bound(made.claim):
+            claim = self.kube.get(
+                "v1", "PersistentVolumeClaim", names.model_volume(meta["name"]), meta["namespace"]
+            )
+            made = dataclasses.replace(made, claim=claim) if claim is not None else None
+        if made is None:
+            claim = self._apply_build_objects(body, spec, pools, build)
+            made = MadeBuildObjects(meta["uid"], build, claim, first)
+        self._build_objects[key] = made
+        return made.claim
+
+    def _made(self, meta: Mapping[str, Any], build: str) -> MadeBuildObjects | None:
+        """This build's objects, when a pass of this model already made them."""
+        made = self._build_objects.get((meta["namespace"], meta["name"]))
+        if made is not None and made.uid == meta["uid"] and made.build == build:
+            return made
+        return None
+
+    def forget_build_objects(self, namespace: str, model: str) -> None:
+        """A build object went (or the model did): the next pass applies them again."""
+        self._build_objects.pop((namespace, model), None)
+
+    def _apply_build_objects(
+        self, body: dict[str, Any], spec: LeptonModelSpec, pools: list[PoolSpec], build: str
+    ) -> dict[str, Any] | None:
         meta = body["metadata"]
         model, namespace = meta["name"], meta["namespace"]
         repo = self.config.model_repository

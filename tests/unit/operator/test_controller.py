@@ -127,6 +127,39 @@ def test_an_owned_object_queues_its_model_and_a_stranger_nothing() -> None:
     assert len(controller.queue) == 1 and controller.queue._pop_due()[0] == KEY
 
 
+def test_an_owned_event_that_changes_nothing_a_pass_reads_starts_no_pass() -> None:
+    gone: list[tuple[str, str]] = []
+    writer, reconciler = Writer(), Reconciler()
+    controller = Controller(
+        reconciler,  # type: ignore[arg-type]
+        writer,
+        sampler=None,
+        owned_gone=lambda namespace, name: gone.append((namespace, name)),
+    )
+    labels = {"lepton.ai/model": "minilm"}
+
+    def queued() -> bool:
+        key, _ = controller.queue._pop_due()
+        if key is not None:
+            controller.queue.done(key)
+        return key == KEY
+
+    controller.owned_event("ml", labels, uid="job-1", view="a")  # first sight
+    assert queued()
+    controller.owned_event("ml", labels, uid="job-1", view="a")  # its active-pod count
+    assert not queued()
+    controller.owned_event("ml", labels, uid="cm-1", view="a")  # another object, same view
+    assert queued()
+    controller.owned_event("ml", labels, uid="job-1", view="b")  # the Job completed
+    assert queued()
+    controller.owned_event("ml", labels, uid="job-1", view="b", gone=True)
+    assert queued() and gone == [KEY]
+    controller.owned_event("ml", labels, uid="job-1", view="b")  # made again: new news
+    assert queued()
+    controller.model_event("DELETED", _model(1))
+    assert KEY not in controller._owned_views
+
+
 def test_a_pass_writes_only_what_changed_and_the_next_reads_its_own_write() -> None:
     controller, index, writer, _ = _controller()
     index.put(_model(1))

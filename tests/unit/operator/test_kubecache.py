@@ -9,7 +9,7 @@ import pytest
 
 from lepton_operator.constants import COMPONENT_LABEL, MODEL_LABEL, POOL_LABEL
 from lepton_operator.kube import Kube
-from lepton_operator.kubecache import CachedKube, slim_deployment, slim_pod
+from lepton_operator.kubecache import CachedKube, event_view, slim_deployment, slim_pod
 from lepton_operator.resources import names
 
 OWNER = {
@@ -125,3 +125,49 @@ def test_slim_copies_keep_only_what_a_pass_reads() -> None:
     assert slim["metadata"]["annotations"] == {"lepton.ai/variant": "onnx"}
     assert "managedFields" not in slim["metadata"]
     assert slim["status"]["containerStatuses"] == [{"restartCount": 2}]
+
+
+def _build_pod(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "b", "labels": {MODEL_LABEL: "minilm", COMPONENT_LABEL: "builder"}},
+        "status": status,
+    }
+
+
+def test_event_views_change_only_with_what_a_pass_reads() -> None:
+    """The owned-event predicate: a build's pod scheduled, running and done, or a Job's
+    active-pod count, say nothing a pass reads (the Job and the report say it); a pod
+    that cannot be scheduled, a Job ready or complete, a report written all do."""
+    pending = event_view("pods", _build_pod(phase="Pending"))
+    scheduled = _build_pod(phase="Running", conditions=[{"type": "PodScheduled", "status": "True"}])
+    assert event_view("pods", scheduled) == pending
+    stuck = _build_pod(
+        phase="Pending",
+        conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+    )
+    assert event_view("pods", stuck) != pending
+
+    job = {"metadata": {"name": "j"}, "spec": {"activeDeadlineSeconds": 60}, "status": {}}
+    created = event_view("jobs", job)
+    counting = copy.deepcopy(job)
+    counting["status"] = {"active": 1, "startTime": "2026-12-05T10:00:00Z"}
+    assert event_view("jobs", counting) == created
+    counting["status"]["ready"] = 1
+    assert event_view("jobs", counting) != created
+    done = copy.deepcopy(counting)
+    done["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
+    assert event_view("jobs", done) != event_view("jobs", counting)
+
+    report = {"metadata": {"name": "r"}, "data": {}}
+    written = {"metadata": {"name": "r"}, "data": {"report.json": "{}"}}
+    assert event_view("configmaps", report) != event_view("configmaps", written)
+
+    # A Triton pod's view is its slim copy: readiness counts, bookkeeping does not.
+    triton = {"metadata": {"name": "t", "labels": dict(LABELS)}, "status": {"phase": "Running"}}
+    noisy = copy.deepcopy(triton)
+    noisy["metadata"]["resourceVersion"] = "77"
+    noisy["metadata"]["managedFields"] = [{"manager": "kubelet"}]
+    assert event_view("pods", noisy) == event_view("pods", triton)
+    ready = copy.deepcopy(triton)
+    ready["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    assert event_view("pods", ready) != event_view("pods", triton)

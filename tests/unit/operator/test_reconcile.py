@@ -1657,3 +1657,53 @@ def test_idle_gaps_long_enough_to_repay_the_cold_start_go_to_zero(spec, config):
     status = _bursts(spec, config, quiet_s=600)
     assert status["decision"]["replicas"] == 0, status["decision"]["reason"]
     assert status["activation"]["wakes"] == 2
+
+
+def test_a_running_builds_objects_are_made_once_and_again_after_one_goes(spec, config):
+    """Each event of a running build starts a pass: once its volume is bound, those
+    passes read the Job and the report and apply nothing; an object deleted (its
+    watch event calls ``forget_build_objects``) is made again by the next pass."""
+    kube = _with_source_claim(CountingKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).wire()
+    kube.requests.clear()
+    status = reconciler.reconcile(_body(spec, status)).wire()  # the claim not bound yet
+    assert [r for r in kube.requests if r[0] == "apply"] == []
+    assert kube.requests.count(("get", "PersistentVolumeClaim")) == 1  # the claim alone
+    for claim in kube.of_kind("PersistentVolumeClaim"):
+        claim["status"] = {"phase": "Bound"}
+    status = reconciler.reconcile(_body(spec, status)).wire()  # reads it bound
+    kube.requests.clear()
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert status["phase"] == "Building"
+    assert [r for r in kube.requests if r[0] == "apply"] == []
+    assert ("get", "PersistentVolumeClaim") not in kube.requests  # nor the source claim
+    assert _condition(status, "StorageAvailable")["status"] == "True"
+    job = kube.of_kind("Job")[0]
+    kube.delete_owned(job, "lm-uid")
+    reconciler.forget_build_objects("ml", "minilm")
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert job["metadata"]["name"] in {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    assert status["phase"] == "Building"
+
+
+def test_a_first_build_ends_without_looking_for_stale_builds_and_a_rebuild_deletes_them(
+    spec, config
+):
+    """The pass that reads a finished build is the one a user waits on: a model's first
+    build leaves nothing stale, so that pass lists no old Jobs; a rebuild's does."""
+    kube = _with_source_claim(CountingKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).wire()
+    _complete_builds(kube, REPORTS)
+    kube.requests.clear()
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert status["phase"] in ("Deploying", "Ready")
+    assert ("list", "Job") not in kube.requests
+    old = {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    spec["model"]["uri"] = "pvc://models/minilm-v2"
+    status = reconciler.reconcile(_body(spec, status, generation=2)).wire()
+    assert {j["metadata"]["name"] for j in kube.of_kind("Job")} > old
+    _complete_builds(kube, REPORTS)
+    reconciler.reconcile(_body(spec, status, generation=2))
+    assert not old & {j["metadata"]["name"] for j in kube.of_kind("Job")}

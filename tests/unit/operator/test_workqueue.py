@@ -185,3 +185,19 @@ def test_news_of_work_under_way_goes_ahead_of_first_passes() -> None:
     queue.add("ns/b")
     queue.done("ns/a")
     assert _take_all_due(queue) == ["ns/a", "ns/b"]
+
+
+def test_the_wait_for_a_worker_is_heard_per_lane_from_the_due_time() -> None:
+    clock = Clock()
+    heard: list[tuple[int, float]] = []
+    queue: WorkQueue[str] = WorkQueue(clock, on_take=lambda lane, s: heard.append((lane, s)))
+    queue.add("ns/first")  # a first pass, due now
+    queue.add("ns/later", after_s=10.0)  # asked for in 10 s: that wait is not the queue's
+    clock.now += 3.0
+    queue.add("ns/report", lane=AHEAD)
+    clock.now += 1.0
+    assert _take_all_due(queue) == ["ns/report", "ns/first"]
+    assert heard == [(AHEAD, 1.0), (1, 4.0)]
+    clock.now += 8.0
+    assert _take_all_due(queue) == ["ns/later"]
+    assert heard[-1] == (1, 2.0)
