@@ -38,9 +38,14 @@ from lepton_operator.constants import (
 from lepton_operator.reconcile import Event, Outcome, Reconciler
 from lepton_operator.revisit import figures_wanted_at, revisit_after
 from lepton_operator.sampler import FleetSampler, Key
-from lepton_operator.workqueue import AHEAD, NORMAL, WorkQueue
+from lepton_operator.workqueue import AHEAD, LANES, NORMAL, URGENT, WorkQueue
 
 WORKERS = 8
+# Beside them, workers that take only what ends a wait (the URGENT lane): a build's
+# report never waits for a worker while a thousand first passes and their pods'
+# start-up run (the wait for a worker was the largest part of report -> decision), and
+# a burst of spec changes keeps every one of the ``WORKERS``.
+URGENT_WORKERS = 2
 logger = logging.getLogger(__name__)
 
 
@@ -60,13 +65,16 @@ def _merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[
     return changes
 
 
-# A Job, pod, Deployment or Service the model owns changed (a build's report, a pod
-# Ready), or a canary verdict came: what finishes work a user waits for.
-AHEAD_TRIGGERS = frozenset({"owned", "canary", "demand"})
+# News of work under way, by lane (``workqueue``); every other trigger (create, update,
+# resume, sample, requeue) is NORMAL. URGENT ends a wait: a build's report written or
+# its Job ended ("build", ``kubecache.ends_wait``), a canary verdict, requests held at
+# the activator. AHEAD is progress: a Triton pod, Deployment or Service the model owns
+# changed, a build's pod waits for a node ("owned").
+TRIGGER_LANES = {"build": URGENT, "canary": URGENT, "demand": URGENT, "owned": AHEAD}
 # What a pass reads of a model's annotations: the activator's demand signal and its
 # report of the requests it held (``lepton_operator.activation``).
 ACTIVATOR_ANNOTATIONS = (ANNOTATION_DEMAND_AT, ANNOTATION_ACTIVATOR_WAIT)
-LANE_NAMES = {AHEAD: "ahead", NORMAL: "normal"}
+LANE_NAMES = {URGENT: "urgent", AHEAD: "ahead", NORMAL: "normal"}
 
 
 def _observe_wait(lane: int, seconds: float) -> None:
@@ -161,6 +169,14 @@ class ModelStore:
     def wrote(self, key: Key, body: Mapping[str, Any]) -> None:
         self._written[key] = slim(body)
 
+    def watched(self, key: Key, body: Mapping[str, Any]) -> None:
+        """The watch delivered ``body``: a copy this process wrote that is not newer is
+        dropped now, not at the model's next pass (a settled model may have none for
+        hours, and would hold its status twice)."""
+        written = self._written.get(key)
+        if written is not None and _version(written) <= _version(body):
+            del self._written[key]
+
     def forget(self, key: Key) -> None:
         self._written.pop(key, None)
 
@@ -188,6 +204,7 @@ class Controller:
         workers: int = WORKERS,
         clock: Any = time.time,
         owned_gone: Callable[[str, str], None] | None = None,
+        urgent_workers: int = URGENT_WORKERS,
     ) -> None:
         """``forget``: what else must drop a deleted model (the cache of applied
         objects); ``owned_gone``: what must hear that one of a model's objects was
@@ -199,6 +216,7 @@ class Controller:
         self.canaries = canaries
         self.forget = forget
         self.workers = workers
+        self.urgent_workers = urgent_workers
         self.clock = clock
         self.queue: WorkQueue[Key] = WorkQueue(on_take=_observe_wait)
         self.store = ModelStore()
@@ -212,13 +230,15 @@ class Controller:
         # event that changes none of it starts no pass (``owned_event``).
         self._owned_views: dict[Key, dict[str, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="pass")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            workers + urgent_workers, thread_name_prefix="pass"
+        )
 
     # ---- what starts a pass (called on the event loop) -------------------------------
     def enqueue(self, key: Key, trigger: str, after_s: float = 0.0) -> None:
-        """News of work under way (``AHEAD_TRIGGERS``) goes ahead of the rest."""
+        """News of work under way (``TRIGGER_LANES``) goes ahead of the rest."""
         self._trigger.setdefault(key, trigger)
-        self.queue.add(key, after_s, AHEAD if trigger in AHEAD_TRIGGERS else NORMAL)
+        self.queue.add(key, after_s, TRIGGER_LANES.get(trigger, NORMAL))
         metrics.QUEUE_DEPTH.set(len(self.queue))
 
     def model_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -245,6 +265,7 @@ class Controller:
             self.queue.forget(key)
             self._waiting.pop(key, None)
             return
+        self.store.watched(key, body)
         generation = int(meta.get("generation") or 0)
         signal = tuple((meta.get("annotations") or {}).get(a) for a in ACTIVATOR_ANNOTATIONS)
         if self._generation.get(key) == generation:
@@ -269,13 +290,16 @@ class Controller:
         uid: str | None = None,
         view: str | None = None,
         gone: bool = False,
+        urgent: bool = False,
     ) -> None:
         """A Job, pod, Deployment, Service or report made for a model changed: that
         model gets a pass, unless what a pass reads of the object (``view``, a digest
-        from ``kubecache.event_view``) is what it was at the object's last event (a
-        predicate, as controller-runtime's: a build's pod being scheduled, a Job
-        counting its active pods, a Deployment's rollout bookkeeping start no pass).
-        ``gone``: the object was deleted, which always does."""
+        from ``kubecache.event_view``; None: nothing yet) is what it was at the
+        object's last event (a predicate, as controller-runtime's: a build's pod being
+        scheduled, a Job counting its active pods, an empty report or Deployment just
+        made by a pass, a Deployment's rollout bookkeeping start no pass). ``gone``:
+        the object was deleted, which always does. ``urgent``: its news ends a wait
+        (``kubecache.ends_wait``: the URGENT lane)."""
         model = labels.get(MODEL_LABEL)
         if not (namespace and model):
             return
@@ -286,11 +310,14 @@ class Controller:
                 views.pop(uid, None)
                 if self.owned_gone is not None:
                     self.owned_gone(*key)
-            elif view is not None:
+            else:
                 if views.get(uid) == view:
-                    return
-                views[uid] = view
-        self.enqueue(key, "owned")
+                    return  # unchanged, or still nothing a pass reads
+                if view is None:
+                    views.pop(uid, None)
+                else:
+                    views[uid] = view
+        self.enqueue(key, "build" if urgent else "owned")
 
     def activator_moved(self) -> None:
         """The activator's pods changed (a restart gives new addresses): every model that
@@ -318,7 +345,10 @@ class Controller:
             self._tasks.append(
                 asyncio.create_task(self.sampler.run(self.store.keys, self._waiting_now, self.wake))
             )
-        self._tasks += [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        self._tasks += [
+            asyncio.create_task(self._work((URGENT,) if i < self.urgent_workers else LANES))
+            for i in range(self.workers + self.urgent_workers)
+        ]
 
     def _waiting_now(self) -> set[Key]:
         """The models whose plan wants these figures, whatever they say."""
@@ -334,10 +364,10 @@ class Controller:
             await self.canaries.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _work(self) -> None:
+    async def _work(self, lanes: tuple[int, ...]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            key = await self.queue.get()
+            key = await self.queue.get(lanes)
             trigger = self._trigger.pop(key, "requeue")
             started = time.monotonic()
             try:

@@ -44,6 +44,7 @@ from lepton_operator.constants import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LA
 from lepton_operator.controller import Controller, slim
 from lepton_operator.kubecache import (
     CachedKube,
+    ends_wait,
     event_view,
     index_key,
     slim_deployment,
@@ -231,6 +232,7 @@ async def on_owned(
         uid=body.get("metadata", {}).get("uid"),
         view=event_view(resource.plural, body),
         gone=event.get("type") == "DELETED",
+        urgent=ends_wait(resource.plural, body),
     )
 
 

@@ -107,54 +107,100 @@ def slim_service(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(body)}
 
 
-def _job_view(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What a pass reads of a build Job: its conditions, whether a pod is ready, its
-    deadline (``reconcile.builds``); not its active-pod bookkeeping."""
+def _deleting(body: Mapping[str, Any]) -> bool:
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _terminal(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A Job's conditions that end it (``reconcile.builds.job_state`` reads no other:
+    SuccessCriteriaMet or FailureTarget only announce them)."""
+    return [
+        c
+        for c in (body.get("status") or {}).get("conditions") or []
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+    ]
+
+
+def _job_view(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a pass reads of a build Job once it ended: the conditions that end it, its
+    times and deadline (``reconcile.builds``); not its active and ready pod counts (a
+    pod that waits for a node says so itself)."""
+    ended = _terminal(body)
+    if not ended and not _deleting(body):
+        return None
     status = body.get("status") or {}
     return {
         "metadata": _meta(body),
         "deadline": (body.get("spec") or {}).get("activeDeadlineSeconds"),
-        "conditions": status.get("conditions"),
-        "started": int(status.get("ready") or 0) > 0,
+        "conditions": ended,
+        "times": [status.get("startTime"), status.get("completionTime")],
     }
 
 
-def _build_pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
+def _build_pod_view(body: Mapping[str, Any]) -> dict[str, Any] | None:
     """What a pass reads of a build's pod: only why it cannot be scheduled (a running
     or finished build is read from its Job and report)."""
-    meta = body.get("metadata") or {}
     unschedulable = [
         c
         for c in (body.get("status") or {}).get("conditions") or []
         if c.get("type") == "PodScheduled" and c.get("status") == "False"
     ]
-    return {"deleting": bool(meta.get("deletionTimestamp")), "unschedulable": unschedulable}
+    if not unschedulable and not _deleting(body):
+        return None
+    return {"deleting": _deleting(body), "unschedulable": unschedulable}
 
 
-def _configmap_view(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A build's report: whether and what the builder wrote."""
+def _configmap_view(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A build's report, once the builder wrote it."""
+    if not body.get("data") and not _deleting(body):
+        return None
     return {"metadata": _meta(body), "data": stable_hash(body.get("data") or {}, length=16)}
 
 
-def event_view(plural: str, body: Mapping[str, Any]) -> str:
+def _deployment_view(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A Deployment once its controller has seen it (the pass that made it knows it)."""
+    if not body.get("status") and not _deleting(body):
+        return None
+    return slim_deployment(body)
+
+
+def _service_view(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A pass reads nothing of a Service it made but that it exists (its deletion is
+    an event of its own)."""
+    return slim_service(body) if _deleting(body) else None
+
+
+def event_view(plural: str, body: Mapping[str, Any]) -> str | None:
     """A digest of what a pass reads of an owned object (the slim copies the indices
     keep, or what the pass reads from the API): an event that leaves it unchanged
-    cannot change the pass's outcome."""
+    cannot change the pass's outcome. None: nothing a pass reads yet (an empty report
+    just made, a Job or pod with nothing to say)."""
     labels = (body.get("metadata") or {}).get("labels") or {}
-    view: Mapping[str, Any]
+    view: Mapping[str, Any] | None
     if plural == "pods":
         view = slim_pod(body) if labels.get(COMPONENT_LABEL) == "triton" else _build_pod_view(body)
     elif plural == "jobs":
         view = _job_view(body)
     elif plural == "deployments":
-        view = slim_deployment(body)
+        view = _deployment_view(body)
     elif plural == "services":
-        view = slim_service(body)
+        view = _service_view(body)
     elif plural == "configmaps":
         view = _configmap_view(body)
     else:
         view = dict(body)
-    return stable_hash(view, length=16)
+    return None if view is None else stable_hash(view, length=16)
+
+
+def ends_wait(plural: str, body: Mapping[str, Any]) -> bool:
+    """Whether the object's news ends a wait a model is in: a build's report written,
+    or its Job ended (the work queue's URGENT lane). A build's pod and a rollout's
+    objects are progress, not an end."""
+    if _deleting(body):
+        return False
+    if plural == "configmaps":
+        return bool(body.get("data"))
+    return plural == "jobs" and bool(_terminal(body))
 
 
 def index_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:

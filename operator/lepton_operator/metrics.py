@@ -40,11 +40,12 @@ QUEUE_DEPTH = Gauge(
 )
 # Where a pass's time goes: waiting for a worker, then each step (a report reaching its
 # decision is both).
-_SHORT = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_SHORT = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 QUEUE_WAIT_SECONDS = Histogram(
     "lepton_workqueue_wait_seconds",
-    "From when a model's pass was due to when a worker took it, by lane (ahead: news of "
-    "work under way, such as a build's report or a pod turning Ready; normal: the rest).",
+    "From when a model's pass was due to when a worker took it, by lane (urgent: a "
+    "build's report or Job, a canary verdict, requests held at the activator; ahead: a "
+    "rollout's pods and Deployments; normal: the rest).",
     ["lane"],
     buckets=_SHORT,
 )

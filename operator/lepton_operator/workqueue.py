@@ -8,12 +8,16 @@ once that pass is done, so no change is lost and two passes of one model never
 overlap. A pass that raises is retried after an exponential per-key back-off
 (``base * 2**failures``, capped); one that succeeds forgets its failures.
 
-Two lanes: a due key of the ``AHEAD`` lane is handed out before any of the ``NORMAL``
-lane. The controller puts there the news of work under way (a build's report, a pod
-turning Ready, a canary verdict): it finishes what a user is waiting for, while a
-first pass of a new model only starts a build that takes minutes. When a thousand
-models are applied at once, a finished build is not queued behind them. The lane
-holds only what the cluster reports, so it cannot starve the other.
+Three lanes, handed out in order: a due key of ``URGENT`` before any of ``AHEAD``, and
+those before any of ``NORMAL``. The controller puts in the first two the news of work
+under way: ``URGENT``, what ends a wait (a build's report or Job, a canary verdict,
+requests held at the activator); ``AHEAD``, a rollout's progress (a pod turning Ready,
+a Deployment's counts). It finishes what a user is waiting for, while a first pass of
+a new model only starts a build that takes minutes: when a thousand models are applied
+at once, a finished build is not queued behind them, nor behind their pods' start-up.
+The first lanes hold only what the cluster reports, so they cannot starve the last. A
+worker may take from some lanes only (``get(lanes=...)``): with workers kept for the
+news, it never waits for a free worker behind minutes of first passes.
 
 No timers per key: one heap of due times, one wake-up event. The clock is injected so
 tests drive time by hand.
@@ -31,7 +35,8 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
-AHEAD, NORMAL = 0, 1
+URGENT, AHEAD, NORMAL = 0, 1, 2
+LANES = (URGENT, AHEAD, NORMAL)
 
 
 class WorkQueue(Generic[K]):
@@ -48,7 +53,7 @@ class WorkQueue(Generic[K]):
         self._on_take = on_take
         self._base = base_backoff_s
         self._cap = max_backoff_s
-        self._heaps: tuple[list[tuple[float, int, K]], ...] = ([], [])  # one per lane
+        self._heaps: tuple[list[tuple[float, int, K]], ...] = tuple([] for _ in LANES)
         self._due: dict[K, tuple[float, int]] = {}  # waiting keys: when due, which lane
         self._processing: set[K] = set()
         self._dirty: dict[K, tuple[float, int]] = {}  # added while processing
@@ -59,8 +64,8 @@ class WorkQueue(Generic[K]):
     # ---- adding --------------------------------------------------------------------
     def add(self, key: K, after_s: float = 0.0, lane: int = NORMAL) -> None:
         """Ask for a pass of ``key`` in ``after_s`` seconds (now by default). An earlier
-        request already waiting wins, and so does the ``AHEAD`` lane; a later one never
-        delays it."""
+        request already waiting wins, and so does the more urgent lane; a later one
+        never delays it."""
         wanted = (self._clock() + max(after_s, 0.0), lane)
         if key in self._processing:
             self._dirty[key] = _sooner(self._dirty.get(key), wanted)
@@ -79,11 +84,12 @@ class WorkQueue(Generic[K]):
         self._failures.pop(key, None)
 
     # ---- taking --------------------------------------------------------------------
-    def _pop_due(self) -> tuple[K | None, float | None]:
-        """A due key, the ``AHEAD`` lane first, or None with the seconds until the next
-        one (None: nothing waits)."""
+    def _pop_due(self, lanes: tuple[int, ...] = LANES) -> tuple[K | None, float | None]:
+        """A due key of ``lanes``, the most urgent lane first, or None with the seconds
+        until the next one (None: nothing waits)."""
         waits = []
-        for lane, heap in enumerate(self._heaps):
+        for lane in sorted(lanes):
+            heap = self._heaps[lane]
             while heap:
                 due, _, key = heap[0]
                 if self._due.get(key) != (due, lane):  # superseded, moved, or forgotten
@@ -101,10 +107,11 @@ class WorkQueue(Generic[K]):
                 return key, None
         return None, min(waits, default=None)
 
-    async def get(self) -> K:
-        """Wait for a key that is due and not held by another worker."""
+    async def get(self, lanes: tuple[int, ...] = LANES) -> K:
+        """Wait for a key of ``lanes`` that is due and not held by another worker (a
+        worker kept for the news asks for those lanes only)."""
         while True:
-            key, wait = self._pop_due()
+            key, wait = self._pop_due(lanes)
             if key is not None:
                 return key
             self._wake.clear()

@@ -144,6 +144,8 @@ def test_an_owned_event_that_changes_nothing_a_pass_reads_starts_no_pass() -> No
             controller.queue.done(key)
         return key == KEY
 
+    controller.owned_event("ml", labels, uid="job-0", view=None)  # made, nothing to say
+    assert not queued()
     controller.owned_event("ml", labels, uid="job-1", view="a")  # first sight
     assert queued()
     controller.owned_event("ml", labels, uid="job-1", view="a")  # its active-pod count
@@ -152,12 +154,29 @@ def test_an_owned_event_that_changes_nothing_a_pass_reads_starts_no_pass() -> No
     assert queued()
     controller.owned_event("ml", labels, uid="job-1", view="b")  # the Job completed
     assert queued()
+    controller.owned_event("ml", labels, uid="pod-1", view="stuck")  # waits for a node
+    assert queued()
+    controller.owned_event("ml", labels, uid="pod-1", view=None)  # scheduled after all
+    assert queued()
+    controller.owned_event("ml", labels, uid="pod-1", view=None)  # running, done
+    assert not queued()
     controller.owned_event("ml", labels, uid="job-1", view="b", gone=True)
     assert queued() and gone == [KEY]
     controller.owned_event("ml", labels, uid="job-1", view="b")  # made again: new news
     assert queued()
     controller.model_event("DELETED", _model(1))
     assert KEY not in controller._owned_views
+
+
+def test_a_builds_news_goes_before_a_rollouts_and_both_before_first_passes() -> None:
+    controller, _, _, _ = _controller()
+    controller.model_event(None, _model(1))  # a first pass
+    labels = {"lepton.ai/model": "other"}
+    controller.owned_event("ml", labels, uid="pod", view="ready")  # a Triton pod Ready
+    controller.owned_event("ns2", {"lepton.ai/model": "m"}, uid="cm", view="report", urgent=True)
+    order = [controller.queue._pop_due()[0] for _ in range(3)]
+    assert order == [("ns2", "m"), ("ml", "other"), KEY]
+    assert controller._trigger[("ns2", "m")] == "build"
 
 
 def test_a_pass_writes_only_what_changed_and_the_next_reads_its_own_write() -> None:
@@ -171,6 +190,21 @@ def test_a_pass_writes_only_what_changed_and_the_next_reads_its_own_write() -> N
     assert writer.events == [("Normal", "Available")]  # and not told twice
     index.put(_model(1, {"phase": "Ready"}, rv=500))  # the watch caught up
     assert controller.store.body(KEY)["metadata"]["resourceVersion"] == "500"
+
+
+def test_a_written_copy_goes_once_the_watch_delivers_it() -> None:
+    """A settled model may get no pass for hours: its own status write must not stay
+    held twice (the index's copy and the written one) until then."""
+    controller, index, writer, _ = _controller()
+    index.put(_model(1))
+    controller.process(KEY, "resume")
+    written = writer.rv
+    assert KEY in controller.store._written
+    controller.model_event("MODIFIED", _model(1, {"phase": "Ready"}, rv=written - 1))
+    assert KEY in controller.store._written  # an older event: the write still counts
+    delivered = _model(1, {"phase": "Ready"}, rv=written)
+    controller.model_event("MODIFIED", delivered)
+    assert KEY not in controller.store._written
 
 
 def test_a_deleted_model_gets_no_pass() -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from lepton_operator.constants import COMPONENT_LABEL, MODEL_LABEL, POOL_LABEL
 from lepton_operator.kube import Kube
-from lepton_operator.kubecache import CachedKube, event_view, slim_deployment, slim_pod
+from lepton_operator.kubecache import (
+    CachedKube,
+    ends_wait,
+    event_view,
+    slim_deployment,
+    slim_pod,
+)
 from lepton_operator.resources import names
 
 OWNER = {
@@ -136,31 +142,68 @@ def _build_pod(**status: Any) -> dict[str, Any]:
 
 def test_event_views_change_only_with_what_a_pass_reads() -> None:
     """The owned-event predicate: a build's pod scheduled, running and done, or a Job's
-    active-pod count, say nothing a pass reads (the Job and the report say it); a pod
-    that cannot be scheduled, a Job ready or complete, a report written all do."""
-    pending = event_view("pods", _build_pod(phase="Pending"))
+    pod counts, say nothing a pass reads (the Job's conditions and the report say it);
+    a pod that cannot be scheduled, a Job complete or failed, a report written do."""
+    # None: nothing a pass reads yet, so a first sight of it starts no pass either.
+    assert event_view("pods", _build_pod(phase="Pending")) is None
     scheduled = _build_pod(phase="Running", conditions=[{"type": "PodScheduled", "status": "True"}])
-    assert event_view("pods", scheduled) == pending
+    assert event_view("pods", scheduled) is None
     stuck = _build_pod(
         phase="Pending",
         conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
     )
-    assert event_view("pods", stuck) != pending
+    assert event_view("pods", stuck) is not None
 
     job = {"metadata": {"name": "j"}, "spec": {"activeDeadlineSeconds": 60}, "status": {}}
-    created = event_view("jobs", job)
+    assert event_view("jobs", job) is None
     counting = copy.deepcopy(job)
-    counting["status"] = {"active": 1, "startTime": "2026-12-05T10:00:00Z"}
-    assert event_view("jobs", counting) == created
-    counting["status"]["ready"] = 1
-    assert event_view("jobs", counting) != created
-    done = copy.deepcopy(counting)
-    done["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
-    assert event_view("jobs", done) != event_view("jobs", counting)
+    counting["status"] = {"active": 1, "ready": 1, "startTime": "2026-12-05T10:00:00Z"}
+    assert event_view("jobs", counting) is None
+    announced = copy.deepcopy(counting)  # the Job controller's interim condition
+    announced["status"]["conditions"] = [{"type": "SuccessCriteriaMet", "status": "True"}]
+    assert event_view("jobs", announced) is None
+    done = copy.deepcopy(announced)
+    done["status"]["conditions"].append({"type": "Complete", "status": "True"})
+    failed = copy.deepcopy(counting)
+    failed["status"]["conditions"] = [{"type": "Failed", "status": "True"}]
+    assert None is not event_view("jobs", done) != event_view("jobs", failed) is not None
+    going = copy.deepcopy(job)
+    going["metadata"]["deletionTimestamp"] = "2026-12-05T10:00:00Z"
+    assert event_view("jobs", going) is not None
 
     report = {"metadata": {"name": "r"}, "data": {}}
+    assert event_view("configmaps", report) is None
     written = {"metadata": {"name": "r"}, "data": {"report.json": "{}"}}
-    assert event_view("configmaps", report) != event_view("configmaps", written)
+    rewritten = {"metadata": {"name": "r"}, "data": {"report.json": "{ }"}}
+    assert None is not event_view("configmaps", written) != event_view("configmaps", rewritten)
+
+    # A Deployment the pass just made says nothing until its controller has seen it.
+    made = _deployment(1)
+    assert event_view("deployments", made) is None
+    seen = {**made, "status": {"observedGeneration": 1}}
+    ready_now = {**made, "status": {"observedGeneration": 1, "readyReplicas": 1}}
+    assert None is not event_view("deployments", seen) != event_view("deployments", ready_now)
+    service = {"metadata": {"name": "s", "labels": dict(LABELS)}}
+    assert event_view("services", service) is None
+
+
+def test_only_a_written_report_or_an_ended_job_ends_a_wait() -> None:
+    """The URGENT lane: what a model waits on, not a build's progress."""
+    job = {"metadata": {"name": "j"}, "status": {"active": 1}}
+    assert not ends_wait("jobs", job)
+    job["status"]["conditions"] = [{"type": "SuccessCriteriaMet", "status": "True"}]
+    assert not ends_wait("jobs", job)
+    job["status"]["conditions"].append({"type": "Complete", "status": "True"})
+    assert ends_wait("jobs", job)
+    assert not ends_wait("configmaps", {"metadata": {"name": "r"}, "data": {}})
+    assert ends_wait("configmaps", {"metadata": {"name": "r"}, "data": {"report.json": "{}"}})
+    stuck = _build_pod(
+        phase="Pending",
+        conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+    )
+    assert not ends_wait("pods", stuck)
+    going = {"metadata": {"name": "r", "deletionTimestamp": "t"}, "data": {"report.json": "{}"}}
+    assert not ends_wait("configmaps", going)
 
     # A Triton pod's view is its slim copy: readiness counts, bookkeeping does not.
     triton = {"metadata": {"name": "t", "labels": dict(LABELS)}, "status": {"phase": "Running"}}

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lepton_operator.workqueue import AHEAD, WorkQueue
+from lepton_operator.workqueue import AHEAD, NORMAL, URGENT, WorkQueue
 
 
 class Clock:
@@ -197,7 +197,35 @@ def test_the_wait_for_a_worker_is_heard_per_lane_from_the_due_time() -> None:
     queue.add("ns/report", lane=AHEAD)
     clock.now += 1.0
     assert _take_all_due(queue) == ["ns/report", "ns/first"]
-    assert heard == [(AHEAD, 1.0), (1, 4.0)]
+    assert heard == [(AHEAD, 1.0), (NORMAL, 4.0)]
     clock.now += 8.0
     assert _take_all_due(queue) == ["ns/later"]
-    assert heard[-1] == (1, 2.0)
+    assert heard[-1] == (NORMAL, 2.0)
+
+
+def test_a_worker_kept_for_news_takes_only_the_ahead_lane() -> None:
+    """While every other worker runs first passes, a kept worker still takes a build's
+    report at once, and never a first pass."""
+
+    async def scenario() -> tuple[bool, str, str]:
+        queue: WorkQueue[str] = WorkQueue()
+        kept = asyncio.ensure_future(queue.get((AHEAD,)))
+        queue.add("ns/first")
+        await asyncio.sleep(0.05)
+        ignored_first_pass = not kept.done()
+        queue.add("ns/report", lane=AHEAD)
+        report = await asyncio.wait_for(kept, timeout=2)
+        first = await asyncio.wait_for(queue.get(), timeout=2)
+        return ignored_first_pass, report, first
+
+    assert asyncio.run(scenario()) == (True, "ns/report", "ns/first")
+
+
+def test_a_finished_build_goes_before_a_rollouts_progress_and_both_before_first_passes() -> None:
+    queue: WorkQueue[str] = WorkQueue(Clock())
+    queue.add("ns/new")
+    queue.add("ns/pod-ready", lane=AHEAD)
+    queue.add("ns/report", lane=URGENT)
+    queue.add("ns/pod-ready", lane=URGENT)  # then its canary verdict: moved up, once
+    queue.add("ns/other-pod", lane=AHEAD)
+    assert _take_all_due(queue) == ["ns/report", "ns/pod-ready", "ns/other-pod", "ns/new"]
