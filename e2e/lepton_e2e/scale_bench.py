@@ -114,9 +114,9 @@ def bench_model(name: str) -> dict[str, Any]:
     return document
 
 
-def model_names(total: int, namespaces: int) -> list[tuple[str, str]]:
+def model_names(total: int, namespaces: int, prefix: str = "m-") -> list[tuple[str, str]]:
     """(namespace, name) of model ``i``, spread round-robin over the namespaces."""
-    return [(f"scale-{i % namespaces:02d}", f"m-{i:04d}") for i in range(total)]
+    return [(f"scale-{i % namespaces:02d}", f"{prefix}{i:04d}") for i in range(total)]
 
 
 # ---- playing the builder -----------------------------------------------------------------
@@ -571,6 +571,14 @@ def late_builds(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not all(decisions.at(*key, 1) for key in names):
         time.sleep(0.5)
+    return reports_to_decisions(reports, decisions, names)
+
+
+def reports_to_decisions(
+    reports: dict[tuple[str, str], float], decisions: Decisions, names: list[tuple[str, str]]
+) -> list[float]:
+    """Per model of ``names`` whose report was written and first decision seen: the
+    seconds between the two."""
     return [
         seen - reports[key]
         for key in names
@@ -606,17 +614,11 @@ class Bench:
             self.kube, self.kube.core, decisions, lambda: create_models(custom, new), self.timeout
         )
         say(f"  create: {create.summary()}")
-        report_to_decision = [
-            seen - self.reports[key]
-            for key in new
-            if key in self.reports and (seen := decisions.at(*key, 1)) is not None
-        ]
+        report_to_decision = reports_to_decisions(self.reports, decisions, new)
         quiet = settled(self.kube, self.prometheus, self.quiet_seconds)
         say(f"  settled: {quiet}")
         with MemorySampler(self.kube.core) as memory:
-            late = [
-                (f"scale-{i % self.namespaces:02d}", f"late-{total}-{i:02d}") for i in range(30)
-            ]
+            late = model_names(30, self.namespaces, prefix=f"late-{total}-")
             reported = late_builds(custom, decisions, self.reports, late, 2.0, 120.0)
             say(f"  late builds: {len(reported)} of 30 decided after their reports")
             singles = single_changes(custom, decisions, everyone, 30, 2.0, 60.0)
@@ -633,8 +635,7 @@ class Bench:
         self.results.append(
             {
                 "models": total,
-                "singleChangeP50S": _round(percentile(singles, 50)) if singles else None,
-                "singleChangeP99S": _round(percentile(singles, 99)) if singles else None,
+                **_quantiles(singles, "singleChange"),
                 "singleChangesDecided": len(singles),
                 "burstAllDecidedS": _round(max(burst.latencies)) if burst.latencies else None,
                 "burstUndecided": burst.missing,

@@ -44,8 +44,9 @@ _SHORT = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 6
 QUEUE_WAIT_SECONDS = Histogram(
     "lepton_workqueue_wait_seconds",
     "From when a model's pass was due to when a worker took it, by lane (urgent: a "
-    "build's report or Job, a canary verdict, requests held at the activator; ahead: a "
-    "rollout's pods and Deployments; normal: the rest).",
+    "build's report written or its Job ended, a canary verdict, requests held at the "
+    "activator; ahead: a rollout's pods and Deployments, a build's pod waiting for a "
+    "node; normal: the rest).",
     ["lane"],
     buckets=_SHORT,
 )

@@ -10,14 +10,15 @@ overlap. A pass that raises is retried after an exponential per-key back-off
 
 Three lanes, handed out in order: a due key of ``URGENT`` before any of ``AHEAD``, and
 those before any of ``NORMAL``. The controller puts in the first two the news of work
-under way: ``URGENT``, what ends a wait (a build's report or Job, a canary verdict,
-requests held at the activator); ``AHEAD``, a rollout's progress (a pod turning Ready,
-a Deployment's counts). It finishes what a user is waiting for, while a first pass of
-a new model only starts a build that takes minutes: when a thousand models are applied
-at once, a finished build is not queued behind them, nor behind their pods' start-up.
-The first lanes hold only what the cluster reports, so they cannot starve the last. A
-worker may take from some lanes only (``get(lanes=...)``): with workers kept for the
-news, it never waits for a free worker behind minutes of first passes.
+under way: ``URGENT``, what ends a wait (a build's report written or its Job ended,
+a canary verdict, requests held at the activator); ``AHEAD``, progress (a pod turning
+Ready, a Deployment's counts, a build's pod waiting for a node). It finishes what a
+user is waiting for, while a first pass of a new model only starts a build that takes
+minutes: when a thousand models are applied at once, a finished build is not queued
+behind them, nor behind their pods' start-up. The first lanes hold only what the
+cluster reports, so they cannot starve the last. A worker may take from some lanes
+only (``get(lanes=...)``): with workers kept for ``URGENT``, a build's report never
+waits for a free worker behind minutes of first passes.
 
 No timers per key: one heap of due times, one wake-up event. The clock is injected so
 tests drive time by hand.
