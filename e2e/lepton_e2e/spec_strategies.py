@@ -621,7 +621,7 @@ CEL_RULES: dict[str, CelRule] = {
     "minReplicas 0 needs scaleToZero: true": CelRule(
         ("scaling",), ".minReplicas", _repair_zero, _violate_zero
     ),
-    "a GPU-only variant (fp16, bf16, torch-compile, tensorrt) needs a pool with an accelerator": (
+    "a GPU-only variant (fp16, torch-compile, tensorrt) needs a pool with an accelerator": (
         CelRule((), ".optimization.variants", _repair_gpu, _violate_gpu)
     ),
     "an onnx model can only build onnx, onnx-int8, fp32 and tensorrt variants": CelRule(

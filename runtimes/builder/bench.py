@@ -49,7 +49,7 @@ CASES: dict[str, dict[str, Any]] = {
     },
 }
 # Served as built, no training: every CPU variant that is not pruned or distilled.
-UNTRAINED = ["fp32", "int8-dynamic", "onnx", "onnx-int8", "onnx-int8-static", "torchscript"]
+UNTRAINED = ["fp32", "int8-dynamic", "bf16", "onnx", "onnx-int8", "onnx-int8-static", "torchscript"]
 TRAINED = ["pruned-25", "distilled"]
 
 

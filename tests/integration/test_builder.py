@@ -185,9 +185,10 @@ def test_digits_repository_is_served_by_a_real_triton(digits_build, digits, tmp_
 # Casting a TorchScript module reads .grad of its non-leaf parameters: a warning, not a fault.
 @pytest.mark.filterwarnings("ignore:The .grad attribute:UserWarning")
 def test_a_half_precision_variant_takes_the_fp32_clients_send(digits_build, digits, tmp_path):
-    """A GPU pool's fp16/bf16 TorchScript, served by the same model.py: clients send
-    the declared FP32 and get FP32 back; the module's own float type is what it runs.
-    bf16 on this CPU stands in for the GPU's fp16 (the same cast, the same code path)."""
+    """A half-precision TorchScript (a CPU pool's frozen bf16, a GPU pool's fp16),
+    served by the same model.py: clients send the declared FP32 and get FP32 back; the
+    module runs its own float type, which the archive names (freezing leaves no
+    parameters to read it from)."""
     import shutil
 
     import tritonclient.http as httpclient

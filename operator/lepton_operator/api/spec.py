@@ -37,7 +37,7 @@ from lepton_operator.api.kube import (
     is_qualified_name,
 )
 
-GPU_ONLY_VARIANTS = ("fp16", "bf16", "torch-compile", "tensorrt")
+GPU_ONLY_VARIANTS = ("fp16", "torch-compile", "tensorrt")
 POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 COMPRESSED_VARIANTS = (
     "pruned-10",
@@ -680,7 +680,7 @@ SPEC_RULES = (
     Rule(
         f"!has(self.optimization) || !has(self.optimization.variants) || !has(self.pools) || "
         f"!{_variants_need(GPU_ONLY_VARIANTS)} || self.pools.exists(p, has(p.accelerator))",
-        "a GPU-only variant (fp16, bf16, torch-compile, tensorrt) needs a pool with an accelerator",
+        "a GPU-only variant (fp16, torch-compile, tensorrt) needs a pool with an accelerator",
         ".optimization.variants",
         lambda s: (
             s.pools is None

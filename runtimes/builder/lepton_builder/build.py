@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lepton_builder import calibration, canary, tritonrepo
+from lepton_builder import calibration, canary, cpu, tritonrepo
 from lepton_builder.accuracy import Usage, Verdict, judge
 from lepton_builder.loading import SOURCES_ROOT, load_model, local_source
 from lepton_builder.loadtime import load_seconds
@@ -117,6 +117,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         request.optimization.variants,
         tensorrt_available=_available("tensorrt"),
         ort_cuda_available=_ort_cuda(),
+        cpu_bf16_native=cpu.has_native_bf16(),
     )
     repository = Path(request.repository)
     repository.mkdir(parents=True, exist_ok=True)

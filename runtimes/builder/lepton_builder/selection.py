@@ -39,6 +39,7 @@ TENSORRT_NOT_BUILT = (
 CPU_VARIANTS = (
     "fp32",
     "int8-dynamic",
+    "bf16",
     "onnx",
     "onnx-int8",
     "onnx-int8-static",
@@ -53,6 +54,10 @@ GPU_VARIANTS = (
     "onnx",
     "tensorrt",
     *(v for v in COMPRESSED if not v.endswith("-int8")),
+)
+NO_NATIVE_BF16 = (
+    "this CPU has no native bf16 arithmetic (AVX512-BF16, AMX or Arm BF16): emulated, "
+    "bf16 is slower than fp32"
 )
 ONNX_SOURCE_VARIANTS = ("fp32", "onnx", "onnx-int8", "onnx-int8-static", "tensorrt")
 
@@ -70,6 +75,7 @@ def choose_variants(
     requested: list[str] | None,
     tensorrt_available: bool,
     ort_cuda_available: bool,
+    cpu_bf16_native: bool = False,
 ) -> list[Choice]:
     """Every variant considered, in a stable order: built, or skipped with the reason.
 
@@ -82,7 +88,14 @@ def choose_variants(
         if variant not in wanted:
             continue
         choices.append(
-            _choice(variant, device, source_format, tensorrt_available, ort_cuda_available)
+            _choice(
+                variant,
+                device,
+                source_format,
+                tensorrt_available,
+                ort_cuda_available,
+                cpu_bf16_native,
+            )
         )
     return choices
 
@@ -93,6 +106,7 @@ def _choice(
     source_format: str,
     tensorrt_available: bool,
     ort_cuda_available: bool,
+    cpu_bf16_native: bool,
 ) -> Choice:
     if source_format == "onnx" and variant not in ONNX_SOURCE_VARIANTS:
         return Choice(variant, False, "needs a torch source model; this model is ONNX")
@@ -100,6 +114,8 @@ def _choice(
         return Choice(variant, False, "needs a GPU; this build targets a CPU pool")
     if device == "cuda" and variant not in GPU_VARIANTS:
         return Choice(variant, False, "CPU-only quantization; not built for a GPU pool")
+    if device == "cpu" and variant == "bf16" and not cpu_bf16_native:
+        return Choice(variant, False, NO_NATIVE_BF16)
     if variant == "tensorrt" and not tensorrt_available:
         return Choice(variant, False, "the TensorRT library is not present in this image")
     if variant == "tensorrt":

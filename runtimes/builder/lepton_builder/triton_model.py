@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found,unused-ignore]  # provided by Triton at run time
 
+# The archive's extra file that names a half variant's float type (variants.py writes it).
+FLOAT_DTYPE_FILE = "lepton_float_dtype"
+
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
@@ -46,11 +49,21 @@ class TritonPythonModel:
             if threads:
                 torch.set_num_threads(threads)
             self.torch = torch
-            self.module = torch.jit.load(artifact, map_location=self.device).eval()
+            extra = {FLOAT_DTYPE_FILE: ""}
+            self.module = torch.jit.load(
+                artifact, map_location=self.device, _extra_files=extra
+            ).eval()
             # A half-precision variant (fp16, bf16) takes its float inputs in its own
-            # type, as the builder profiled it; clients send the declared fp32.
-            self.float_dtype = next(
-                (p.dtype for p in self.module.parameters() if p.is_floating_point()), None
+            # type, as the builder profiled it; clients send the declared fp32. The
+            # builder names the type in the archive: a frozen module has no parameters.
+            named = extra[FLOAT_DTYPE_FILE]
+            named = named.decode() if isinstance(named, bytes) else named
+            self.float_dtype = (
+                getattr(torch, named)
+                if named
+                else next(
+                    (p.dtype for p in self.module.parameters() if p.is_floating_point()), None
+                )
             )
 
     def _tensor(self, array: Any) -> Any:

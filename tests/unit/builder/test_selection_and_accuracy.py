@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from tritonclient.grpc.model_config_pb2 import TYPE_FP32
 
+from lepton_builder import cpu
 from lepton_builder.accuracy import judge, max_abs_error, min_cosine, top1_agreement
 from lepton_builder.build import _preferred, summary_table
 from lepton_builder.profiling import Budget, profile
@@ -24,6 +25,35 @@ def test_cpu_builds_cpu_variants_and_says_why_gpu_ones_are_skipped():
     skipped = {c.variant: c.reason for c in choices if not c.build}
     assert skipped["fp16"].startswith("needs a GPU")
     assert set(skipped) == {"torch-compile", "fp16", "bf16"}
+    assert "no native bf16" in skipped["bf16"]
+
+
+def test_bf16_is_a_cpu_variant_only_where_the_cpu_computes_bf16_natively():
+    native = choose_variants("cpu", "safetensors", None, False, False, cpu_bf16_native=True)
+    assert _built(native) == ["fp32", "int8-dynamic", "onnx", "onnx-int8", "torchscript", "bf16"]
+    # An ONNX source has no torch module to cast.
+    onnx = choose_variants("cpu", "onnx", ["bf16"], False, False, cpu_bf16_native=True)
+    assert _built(onnx) == ["fp32"]
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        ("flags\t\t: fpu sse avx2 avx512f avx512_vnni\n", False),  # Skylake/Ice Lake: emulated
+        ("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n", True),  # Cooper Lake, Zen 4
+        ("flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n", True),  # Sapphire Rapids
+        ("Features\t: fp asimd sve bf16 i8mm\n", True),  # Neoverse V1/N2, Graviton 3
+        ("Features\t: fp asimd evtstrm aes\n", False),  # Graviton 2
+        ("model name\t: bf16 in a name is not a flag\n", False),
+        ("", False),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, native):
+    assert cpu.native_bf16(cpuinfo) is native
+
+
+def test_unreadable_cpu_flags_mean_no_native_bf16(tmp_path):
+    assert cpu.has_native_bf16(tmp_path / "absent") is False
 
 
 def test_tensorrt_is_no_default_and_a_request_for_it_is_skipped_with_why():
