@@ -344,7 +344,7 @@ def _first(result: LivePlan, min_replicas: int) -> Plan | NoPlan:
     start from: said as such, with what the cheapest would cost."""
     if result.replicas >= min_replicas:
         return _as_plan(result)
-    return NoPlan(f"the cheapest plan is over the budget: {result.reason}")
+    return NoPlan(f"the cheapest plan is over the budget: {result.reason}", over_budget=True)
 
 
 def _nowhere(unschedulable: set[str] | frozenset[str]) -> NoPlan:

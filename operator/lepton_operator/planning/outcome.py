@@ -25,3 +25,6 @@ class Plan:
 @dataclass(frozen=True)
 class NoPlan:
     reason: str
+    # The budget is why (every plan costs more): only then is WithinBudget False. No
+    # accepted variant or no schedulable pool leaves nothing to weigh against it.
+    over_budget: bool = False

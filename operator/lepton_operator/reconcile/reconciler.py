@@ -678,8 +678,15 @@ class Reconciler:
             state.drop_condition(ConditionType.RECOMMENDED)
         if isinstance(plan, NoPlan):
             state.condition(ConditionType.DEPLOYED, False, "NoPlan", plan.reason)
-            if spec.budget:
+            if spec.budget and plan.over_budget:
                 state.condition(ConditionType.WITHIN_BUDGET, False, "OverBudget", plan.reason)
+            elif spec.budget:
+                state.condition(
+                    ConditionType.WITHIN_BUDGET,
+                    None,
+                    "NoPlan",
+                    f"no plan to weigh against the budget: {plan.reason}",
+                )
             return state.finish(Phase.DEGRADED)
         was = (previous.pool, previous.variant) if previous else None
         if was in failed and was != (plan.pool, plan.variant) and previous is not None:

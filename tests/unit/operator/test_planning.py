@@ -97,6 +97,7 @@ def test_budget_too_small_for_the_slo_serves_the_fastest_affordable_and_says_so(
 def test_nothing_affordable_is_no_plan():
     chosen = plan(GPU, budget_usd=0.1)
     assert isinstance(chosen, NoPlan) and "over the budget" in chosen.reason
+    assert chosen.over_budget  # WithinBudget=False says so
 
 
 def test_no_candidates_is_no_plan_with_a_reason():

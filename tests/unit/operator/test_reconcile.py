@@ -1206,7 +1206,9 @@ def test_a_build_past_its_deadline_says_so(spec, config):
 
 def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_same(spec, config):
     """No Prometheus (the first plan from the profiles alone): a GPU plan whose pods wait
-    for a node past the timeout falls back to the best CPU plan, and says why."""
+    for a node past the timeout falls back to the best CPU plan, and says why. With
+    every pool waiting there is no plan, and a budget is not said to be exceeded."""
+    spec["budget"] = {"maxHourlyUSD": 50.0}
     kube, reconciler, clock, status = _served_on_the_gpu(spec, config)
     assert status["decision"]["pool"] == "gpu-l4"
     _pending_pod(kube, "waiting", "gpu-l4")
@@ -1235,6 +1237,8 @@ def test_without_traffic_figures_a_pool_that_cannot_schedule_is_left_all_the_sam
     deployed = _condition(outcome.wire(), "Deployed")
     assert (deployed["reason"], outcome.wire()["phase"]) == ("NoPlan", "Degraded")
     assert "unschedulable: cpu-standard, gpu-l4" in deployed["message"]
+    budget = _condition(outcome.wire(), "WithinBudget")
+    assert (budget["status"], budget["reason"]) == ("Unknown", "NoPlan")
 
 
 def test_a_pool_left_out_is_tried_again_after_its_back_off_and_forgotten_once_it_serves(
