@@ -97,12 +97,29 @@ def capacities(
 
 
 def load_trend(rates: list[list[float]], now: float) -> float:
-    """Req/s per second over the trend window, end to end: the planner sizes for the load
-    one provisioning delay ahead, and the replay benchmark feeds it the same figure."""
-    window = [(t, r) for t, r in rates if now - t <= TREND_WINDOW_S]
+    """Req/s per second over the trend window: the planner sizes for the load one
+    provisioning delay ahead, and the replay benchmark feeds it the same figure.
+
+    A trend is a rise that holds over the whole window: the slope of each half (end to
+    end, split at the sample nearest the middle), the smaller of the two, and none when
+    either half does not rise. A step or a noisy wiggle rises in one half only; taken
+    end to end, the jump into a burst and the noise on its level read as a ramp, and
+    each was extrapolated over a cold start (a second L4 asked for, three minutes
+    late, for a burst one L4 serves). With two samples the halves cannot be told
+    apart: end to end."""
+    window = [(t, r) for t, r in sorted(rates) if now - t <= TREND_WINDOW_S]
     if len(window) < 2 or window[-1][0] <= window[0][0]:
         return 0.0
-    return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+    if len(window) == 2:
+        return _slope(window[0], window[-1])
+    middle_t = (window[0][0] + window[-1][0]) / 2
+    split = min(range(1, len(window) - 1), key=lambda i: abs(window[i][0] - middle_t))
+    first, second = _slope(window[0], window[split]), _slope(window[split], window[-1])
+    return max(min(first, second), 0.0)
+
+
+def _slope(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0
 
 
 def rates_window_s(provisioning_seconds: list[float]) -> float:

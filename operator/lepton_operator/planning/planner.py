@@ -48,6 +48,7 @@ from lepton_operator.planning.holding import (
     Risk,
     expected_hourly_cost,
     miss_risk,
+    sample_spacing_s,
     served_rps,
 )
 from lepton_operator.planning.outcome import Plan
@@ -162,23 +163,16 @@ def lead_seconds(pool: PoolState, capacity: Capacity) -> float:
 
 def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -> float:
     """The load to size for: the rising trend extrapolated over the option's cold start
-    (``lead_seconds``), capped at doubling (a step is not a ramp) and, while the load is
-    below the peak of the burst memory, at that peak (a burst back to a level seen
-    within the hour rises to that level, not to twice the load now), and never below the
-    recent peak, the highest load seen over that cold start, nor the throughput the
-    spec asks to keep ready, nor the load the daily pattern expects within the longest
-    cold start of any option (``seasonal``). A flat load is its own peak: no headroom is added."""
+    (``lead_seconds``) when it rises faster than the load's noise (``_trend_ahead``),
+    and never below the load at its recent variability, the recent peak, the highest
+    load seen over that cold start, the throughput the spec asks to keep ready, nor the
+    load the daily pattern expects within the longest cold start of any option
+    (``seasonal``). A flat load is its own peak: no headroom is added."""
     lead = lead_seconds(pool, capacity)
-    ahead = max(plan_input.trend_rps_per_s, 0.0) * lead
-    ahead = min(ahead, max(plan_input.rate_rps, 0.0))
-    if plan_input.burst_peak_rps > plan_input.rate_rps > 0:
-        # A burst back to a level seen within the burst memory rises to that level, not
-        # twice the load now.
-        ahead = min(ahead, plan_input.burst_peak_rps - plan_input.rate_rps)
     seen = [rate for time_s, rate in plan_input.recent_rates if plan_input.now_s - time_s <= lead]
     return max(
         variability_load(plan_input, lead),
-        plan_input.rate_rps + ahead,
+        plan_input.rate_rps + _trend_ahead(plan_input, lead),
         plan_input.recent_peak_rps,
         *seen,
         plan_input.min_rate_rps,
@@ -187,22 +181,53 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
     )
 
 
-def variability_load(plan_input: PlanInput, lead: float) -> float:
-    """The load at ``VARIABILITY_QUANTILE`` of its recent variability: the median load
-    over the cold start ``lead``, times that quantile of the ratios between successive
-    samples of the recent load (``recent_rates``), and never above the highest of them.
-    Noise around a level is met about 95% of the time rather than half of it (a level
-    at the edge of the SLO with no headroom breaches it on every upward wiggle); a flat
-    load gets none; ratios, not the spread around a mean, so a step or a trend is one
-    ratio among many, not a spread, and the cap keeps a burst the level it reached."""
+def _trend_ahead(plan_input: PlanInput, lead: float) -> float:
+    """How far the rising trend takes the load over ``lead``: capped at doubling (a step
+    is not a ramp) and, while the load is below the peak of the burst memory, at that
+    peak (a burst back to a level seen within the hour rises to that level, not to twice
+    the load now). None when the trend rises by less per sample than the load's noise
+    does (``load_spread``): that rise is noise, which the variability headroom meets
+    already; extrapolated over a cold start, each upward wiggle on a burst's level asked
+    for a second L4 that arrived three minutes later, for a load one L4 served."""
+    rate = max(plan_input.rate_rps, 0.0)
+    trend = max(plan_input.trend_rps_per_s, 0.0)
+    if trend <= 0 or rate <= 0:
+        return 0.0
+    spacing = sample_spacing_s(sorted(plan_input.recent_rates))
+    if spacing > 0 and trend * spacing <= rate * (load_spread(plan_input) - 1.0):
+        return 0.0
+    ahead = min(trend * lead, rate)
+    if plan_input.burst_peak_rps > rate:
+        ahead = min(ahead, plan_input.burst_peak_rps - rate)
+    return ahead
+
+
+def load_spread(plan_input: PlanInput) -> float:
+    """The ``VARIABILITY_QUANTILE`` of the ratios between successive samples of the last
+    ``HEADROOM_WINDOW_S`` (at least 1; 1 with fewer than three samples): how much the
+    load rises from one sample to the next when it rises by chance. Ratios, not the
+    spread around a mean, so a step or a trend is one ratio among many, not a spread."""
     now = plan_input.now_s
     samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
     ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
     if len(ratios) < 2:
+        return 1.0
+    return max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
+
+
+def variability_load(plan_input: PlanInput, lead: float) -> float:
+    """The load at ``VARIABILITY_QUANTILE`` of its recent variability: the median load
+    over the cold start ``lead``, times ``load_spread``, and never above the highest
+    sample of the last ``HEADROOM_WINDOW_S``. Noise around a level is met about 95% of
+    the time rather than half of it (a level at the edge of the SLO with no headroom
+    breaches it on every upward wiggle); a flat load gets none; the cap keeps a burst
+    the level it reached."""
+    now = plan_input.now_s
+    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
+    if len(samples) < 3:
         return 0.0
     recent = [r for t, r in plan_input.recent_rates if now - t <= lead] or [plan_input.rate_rps]
-    spread = max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
-    return min(_quantile(recent, 0.5) * spread, max(samples))
+    return min(_quantile(recent, 0.5) * load_spread(plan_input), max(samples))
 
 
 def _quantile(values: list[float], q: float) -> float:

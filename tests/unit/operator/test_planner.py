@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from lepton_operator.decide import BURST_MEMORY_S, burst_peak, remember_peak
+from lepton_operator.decide import BURST_MEMORY_S, burst_peak, load_trend, remember_peak
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
     LivePlan,
@@ -163,6 +163,42 @@ def test_a_burst_back_to_a_level_seen_within_the_hour_is_planned_for_that_level(
     assert _plan(1500, burst_peak_rps=1800.0, **rising).replicas == 1
     # A peak below the load now caps nothing: the trend is a new high.
     assert _plan(1500, burst_peak_rps=1000.0, **rising).replicas == 2
+
+
+def test_a_trend_is_a_rise_over_both_halves_of_its_window() -> None:
+    # A ramp of 1 req/s per second, sampled each minute: its slope.
+    ramp = [[t, 100.0 + t] for t in (0.0, 60.0, 120.0)]
+    assert load_trend(ramp, 120.0) == pytest.approx(1.0)
+    # The same rise as a step into a burst, then its level: the jump rises in one half
+    # only. End to end it read as 1 req/s per second, 180 extrapolated over an L4's cold
+    # start.
+    assert load_trend([[0.0, 100.0], [60.0, 220.0], [120.0, 220.0]], 120.0) == 0.0
+    assert load_trend([[0.0, 100.0], [60.0, 100.0], [120.0, 220.0]], 120.0) == 0.0
+    # A wiggle (down, then up past the start) does not rise in both halves either.
+    assert load_trend([[0.0, 100.0], [60.0, 90.0], [120.0, 130.0]], 120.0) == 0.0
+    # The smaller half: a ramp that slows is planned at its slower rise.
+    assert load_trend([[0.0, 100.0], [60.0, 220.0], [120.0, 250.0]], 120.0) == 0.5
+    # Sampled every 15 s (the sampler's default), the halves are split at the middle.
+    fine = [[t * 15.0, 100.0 + t * 15.0] for t in range(9)]
+    assert load_trend(fine, 120.0) == pytest.approx(1.0)
+    # Two samples cannot be told apart from a step: end to end. One: none.
+    assert load_trend([[60.0, 100.0], [120.0, 160.0]], 120.0) == 1.0
+    assert load_trend([[120.0, 160.0]], 120.0) == 0.0
+
+
+def test_a_rise_within_the_loads_noise_is_not_extrapolated() -> None:
+    # A burst level of 1,700 req/s on one L4 (1,900 at most), with 5% noise from sample
+    # to sample, a minute apart; the last sample a wiggle up. Its rise per sample is
+    # within what the load does by chance: one L4, not a second for noise.
+    level = [1700.0 * (1.05 if t % 2 else 0.95) for t in range(16)]
+    samples = tuple((t * 60.0, rate) for t, rate in enumerate(level))
+    now = 15 * 60.0
+    noisy = {"capacities": [GPU], "now_s": now, "recent_rates": samples}
+    assert _plan(level[-1], trend_rps_per_s=1.0, **noisy).replicas == 1
+    # The same rise from a flat level is a trend: extrapolated over the cold start.
+    flat = tuple((t * 60.0, 1700.0) for t in range(16))
+    steady = {**noisy, "recent_rates": flat}
+    assert _plan(1700.0, trend_rps_per_s=1.0, **steady).replicas == 2
 
 
 def test_observed_latency_corrects_the_model() -> None:
