@@ -8,7 +8,8 @@ needs comes from a Secret the LeptonModel names (``CA_BUNDLE``; the ``AWS_*`` ke
 which downloads, checks and builds; Triton serves what was built, and a request through
 the Service answers what the fp32 model answered. Status says what checked each file
 (``SourceVerified``: the sha256, the Hub's listing, or nothing, with a warning) and the
-Hub commit the revision resolved to.
+Hub commit the revision resolved to. A second model of the same file, once the first
+is Ready, finds it on the namespace's source cache and downloads nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import pytest
 
 from lepton_e2e import models, sourceservers
-from lepton_e2e.cluster import ClusterConfig
+from lepton_e2e.cluster import ClusterConfig, state_root
 from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
 from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
 from lepton_e2e.load import infer, sample_inputs, served_sample, service_endpoints
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.e2e
 
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
 OPTIMIZATION = {"variants": ["onnx"], "batchSizes": [1, 4]}
+SOURCE_CACHE = "lepton-source-cache"  # the chart's default builds.sourceCacheClaim
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,23 @@ def operator(kube: Kube) -> Iterator[None]:
 def _secret(kube: Kube, namespace: str, name: str, data: dict[str, str]) -> None:
     kube.apply(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data},
+        namespace=namespace,
+    )
+
+
+def _source_cache_claim(kube: Kube, namespace: str) -> None:
+    """The namespace's source cache, as a team would make it: a ReadWriteMany claim of
+    the name the chart's ``builds.sourceCacheClaim`` gives."""
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": SOURCE_CACHE},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
         namespace=namespace,
     )
 
@@ -99,9 +118,21 @@ def test_a_model_from_each_remote_source_builds_and_serves(
             ),
             "from-hub": models.tiny_bert_source("hf://team/tinybert@main", credentialsSecret="hub"),
         }
+        _source_cache_claim(kube, namespace)
         for name, source in sources.items():
             kube.apply(models.leptonmodel(name, source, OPTIMIZATION), namespace=namespace)
         statuses = _ready(kube, namespace, list(sources))
+        # A second model of the same file in the namespace: its build finds the file on
+        # the namespace's source cache, kept there by the first, and downloads nothing.
+        assert files.seen.count("/team/digits.pt") == 1, files.seen
+        again = models.digits_source(
+            f"{https}/team/digits.pt", sha256=digest, credentialsSecret="internal-ca"
+        )
+        kube.apply(models.leptonmodel("from-https-again", again, OPTIMIZATION), namespace=namespace)
+        _ready(kube, namespace, ["from-https-again"])
+        assert files.seen.count("/team/digits.pt") == 1, files.seen
+        kept = state_root() / "pvcs" / namespace / SOURCE_CACHE / "sha256" / digest
+        assert (kept / "digits.pt").read_bytes() == weights
 
     # Each server was asked, each for the file the model named (and the Hub at one commit).
     assert "/team/digits.pt" in files.seen

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from lepton_operator.api.kube import DNS_SUBDOMAIN
 from lepton_operator.api.spec import PoolSpec
 from lepton_operator.resources.build import (
     BUILD_DEADLINE_SECONDS,
@@ -142,6 +143,17 @@ class Builds(_Config):
         description="With optimization.servingSearch: seconds the build measures each "
         "load level of each configuration it tries on Triton (after a short warm-up). "
         "Longer gives steadier figures and a longer build; the local e2e tests use 1.",
+    )
+    source_cache_claim: str = Field(
+        default="lepton-source-cache",
+        alias="sourceCacheClaim",
+        pattern=f"^({DNS_SUBDOMAIN})?$",
+        max_length=253,
+        description="A PersistentVolumeClaim of this name in a model's namespace "
+        "(ReadWriteMany, made by you) is the namespace's source cache: every build there "
+        "keeps its checked downloads on it by content and finds them again, so models "
+        "sharing a source download it once. Where there is none, each model keeps its "
+        "own cache on its build volume. Empty: no namespace cache.",
     )
 
 

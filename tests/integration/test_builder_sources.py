@@ -8,13 +8,14 @@ import hashlib
 import http.server
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from lepton_builder import cli, fetch, hub, loading
+from lepton_builder import cli, fetch, hub, loading, sourcecache
 from lepton_builder.untrusted import LoadError
 from lepton_e2e import models, sourceservers
 from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
@@ -447,3 +448,23 @@ def test_a_rebuild_takes_a_hub_commit_from_the_cache(hub_env, tmp_path) -> None:
     third, _ = source("third")
     assert (third / "vocab.txt").read_bytes() == REPOS["org/model"]["vocab.txt"]
     assert any(p.endswith("/vocab.txt") for p in Hub.requests)
+
+
+def test_two_builds_keeping_one_entry_at_once_never_share_a_copy(tmp_path) -> None:
+    """A namespace's cache is shared: another build's entry may land while this one
+    copies. Its own temporary copy goes, theirs stays whole, and nothing is left over."""
+    folder = tmp_path / "download"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(WEIGHTS)
+    entry = sourcecache.hub_entry(tmp_path / "cache", "org/model", COMMIT)
+    partials: list[Path] = []
+
+    def copy_while_another_lands(source: Path, partial: Path) -> None:
+        partials.append(partial)
+        shutil.copytree(source, partial)
+        shutil.copytree(source, entry)  # the other build's rename, first
+
+    sourcecache._place(folder, entry, copy_while_another_lands)
+    assert (entry / "model.safetensors").read_bytes() == WEIGHTS
+    assert sorted(p.name for p in entry.parent.iterdir()) == [COMMIT]
+    assert partials and not partials[0].exists() and partials[0].name != f"{COMMIT}.partial"

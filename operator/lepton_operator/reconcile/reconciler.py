@@ -408,6 +408,7 @@ class Reconciler:
                 body,
             )
         jobs = [names.build_job(model, pool.name, build) for pool in pools]
+        cache_claim = self._namespace_source_cache(namespace)
         self.kube.apply(build_objects.builder_service_account(model, namespace), body)
         self.kube.apply(
             build_objects.builder_role(
@@ -432,9 +433,20 @@ class Reconciler:
                         self.config.builds.deadline_seconds,
                         self.config.builds.search_seconds_per_level,
                         self.config.images.triton_native_backends,
+                        cache_claim,
                     ),
                     body,
                 )
+        return claim
+
+    def _namespace_source_cache(self, namespace: str) -> str | None:
+        """The namespace's source cache claim (``builds.sourceCacheClaim``) when the
+        namespace has it; read when a build's Job is made, so a claim made later serves
+        the next build. Never made nor deleted by the operator: it is the user's, shared
+        by every model of the namespace."""
+        claim = self.config.builds.source_cache_claim
+        if not claim or self.kube.get("v1", "PersistentVolumeClaim", claim, namespace) is None:
+            return None
         return claim
 
     def _check_storage(

@@ -45,13 +45,16 @@ def build_request(
     build: str,
     job: str,
     serving_backends: Sequence[str] = (),
+    source_cache_claim: str | None = None,
 ) -> dict[str, Any]:
     """Everything the builder needs, passed as one JSON argument (versioned).
 
     With an S3 repository, ``upload`` names where the builder copies the repository it
     wrote to scratch; builders that predate it ignore the key, so the version stays 1.
-    Without one, ``sourceCache`` is a folder on the model's volume where the builder
-    keeps downloaded sources by content, so a rebuild does not download them again.
+    ``sourceCache`` is where the builder keeps downloaded sources by content, so a
+    rebuild does not download them again: the namespace's cache claim
+    (``source_cache_claim``, mounted by ``job``) where the namespace has one, else a
+    folder on the model's volume, else (an S3 repository: no volume) nothing.
     ``servingBackends``: the native Triton backends of the serving image, which the
     builder's config.pbtxt names where they serve an artifact (the python backend
     otherwise); absent when there are none, as before the key existed.
@@ -74,7 +77,9 @@ def build_request(
         request["servingBackends"] = sorted(set(serving_backends))
     if s3:
         request["upload"] = {"uri": s3_uri(s3, build, pool.name)}
-    else:
+    if source_cache_claim:
+        request["sourceCache"] = NAMESPACE_SOURCE_CACHE
+    elif not s3:
         request["sourceCache"] = SOURCE_CACHE
     return request
 
@@ -83,6 +88,7 @@ SOURCES_MOUNT = "/sources"
 # Beside the build folders (<buildHash>/<pool>/) on the model's volume; Triton never
 # reads it (its --model-repository is a variant's own folder).
 SOURCE_CACHE = f"{MODELS_MOUNT}/.source-cache"
+NAMESPACE_SOURCE_CACHE = "/source-cache"  # the namespace's cache claim, where it has one
 
 
 def source_claims(spec: LeptonModelSpec) -> list[str]:
@@ -121,14 +127,27 @@ def job(
     deadline_seconds: int = BUILD_DEADLINE_SECONDS,
     search_seconds_per_level: float | None = None,
     serving_backends: Sequence[str] = (),
+    source_cache_claim: str | None = None,
 ) -> dict[str, Any]:
     """The build Job of one pool. ``search_seconds_per_level``: how long the serving
     search measures each load level (the builder's own default when None).
     ``serving_backends``: the serving image's native Triton backends (the config's
-    images.tritonNativeBackends; none: every variant on the python backend)."""
+    images.tritonNativeBackends; none: every variant on the python backend).
+    ``source_cache_claim``: the namespace's source cache claim, mounted read-write at
+    ``NAMESPACE_SOURCE_CACHE``, where the namespace has one."""
     name = names.build_job(model, pool.name, build)
     labels = names.labels(model, "builder", **{POOL_LABEL: pool.name, BUILD_HASH_LABEL: build})
-    request = build_request(model, spec, pool, build, name, serving_backends)
+    request = build_request(model, spec, pool, build, name, serving_backends, source_cache_claim)
+    cache_mount = (
+        [{"name": "source-cache", "mountPath": NAMESPACE_SOURCE_CACHE}]
+        if source_cache_claim
+        else []
+    )
+    cache_volume = (
+        [{"name": "source-cache", "persistentVolumeClaim": {"claimName": source_cache_claim}}]
+        if source_cache_claim
+        else []
+    )
     claims = source_claims(spec)
     s3 = spec.repository.s3 if spec.repository else None
     # With S3 the repository is written to /tmp and uploaded: no model volume at all.
@@ -181,6 +200,7 @@ def job(
                             "terminationMessagePolicy": "FallbackToLogsOnError",
                             "volumeMounts": [
                                 *models_mount,
+                                *cache_mount,
                                 {"name": "tmp", "mountPath": "/tmp"},
                                 # pvc://<claim>/<path> is read at /sources/<claim>/<path>.
                                 *(
@@ -196,6 +216,7 @@ def job(
                     ],
                     "volumes": [
                         *models_volume,
+                        *cache_volume,
                         {"name": "tmp", "emptyDir": {}},
                         *(
                             {

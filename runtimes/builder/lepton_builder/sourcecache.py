@@ -1,9 +1,9 @@
-"""Downloaded sources kept on the model's volume, keyed by content, so a rebuild does
-not download the model again.
+"""Downloaded sources kept by content, so a rebuild does not download the model again.
 
-The operator names the folder in the build request (``sourceCache``: a folder on the
-model's ReadWriteMany volume, which outlives every build Job); without it nothing is
-kept. Only what its content names can be found again:
+The operator names the folder in the build request (``sourceCache``: the namespace's
+cache claim where it has one, shared by all its models, else a folder on the model's
+ReadWriteMany volume; both outlive every build Job); without it nothing is kept.
+Only what its content names can be found again:
 
 - ``https://`` and ``s3://`` files by the spec's ``sha256`` (``sha256/<digest>/<name>``);
   without a ``sha256`` there is no key, and every build downloads;
@@ -12,7 +12,9 @@ kept. Only what its content names can be found again:
 
 An entry is trusted no more than a download: a file is hashed again before it is used,
 and one that no longer matches is deleted and downloaded afresh. Entries are written
-under a temporary name and renamed, so a build that dies mid-copy leaves no half entry.
+under a temporary name of their writer's own and renamed, so a build that dies
+mid-copy leaves no half entry, and two builds keeping the same entry at once (a
+namespace's cache is shared) never write into one copy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,17 +75,22 @@ def keep_folder(source: Path, entry: Path) -> None:
 
 
 def _place(source: Path, entry: Path, copy: Callable[[Path, Path], object]) -> None:
+    """Copy under a name of this writer's own, then rename: a namespace's cache is shared
+    by every build there, and two that keep the same entry at once must not write into
+    one temporary copy. A file's rename replaces the other's whole, equal copy; a
+    folder's fails on the other's, which stays."""
     if entry.exists():
         return
-    partial = entry.with_name(entry.name + ".partial")
+    partial = entry.with_name(f"{entry.name}.partial-{uuid.uuid4().hex}")
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        _remove(partial)
         copy(source, partial)
         partial.rename(entry)
         log.info("kept %s in the source cache", entry)
     except OSError as error:  # a full or read-only volume costs the next build a download
-        log.warning("could not keep %s in the source cache: %s", entry, error)
+        if not entry.exists():
+            log.warning("could not keep %s in the source cache: %s", entry, error)
+    finally:
         _remove(partial)
 
 

@@ -521,6 +521,34 @@ def test_never_deletes_what_it_does_not_own(config):
     )
 
 
+def test_builds_use_the_namespaces_source_cache_only_where_it_has_one(spec, config):
+    spec["model"]["uri"] = "https://models.example/minilm.onnx"
+    spec["model"]["format"] = "onnx"
+
+    def caches(kube: FakeKube, config=config) -> set[str]:
+        _reconciler(kube, config).reconcile(_body(spec))
+        return {
+            json.loads(j["spec"]["template"]["spec"]["containers"][0]["args"][1])["sourceCache"]
+            for j in kube.of_kind("Job")
+        }
+
+    assert caches(FakeKube()) == {"/models/.source-cache"}  # the model's own volume
+    shared = _with_source_claim(FakeKube(), config.builds.source_cache_claim)
+    assert caches(shared) == {"/source-cache"}
+    # The claim is the user's: read, never made, changed nor owned.
+    claim = shared.objects[("PersistentVolumeClaim", "ml", "lepton-source-cache")]
+    assert claim == {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "lepton-source-cache", "namespace": "ml", "labels": {}},
+    }
+    off = config.model_copy(
+        update={"builds": config.builds.model_copy(update={"source_cache_claim": ""})}
+    )
+    assert caches(_with_source_claim(FakeKube(), "lepton-source-cache"), off) == {
+        "/models/.source-cache"
+    }
+
+
 def test_a_missing_source_claim_waits_with_a_reason_and_builds_nothing(spec, config):
     kube = FakeKube()
     outcome = _reconciler(kube, config).reconcile(_body(spec))

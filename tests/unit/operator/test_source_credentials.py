@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -85,3 +86,28 @@ def test_downloads_are_kept_on_the_models_volume_unless_it_is_s3(spec, config) -
     spec["repository"] = {"s3": {"uri": "s3://10.0.0.5:9000/models/team-a"}}
     request = build.build_request("minilm", parse_spec(spec), config.pools[0], "abc123", "job")
     assert "sourceCache" not in request  # no model volume: nothing outlives the Job
+
+
+def test_the_namespace_cache_claim_is_mounted_and_used_s3_repository_or_not(spec, config) -> None:
+    for repository in (None, {"s3": {"uri": "s3://10.0.0.5:9000/models/team-a"}}):
+        if repository:
+            spec["repository"] = repository
+        job = build.job(
+            "minilm",
+            "ml",
+            parse_spec(spec),
+            config.pools[0],
+            "abc123",
+            "builder:1",
+            source_cache_claim="lepton-source-cache",
+        )
+        pod = job["spec"]["template"]["spec"]
+        request = json.loads(pod["containers"][0]["args"][1])
+        assert request["sourceCache"] == build.NAMESPACE_SOURCE_CACHE
+        assert {
+            "name": "source-cache",
+            "persistentVolumeClaim": {"claimName": "lepton-source-cache"},
+        } in pod["volumes"]
+        assert {"name": "source-cache", "mountPath": build.NAMESPACE_SOURCE_CACHE} in pod[
+            "containers"
+        ][0]["volumeMounts"]
