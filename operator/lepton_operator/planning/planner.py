@@ -163,7 +163,7 @@ def lead_seconds(pool: PoolState, capacity: Capacity) -> float:
 
 def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -> float:
     """The load to size for: the rising trend extrapolated over the option's cold start
-    (``lead_seconds``) when it rises faster than the load's noise (``_trend_ahead``),
+    (``lead_seconds``) when it rises faster than the load's noise (``trend_ahead``),
     and never below the load at its recent variability, the recent peak, the highest
     load seen over that cold start, the throughput the spec asks to keep ready, nor the
     load the daily pattern expects within the longest cold start of any option
@@ -172,7 +172,7 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
     seen = [rate for time_s, rate in plan_input.recent_rates if plan_input.now_s - time_s <= lead]
     return max(
         variability_load(plan_input, lead),
-        plan_input.rate_rps + _trend_ahead(plan_input, lead),
+        plan_input.rate_rps + trend_ahead(plan_input, lead),
         plan_input.recent_peak_rps,
         *seen,
         plan_input.min_rate_rps,
@@ -181,12 +181,12 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
     )
 
 
-def _trend_ahead(plan_input: PlanInput, lead: float) -> float:
+def trend_ahead(plan_input: PlanInput, lead: float) -> float:
     """How far the rising trend takes the load over ``lead``: capped at doubling (a step
     is not a ramp) and, while the load is below the peak of the burst memory, at that
     peak (a burst back to a level seen within the hour rises to that level, not to twice
-    the load now). None when the trend rises by less per sample than the load's noise
-    does (``load_spread``): that rise is noise, which the variability headroom meets
+    the load now). None when the trend rises by no more per sample than the load's
+    noise (``rise_noise``): that rise is noise, which the variability headroom meets
     already; extrapolated over a cold start, each upward wiggle on a burst's level asked
     for a second L4 that arrived three minutes later, for a load one L4 served."""
     rate = max(plan_input.rate_rps, 0.0)
@@ -194,12 +194,28 @@ def _trend_ahead(plan_input: PlanInput, lead: float) -> float:
     if trend <= 0 or rate <= 0:
         return 0.0
     spacing = sample_spacing_s(sorted(plan_input.recent_rates))
-    if spacing > 0 and trend * spacing <= rate * (load_spread(plan_input) - 1.0):
+    if spacing > 0 and trend * spacing <= rise_noise(plan_input):
         return 0.0
     ahead = min(trend * lead, rate)
     if plan_input.burst_peak_rps > rate:
         ahead = min(ahead, plan_input.burst_peak_rps - rate)
     return ahead
+
+
+def rise_noise(plan_input: PlanInput) -> float:
+    """Req/s: how far the load's rise from one sample to the next strays from its usual
+    rise, at ``VARIABILITY_QUANTILE``, over the last ``HEADROOM_WINDOW_S`` (0 with fewer
+    than three samples). A steady ramp rises by the same each sample, so it has none
+    however steep and from however low a level; a noisy level strays by its noise; a
+    single step is one rise among many. Differences, not ratios: the ratios of a ramp
+    from a low level shrink as it climbs, and would read its own start as noise."""
+    now = plan_input.now_s
+    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
+    rises = [b - a for a, b in itertools.pairwise(samples)]
+    if len(rises) < 2:
+        return 0.0
+    usual = _quantile(rises, 0.5)
+    return _quantile([abs(rise - usual) for rise in rises], VARIABILITY_QUANTILE)
 
 
 def load_spread(plan_input: PlanInput) -> float:

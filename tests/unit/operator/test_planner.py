@@ -17,6 +17,7 @@ from lepton_operator.planning.planner import (
     PoolState,
     Serving,
     plan,
+    trend_ahead,
 )
 from lepton_operator.report import Profile
 
@@ -199,6 +200,20 @@ def test_a_rise_within_the_loads_noise_is_not_extrapolated() -> None:
     flat = tuple((t * 60.0, 1700.0) for t in range(16))
     steady = {**noisy, "recent_rates": flat}
     assert _plan(1700.0, trend_rps_per_s=1.0, **steady).replicas == 2
+
+
+def test_a_steady_ramp_is_a_trend_from_however_low_it_starts() -> None:
+    # Sampled every 15 s as live (the sampler's default), a steady ramp rises by the
+    # same each sample: no noise, so its trend is planned over the cold start, from 20
+    # req/s as from 2 (whose first ratios between samples, 1.5x and more, are no noise).
+    for start in (20.0, 2.0):
+        ramp = tuple((t * 15.0, start + (40.0 - start) * t / 60) for t in range(61))
+        trend = load_trend([list(sample) for sample in ramp], 900.0)
+        assert trend == pytest.approx((40.0 - start) / 900.0)
+        ahead = trend_ahead(
+            _input(40.0, now_s=900.0, recent_rates=ramp, trend_rps_per_s=trend), lead=60.0
+        )
+        assert ahead == pytest.approx(trend * 60.0)
 
 
 def test_observed_latency_corrects_the_model() -> None:
