@@ -34,6 +34,7 @@ from lepton_operator.planning import NoPlan, Plan
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
     HEADROOM_WINDOW_S,
+    RISE_MEMORY_S,
     VARIABILITY_WINDOW_S,
     LivePlan,
     PlanInput,
@@ -57,6 +58,8 @@ PEAK_WINDOW_S = 30.0
 # How long a burst is remembered: an option that cannot keep up with the highest load of
 # this window is not chosen while another can (the planner's ``burst_peak_rps``).
 BURST_MEMORY_S = 3600.0
+MINUTE_S = 60.0  # the resolution of the rise memory beyond the hour of samples
+RISE_REVIEW_S = 900.0  # how often ageing minutes of the rise memory wake a model at most
 
 
 @dataclass
@@ -147,6 +150,27 @@ def remember_peak(peaks: list[list[float]], now: float, rate: float) -> list[lis
     return [*kept, [now, rate]]
 
 
+def remember_minute_peaks(minutes: list[list[float]], now: float, rate: float) -> list[list[float]]:
+    """The load's highest of each minute, ``[minute start, req/s]``, over the rise memory
+    (``planner.RISE_MEMORY_S``): what the expected-cost scale-down reads beyond the hour
+    of samples, at most 360 pairs however often the load is sampled."""
+    minute = math.floor(now / MINUTE_S) * MINUTE_S
+    kept = [[t, r] for t, r in minutes if now - t <= RISE_MEMORY_S]
+    if kept and kept[-1][0] == minute:
+        kept[-1][1] = max(kept[-1][1], rate)
+        return kept
+    return [*kept, [minute, rate]]
+
+
+def older_rates(
+    minutes: list[list[float]], rates: list[list[float]]
+) -> tuple[tuple[float, float], ...]:
+    """The minute peaks from before the first sample of ``rates`` (the planner's
+    ``older_rates``): the samples speak for the minutes they cover."""
+    since = min((t for t, _ in rates), default=math.inf)
+    return tuple((t, r) for t, r in minutes if t + MINUTE_S <= since)
+
+
 def burst_peak(peaks: list[list[float]], now: float) -> float:
     """The highest load of the burst memory (0 when nothing is remembered)."""
     return max([r for t, r in peaks if now - t <= BURST_MEMORY_S] or [0.0])
@@ -200,6 +224,7 @@ def decide(
     blind = observed_rate is None
     rate = observed_rate or 0.0
     peaks: list[list[float]] = [list(x) for x in remembered.peaks]
+    minutes: list[list[float]] = [list(x) for x in remembered.minutes]
     daily = from_status(remembered.daily.model_dump() if remembered.daily else None)
     cold_starts = {(c.pool, c.variant): c.seconds for c in status.cold_starts}
     sizing_window = PEAK_WINDOW_S
@@ -212,6 +237,7 @@ def decide(
         seen_rps = round(sample.model_rps, 3)  # cache hits need no replica
         rates.append([now_s, seen_rps])
         peaks = remember_peak(peaks, now_s, seen_rps)
+        minutes = remember_minute_peaks(minutes, now_s, seen_rps)
         daily = observe(daily, now_s, seen_rps)
     observed = sample.p95_ms if sample else (live.p95_ms if live else None)
     if current is None or (serving is not None and serving - {(current.pool, current.variant)}):
@@ -269,6 +295,7 @@ def decide(
         min_rate_rps=spec.slo.min_throughput_rps or 0.0,
         recent_rates=tuple((t, r) for t, r in rates),
         burst_peak_rps=burst_peak(peaks, now_s),
+        older_rates=older_rates(minutes, rates),
         daily=daily,
     )
     result = plan(plan_input)
@@ -293,6 +320,7 @@ def decide(
             float(rate),
             longest_lead(plan_input),
             sizing_window,
+            minutes,
         )
         if sample
         else remembered.review_at
@@ -308,6 +336,7 @@ def decide(
         ],
         rates=rates,
         peaks=peaks,
+        minutes=minutes,
         daily=DailyLoadStatus.model_validate(to_status(daily)),
         review_at=None if review is None else round(review, 3),
     )
@@ -322,6 +351,7 @@ def review_at(
     rate: float,
     horizon_s: float,
     sizing_window_s: float = PEAK_WINDOW_S,
+    minutes: list[list[float]] | None = None,
 ) -> float | None:
     """When the plan may change with the load as it is now (Unix seconds): the sampler
     wakes a model without traffic only on news, and ageing memory is no news. At once
@@ -331,7 +361,8 @@ def review_at(
     change in the figures can change the plan. The headroom for the load's variability
     changes when the last sample that differed from the load now leaves its window
     (``HEADROOM_WINDOW_S``); capacity held for rises that recur (``planning.holding``)
-    may go when the first rise above the load now leaves the hour's memory."""
+    may go when the first rise above the load now leaves the hour of samples (the
+    cheaper pool's pattern) or the rise memory's six hours of ``minutes``."""
     if any(r > rate for t, r in rates if now_s - t <= sizing_window_s):
         return now_s
     moments = [t + BURST_MEMORY_S for t, r in peaks if r > rate]
@@ -342,6 +373,12 @@ def review_at(
     rises = [t for t, r in rates if r > rate]
     if rises:
         moments.append(min(rises) + VARIABILITY_WINDOW_S)
+    older = [t for t, r in minutes or [] if r > rate]
+    if older:
+        # Each minute ages out on its own: looked at every RISE_REVIEW_S at most, so an
+        # idle model is not woken each minute for six hours (capacity held that long
+        # more, at worst, after the rises that held it are forgotten).
+        moments.append(max(min(older) + RISE_MEMORY_S, now_s + RISE_REVIEW_S))
     forecast = next_change_s(daily, now_s, horizon_s)
     if forecast is not None:
         moments.append(forecast)

@@ -287,7 +287,8 @@ class DailyLoadStatus(Spec):
 class PlannerMemory(Spec):
     """What the live planner remembers between evaluations: its model correction
     (observed over predicted p95), its recent recommendations (stabilization windows)
-    and recent request rates (trend and peak, and the burst memory's sliding maximum).
+    and recent request rates (trend and peak, the burst memory's sliding maximum, and
+    each minute's peak over the six hours of the rise memory).
     Small and bounded by the windows."""
 
     correction: float = Field(
@@ -306,6 +307,13 @@ class PlannerMemory(Spec):
         max_length=2000,
         description="[unix seconds, req/s] pairs with falling rates: the sliding maximum "
         "of the load over the burst memory (an hour).",
+    )
+    minutes: list[list[float]] = Field(
+        default_factory=list,
+        max_length=2000,
+        description="[unix seconds, req/s] pairs: the load's highest of each minute over "
+        "the last six hours, where the planner reads the rises that recur beyond the "
+        "hour of rates.",
     )
     daily: DailyLoadStatus | None = Field(
         default=None, description="The load per time of day on recent days."

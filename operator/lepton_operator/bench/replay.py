@@ -45,6 +45,8 @@ from lepton_operator.decide import (
     burst_peak,
     load_trend,
     memory_window_s,
+    older_rates,
+    remember_minute_peaks,
     remember_peak,
 )
 from lepton_operator.planning.capacity import P95_TAIL, Capacity, capacity_from_profiles
@@ -245,6 +247,7 @@ class Ours:
     correction: float = 1.0
     history: tuple[Recommendation, ...] = ()
     peaks: list[list[float]] = field(default_factory=list)
+    minutes: list[list[float]] = field(default_factory=list)
     daily: DailyLoad = field(default_factory=DailyLoad)
     reasons: list[str] = field(default_factory=list)
 
@@ -296,6 +299,7 @@ class Ours:
         rate = seen.past_rates[-1]
         peak = max([r for t, r in rates if now - t <= PEAK_WINDOW_S] or [rate])
         self.peaks = remember_peak(self.peaks, now, rate)
+        self.minutes = remember_minute_peaks(self.minutes, now, rate)
         self.daily = observe(self.daily, now, rate)
         current = seen.current
         # While others than the current target serve (a move under way), or the Ready
@@ -313,6 +317,7 @@ class Ours:
                 current=Serving(current.variant, current.pool, current.replicas),
                 recent_rates=tuple((t, r) for t, r in rates),
                 burst_peak_rps=burst_peak(self.peaks, now),
+                older_rates=older_rates(self.minutes, rates),
                 daily=self.daily,
             ),
             current,

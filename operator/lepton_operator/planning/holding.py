@@ -78,9 +78,12 @@ def miss_risk(
     served: float,
     lead_s: float,
     window_s: float,
+    spacing_s: float | None = None,
 ) -> Risk:
     """The rises of the last ``window_s`` past ``served`` that would also take the load
-    now past it.
+    now past it. ``spacing_s``: the time between samples as the load is sampled now
+    (how late a rise is seen), when ``recent_rates`` mixes resolutions (per-minute peaks
+    of the older hours before the samples of the last); else their own median spacing.
 
     A rise starts at a sample at or below ``served`` and is a later sample within the
     time to bring capacity back (``lead_s`` plus one sample's delay to see it) that is
@@ -97,7 +100,7 @@ def miss_risk(
     if rate_rps >= served:
         # The smaller fleet cannot serve the load now: dropping is a miss from the start.
         return Risk(RECURRENCE_MIN, 1.0, 0.0)
-    spacing = sample_spacing_s(samples)
+    spacing = sample_spacing_s(samples) if spacing_s is None else spacing_s
     horizon = lead_s + spacing
 
     def rises(level: float, value: float) -> bool:

@@ -55,9 +55,13 @@ from lepton_operator.planning.outcome import Plan
 from lepton_operator.planning.seasonal import DailyLoad, expected_load
 
 SWITCH_MARGIN = 0.10  # a new variant/pool must save at least 10% per hour
-# The load's recent variability: how long its samples are kept (``recent_rates``), and
-# the memory over which rises that recur hold capacity (``holding``).
+# The load's recent variability: how long its samples are kept (``recent_rates``).
 VARIABILITY_WINDOW_S = 3600.0
+# The memory over which rises that recur hold capacity (``holding``): the samples of the
+# last hour and, before them, the load's peak of each minute (``older_rates``). Bursts
+# past a fleet's room that come every hour or two recur within it; within one hour they
+# never did, and each lull dropped the capacity the next burst needed.
+RISE_MEMORY_S = 6 * 3600.0
 # Headroom from the load's recent variability: over this window, the ratios between
 # successive samples, taken at this quantile, scale the level of the last cold start.
 HEADROOM_WINDOW_S = 900.0
@@ -111,6 +115,9 @@ class PlanInput:
     min_rate_rps: float = 0.0  # slo.minThroughputRps: capacity kept whatever the load
     # (time_s, req/s) samples of the recent load, at least the longest provisioning delay
     recent_rates: tuple[tuple[float, float], ...] = ()
+    # (time_s, req/s): the load's highest of each minute before recent_rates, back to
+    # RISE_MEMORY_S (decide.py keeps them): where rises that recur are read beyond the hour
+    older_rates: tuple[tuple[float, float], ...] = ()
     burst_peak_rps: float = 0.0  # the highest load of the burst memory (decide.py)
     daily: DailyLoad | None = None  # the load at this time of day on recent days
 
@@ -673,20 +680,26 @@ def _current_needs(plan_input: PlanInput) -> int | None:
 
 
 def _risk(plan_input: PlanInput, served: float, lead_s: float) -> Risk:
+    """``holding.miss_risk`` over the rise memory: the per-minute peaks of the older
+    hours, then the samples of the last, seen as late as the load is sampled now."""
+    recent = sorted(plan_input.recent_rates)
+    since = recent[0][0] if recent else math.inf
+    older = [(t, r) for t, r in plan_input.older_rates if t < since]
     return miss_risk(
-        plan_input.recent_rates,
+        (*older, *recent),
         plan_input.now_s,
         plan_input.rate_rps,
         served,
         lead_s,
-        VARIABILITY_WINDOW_S,
+        RISE_MEMORY_S,
+        spacing_s=sample_spacing_s(recent),
     )
 
 
 def _risk_note(risk: Risk, saving_usd: float, replicas: str) -> str:
     return (
         f" (expected cost: the load rose {risk.rises} times in the last "
-        f"{VARIABILITY_WINDOW_S / 60:.0f} min past what {replicas} would serve, about "
+        f"{RISE_MEMORY_S / 3600:g} h past what {replicas} would serve, about "
         f"{risk.miss_share:.1%} of the time over the SLO at {MISS_WEIGHT:g}x the price of "
         f"what is held, more than the ${saving_usd:.2f}/h dropping saves)"
     )

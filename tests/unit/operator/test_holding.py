@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from lepton_operator.decide import older_rates, remember_minute_peaks
 from lepton_operator.planning.capacity import Capacity
 from lepton_operator.planning.holding import (
     MISS_WEIGHT,
@@ -20,6 +21,7 @@ from lepton_operator.planning.holding import (
     served_rps,
 )
 from lepton_operator.planning.planner import (
+    RISE_MEMORY_S,
     VARIABILITY_WINDOW_S,
     LivePlan,
     PlanInput,
@@ -189,3 +191,61 @@ def test_a_model_that_may_scale_to_zero_goes_to_zero_though_its_bursts_recur() -
     plans = _run(bursts, Serving("onnx", "cpu", 1), 62, 10, capacities=[CPU], min_replicas=0)
     assert plans[-1].replicas == 0, plans[-1].reason
     assert not any("expected cost" in p.reason for p in plans)
+
+
+def _run_with_minutes(
+    rates: list[float], serving: Serving, start_minute: int, minutes: int, **changes: object
+) -> list[LivePlan]:
+    """``_run``, with the rise memory beyond the hour: each minute's peak, kept and
+    handed over as decide() does (``older_rates``)."""
+    history: tuple[Recommendation, ...] = ()
+    kept: list[list[float]] = []
+    for minute, rate in enumerate(rates[:start_minute]):
+        kept = remember_minute_peaks(kept, (minute + 1) * 60.0, rate)
+    plans = []
+    for minute in range(start_minute, start_minute + minutes):
+        now = minute * 60.0
+        seen = rates[:minute]
+        kept = remember_minute_peaks(kept, now, seen[-1])
+        recent = [[t, r] for t, r in _samples(seen) if now - t <= VARIABILITY_WINDOW_S]
+        result = plan(
+            _input(
+                seen[-1],
+                current=serving,
+                history=history,
+                now_s=now,
+                recent_rates=tuple((t, r) for t, r in recent),
+                older_rates=older_rates(kept, recent),
+                recent_peak_rps=seen[-1],
+                **changes,
+            )
+        )
+        assert result is not None
+        history, serving = result.history, Serving(result.variant, result.pool, result.replicas)
+        plans.append(result)
+    return plans
+
+
+def test_bursts_an_hour_or_two_apart_recur_within_the_rise_memory() -> None:
+    """80 req/s for 5 minutes every 100: never two bursts within an hour, so the hour
+    of samples alone drops the L4 in every lull (and the next burst waits for it); the
+    per-minute peaks of the hours before remember them, and the L4 is kept."""
+    rates = _bursts(420, 8.0, 100, 5)
+    lull = 402  # two minutes after the fourth burst ended
+    hour_only = _run(rates, Serving("fp16", "gpu", 1), lull, 10)
+    assert hour_only[-1].pool == "cpu"
+    remembered = _run_with_minutes(rates, Serving("fp16", "gpu", 1), lull, 10)
+    assert [p.pool for p in remembered] == ["gpu"] * 10
+    assert "rose 4 times in the last 6 h" in remembered[-1].reason, remembered[-1].reason
+
+
+def test_the_minute_peaks_are_each_minutes_highest_over_six_hours() -> None:
+    kept: list[list[float]] = []
+    for step in range(8 * 60 * 4):  # eight hours sampled every 15 s
+        kept = remember_minute_peaks(kept, step * 15.0, float(step % 4))
+    assert len(kept) == RISE_MEMORY_S / 60  # six hours of minutes, the one now included
+    assert {r for _, r in kept} == {3.0}  # each minute's highest of its four samples
+    assert [t % 60 for t, _ in kept] == [0.0] * len(kept)
+    # The samples speak for the minutes they cover: none of those is handed over twice.
+    recent = [[t, 1.0] for t in range(8 * 3600 - 3600, 8 * 3600, 15)]
+    assert max(t for t, _ in older_rates(kept, recent)) + 60 <= recent[0][0]

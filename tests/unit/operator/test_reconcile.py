@@ -962,6 +962,10 @@ def test_the_burst_memory_is_kept_in_status_and_valid(spec, config):
     peaks = status["planner"]["peaks"]
     assert peaks[0][1] == 100.0 and peaks[-1][1] == 1.0
     assert [r for _, r in peaks] == sorted((r for _, r in peaks), reverse=True)
+    # The rise memory: each minute's highest load, both loads among them.
+    minutes = status["planner"]["minutes"]
+    assert {r for _, r in minutes} <= {100.0, 1.0} and minutes[0][1] == 100.0
+    assert all(t % 60 == 0 for t, _ in minutes)
     # The daily pattern's slot observed now holds this pass's samples (both loads).
     opened = status["planner"]["daily"]["open"]
     assert opened[-1] == 1.0 and set(opened[1:]) == {100.0, 1.0}
