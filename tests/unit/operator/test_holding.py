@@ -114,24 +114,34 @@ def _input(rate: float, **changes: object) -> PlanInput:
 
 
 def _run(
-    rates: list[float], serving: Serving, start_minute: int, minutes: int, **changes: object
+    rates: list[float],
+    serving: Serving,
+    start_minute: int,
+    minutes: int,
+    rise_memory: bool = False,
+    **changes: object,
 ) -> list[LivePlan]:
     """The planner once a minute from ``start_minute``, fed the trace's past as
-    ``recent_rates`` (an hour) and its own memory, as the replay does."""
+    ``recent_rates`` (an hour) and its own memory, as the replay does; with
+    ``rise_memory``, also each minute's peak before that hour (``older_rates``), kept
+    as decide() keeps them."""
     history: tuple[Recommendation, ...] = ()
+    kept: list[list[float]] = []
+    for minute, rate in enumerate(rates[:start_minute] if rise_memory else []):
+        kept = remember_minute_peaks(kept, (minute + 1) * 60.0, rate)
     plans = []
     for minute in range(start_minute, start_minute + minutes):
         now = minute * 60.0
         seen = rates[:minute]
+        recent = [[t, r] for t, r in _samples(seen) if now - t <= VARIABILITY_WINDOW_S]
         result = plan(
             _input(
                 seen[-1],
                 current=serving,
                 history=history,
                 now_s=now,
-                recent_rates=tuple(
-                    (t, r) for t, r in _samples(seen) if now - t <= VARIABILITY_WINDOW_S
-                ),
+                recent_rates=tuple((t, r) for t, r in recent),
+                older_rates=older_rates(kept, recent),
                 recent_peak_rps=seen[-1],
                 **changes,
             )
@@ -193,39 +203,6 @@ def test_a_model_that_may_scale_to_zero_goes_to_zero_though_its_bursts_recur() -
     assert not any("expected cost" in p.reason for p in plans)
 
 
-def _run_with_minutes(
-    rates: list[float], serving: Serving, start_minute: int, minutes: int, **changes: object
-) -> list[LivePlan]:
-    """``_run``, with the rise memory beyond the hour: each minute's peak, kept and
-    handed over as decide() does (``older_rates``)."""
-    history: tuple[Recommendation, ...] = ()
-    kept: list[list[float]] = []
-    for minute, rate in enumerate(rates[:start_minute]):
-        kept = remember_minute_peaks(kept, (minute + 1) * 60.0, rate)
-    plans = []
-    for minute in range(start_minute, start_minute + minutes):
-        now = minute * 60.0
-        seen = rates[:minute]
-        kept = remember_minute_peaks(kept, now, seen[-1])
-        recent = [[t, r] for t, r in _samples(seen) if now - t <= VARIABILITY_WINDOW_S]
-        result = plan(
-            _input(
-                seen[-1],
-                current=serving,
-                history=history,
-                now_s=now,
-                recent_rates=tuple((t, r) for t, r in recent),
-                older_rates=older_rates(kept, recent),
-                recent_peak_rps=seen[-1],
-                **changes,
-            )
-        )
-        assert result is not None
-        history, serving = result.history, Serving(result.variant, result.pool, result.replicas)
-        plans.append(result)
-    return plans
-
-
 def test_bursts_an_hour_or_two_apart_recur_within_the_rise_memory() -> None:
     """80 req/s for 5 minutes every 100: never two bursts within an hour, so the hour
     of samples alone drops the L4 in every lull (and the next burst waits for it); the
@@ -234,7 +211,7 @@ def test_bursts_an_hour_or_two_apart_recur_within_the_rise_memory() -> None:
     lull = 402  # two minutes after the fourth burst ended
     hour_only = _run(rates, Serving("fp16", "gpu", 1), lull, 10)
     assert hour_only[-1].pool == "cpu"
-    remembered = _run_with_minutes(rates, Serving("fp16", "gpu", 1), lull, 10)
+    remembered = _run(rates, Serving("fp16", "gpu", 1), lull, 10, rise_memory=True)
     assert [p.pool for p in remembered] == ["gpu"] * 10
     assert "rose 4 times in the last 6 h" in remembered[-1].reason, remembered[-1].reason
 
