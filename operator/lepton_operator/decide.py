@@ -110,7 +110,7 @@ def load_trend(rates: list[list[float]], now: float) -> float:
     each was extrapolated over a cold start (a second L4 asked for, three minutes
     late, for a burst one L4 serves). With two samples the halves cannot be told
     apart: end to end."""
-    window = [(t, r) for t, r in sorted(rates) if now - t <= TREND_WINDOW_S]
+    window = sorted((t, r) for t, r in rates if now - t <= TREND_WINDOW_S)
     if len(window) < 2 or window[-1][0] <= window[0][0]:
         return 0.0
     if len(window) == 2:

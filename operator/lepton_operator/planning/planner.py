@@ -209,6 +209,13 @@ def trend_ahead(plan_input: PlanInput, lead: float) -> float:
     return ahead
 
 
+def _headroom_samples(plan_input: PlanInput) -> list[float]:
+    """The load's samples of the last ``HEADROOM_WINDOW_S``, oldest first: what the
+    variability headroom and the trend's noise are read from."""
+    now = plan_input.now_s
+    return [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
+
+
 def rise_noise(plan_input: PlanInput) -> float:
     """Req/s: how far the load's rise from one sample to the next strays from its usual
     rise, at ``VARIABILITY_QUANTILE``, over the last ``HEADROOM_WINDOW_S`` (0 with fewer
@@ -216,41 +223,29 @@ def rise_noise(plan_input: PlanInput) -> float:
     however steep and from however low a level; a noisy level strays by its noise; a
     single step is one rise among many. Differences, not ratios: the ratios of a ramp
     from a low level shrink as it climbs, and would read its own start as noise."""
-    now = plan_input.now_s
-    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
-    rises = [b - a for a, b in itertools.pairwise(samples)]
+    rises = [b - a for a, b in itertools.pairwise(_headroom_samples(plan_input))]
     if len(rises) < 2:
         return 0.0
     usual = _quantile(rises, 0.5)
     return _quantile([abs(rise - usual) for rise in rises], VARIABILITY_QUANTILE)
 
 
-def load_spread(plan_input: PlanInput) -> float:
-    """The ``VARIABILITY_QUANTILE`` of the ratios between successive samples of the last
-    ``HEADROOM_WINDOW_S`` (at least 1; 1 with fewer than three samples): how much the
-    load rises from one sample to the next when it rises by chance. Ratios, not the
-    spread around a mean, so a step or a trend is one ratio among many, not a spread."""
-    now = plan_input.now_s
-    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
-    ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
-    if len(ratios) < 2:
-        return 1.0
-    return max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
-
-
 def variability_load(plan_input: PlanInput, lead: float) -> float:
     """The load at ``VARIABILITY_QUANTILE`` of its recent variability: the median load
-    over the cold start ``lead``, times ``load_spread``, and never above the highest
-    sample of the last ``HEADROOM_WINDOW_S``. Noise around a level is met about 95% of
-    the time rather than half of it (a level at the edge of the SLO with no headroom
-    breaches it on every upward wiggle); a flat load gets none; the cap keeps a burst
-    the level it reached."""
-    now = plan_input.now_s
-    samples = [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
-    if len(samples) < 3:
+    over the cold start ``lead``, times that quantile of the ratios between successive
+    samples of the last ``HEADROOM_WINDOW_S``, and never above the highest of them.
+    Noise around a level is met about 95% of the time rather than half of it (a level
+    at the edge of the SLO with no headroom breaches it on every upward wiggle); a flat
+    load gets none; ratios, not the spread around a mean, so a step or a trend is one
+    ratio among many, not a spread, and the cap keeps a burst the level it reached."""
+    samples = _headroom_samples(plan_input)
+    ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
+    if len(ratios) < 2:
         return 0.0
+    now = plan_input.now_s
     recent = [r for t, r in plan_input.recent_rates if now - t <= lead] or [plan_input.rate_rps]
-    return min(_quantile(recent, 0.5) * load_spread(plan_input), max(samples))
+    spread = max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
+    return min(_quantile(recent, 0.5) * spread, max(samples))
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -683,10 +678,8 @@ def _risk(plan_input: PlanInput, served: float, lead_s: float) -> Risk:
     """``holding.miss_risk`` over the rise memory: the per-minute peaks of the older
     hours, then the samples of the last, seen as late as the load is sampled now."""
     recent = sorted(plan_input.recent_rates)
-    since = recent[0][0] if recent else math.inf
-    older = [(t, r) for t, r in plan_input.older_rates if t < since]
     return miss_risk(
-        (*older, *recent),
+        (*plan_input.older_rates, *recent),
         plan_input.now_s,
         plan_input.rate_rps,
         served,
