@@ -207,15 +207,13 @@ def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[N
         )
 
 
-def model_namespace(kube: Kube, namespace: str) -> str:
-    """Make ``namespace`` enforce restricted Pod Security and hold a ``models`` claim,
-    the PVC the examples' pvc://models/... URIs name, as a user's namespace would."""
-    kube.kubectl("label", "namespace", namespace, RESTRICTED)
+def shared_claim(kube: Kube, namespace: str, name: str) -> None:
+    """A ReadWriteMany claim of 1Gi named ``name``, as a team makes one for its models."""
     kube.apply(
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "models"},
+            "metadata": {"name": name},
             "spec": {
                 "accessModes": ["ReadWriteMany"],
                 "resources": {"requests": {"storage": "1Gi"}},
@@ -223,6 +221,13 @@ def model_namespace(kube: Kube, namespace: str) -> str:
         },
         namespace=namespace,
     )
+
+
+def model_namespace(kube: Kube, namespace: str) -> str:
+    """Make ``namespace`` enforce restricted Pod Security and hold a ``models`` claim,
+    the PVC the examples' pvc://models/... URIs name, as a user's namespace would."""
+    kube.kubectl("label", "namespace", namespace, RESTRICTED)
+    shared_claim(kube, namespace, "models")
     return namespace
 
 

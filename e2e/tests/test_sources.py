@@ -28,7 +28,7 @@ import pytest
 from lepton_e2e import models, sourceservers
 from lepton_e2e.cluster import ClusterConfig, state_root
 from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
-from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, wait_for
+from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, shared_claim, wait_for
 from lepton_e2e.load import infer, sample_inputs, served_sample, service_endpoints
 
 pytestmark = pytest.mark.e2e
@@ -47,23 +47,6 @@ def operator(kube: Kube) -> Iterator[None]:
 def _secret(kube: Kube, namespace: str, name: str, data: dict[str, str]) -> None:
     kube.apply(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data},
-        namespace=namespace,
-    )
-
-
-def _source_cache_claim(kube: Kube, namespace: str) -> None:
-    """The namespace's source cache, as a team would make it: a ReadWriteMany claim of
-    the name the chart's ``builds.sourceCacheClaim`` gives."""
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": SOURCE_CACHE},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
         namespace=namespace,
     )
 
@@ -118,7 +101,8 @@ def test_a_model_from_each_remote_source_builds_and_serves(
             ),
             "from-hub": models.tiny_bert_source("hf://team/tinybert@main", credentialsSecret="hub"),
         }
-        _source_cache_claim(kube, namespace)
+        # The namespace's source cache, the claim the chart's builds.sourceCacheClaim names.
+        shared_claim(kube, namespace, SOURCE_CACHE)
         for name, source in sources.items():
             kube.apply(models.leptonmodel(name, source, OPTIMIZATION), namespace=namespace)
         statuses = _ready(kube, namespace, list(sources))
