@@ -68,3 +68,17 @@ def test_the_build_deadline_defaults_to_three_hours_and_the_chart_agrees(config)
     raw["builds"] = {"deadlineSeconds": 0}
     with pytest.raises(ValueError, match=r"builds\.deadlineSeconds"):
         OperatorConfig.model_validate(raw)
+
+
+def test_the_source_cache_claim_is_a_kubernetes_name_or_empty(tmp_path, config):
+    chart = OperatorConfig.model_validate(yaml.safe_load(CHART_VALUES.read_text())["config"])
+    assert chart.builds.source_cache_claim == config.builds.source_cache_claim
+    raw = config.model_dump(mode="json", by_alias=True)
+    for off in ("", "team-a.cache"):
+        raw["builds"] = {"sourceCacheClaim": off}
+        assert OperatorConfig.model_validate(raw).builds.source_cache_claim == off
+    raw["builds"] = {"sourceCacheClaim": "Source_Cache"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"builds\.sourceCacheClaim"):
+        load_config(path)
