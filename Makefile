@@ -103,7 +103,7 @@ cluster-down: deps ## stop the local cluster and remove its state
 
 .PHONY: test
 test: bootstrap lint ## everything CI runs: lint, unit, integration and e2e on the real cluster (prints the 30 slowest)
-	@rc=0; $(PY) -m pytest --durations=30 || rc=$$?; \
+	@rc=0; $(PY) -m pytest -n 2 --dist loadgroup --durations=30 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
 
