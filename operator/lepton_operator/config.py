@@ -125,6 +125,17 @@ class Serving(_Config):
         le=300,
         description="How long the canary inference may take before it is retried.",
     )
+    node_wait_seconds: float = Field(
+        default=60.0,
+        alias="nodeWaitSeconds",
+        gt=0,
+        le=3600,
+        description="How long a serving pod may wait for a node, at least, before its "
+        "pool is called full: the plan then leaves the pool out for a back-off of the "
+        "same length (doubling on each failure in a row). A pool's own wait is twice its "
+        "provisioningSeconds where that is longer. Shorter falls back sooner where nodes "
+        "come quickly or not at all; the local e2e tests use 20.",
+    )
 
 
 class Builds(_Config):

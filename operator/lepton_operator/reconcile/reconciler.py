@@ -564,7 +564,9 @@ class Reconciler:
         if isinstance(sample, MetricsUnavailable):
             self._check_scraped(sample, pods, state)
             sample = None
-        avoidance = record.avoid_pools(pools, state.status, state.now, pods)
+        avoidance = record.avoid_pools(
+            pools, state.status, state.now, pods, self.config.serving.node_wait_seconds
+        )
         waiting = (
             activation.demand(
                 meta.get("annotations") or {}, spec.scaling.scale_down_stabilization_seconds

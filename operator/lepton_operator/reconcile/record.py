@@ -91,7 +91,8 @@ def forget_backoff(status: LeptonModelStatus, pool: str) -> None:
 
 def unschedulable_pools(pods: list[dict[str, Any]], limits: dict[str, float], now: str) -> set[str]:
     """Pools whose serving pods have waited for a node longer than the pool takes to
-    provision one (at least a minute): the planner falls back to another."""
+    provision one (at least config.serving.nodeWaitSeconds): the planner falls back to
+    another."""
     waiting: set[str] = set()
     for pod in pods:
         pool = (pod["metadata"].get("labels") or {}).get(constants.POOL_LABEL, "")
@@ -105,19 +106,24 @@ def unschedulable_pools(pods: list[dict[str, Any]], limits: dict[str, float], no
     return waiting
 
 
-def pool_timeouts(pools: Sequence[PoolSpec]) -> dict[str, float]:
+def pool_timeouts(pools: Sequence[PoolSpec], node_wait_s: float) -> dict[str, float]:
     """How long serving pods may wait for a node: twice the pool's provisioning time,
-    at least a minute (a node that comes at all comes by then)."""
-    return {p.name: max(2.0 * p.provisioning_seconds, 60.0) for p in pools}
+    at least ``node_wait_s`` (config.serving.nodeWaitSeconds, a minute by default: a
+    node that comes at all comes by then)."""
+    return {p.name: max(2.0 * p.provisioning_seconds, node_wait_s) for p in pools}
 
 
 def avoid_pools(
-    pools: Sequence[PoolSpec], status: LeptonModelStatus, now: str, pods: list[dict[str, Any]]
+    pools: Sequence[PoolSpec],
+    status: LeptonModelStatus,
+    now: str,
+    pods: list[dict[str, Any]],
+    node_wait_s: float,
 ) -> Avoidance:
     """Pools whose serving pods wait for a node past the timeout, and those still
     backing off from an earlier wait; ``status.poolBackoff`` carries the back-off
     from pass to pass, ``status.coldStarts`` what the pods took to turn Ready."""
-    limits = pool_timeouts(pools)
+    limits = pool_timeouts(pools, node_wait_s)
     previous = [
         PoolBackoff(b.pool, b.failures, parse_time(b.retry_at).timestamp())
         for b in status.pool_backoff
