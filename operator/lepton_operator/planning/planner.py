@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from lepton_operator.planning.capacity import Capacity
 from lepton_operator.planning.holding import (
@@ -121,6 +122,28 @@ class PlanInput:
     burst_peak_rps: float = 0.0  # the highest load of the burst memory (decide.py)
     daily: DailyLoad | None = None  # the load at this time of day on recent days
 
+    @cached_property
+    def shape(self) -> LoadShape:
+        """The figures of the load every option's planning load shares, read once per
+        evaluation (``load_shape``): the planner sizes each of its options, several
+        times over, from the same samples."""
+        return load_shape(self)
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """What the recent load says whatever the option: its variability over
+    ``HEADROOM_WINDOW_S`` (the quantile of the ratios between successive samples, None
+    with fewer than two, and the highest sample), the noise of its rises and the
+    samples' spacing (``trend_ahead``), and the load the daily pattern expects within
+    the longest cold start of any option (``seasonal``)."""
+
+    ratio_spread: float | None
+    headroom_peak_rps: float
+    rise_noise_rps: float
+    spacing_s: float
+    daily_expected_rps: float
+
 
 @dataclass(frozen=True)
 class LivePlan(Plan):
@@ -183,8 +206,25 @@ def _planning_load(plan_input: PlanInput, pool: PoolState, capacity: Capacity) -
         plan_input.recent_peak_rps,
         *seen,
         plan_input.min_rate_rps,
-        expected_load(plan_input.daily, plan_input.now_s, longest_lead(plan_input)),
+        plan_input.shape.daily_expected_rps,
         0.0,
+    )
+
+
+def load_shape(plan_input: PlanInput) -> LoadShape:
+    """``PlanInput.shape``, computed."""
+    samples = _headroom_samples(plan_input)
+    ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
+    return LoadShape(
+        ratio_spread=max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
+        if len(ratios) >= 2
+        else None,
+        headroom_peak_rps=max(samples, default=0.0),
+        rise_noise_rps=rise_noise(plan_input),
+        spacing_s=sample_spacing_s(sorted(plan_input.recent_rates)),
+        daily_expected_rps=expected_load(
+            plan_input.daily, plan_input.now_s, longest_lead(plan_input)
+        ),
     )
 
 
@@ -200,8 +240,8 @@ def trend_ahead(plan_input: PlanInput, lead: float) -> float:
     trend = max(plan_input.trend_rps_per_s, 0.0)
     if trend <= 0 or rate <= 0:
         return 0.0
-    spacing = sample_spacing_s(sorted(plan_input.recent_rates))
-    if spacing > 0 and trend * spacing <= rise_noise(plan_input):
+    shape = plan_input.shape
+    if shape.spacing_s > 0 and trend * shape.spacing_s <= shape.rise_noise_rps:
         return 0.0
     ahead = min(trend * lead, rate)
     if plan_input.burst_peak_rps > rate:
@@ -238,14 +278,12 @@ def variability_load(plan_input: PlanInput, lead: float) -> float:
     at the edge of the SLO with no headroom breaches it on every upward wiggle); a flat
     load gets none; ratios, not the spread around a mean, so a step or a trend is one
     ratio among many, not a spread, and the cap keeps a burst the level it reached."""
-    samples = _headroom_samples(plan_input)
-    ratios = [b / a for a, b in itertools.pairwise(samples) if a > 0]
-    if len(ratios) < 2:
+    shape = plan_input.shape
+    if shape.ratio_spread is None:
         return 0.0
     now = plan_input.now_s
     recent = [r for t, r in plan_input.recent_rates if now - t <= lead] or [plan_input.rate_rps]
-    spread = max(_quantile(ratios, VARIABILITY_QUANTILE), 1.0)
-    return min(_quantile(recent, 0.5) * spread, max(samples))
+    return min(_quantile(recent, 0.5) * shape.ratio_spread, shape.headroom_peak_rps)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -273,7 +311,7 @@ def _daily_note(plan_input: PlanInput, best: _Option) -> str:
     reason: a scale-up ahead of a rise that has not begun must say so. Said only when
     the pattern changed the plan (the same evaluation without it chooses otherwise)."""
     lead = longest_lead(plan_input)
-    expected = expected_load(plan_input.daily, plan_input.now_s, lead)
+    expected = plan_input.shape.daily_expected_rps
     if expected <= 0:
         return ""
     without = plan(replace(plan_input, daily=None))

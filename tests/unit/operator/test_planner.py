@@ -473,3 +473,16 @@ def test_a_small_models_p95_is_not_written_as_zero() -> None:
     tiny = Capacity("onnx", "cpu", base_p95_ms=0.034, max_rps=20_000.0)
     result = _plan(0, capacities=[tiny])
     assert "predicted p95 0.034 ms" in result.reason, result.reason
+
+
+def test_the_load_shape_is_read_once_per_input_and_anew_for_a_changed_one() -> None:
+    from lepton_operator.planning.planner import load_shape
+
+    noisy = tuple((t * 15.0, 40.0 if t % 2 else 48.0) for t in range(13))
+    first = _input(44, now_s=180.0, recent_rates=noisy)
+    assert first.shape is first.shape  # cached: every option reads the same figures
+    assert first.shape == load_shape(first)
+    assert first.shape.ratio_spread is not None and first.shape.headroom_peak_rps == 48.0
+    # A changed input (the planner's own replace(), as _daily_note does) is read afresh.
+    flat = replace(first, recent_rates=tuple((t * 15.0, 40.0) for t in range(13)))
+    assert flat.shape == load_shape(flat) and flat.shape.headroom_peak_rps == 40.0
