@@ -208,6 +208,7 @@ def test_a_half_precision_variant_takes_the_fp32_clients_send(digits_build, digi
         [x_test[:1]],
         ["pixels"],
         ["logits"],
+        workdir=tmp_path,
     ).half("bf16", "bfloat16")
     shutil.copy(half.path, served / "digits" / "1" / "model.pt")
     server = TritonServer(served, tmp_path / "work", ["digits"])

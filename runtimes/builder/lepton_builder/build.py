@@ -22,7 +22,7 @@ from lepton_builder.loading import SOURCES_ROOT, load_model, local_source
 from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, peak_memory_reader, profile
 from lepton_builder.request import BuildRequest
-from lepton_builder.selection import choose_variants
+from lepton_builder.selection import Choice, choose_variants
 from lepton_builder.servingsearch import SearchSettings, find_server, run_search, server_backends
 from lepton_builder.tuning import ServingConfig
 from lepton_builder.variants import Arrays, Built, Compression, Variants
@@ -97,20 +97,6 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     mask_index = next(
         (i for i, t in enumerate(source.inputs) if "attention_mask" in t.name.lower()), None
     )
-    factory = Variants(
-        model,
-        request.device,
-        calibration.batch(inputs, 1),
-        input_names,
-        output_names,
-        settings.threads,
-        Compression(
-            inputs,
-            request.optimization.training_seconds,
-            mask_index,
-            generated=not request.optimization.calibration_uri,
-        ),
-    )
     choices = choose_variants(
         request.device,
         source.format,
@@ -125,6 +111,44 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
     batch_sizes = sorted(set(request.optimization.batch_sizes))
     mask = None if mask_index is None else inputs[mask_index]
     context = _Context(request, settings, repository, batch_sizes, input_names, output_names)
+    compression = Compression(
+        inputs,
+        request.optimization.training_seconds,
+        mask_index,
+        generated=not request.optimization.calibration_uri,
+    )
+    example = calibration.batch(inputs, 1)
+    with Variants(
+        model, request.device, example, input_names, output_names, settings.threads, compression
+    ) as factory:
+        rows = _variant_rows(choices, factory, inputs, mask, labels, context)
+    report = {
+        "schemaVersion": REPORT_SCHEMA_VERSION,
+        "pool": request.pool,
+        "device": request.device,
+        "accuracyMetric": accuracy.metric,
+        "guard": guard_report(request, len(inputs[0])),
+        "repository": str(repository),
+        "buildSeconds": round(time.monotonic() - started, 1),
+        "variants": rows,
+    }
+    if model.commit:  # what an hf:// revision resolved to, for the record
+        report["sourceCommit"] = model.commit
+    log.info("summary:\n%s", summary_table(report))
+    return report
+
+
+def _variant_rows(
+    choices: list[Choice],
+    factory: Variants,
+    inputs: Arrays,
+    mask: Any,
+    labels: Any,
+    context: _Context,
+) -> list[dict[str, Any]]:
+    """Each chosen variant built, judged against fp32 and profiled: its report row (a
+    failure is its row with the reason, never the Job's)."""
+    request = context.request
     baseline: _Reference | None = None
     rows: list[dict[str, Any]] = []
     for index, choice in enumerate(choices, start=1):
@@ -177,20 +201,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
             f" ({row['reason']})" if row.get("reason") else "",
         )
         rows.append(row)
-    report = {
-        "schemaVersion": REPORT_SCHEMA_VERSION,
-        "pool": request.pool,
-        "device": request.device,
-        "accuracyMetric": accuracy.metric,
-        "guard": guard_report(request, len(inputs[0])),
-        "repository": str(repository),
-        "buildSeconds": round(time.monotonic() - started, 1),
-        "variants": rows,
-    }
-    if model.commit:  # what an hf:// revision resolved to, for the record
-        report["sourceCommit"] = model.commit
-    log.info("summary:\n%s", summary_table(report))
-    return report
+    return rows
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -94,7 +95,12 @@ class _Trained:
 
 
 class Variants:
-    """Builds variants of one model for one device, sharing intermediate artifacts."""
+    """Builds variants of one model for one device, sharing intermediate artifacts.
+
+    They live in ``workdir`` (a temporary folder of its own unless given) until
+    ``close()``: what serves is copied into the repository, and the intermediates of a
+    MiniLM build weigh about 1 GB, which a builder run as a process (the local harness,
+    the integration tests) would otherwise leave behind in /tmp on every build."""
 
     def __init__(
         self,
@@ -105,6 +111,7 @@ class Variants:
         output_names: list[str],
         threads: int = 0,
         compression: Compression | None = None,
+        workdir: Path | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -113,13 +120,25 @@ class Variants:
         self.output_names = output_names
         self.threads = threads
         self.compression = compression
-        self.workdir = Path(tempfile.mkdtemp(prefix="lepton-build-"))
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="lepton-build-"))
         self._onnx_fp32: Path | None = model.onnx_path
         self._trained: dict[str, _Trained] = {}  # pruned-25 and pruned-25-int8 share one
         self._onnx_optimized: tuple[Path, dict[str, int]] | None = None
         # The accuracy guard on held-out samples (outputs, their indices), set once the
         # fp32 baseline exists: static int8 tries fp32 fallbacks until it passes.
         self.guard: Callable[[Arrays, npt.NDArray[np.intp]], Verdict] | None = None
+
+    def close(self) -> None:
+        """Removes the intermediates (a folder given by the caller stays the caller's)."""
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Variants:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # ---- torch ---------------------------------------------------------------------
     def _torch_runner(self, module: Any, dtype: Any = None) -> Callable[[Arrays], Arrays]:

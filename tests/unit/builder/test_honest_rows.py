@@ -15,7 +15,7 @@ from lepton_builder.loading import LoadedModel  # noqa: E402
 from lepton_builder.variants import Compression, Variants  # noqa: E402
 
 
-def _variants(samples: int) -> Variants:
+def _variants(samples: int, workdir: Path | None = None) -> Variants:
     module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
     calibration = [np.arange(samples * 4, dtype=np.float32).reshape(samples, 1, 4)]
     return Variants(
@@ -25,6 +25,7 @@ def _variants(samples: int) -> Variants:
         ["x"],
         ["y"],
         compression=Compression(calibration, training_seconds=0.0),
+        workdir=workdir,
     )
 
 
@@ -89,3 +90,17 @@ def test_a_variant_triton_cannot_serve_is_measured_beside_the_others_and_never_o
     assert row["status"] == "skipped" and row["reason"] == "profiled for comparison only"
     assert row["accuracy"] == 1.0 and [p["batchSize"] for p in row["profiles"]] == [1, 8]
     assert "tritonModel" not in row and not any(tmp_path.iterdir())
+
+
+def test_the_intermediates_go_when_the_build_ends_and_a_given_folder_stays(tmp_path):
+    """A MiniLM build's intermediates weigh about 1 GB: a builder run as a process (the
+    local harness, the integration tests) left them in /tmp on every build."""
+    with _variants(8) as variants:
+        made = variants.workdir
+        (made / "model.onnx").write_bytes(b"x")
+    assert not made.exists()
+    given = tmp_path / "work"
+    given.mkdir()
+    with _variants(8, workdir=given) as variants:
+        (given / "model.onnx").write_bytes(b"x")
+    assert (given / "model.onnx").exists()  # the caller's folder, the caller's to remove
