@@ -38,6 +38,7 @@ class StampedTool:
     package: str
     version: str
     stamps: tuple[tuple[str, str], ...]
+    tags: tuple[str, ...] = ()  # Go build tags, e.g. to leave out unused plugins
 
     @property
     def spec(self) -> str:
@@ -46,9 +47,22 @@ class StampedTool:
     def ldflags(self) -> str:
         return " ".join(["-s", "-w"] + [f"-X {symbol}={value}" for symbol, value in self.stamps])
 
+    def install_args(self) -> list[str]:
+        """``go install``'s arguments for this tool."""
+        tags = ["-tags", ",".join(self.tags)] if self.tags else []
+        return [*tags, "-ldflags", self.ldflags(), self.spec]
+
+    def identity(self) -> str:
+        """Everything that decides the binary: part of the cache keys."""
+        return " ".join(self.install_args())
+
 
 _PROMETHEUS_MODULE = "v0.316.0"  # Prometheus 3.16.0: v3 releases are published as v0.3MM.P
 _PROMETHEUS_VERSION = "github.com/prometheus/common/version"
+# Prometheus' own build tags (its plugins/ folder): only the service discovery the tests
+# use (kubernetes; file, http and static are always in). Every cloud's SDK left out, the
+# cold build took 236 s instead of 641 s here.
+_PROMETHEUS_TAGS = ("remove_all_sd", "enable_kubernetes_sd")
 
 # Tools beside the control plane that need ldflags; part of the cache key (see cache_key).
 STAMPED_TOOLS = (
@@ -64,6 +78,7 @@ STAMPED_TOOLS = (
             (f"{_PROMETHEUS_VERSION}.BuildUser", "lepton-e2e"),
             (f"{_PROMETHEUS_VERSION}.BuildDate", "19700101-00:00:00"),
         ),
+        tags=_PROMETHEUS_TAGS,
     ),
 )
 
@@ -74,6 +89,7 @@ PROMTOOL = StampedTool(
     package="github.com/prometheus/prometheus/cmd/promtool",
     version=_PROMETHEUS_MODULE,
     stamps=STAMPED_TOOLS[0].stamps,
+    tags=_PROMETHEUS_TAGS,
 )
 
 # An S3-compatible server (in-memory backend) for the S3 repository test: real S3 over
@@ -107,7 +123,7 @@ def cache_key() -> str:
         digest.update(path.relative_to(CLUSTER_SRC).as_posix().encode())
         digest.update(path.read_bytes())
     for tool in STAMPED_TOOLS:
-        digest.update(f"{tool.spec} {tool.ldflags()}".encode())
+        digest.update(tool.identity().encode())
     return digest.hexdigest()[:16]
 
 
@@ -204,7 +220,7 @@ def _build_cluster(staging: Path, env: Mapping[str, str], out: Any) -> None:
     for component in COMPONENTS:
         (staging / component).symlink_to(MULTICALL)
     installs = [[tool] for tool in tools()]
-    installs += [["-ldflags", stamped.ldflags(), stamped.spec] for stamped in STAMPED_TOOLS]
+    installs += [stamped.install_args() for stamped in STAMPED_TOOLS]
     for args in installs:
         go_install(args, staging, env, out)
 
@@ -215,7 +231,7 @@ def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
     Why not part of ``ensure_built``: the cluster's cache key would change with every
     tool a test adds, rebuilding the whole control plane for one small program.
     """
-    digest = hashlib.sha256(f"{tool.spec} {tool.ldflags()}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(tool.identity().encode()).hexdigest()[:12]
     name = tool.package.rsplit("/", 1)[-1]
     target = cache_root() / f"{name}-{digest}"
     if (target / name).exists():
@@ -225,5 +241,5 @@ def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
     out = sys.stderr if log else subprocess.DEVNULL
     print(f"building {tool.spec} into {target}", file=sys.stderr)
     with staged(target) as staging:
-        go_install(["-ldflags", tool.ldflags(), tool.spec], staging, os.environ, out)
+        go_install(tool.install_args(), staging, os.environ, out)
     return target / name

@@ -23,3 +23,18 @@ def test_the_go_builds_start_with_the_standard_library_alone():
     )
     assert result.returncode == 0, result.stderr
     assert "{argocd,cluster}" in result.stdout
+
+
+def test_prometheus_is_built_with_only_kubernetes_discovery_and_its_tags_key_the_cache():
+    from dataclasses import replace
+
+    from lepton_e2e import binaries
+
+    prometheus = binaries.STAMPED_TOOLS[0]
+    args = prometheus.install_args()
+    assert args[:2] == ["-tags", "remove_all_sd,enable_kubernetes_sd"]
+    assert args[-1] == prometheus.spec and "-ldflags" in args
+    assert binaries.PROMTOOL.tags == prometheus.tags  # promtool checks the same configs
+    # Other tags make another binary: another cache folder.
+    assert replace(prometheus, tags=()).identity() != prometheus.identity()
+    assert binaries.GOFAKES3.install_args()[0] == "-ldflags"  # no tags, no -tags
