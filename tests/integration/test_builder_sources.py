@@ -10,6 +10,7 @@ import http.server
 import io
 import json
 import shutil
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -50,8 +51,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
-        # The client may hang up mid-body, as the size cap does: nothing to report.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        # The client may hang up mid-body, as the size cap does: nothing to report (over
+        # TLS that reads as an EOF in violation of the protocol).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
             self.wfile.write(body)
 
     def do_GET(self) -> None:
