@@ -220,7 +220,7 @@ def load_shape(plan_input: PlanInput) -> LoadShape:
         if len(ratios) >= 2
         else None,
         headroom_peak_rps=max(samples, default=0.0),
-        rise_noise_rps=rise_noise(plan_input),
+        rise_noise_rps=rise_noise(samples),
         spacing_s=sample_spacing_s(sorted(plan_input.recent_rates)),
         daily_expected_rps=expected_load(
             plan_input.daily, plan_input.now_s, longest_lead(plan_input)
@@ -256,14 +256,14 @@ def _headroom_samples(plan_input: PlanInput) -> list[float]:
     return [r for t, r in sorted(plan_input.recent_rates) if now - t <= HEADROOM_WINDOW_S]
 
 
-def rise_noise(plan_input: PlanInput) -> float:
+def rise_noise(samples: list[float]) -> float:
     """Req/s: how far the load's rise from one sample to the next strays from its usual
-    rise, at ``VARIABILITY_QUANTILE``, over the last ``HEADROOM_WINDOW_S`` (0 with fewer
-    than three samples). A steady ramp rises by the same each sample, so it has none
-    however steep and from however low a level; a noisy level strays by its noise; a
+    rise, at ``VARIABILITY_QUANTILE``, over ``samples`` (the last ``HEADROOM_WINDOW_S``'s,
+    oldest first; 0 with fewer than three). A steady ramp rises by the same each sample,
+    so it has none however steep and from however low a level; a noisy level strays by its noise; a
     single step is one rise among many. Differences, not ratios: the ratios of a ramp
     from a low level shrink as it climbs, and would read its own start as noise."""
-    rises = [b - a for a, b in itertools.pairwise(_headroom_samples(plan_input))]
+    rises = [b - a for a, b in itertools.pairwise(samples)]
     if len(rises) < 2:
         return 0.0
     usual = _quantile(rises, 0.5)
