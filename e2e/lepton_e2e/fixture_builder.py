@@ -76,10 +76,12 @@ def fixture_report(request: dict[str, Any]) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line the operator gives a build Job, as lepton-build takes it; what
-    only the real builder uses (the serving search's pace) is accepted and ignored."""
+    only the real builder uses (the serving search's pace, the threads) is accepted and
+    ignored."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--request", required=True)
     parser.add_argument("--search-seconds", type=float)
+    parser.add_argument("--threads", type=int)
     return parser.parse_args(argv)
 
 

@@ -532,7 +532,9 @@ class PoolSpec(UserSpec):
     ] = Field(
         default_factory=dict,
         max_length=len(REQUESTABLE),
-        description="Requests per replica, e.g. {cpu: '2', memory: 4Gi}.",
+        description="Requests per replica, e.g. {cpu: '2', memory: 4Gi}. The CPU request, "
+        "rounded down (at least 1), is also the replica's runtime threads: builds for the "
+        "pool profile and serve with that many, not with every core of the node.",
     )
 
 

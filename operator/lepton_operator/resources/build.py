@@ -22,6 +22,7 @@ from lepton_operator.resources.security import (
     pool_placement,
 )
 from lepton_operator.resources.sources import source_env
+from lepton_operator.resources.threads import runtime_threads
 
 __all__ = ["MODELS_MOUNT"]  # re-exported: the mount both the builder and Triton use
 
@@ -117,6 +118,12 @@ def resources(pool: PoolSpec) -> dict[str, Any]:
     return out
 
 
+def _threads_args(pool: PoolSpec) -> list[str]:
+    """Profile and serve with the pool's CPU request in threads (resources.threads)."""
+    threads = runtime_threads(pool)
+    return ["--threads", str(threads)] if threads else []
+
+
 def job(
     model: str,
     namespace: str,
@@ -186,6 +193,7 @@ def job(
                                     if search_seconds_per_level is not None
                                     else []
                                 ),
+                                *_threads_args(pool),
                             ],
                             "env": [
                                 {

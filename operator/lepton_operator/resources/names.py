@@ -14,6 +14,7 @@ from typing import Any
 
 from lepton_operator.api.spec import COMPRESSED_VARIANTS, LeptonModelSpec, PoolSpec
 from lepton_operator.constants import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL
+from lepton_operator.resources.threads import runtime_threads
 
 
 def stable_hash(*parts: Any, length: int = 10) -> str:
@@ -32,8 +33,13 @@ def build_hash(
     repository other than the PVC counts too (the artifacts must be written there), and
     only when set, so the hashes of existing PVC builds stay as they were. So do the
     serving image's native Triton backends (each config.pbtxt names its backend), only
-    when there are any: python-backend builds keep their hashes."""
+    when there are any: python-backend builds keep their hashes. The pools' CPU
+    requests count as the threads each build profiles and serves with
+    (resources.threads): a pool given more or fewer CPUs is built again for them."""
     where = [spec.repository.model_dump(mode="json", by_alias=True)] if spec.repository else []
+    threads = {p.name: runtime_threads(p) for p in pools if runtime_threads(p)}
+    if threads:
+        where.append({"threads": threads})
     if serving_backends:
         where.append({"servingBackends": sorted(set(serving_backends))})
     optimization = spec.optimization.model_dump(mode="json", by_alias=True)

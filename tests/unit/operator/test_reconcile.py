@@ -18,6 +18,7 @@ from lepton_builder.canary import encode_tensor
 from lepton_operator.api.status import LeptonModelStatus, read_status
 from lepton_operator.canary.check import InlineCanaries
 from lepton_operator.canary.client import CanaryRefused, CanaryUnreachable
+from lepton_operator.constants import POOL_LABEL
 from lepton_operator.kube import Rejected, is_owned_by, owner_reference
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable
 from lepton_operator.live.wake import Seen, to_wake
@@ -220,7 +221,26 @@ def test_the_serving_search_measures_as_long_as_the_configuration_says(spec, con
     _reconciler(kube, config).reconcile(_body(spec))
     for job in kube.of_kind("Job"):
         args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args[2:] == ["--search-seconds", "1.5"], args
+        assert args[2:4] == ["--search-seconds", "1.5"], args
+
+
+def test_each_build_job_profiles_with_its_pools_cpu_request_in_threads(spec, config):
+    """A replica's runtime gets the threads its pool requests in CPUs, not the node's
+    cores (resources.threads): the Job says so to the builder."""
+    kube = _with_source_claim(FakeKube())
+    _reconciler(kube, config).reconcile(_body(spec))
+    pools = {pool.name: pool for pool in config.pools}
+    checked = 0
+    for job in kube.of_kind("Job"):
+        pool = pools[job["metadata"]["labels"][POOL_LABEL]]
+        args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        if "cpu" not in pool.resources:
+            assert "--threads" not in args, (pool.name, args)
+            continue
+        expected = int(float(pool.resources["cpu"]))
+        assert args[args.index("--threads") + 1] == str(expected), (pool.name, args)
+        checked += 1
+    assert checked
 
 
 def test_the_pass_tells_each_build_the_serving_images_native_backends(spec, config):
