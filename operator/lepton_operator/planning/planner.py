@@ -135,14 +135,16 @@ class LoadShape:
     """What the recent load says whatever the option: its variability over
     ``HEADROOM_WINDOW_S`` (the quantile of the ratios between successive samples, None
     with fewer than two, and the highest sample), the noise of its rises and the
-    samples' spacing (``trend_ahead``), and the load the daily pattern expects within
-    the longest cold start of any option (``seasonal``)."""
+    samples' spacing (``trend_ahead``), the load the daily pattern expects within
+    the longest cold start of any option (``seasonal``), and the highest load of the
+    memory (``seen_peak``)."""
 
     ratio_spread: float | None
     headroom_peak_rps: float
     rise_noise_rps: float
     spacing_s: float
     daily_expected_rps: float
+    memory_peak_rps: float  # the highest load the planner remembers (``seen_peak``)
 
 
 @dataclass(frozen=True)
@@ -225,17 +227,30 @@ def load_shape(plan_input: PlanInput) -> LoadShape:
         daily_expected_rps=expected_load(
             plan_input.daily, plan_input.now_s, longest_lead(plan_input)
         ),
+        memory_peak_rps=seen_peak(plan_input),
     )
+
+
+def seen_peak(plan_input: PlanInput) -> float:
+    """The highest load the planner remembers: the burst memory's peak (about an hour),
+    and the samples and per-minute peaks of the rise memory (``RISE_MEMORY_S``), which
+    reach further back. What a burst that returns rises to (``trend_ahead``)."""
+    remembered = (r for _, r in (*plan_input.older_rates, *plan_input.recent_rates))
+    return max(plan_input.burst_peak_rps, *remembered, 0.0)
 
 
 def trend_ahead(plan_input: PlanInput, lead: float) -> float:
     """How far the rising trend takes the load over ``lead``: capped at doubling (a step
-    is not a ramp) and, while the load is below the peak of the burst memory, at that
-    peak (a burst back to a level seen within the hour rises to that level, not to twice
-    the load now). None when the trend rises by no more per sample than the load's
-    noise (``rise_noise``): that rise is noise, which the variability headroom meets
-    already; extrapolated over a cold start, each upward wiggle on a burst's level asked
-    for a second L4 that arrived three minutes later, for a load one L4 served."""
+    is not a ramp) and, while the load is below the highest load remembered
+    (``seen_peak``: the burst memory's hour and the rise memory's six), at that peak (a
+    burst back to a level seen before rises to that level, not to twice the load now).
+    With the hour alone, a burst that came back after it was forgotten read its second
+    sample as a ramp and asked for a second L4 it never needed; the bursts of the last
+    six hours say where such a burst stops. None when the trend rises by no more per
+    sample than the load's noise (``rise_noise``): that rise is noise, which the
+    variability headroom meets already; extrapolated over a cold start, each upward
+    wiggle on a burst's level asked for a second L4 that arrived three minutes later,
+    for a load one L4 served."""
     rate = max(plan_input.rate_rps, 0.0)
     trend = max(plan_input.trend_rps_per_s, 0.0)
     if trend <= 0 or rate <= 0:
@@ -244,8 +259,8 @@ def trend_ahead(plan_input: PlanInput, lead: float) -> float:
     if shape.spacing_s > 0 and trend * shape.spacing_s <= shape.rise_noise_rps:
         return 0.0
     ahead = min(trend * lead, rate)
-    if plan_input.burst_peak_rps > rate:
-        ahead = min(ahead, plan_input.burst_peak_rps - rate)
+    if shape.memory_peak_rps > rate:
+        ahead = min(ahead, shape.memory_peak_rps - rate)
     return ahead
 
 

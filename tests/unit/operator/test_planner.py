@@ -166,6 +166,18 @@ def test_a_burst_back_to_a_level_seen_within_the_hour_is_planned_for_that_level(
     assert _plan(1500, burst_peak_rps=1000.0, **rising).replicas == 2
 
 
+def test_a_burst_back_to_a_level_of_the_rise_memory_is_planned_for_that_level() -> None:
+    # The last burst to 1,800 req/s was two hours ago: the burst memory (an hour) has
+    # forgotten it, the rise memory's per-minute peaks (six hours) have not. The burst
+    # back, rising at 20 req/s per second, rises to that level: one L4, not two.
+    rising = {"capacities": [GPU], "trend_rps_per_s": 20.0, "now_s": 4 * 3600.0}
+    older = ((2 * 3600.0, 1800.0), (2 * 3600.0 + 60, 400.0))
+    assert _plan(1500, older_rates=older, **rising).replicas == 1
+    # A level only below the load now is no cap: the trend is a new high.
+    lower = ((2 * 3600.0, 1000.0),)
+    assert _plan(1500, older_rates=lower, **rising).replicas == 2
+
+
 def test_a_trend_is_a_rise_over_both_halves_of_its_window() -> None:
     # A ramp of 1 req/s per second, sampled each minute: its slope.
     ramp = [[t, 100.0 + t] for t in (0.0, 60.0, 120.0)]
