@@ -65,6 +65,20 @@ def test_low_load_is_cheapest_on_one_cpu_replica() -> None:
     assert result.slo_met and result.within_budget and result.hourly_cost_usd == 0.34
 
 
+def test_at_the_same_price_the_variant_with_more_room_within_the_slo_is_chosen() -> None:
+    # Two CPU variants, one replica each at 5 req/s: "quick" answers a lone request
+    # faster, "roomy" holds more load within 100 ms before a second replica is needed.
+    # Both meet the SLO at one price: the room decides, not the p95 at the load now.
+    quick = Capacity("quick", "cpu", base_p95_ms=20.0, max_rps=40.0)
+    roomy = Capacity("roomy", "cpu", base_p95_ms=30.0, max_rps=60.0)
+    assert quick.p95_ms(5, 1) < roomy.p95_ms(5, 1)
+    result = _plan(5, capacities=[quick, roomy])
+    assert (result.variant, result.replicas) == ("roomy", 1)
+    # Serving the other already, the plan stays: a change must save money.
+    serving = Serving("quick", "cpu", 1)
+    assert _plan(5, capacities=[quick, roomy], current=serving).variant == "quick"
+
+
 def test_high_load_moves_to_the_gpu_where_it_is_cheaper() -> None:
     result = _plan(300)
     assert (result.pool, result.replicas) == ("gpu", 1)
