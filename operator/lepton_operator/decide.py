@@ -55,6 +55,8 @@ from lepton_operator.report import Profile
 
 TREND_WINDOW_S = 120.0
 PEAK_WINDOW_S = 30.0
+# How far the load may move between two samples for their latency to correct the model.
+STEADY_SHARE = 0.2
 # How long a burst is remembered: an option that cannot keep up with the highest load of
 # this window is not chosen while another can (the planner's ``burst_peak_rps``).
 BURST_MEMORY_S = 3600.0
@@ -187,6 +189,24 @@ def planned_replicas_ready(live: LiveFigures | None, current: Serving) -> bool:
     return ready == {current.pool: current.replicas}
 
 
+def steady_load(rates: list[list[float]]) -> bool:
+    """Whether the load held still between the last two samples (within STEADY_SHARE).
+
+    Prometheus' p95 and request rate cover the same window, but while the load moves
+    they describe different loads: the p95 is dominated by the heavier load's many
+    requests, the rate is the window's mean. After a drop, that p95 compared with the
+    prediction at the lower mean rate blamed the model for a load already gone: the
+    correction grew about 3x and, with the peak still held, scaled an idle model up
+    (x2 -> x3 and, in another run, x1 -> x2 within 20 s of a 40 req/s load stopping:
+    make demo, 2026-12-06). So the observed
+    latency corrects the model only at a steady load; a first sample counts as steady."""
+    if len(rates) < 2:
+        return True
+    before, now = rates[-2][1], rates[-1][1]
+    high = max(before, now)
+    return high <= 0 or abs(now - before) <= STEADY_SHARE * high
+
+
 def decide(
     spec: LeptonModelSpec,
     pools: list[PoolSpec],
@@ -247,6 +267,8 @@ def decide(
         # Ready, not of those planned, and compared with the plan's prediction it would
         # blame the model for the cold start (the correction grew 1.5-2x so).
         observed = None
+    elif sample is not None and not steady_load(rates):
+        observed = None  # the p95 and the rate of a moving load describe different loads
     slo = spec.slo.p95_latency_ms
     lowest, highest = spec.scaling.min_replicas, spec.scaling.max_replicas
     if spec.replicas is not None:
