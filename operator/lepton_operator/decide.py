@@ -35,6 +35,7 @@ from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
 from lepton_operator.planning.planner import (
     HEADROOM_WINDOW_S,
     RISE_MEMORY_S,
+    TREND_WINDOW_S,
     VARIABILITY_WINDOW_S,
     LivePlan,
     PlanInput,
@@ -53,7 +54,6 @@ from lepton_operator.planning.seasonal import (
 )
 from lepton_operator.report import Profile
 
-TREND_WINDOW_S = 120.0
 PEAK_WINDOW_S = 30.0
 # How far the load may move between two samples for their latency to correct the model.
 STEADY_SHARE = 0.2

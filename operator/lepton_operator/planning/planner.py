@@ -68,6 +68,8 @@ RISE_MEMORY_S = 6 * 3600.0
 # successive samples, taken at this quantile, scale the level of the last cold start.
 HEADROOM_WINDOW_S = 900.0
 VARIABILITY_QUANTILE = 0.95
+# The window of the load's trend (``decide.load_trend``): its rise, the slope of each half.
+TREND_WINDOW_S = 120.0
 CORRECTION_WEIGHT = 0.3  # EWMA weight of the newest observed/predicted ratio
 CORRECTION_BOUNDS = (0.5, 4.0)
 
@@ -138,7 +140,7 @@ class LoadShape:
     with fewer than two, and the highest sample), the noise of its rises and the
     samples' spacing (``trend_ahead``), the load the daily pattern expects within
     the longest cold start of any option (``seasonal``), and the highest load of the
-    memory (``seen_peak``)."""
+    memory, with and without the trend's window (``seen_peak``)."""
 
     ratio_spread: float | None
     headroom_peak_rps: float
@@ -146,6 +148,7 @@ class LoadShape:
     spacing_s: float
     daily_expected_rps: float
     memory_peak_rps: float  # the highest load the planner remembers (``seen_peak``)
+    prior_peak_rps: float  # the same, from before the trend's window
 
 
 @dataclass(frozen=True)
@@ -229,27 +232,37 @@ def load_shape(plan_input: PlanInput) -> LoadShape:
             plan_input.daily, plan_input.now_s, longest_lead(plan_input)
         ),
         memory_peak_rps=seen_peak(plan_input),
+        prior_peak_rps=seen_peak(plan_input, before_s=TREND_WINDOW_S),
     )
 
 
-def seen_peak(plan_input: PlanInput) -> float:
+def seen_peak(plan_input: PlanInput, before_s: float = 0.0) -> float:
     """The highest load the planner remembers: the burst memory's peak (about an hour),
     and the samples and per-minute peaks of the rise memory (``RISE_MEMORY_S``), which
-    reach further back. What a burst that returns rises to (``trend_ahead``)."""
-    remembered = (r for _, r in (*plan_input.older_rates, *plan_input.recent_rates))
-    return max(plan_input.burst_peak_rps, *remembered, 0.0)
+    reach further back; with ``before_s``, only what is at least that old (the burst
+    memory's peak, which holds the load now, left out). What a burst that returns rises
+    to (``trend_ahead``)."""
+    now = plan_input.now_s
+    samples = (*plan_input.older_rates, *plan_input.recent_rates)
+    remembered = [r for t, r in samples if now - t >= before_s]
+    if before_s <= 0:
+        remembered.append(plan_input.burst_peak_rps)
+    return max(remembered, default=0.0)
 
 
 def trend_ahead(plan_input: PlanInput, lead: float) -> float:
     """How far the rising trend takes the load over ``lead``: capped at doubling (a step
     is not a ramp) and, while the load is below the highest load remembered
     (``seen_peak``: the burst memory's hour and the rise memory's six), at that peak (a
-    burst back to a level seen before rises to that level, not to twice the load now).
-    With the hour alone, a burst that came back after it was forgotten read its second
-    sample as a ramp and asked for a second L4 it never needed; the bursts of the last
-    six hours say where such a burst stops. None when the trend rises by no more per
-    sample than the load's noise (``rise_noise``): that rise is noise, which the
-    variability headroom meets already; extrapolated over a cold start, each upward
+    burst back to a level seen before rises to that level, not to twice the load now),
+    and not at all while the load is above the highest of before the trend's window by
+    less than its noise (``rise_noise``): it has reached that level, and a sample a hair
+    above it is no new high. With the hour alone, a burst that came back after it was
+    forgotten read its second sample as a ramp and asked for a second L4 it never
+    needed; the bursts of the last six hours say where such a burst stops. A steady ramp
+    to a new high is extrapolated still: it has no noise. None when the trend rises by
+    no more per sample than the load's noise (``rise_noise``): that rise is noise, which
+    the variability headroom meets already; extrapolated over a cold start, each upward
     wiggle on a burst's level asked for a second L4 that arrived three minutes later,
     for a load one L4 served."""
     rate = max(plan_input.rate_rps, 0.0)
@@ -261,7 +274,9 @@ def trend_ahead(plan_input: PlanInput, lead: float) -> float:
         return 0.0
     ahead = min(trend * lead, rate)
     if shape.memory_peak_rps > rate:
-        ahead = min(ahead, shape.memory_peak_rps - rate)
+        return min(ahead, shape.memory_peak_rps - rate)
+    if rate - shape.prior_peak_rps < shape.rise_noise_rps:
+        return 0.0  # within its noise of a level seen before the trend began: reached
     return ahead
 
 

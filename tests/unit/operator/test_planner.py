@@ -192,6 +192,32 @@ def test_a_burst_back_to_a_level_of_the_rise_memory_is_planned_for_that_level() 
     assert _plan(1500, older_rates=lower, **rising).replicas == 2
 
 
+def test_a_burst_a_hair_above_a_level_seen_before_has_reached_it() -> None:
+    # Two hours ago a burst held 1,650 req/s. Now a quiet quarter hour at about 200
+    # req/s, a jump to 1,400, then 1,700: the second sample rises by more than the
+    # load's noise (a trend of 5 req/s per second, 900 over the L4's cold start), but
+    # it is above the level seen before by less than that noise (how far a sample's
+    # rise strays from the usual, at its 95% quantile: 299 req/s). The burst is back at
+    # that level: one L4, not a second for a ramp that is not there.
+    now = 4 * 3600.0
+    quiet = [200.0 + t for t in range(14)]
+    recent = tuple((now - (15 - i) * 60.0, r) for i, r in enumerate([*quiet, 1400.0, 1700.0]))
+    burst = {
+        "capacities": [GPU],
+        "now_s": now,
+        "recent_rates": recent,
+        "trend_rps_per_s": 5.0,
+        "burst_peak_rps": 1700.0,
+    }
+    seen = ((2 * 3600.0, 1650.0), (2 * 3600.0 + 60, 200.0))
+    assert trend_ahead(_input(1700.0, older_rates=seen, **burst), lead=180.0) == 0.0
+    assert _plan(1700.0, older_rates=seen, **burst).replicas == 1
+    # Far above the level seen before, beyond the load's noise, it is a new high.
+    lower = ((2 * 3600.0, 1200.0),)
+    assert trend_ahead(_input(1700.0, older_rates=lower, **burst), lead=180.0) == 900.0
+    assert _plan(1700.0, older_rates=lower, **burst).replicas == 2
+
+
 def test_a_trend_is_a_rise_over_both_halves_of_its_window() -> None:
     # A ramp of 1 req/s per second, sampled each minute: its slope.
     ramp = [[t, 100.0 + t] for t in (0.0, 60.0, 120.0)]
