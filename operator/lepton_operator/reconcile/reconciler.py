@@ -290,7 +290,10 @@ class Reconciler:
             if missing:
                 state.condition(ConditionType.BUILT, False, "SourceClaimMissing", missing)
                 return state.finish(Phase.PENDING)
+            newly = self._made(meta, build) is None
             claim = self._ensure_build_objects(body, spec, pools, build, first)
+            if newly and not first:
+                self._stop_superseded_builds(body, build, state)
             self._check_storage(body, claim, state)
             fetched = self._fetch_builds(body, pools, build)
             read = assemble(fetched, spec, pools)
@@ -521,6 +524,35 @@ class Reconciler:
         found = self.kube.get("v1", "ConfigMap", names.report_configmap(job_name), namespace)
         return found or {}
 
+    def _stop_superseded_builds(self, body: dict[str, Any], build: str, state: PassState) -> None:
+        """A new build's Jobs are made: older builds' Jobs still running are stopped.
+
+        Nothing serves from an unfinished build, and the new one replaces it: left to
+        run, it would only hold its pool (a GPU, for hours) beside the new build. Seen
+        in make demo: a spec changed seconds after it was applied built twice at once.
+        Finished builds stay until the new one ends (``_delete_stale_builds``): what
+        serves may come from them, and their reports are read until then."""
+        meta = body["metadata"]
+        stopped = [
+            job["metadata"]["name"]
+            for job in self.kube.list_owned(
+                "batch/v1",
+                "Job",
+                meta["namespace"],
+                names.owned_selector(meta["name"], "builder"),
+                meta["uid"],
+            )
+            if (job["metadata"].get("labels") or {}).get(constants.BUILD_HASH_LABEL) != build
+            and job_state(job)[0] == "Running"
+            and self.kube.delete_owned(job, meta["uid"])
+        ]
+        if stopped:
+            state.tell(
+                "Normal",
+                "BuildSuperseded",
+                f"stopped {', '.join(sorted(stopped))}: build {build} replaces them",
+            )
+
     def _delete_stale_builds(self, body: dict[str, Any], build: str) -> None:
         meta = body["metadata"]
         for api_version, kind, component in (
@@ -690,6 +722,17 @@ class Reconciler:
         else:
             state.status.recommendation = None
             state.drop_condition(ConditionType.RECOMMENDED)
+        if isinstance(plan, NoPlan) and built.running and not built.accepted:
+            # One pool's build ended with nothing accepted (no GPU here, say) while
+            # another still builds: nothing is wrong yet, so the model is Building, not
+            # Degraded, and the budget is not yet weighed.
+            state.condition(
+                ConditionType.DEPLOYED,
+                False,
+                "WaitingForBuild",
+                f"no variant accepted yet; {still_building(built.running)}",
+            )
+            return state.finish(Phase.BUILDING)
         if isinstance(plan, NoPlan):
             state.condition(ConditionType.DEPLOYED, False, "NoPlan", plan.reason)
             if spec.budget and plan.over_budget:

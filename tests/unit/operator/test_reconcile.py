@@ -463,7 +463,8 @@ def test_an_slo_change_does_not_rebuild_but_a_model_change_does(spec, config):
     assert {j["metadata"]["name"] for j in kube.of_kind("Job")} == jobs
     spec["model"]["uri"] = "pvc://models/minilm-v2"
     reconciler.reconcile(_body(spec, status, generation=3))
-    assert {j["metadata"]["name"] for j in kube.of_kind("Job")} > jobs
+    now = {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    assert now and now.isdisjoint(jobs)  # a new build; the old one, still running, stopped
 
 
 def test_a_tight_slo_moves_serving_to_the_gpu_and_drains_cpu_only_when_ready(spec, config):
@@ -1763,3 +1764,50 @@ def test_a_first_build_ends_without_looking_for_stale_builds_and_a_rebuild_delet
     _complete_builds(kube, REPORTS)
     reconciler.reconcile(_body(spec, status, generation=2))
     assert not old & {j["metadata"]["name"] for j in kube.of_kind("Job")}
+
+
+def test_a_new_build_stops_the_older_builds_jobs_still_running_and_keeps_finished_ones(
+    spec, config
+):
+    """Nothing serves from an unfinished build: a spec changed mid-build stops the old
+    build's Jobs at once (a GPU build would otherwise run on for hours beside the new
+    one), with an Event; a finished build's Jobs stay until the new build ends."""
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).wire()
+    _complete_builds(kube, {"cpu-standard": REPORTS["cpu-standard"]})  # the GPU still builds
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    first = {
+        j["metadata"]["labels"]["lepton.ai/pool"]: j["metadata"]["name"]
+        for j in kube.of_kind("Job")
+    }
+    spec["model"]["uri"] = "pvc://models/minilm-v2"
+    outcome = reconciler.reconcile(_body(spec, status, generation=2))
+    names_now = {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    assert first["gpu-l4"] not in names_now  # was running: stopped
+    assert first["cpu-standard"] in names_now  # finished: kept for now
+    assert len(names_now) == 1 + len(first)  # the new build's Jobs made
+    said = [e for e in outcome.events if e.reason == "BuildSuperseded"]
+    assert len(said) == 1 and first["gpu-l4"] in said[0].message, outcome.events
+
+
+def test_a_pool_whose_build_accepted_nothing_while_another_builds_leaves_the_model_building(
+    spec, config
+):
+    """No GPU here: the GPU pool's build ends with nothing accepted while the CPU's runs.
+    Nothing is wrong yet, so the model stays Building (make demo printed Degraded and a
+    NoPlan Event then) and says what it waits on; the budget is not weighed yet."""
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).wire()
+    _complete_builds(kube, {"gpu-l4": [_variant("fp16", 4.9, 1900, "rejected")]})
+    outcome = reconciler.reconcile(_body(spec, status))
+    status = outcome.wire()
+    assert status["phase"] == "Building", status
+    deployed = _condition(status, "Deployed")
+    assert deployed["reason"] == "WaitingForBuild"
+    assert "cpu-standard still builds" in deployed["message"]
+    assert not [e for e in outcome.events if e.reason in ("NoPlan", "OverBudget")]
+    _complete_builds(kube, REPORTS)
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert status["phase"] in ("Deploying", "Ready") and status["decision"]["pool"]
