@@ -108,7 +108,8 @@ test: bootstrap lint ## everything CI runs: lint, unit, integration and e2e on t
 	exit $$rc
 
 .PHONY: demo
-demo: deps cluster-bin ## the product end to end on the local cluster: build, serve, a load ramp, a plot (~15 min)
+demo: ## the product end to end on the local cluster: build, serve, a load ramp, plots (about 5 min warm)
+	$(MAKE) --no-print-directory -j2 deps cluster-bin
 	$(E2E) demo --out build/demo $(DEMO_ARGS)
 
 .PHONY: bench-builder

@@ -35,10 +35,41 @@ def test_plot_is_written_despite_missing_figures_and_a_pool_change(tmp_path: Pat
         demo.Point(30, 10, 40.0, 10.1, 45.0, {"cpu-standard": 1, "gpu-l4": 1}, {}, 1.15),
         demo.Point(45, 0, None, 0.0, None, {"gpu-l4": 1}, {"replicas": 1}, 0.81),
     ]
-    run = demo.Demo(out=tmp_path, ramp=demo.QUICK_RAMP, points=points)
+    run = demo.Demo(out=tmp_path, points=points)
     path = tmp_path / "plot" / "demo.png"
     demo._plot(run, path, slo_ms=60)
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])
     assert (width, height) == (720, 720)
+
+
+def test_the_demo_applies_the_example_with_its_patch_as_one_valid_manifest():
+    """One apply, so one build: the example applied and then patched built twice."""
+    from lepton_operator.api.spec import LeptonModelSpec
+
+    manifest = demo.demo_manifest()
+    spec = LeptonModelSpec.model_validate(manifest["spec"])
+    assert spec.slo.p95_latency_ms == demo.DEMO_SLO_MS
+    assert manifest["metadata"]["name"] == demo.MODEL
+    # The example's own choices the patch does not touch are kept.
+    assert spec.optimization.calibration_uri == "pvc://models/minilm-calibration.npz"
+    assert spec.optimization.accuracy.tolerance == 0.99
+    assert {p.name for p in spec.pools} == {"cpu-standard", "gpu-l4"}
+
+
+def test_merge_patch_follows_rfc_7386():
+    target = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert demo.merge_patch(target, {"a": {"c": [3], "e": None}, "d": None, "f": 2}) == {
+        "a": {"b": 1, "c": [3]},
+        "f": 2,
+    }
+    assert target == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # untouched
+
+
+def test_slo_share_judges_only_windows_that_saw_requests():
+    def point(rps: float | None, p95: float | None) -> demo.Point:
+        return demo.Point(0, 0, None, rps, p95, {}, {}, 0.0)
+
+    points = [point(None, None), point(5, 20), point(40, 80), point(40, 45), point(0, 80)]
+    assert demo.slo_share(points, slo_ms=50) == (2, 3)
