@@ -29,8 +29,10 @@ def _variants(samples: int, workdir: Path | None = None) -> Variants:
     )
 
 
-def test_what_a_compressed_model_is_made_from_never_includes_the_held_out_samples():
-    variants = _variants(8)
+def test_what_a_compressed_model_is_made_from_never_includes_the_held_out_samples(
+    tmp_path: Path,
+):
+    variants = _variants(8, workdir=tmp_path)
     seen: list[np.ndarray] = []
 
     def make(teacher: Any, settings: Compression) -> tuple[Any, str]:
@@ -45,9 +47,9 @@ def test_what_a_compressed_model_is_made_from_never_includes_the_held_out_sample
         assert not any(np.array_equal(row, s) for s in seen[0])
 
 
-def test_fewer_than_four_samples_fail_the_compressed_variant_with_the_reason():
+def test_fewer_than_four_samples_fail_the_compressed_variant_with_the_reason(tmp_path: Path):
     with pytest.raises(ValueError, match=r"at least 4 calibration samples.*got 3"):
-        _variants(3)._train("probe", lambda teacher, settings: (teacher, ""))
+        _variants(3, workdir=tmp_path)._train("probe", lambda teacher, settings: (teacher, ""))
 
 
 def test_a_variant_triton_cannot_serve_is_measured_beside_the_others_and_never_offered(
@@ -75,17 +77,16 @@ def test_a_variant_triton_cannot_serve_is_measured_beside_the_others_and_never_o
             "repository": str(tmp_path),
         }
     )
-    variants = _variants(8)
-    built = variants.fp32()
-    built.name, built.not_served = "torch-compile", "profiled for comparison only"
-    inputs = variants._compression().calibration
-    outputs = built.run(inputs)
-    settings = Settings(budget=Budget(warmup=1, min_iterations=2, seconds=0.0))
-    context = _Context(request, settings, tmp_path, [1, 8], ["x"], ["y"])
-
-    row = _judged_row(
-        "probe", "torch-compile", built, outputs, _Reference(outputs), inputs, context
-    )
+    with _variants(8) as variants:  # its own folder, removed at the end
+        built = variants.fp32()
+        built.name, built.not_served = "torch-compile", "profiled for comparison only"
+        inputs = variants._compression().calibration
+        outputs = built.run(inputs)
+        settings = Settings(budget=Budget(warmup=1, min_iterations=2, seconds=0.0))
+        context = _Context(request, settings, tmp_path, [1, 8], ["x"], ["y"])
+        row = _judged_row(
+            "probe", "torch-compile", built, outputs, _Reference(outputs), inputs, context
+        )
 
     assert row["status"] == "skipped" and row["reason"] == "profiled for comparison only"
     assert row["accuracy"] == 1.0 and [p["batchSize"] for p in row["profiles"]] == [1, 8]
