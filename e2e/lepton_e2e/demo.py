@@ -50,6 +50,19 @@ SAMPLE_INTERVAL_S = 5
 # over each of them with one thread, so 800 would take a minute of the demo.
 CALIBRATION_SENTENCES = 200
 DEMO_SLO_MS = 40.0
+
+
+def demo_pools() -> list[dict[str, Any]]:
+    """The chart's default pools, the CPU pool given one CPU per replica and this
+    cluster's provisioning delay."""
+    values = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
+    pools: list[dict[str, Any]] = values["config"]["pools"]
+    for pool in pools:
+        if pool["name"] == "cpu-standard":
+            pool.update(provisioningSeconds=10, resources={"cpu": "1", "memory": "4Gi"})
+    return pools
+
+
 # Two shared cores run Triton, Prometheus, the apiserver, the operator and the load
 # generator here. The demo keeps the example's model, calibration data and accuracy
 # guard, and changes what a five-minute run on this machine needs (a merge patch of the
@@ -64,26 +77,7 @@ DEMO_PATCH: dict[str, Any] = {
     "optimization": {"variants": ["onnx"], "batchSizes": [1, 8]},
     "slo": {"p95LatencyMs": DEMO_SLO_MS},
     "scaling": {"minReplicas": 1, "maxReplicas": 2, "scaleDownStabilizationSeconds": 20},
-    "pools": [
-        {
-            "name": "cpu-standard",
-            "nodeSelector": {"lepton.ai/pool": "cpu-standard"},
-            "hourlyPriceUSD": 0.34,
-            "provisioningSeconds": 10,
-            "resources": {"cpu": "1", "memory": "4Gi"},
-        },
-        {
-            "name": "gpu-l4",
-            "nodeSelector": {"lepton.ai/pool": "gpu-l4"},
-            "tolerations": [
-                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-            ],
-            "accelerator": {"resource": "nvidia.com/gpu", "count": 1, "type": "nvidia-l4"},
-            "hourlyPriceUSD": 0.81,
-            "provisioningSeconds": 180,
-            "resources": {"cpu": "4", "memory": "16Gi"},
-        },
-    ],
+    "pools": demo_pools(),
 }
 # (seconds, offered req/s): low; a steady 20 req/s, which one replica carries and from
 # which the planner learns how much slower Triton serves than the build profiled (its
