@@ -543,7 +543,7 @@ class Reconciler:
                 meta["uid"],
             )
             if (job["metadata"].get("labels") or {}).get(constants.BUILD_HASH_LABEL) != build
-            and job_state(job)[0] == "Running"
+            and self._unfinished(job, meta["namespace"])
             and self.kube.delete_owned(job, meta["uid"])
         ]
         if stopped:
@@ -552,6 +552,15 @@ class Reconciler:
                 "BuildSuperseded",
                 f"stopped {', '.join(sorted(stopped))}: build {build} replaces them",
             )
+
+    def _unfinished(self, job: dict[str, Any], namespace: str) -> bool:
+        """Neither marked finished by the Job controller nor done by its report: the
+        builder writes its report as its last act, seconds before the Job is marked
+        complete, and the model may already serve from it (as ``_fetch_builds`` reads)."""
+        if job_state(job)[0] != "Running":
+            return False
+        report_cm = self._report_configmap(job["metadata"]["name"], namespace)
+        return not (report_cm.get("data") or {}).get(REPORT_KEY)
 
     def _delete_stale_builds(self, body: dict[str, Any], build: str) -> None:
         meta = body["metadata"]

@@ -1811,3 +1811,22 @@ def test_a_pool_whose_build_accepted_nothing_while_another_builds_leaves_the_mod
     _complete_builds(kube, REPORTS)
     status = reconciler.reconcile(_body(spec, status)).wire()
     assert status["phase"] in ("Deploying", "Ready") and status["decision"]["pool"]
+
+
+def test_a_rebuild_keeps_an_older_build_whose_report_is_written_before_its_job_completes(
+    spec, config
+):
+    """The builder writes its report as its last act and the model may serve from it
+    before the Job controller marks the Job complete (the fault suite changed the spec
+    in that window): such a build is finished, so the rebuild keeps its Jobs."""
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).wire()
+    _complete_builds(kube, REPORTS, job_complete=False)
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert status["decision"]["variant"], status
+    first = {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    spec["model"]["uri"] = "pvc://models/minilm-v2"
+    outcome = reconciler.reconcile(_body(spec, status, generation=2))
+    assert first < {j["metadata"]["name"] for j in kube.of_kind("Job")}
+    assert not [e for e in outcome.events if e.reason == "BuildSuperseded"]
