@@ -494,7 +494,16 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
             crash_container(NAMESPACE, victim, "triton")
 
             def back() -> dict[str, Any] | None:
-                pod = kube.get("pod", victim, NAMESPACE)
+                try:
+                    pod = kube.get("pod", victim, NAMESPACE)
+                except AssertionError as error:
+                    # Seen once in a whole-suite run: the victim deleted, not restarted
+                    # (a rollout?). Say what the operator had decided.
+                    status = _status(kube)
+                    raise AssertionError(
+                        f"{error}; decision: {status.get('decision')}; before: "
+                        f"{before.get('decision')}; builds: {status.get('builds')}"
+                    ) from error
                 statuses = pod["status"].get("containerStatuses") or []
                 restarted = any(c.get("restartCount", 0) >= 1 for c in statuses)
                 listed = len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 2
