@@ -89,12 +89,12 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         waited_ms: float | None = None
         if not self.activator.table.backends(key):
             try:
-                await self.activator.hold(key, arrived, context.time_remaining())
+                _, waited_s = await self.activator.hold(key, arrived, context.time_remaining())
             except Answer as answer:
                 code = grpc_code(answer.status, answer.message)
                 await context.abort(getattr(grpc.StatusCode, code), answer.message)
                 return
-            waited_ms = (self.activator.clock() - arrived) * 1000
+            waited_ms = waited_s * 1000
         backends = self.activator.table.backends(key, GRPC_PORT_NAME)
         if not backends:
             counters["upstream_failed"] += 1

@@ -162,14 +162,18 @@ class Activator:
         backends = self.table.backends(key)
         if not backends:
             try:
-                backends = await self.hold(key, arrived, _asked_timeout(request))
+                backends, waited_s = await self.hold(key, arrived, _asked_timeout(request))
             except Answer as answer:
                 return error(answer.status, answer.message)
-            waited_ms = (self.clock() - arrived) * 1000
+            waited_ms = waited_s * 1000
         return await self._forward(request, key, body, backends, waited_ms)
 
-    async def hold(self, key: Key, arrived: float, asked_timeout_s: float | None) -> list[str]:
-        """Wait until the model has a Ready replica (its HTTP ``ip:port`` list), or raise
+    async def hold(
+        self, key: Key, arrived: float, asked_timeout_s: float | None
+    ) -> tuple[list[str], float]:
+        """Wait until the model has a Ready replica: its HTTP ``ip:port`` list and the
+        seconds waited (the one figure both the report and the client's wait header
+        carry: read twice, the event loop's other work fell between them), or raise
         ``Answer``: queue full, timed out, model deleted, shutting down. The HTTP path
         and the gRPC path (``lepton_activator.grpcproxy``) hold in the same queue, count
         in the same report and signal the same demand."""
@@ -185,8 +189,9 @@ class Activator:
         until = deadline(arrived, self.limits, asked_timeout_s)
         try:
             backends = await self._wait(key, arrived, until)
-            self._waits[key].append(self.clock() - arrived)
-            return backends
+            waited_s = self.clock() - arrived
+            self._waits[key].append(waited_s)
+            return backends, waited_s
         except Answer as answer:
             if answer.status == 504:
                 self._timed_out[key] += 1
