@@ -37,7 +37,7 @@ def build_hash(
     requests count as the threads each build profiles and serves with
     (resources.threads): a pool given more or fewer CPUs is built again for them."""
     where = [spec.repository.model_dump(mode="json", by_alias=True)] if spec.repository else []
-    threads = {p.name: runtime_threads(p) for p in pools if runtime_threads(p)}
+    threads = {p.name: n for p in pools if (n := runtime_threads(p))}
     if threads:
         where.append({"threads": threads})
     if serving_backends:
