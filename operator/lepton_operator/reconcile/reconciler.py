@@ -497,17 +497,15 @@ class Reconciler:
             else:
                 message = waiting_for_node(pods)
         report = None
-        report_cm: dict[str, Any] = {}
+        written = None
         if phase == "Running" and job is not None:
-            # The builder writes its report as its last act: the report says the build
-            # is done before the Job controller does (seconds later).
-            report_cm = self._report_configmap(job_name, meta["namespace"])
-            if (report_cm.get("data") or {}).get(REPORT_KEY):
+            written = self._written_report(job_name, meta["namespace"])
+            if written:
                 phase = "Succeeded"
         if phase == "Succeeded":
-            report_cm = report_cm or self._report_configmap(job_name, meta["namespace"])
+            written = written or self._written_report(job_name, meta["namespace"])
             try:
-                report = parse_report((report_cm.get("data") or {}).get(REPORT_KEY))
+                report = parse_report(written)
             except ReportError as error:
                 phase, message = "Failed", str(error)
         seconds = job_seconds(job)
@@ -520,9 +518,15 @@ class Reconciler:
         )
         return FetchedBuild(entry, report)
 
-    def _report_configmap(self, job_name: str, namespace: str) -> dict[str, Any]:
+    def _written_report(self, job_name: str, namespace: str) -> str | None:
+        """The build's report once its builder wrote it, else None.
+
+        The builder writes its report as its last act, seconds before the Job controller
+        marks the Job complete: a written report is the one rule for "this build is
+        finished", read both to serve from it (``_fetch_build``) and to leave it running
+        (``_stop_superseded_builds``)."""
         found = self.kube.get("v1", "ConfigMap", names.report_configmap(job_name), namespace)
-        return found or {}
+        return ((found or {}).get("data") or {}).get(REPORT_KEY) or None
 
     def _stop_superseded_builds(self, body: dict[str, Any], build: str, state: PassState) -> None:
         """A new build's Jobs are made: older builds' Jobs still running are stopped.
@@ -554,13 +558,11 @@ class Reconciler:
             )
 
     def _unfinished(self, job: dict[str, Any], namespace: str) -> bool:
-        """Neither marked finished by the Job controller nor done by its report: the
-        builder writes its report as its last act, seconds before the Job is marked
-        complete, and the model may already serve from it (as ``_fetch_builds`` reads)."""
-        if job_state(job)[0] != "Running":
-            return False
-        report_cm = self._report_configmap(job["metadata"]["name"], namespace)
-        return not (report_cm.get("data") or {}).get(REPORT_KEY)
+        """Neither marked finished by the Job controller nor done by its written report
+        (the model may already serve from it)."""
+        return job_state(job)[0] == "Running" and not self._written_report(
+            job["metadata"]["name"], namespace
+        )
 
     def _delete_stale_builds(self, body: dict[str, Any], build: str) -> None:
         meta = body["metadata"]
