@@ -193,6 +193,7 @@ class PrometheusServer:
         """Start the process on the same data and address as before (no-op if running)."""
         if self.running:
             return
+        self._refuse_a_taken_address()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.write_config()
         with self.log_file.open("ab") as log:
@@ -203,6 +204,20 @@ class PrometheusServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def _refuse_a_taken_address(self) -> None:
+        """Fail if something already listens where this server would: a Prometheus left
+        by an interrupted session would otherwise answer ``wait_ready`` in the moment
+        before this one exits on "address already in use", and the tests would read a
+        stranger's data until it stopped (seen once: a scale-up test starved of rates)."""
+        host, _, port = self.listen.rpartition(":")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex((host, int(port))) == 0:
+                raise RuntimeError(
+                    f"{self.listen} is taken, by a Prometheus of an interrupted session? "
+                    f"(`pgrep -af 'prometheus --config'`); stop it and run again"
+                )
 
     def stop(self, kill: bool = False) -> None:
         """Stop the process: SIGTERM and a clean shutdown, or SIGKILL with ``kill`` (a
