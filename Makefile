@@ -13,7 +13,11 @@ CONSTRAINTS := requirements/constraints.txt
 # The venv is rebuilt when what decides its contents changes.
 VENV_STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml $(CONSTRAINTS) 2>/dev/null | sha256sum | cut -c1-12)
 # fortunes-min: real English sentences for MiniLM's calibration data (lepton_e2e.sentences).
-APT_PACKAGES := iproute2 openssl util-linux ca-certificates git redis-server fortunes-min
+# buildah, mmdebstrap, umoci, skopeo: the operator's image, which the e2e harness runs (and
+# `make images` builds them all): Debian's daemonless buildah (as root), a local Debian base
+# where no image registry is reachable, umoci and skopeo to unpack and check the result.
+APT_PACKAGES := iproute2 openssl util-linux ca-certificates git redis-server fortunes-min \
+	buildah mmdebstrap umoci skopeo
 E2E := PYTHONPATH=e2e $(PY) -m lepton_e2e
 # The Go builds need only the standard library, so they run with $(PYTHON), not the venv,
 # and `make test` compiles them while pip downloads (see bootstrap).
@@ -143,20 +147,13 @@ bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM in
 bench-scale: deps cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
 	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out docs/bench/scale.json
 
-# Image builds: Debian's daemonless buildah (as root), a local Debian base from mmdebstrap
-# where no image registry is reachable, umoci and skopeo to check the result. Not part of
-# `make test` (root, minutes and gigabytes of layers; no test reads the archives).
-IMAGE_APT_PACKAGES := buildah mmdebstrap umoci skopeo
+# Image builds (hack/images.sh). `make test` builds only the operator's image, which the
+# e2e harness runs (lepton_e2e.operator_image, rebuilt when its sources change); this
+# builds every image asked for.
 IMAGES ?= operator builder activator triton
 
-.PHONY: images-deps
-images-deps:
-	@missing=""; for p in $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
-
 .PHONY: images
-images: deps images-deps ## OCI archives of the images in build/images (IMAGES=operator builder activator triton, BASE=...; see docs/images.md)
+images: deps ## OCI archives of the images in build/images (IMAGES=operator builder activator triton, BASE=...; see docs/images.md)
 	IMAGES="$(IMAGES)" hack/images.sh
 
 .PHONY: clean

@@ -46,6 +46,10 @@ run() {  # the entrypoint with extra args, as the image's user, env and cwd
 }
 
 run --help | grep -q -- '--standalone' || fail "lepton-operator --help did not run"
+# kopf names itself with getpass.getuser() where no POD_ID is set: the uid must be known.
+who=$(chroot --userspec=65532:65532 "$work/rootfs-ro" /usr/bin/env -i "${env[@]}" \
+  python3 -c 'import getpass; print(getpass.getuser())' 2>&1) \
+  || fail "getpass.getuser() fails as uid 65532 (no passwd entry): $who"
 
 echo "images: {}" > "$work/etc/config.yaml"
 set +e; out=$(run --log-format plain 2>&1); rc=$?; set -e

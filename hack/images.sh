@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make images`: build the project's images into OCI archives with Debian's buildah, no
 # daemon (vfs storage, chroot isolation, as root), then check the operator image from its
-# own unpacked root filesystem. Kept out of `make test`: it needs root, minutes and
-# gigabytes, and none of the tests read its output.
+# own unpacked root filesystem. `make test` builds the operator's image alone (the e2e
+# harness runs the operator from it: e2e/lepton_e2e/operator_image.py); the builder's
+# and Triton's are left to `make images` (gigabytes of torch and CUDA; NGC's base).
 #
 # Why a local base: this workplace reaches package registries but no image registry, so
 # with BASE empty a Debian bookworm root filesystem with python3 is made by mmdebstrap from
@@ -23,19 +24,22 @@ BUILDAH=(nice -n 19 buildah --storage-driver vfs)
 mkdir -p "$OUT"
 
 for tool in buildah mmdebstrap umoci skopeo; do
-  command -v "$tool" >/dev/null || { echo "$tool missing: make images-deps installs it"; exit 1; }
+  command -v "$tool" >/dev/null || { echo "$tool missing: make deps installs it"; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "buildah's vfs storage and chroot isolation need root here"; exit 1; }
 
 if [ -z "${BASE:-}" ]; then
   BASE=localhost/lepton-base:bookworm
-  if [ ! -s "$OUT/base.tar" ]; then
+  # Cached beside the cluster binaries, so a new clone (CI, make test) reuses it.
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/lepton-operator/base-bookworm-python3
+  if [ ! -s "$cache/base.tar" ]; then
     echo "== local base: mmdebstrap bookworm + python3 (Debian's packages)"
-    nice -n 19 mmdebstrap --variant=minbase --format=tar --include=python3,python3-venv bookworm "$OUT/base.tar.part"
-    mv "$OUT/base.tar.part" "$OUT/base.tar"
+    mkdir -p "$cache"
+    nice -n 19 mmdebstrap --variant=minbase --format=tar --include=python3,python3-venv bookworm "$cache/base.tar.part"
+    mv "$cache/base.tar.part" "$cache/base.tar"
   fi
   if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
-    "${BUILDAH[@]}" bud --isolation chroot -f hack/base.Containerfile -t "$BASE" "$OUT"
+    "${BUILDAH[@]}" bud --isolation chroot -f hack/base.Containerfile -t "$BASE" "$cache"
   fi
 fi
 
@@ -68,6 +72,10 @@ done
 if [[ " $IMAGES " == *" operator "* ]]; then
   hack/check-operator-image.sh "$OUT/lepton-operator.oci.tar" "$REGISTRY/lepton-operator:$VERSION"
 fi
-# Leave no working containers or images in vfs storage (base.tar stays for the next run).
+# Leave no working containers or images in vfs storage but the base, which the next
+# build starts from (the e2e harness rebuilds the operator image at each source change).
 "${BUILDAH[@]}" rm --all >/dev/null
-"${BUILDAH[@]}" rmi --all >/dev/null 2>&1 || true
+for id in $("${BUILDAH[@]}" images --noheading --format '{{.Name}}:{{.Tag}}' | grep -vx 'localhost/lepton-base:bookworm'); do
+  "${BUILDAH[@]}" rmi "$id" >/dev/null 2>&1 || true
+done
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true

@@ -10,7 +10,7 @@ import logging
 import sys
 import threading
 
-from lepton_e2e import argocd, argocd_build, binaries
+from lepton_e2e import argocd, argocd_build, binaries, operator_image
 from lepton_e2e.cluster import Cluster
 
 
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cluster = Cluster()
     if args.command == "up":
+        operator_image.ensure_built()  # a chart installed on this cluster runs from it
         kubeconfig = cluster.up()
         timings_file = cluster.dir / "timings.json"
         if timings_file.exists():

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from lepton_e2e import binaries
+from lepton_e2e import binaries, operator_image
 from lepton_e2e.cluster import Cluster, ClusterConfig, state_root
 from lepton_e2e.prometheus import KubeAccess, PrometheusServer, triton_endpoints_job
 
@@ -102,6 +102,8 @@ def kube() -> Iterator[Kube]:
     external = os.environ.get("KUBECONFIG")
     if external and Path(external).resolve() == cluster.config.kubeconfig.resolve():
         external = None  # pointed at the harness's own cluster: it runs process pods
+    if not external:
+        operator_image.ensure_built()  # the runner starts the operator's pods from it
     started_here = False
     if external:
         kubeconfig = Path(external)

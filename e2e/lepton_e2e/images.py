@@ -30,8 +30,14 @@ def repository(image: str) -> str:
 
 
 class LocalImage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    oci_archive: str | None = Field(
+        default=None,
+        alias="ociArchive",
+        description="The image itself, as `make images` writes it: its pods run in its "
+        "unpacked root filesystem with its config (imagefs); entrypoint and path unused.",
+    )
     entrypoint: list[str] = Field(default_factory=list)
     path: list[str] = Field(default_factory=lambda: ["/usr/local/bin", "/usr/bin", "/bin"])
     env: dict[str, str] = Field(default_factory=dict, description="The image's ENV.")
@@ -40,6 +46,9 @@ class LocalImage(BaseModel):
     def _resolve(text: str) -> str:
         venv = str(Path(sys.executable).parent.parent)
         return text.replace("{venv}", venv).replace("{repo}", str(REPO_ROOT))
+
+    def archive(self) -> Path | None:
+        return Path(self._resolve(self.oci_archive)) if self.oci_archive else None
 
     def resolved_path(self) -> str:
         return ":".join(self._resolve(entry) for entry in self.path)

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from lepton_e2e import podspec
+from lepton_e2e import imagefs, podspec
 from lepton_e2e.images import ImageTable
 from lepton_e2e.netns import Network, PodNamespace
 
@@ -186,28 +186,62 @@ class PodWorker(threading.Thread):
         name = container["name"]
         image = self.runner.images.lookup(container["image"])
         assert image is not None  # the runner only takes pods whose images are listed
-        service_env = {**image.resolved_env(), **self.runner.service_env}
-        env = podspec.container_env(container, facts, objects, service_env)
-        env.setdefault("PATH", image.resolved_path())
-        env.setdefault("HOME", str(self.dir / "home"))
-        (self.dir / "home").mkdir(exist_ok=True)
         termination_log = self.dir / f"{name}.termination-log"
         termination_log.write_bytes(b"")
+        termination_log.chmod(0o666)  # as a kubelet makes it: the container's user writes it
         mounts = podspec.container_mounts(container, volumes, termination_log)
-        spec = {
-            "argv": podspec.expand_argv(image.argv(container), env),
-            "env": env,
-            "workingDir": container.get("workingDir"),
-            "terminationMessagePath": mounts[-1].target,
-            "imagePaths": [str(E2E_DIR.parent), sys.prefix],
-            "mounts": [
-                {"source": str(m.source), "target": m.target, "read_only": m.read_only}
-                for m in mounts
-            ],
-        }
+        archive = image.archive()
+        if archive is not None:
+            spec = self._image_spec(container, facts, objects, archive)
+        else:
+            service_env = {**image.resolved_env(), **self.runner.service_env}
+            env = podspec.container_env(container, facts, objects, service_env)
+            env.setdefault("PATH", image.resolved_path())
+            env.setdefault("HOME", str(self.dir / "home"))
+            (self.dir / "home").mkdir(exist_ok=True)
+            spec = {
+                "argv": podspec.expand_argv(image.argv(container), env),
+                "env": env,
+                "workingDir": container.get("workingDir"),
+                "imagePaths": [str(E2E_DIR.parent), sys.prefix],
+            }
+        spec["terminationMessagePath"] = mounts[-1].target
+        spec["mounts"] = [
+            {"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in mounts
+        ]
         path = self.dir / f"{name}.exec.json"
         path.write_text(json.dumps(spec, indent=1))
         return path
+
+    def _image_spec(
+        self,
+        container: dict[str, Any],
+        facts: podspec.PodFacts,
+        objects: podspec.Lookup,
+        archive: Path,
+    ) -> dict[str, Any]:
+        """Run from the image itself: its root filesystem, its config's entrypoint, env,
+        user and working directory, under the pod's own command, args, env and
+        securityContext, as a kubelet and a container runtime combine them."""
+        unpacked = imagefs.unpack(archive, self.runner.state_dir / "images")
+        config = unpacked.config
+        env = podspec.container_env(
+            container, facts, objects, {**config.env, **self.runner.service_env}
+        )
+        user = podspec.run_as(self.spec, container, config.uid, config.gid)
+        argv = config.argv(container.get("command"), container.get("args"))
+        return {
+            "rootfs": str(unpacked.rootfs),
+            "argv": podspec.expand_argv(argv, env),
+            "env": env,
+            "workingDir": container.get("workingDir") or config.working_dir,
+            "uid": user.uid,
+            "gid": user.gid,
+            "groups": list(user.groups),
+            "readOnlyRoot": bool(
+                (container.get("securityContext") or {}).get("readOnlyRootFilesystem")
+            ),
+        }
 
     def _launch(
         self,
@@ -482,7 +516,9 @@ class PodRunner:
         for volume in pod["spec"].get("volumes") or []:
             target = volumes[volume["name"]]
             target.mkdir(parents=True, exist_ok=True)
-            if "configMap" in volume:
+            if "emptyDir" in volume:
+                target.chmod(0o777)  # as a kubelet makes it: any user of the pod writes
+            elif "configMap" in volume:
                 self._write_items(
                     target,
                     objects.get(("ConfigMap", volume["configMap"]["name"]), {}),

@@ -195,6 +195,44 @@ def volume_sources(pod: dict[str, Any], pod_dir: Path, pvc_root: Path) -> dict[s
     return sources
 
 
+@dataclass(frozen=True)
+class RunAs:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def run_as(pod_spec: dict[str, Any], container: dict[str, Any], uid: int, gid: int) -> RunAs:
+    """Who a container runs as, by the kubelet's rule: the container's securityContext
+    over the pod's over the image's USER (``uid``, ``gid``); the pod's fsGroup and
+    supplementalGroups join its groups. ``runAsNonRoot`` with uid 0 is refused, as the
+    kubelet refuses to create such a container."""
+    pod_context = pod_spec.get("securityContext") or {}
+    context = container.get("securityContext") or {}
+
+    def pick(key: str, image: int) -> int:
+        return int(context.get(key, pod_context.get(key, image)))
+
+    user = RunAs(
+        uid=pick("runAsUser", uid),
+        gid=pick("runAsGroup", gid),
+        groups=tuple(
+            sorted(
+                {
+                    *(int(g) for g in pod_context.get("supplementalGroups") or []),
+                    *([int(pod_context["fsGroup"])] if "fsGroup" in pod_context else []),
+                }
+            )
+        ),
+    )
+    non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot", False))
+    if non_root and user.uid == 0:
+        raise ValueError(
+            f"container {container.get('name')!r} has runAsNonRoot and its image runs as root"
+        )
+    return user
+
+
 def container_mounts(
     container: dict[str, Any], volumes: dict[str, Path], termination_log: Path
 ) -> list[Mount]:

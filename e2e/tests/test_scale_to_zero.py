@@ -50,7 +50,6 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
-OPERATOR_IMAGE = "ghcr.io/lepton-ai/lepton-operator"
 NAMESPACE = "zero-e2e"
 MODEL = "digits"
 BURST = 20
@@ -59,18 +58,21 @@ RATE_WINDOW_S = 30
 WAIT_HEADER = "X-Lepton-Activator-Wait-Ms"
 
 
-def _activator_image() -> list[str]:
-    """The activator's own image, run by the harness as a process; on a cluster started
-    before that image joined the harness's table (its KWOK stages would simulate it),
-    the operator image, whose virtualenv carries the same ``lepton-activator``."""
+def _cluster_runs_the_activator() -> None:
+    """A cluster started before the activator's image joined the harness's table has
+    KWOK stages that would simulate its pods (Running, serving nothing): say so, rather
+    than time out on requests nobody holds. The operator's image, a real image now,
+    does not carry the activator."""
     stages = state_root() / "kwok-stages.yaml"
-    if stages.exists() and "lepton-activator" not in stages.read_text():
-        return [f"activator.image.repository={OPERATOR_IMAGE}"]
-    return []
+    assert not stages.exists() or "lepton-activator" in stages.read_text(), (
+        "this cluster predates the activator's image: `PYTHONPATH=e2e .venv/bin/python "
+        "-m lepton_e2e down` and run again"
+    )
 
 
 @pytest.fixture(scope="module")
 def operator(kube: Kube, prometheus: Any) -> Iterator[None]:
+    _cluster_runs_the_activator()
     with installed_operator(
         kube,
         BUILDER,
@@ -78,7 +80,6 @@ def operator(kube: Kube, prometheus: Any) -> Iterator[None]:
         f"config.prometheus.rateWindow={RATE_WINDOW_S}s",
         "config.prometheus.timeoutSeconds=3",
         "activator.timeoutSeconds=240",
-        *_activator_image(),
     ):
         yield
 
