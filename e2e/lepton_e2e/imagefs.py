@@ -135,8 +135,8 @@ def unpack(archive: Path, into: Path) -> UnpackedImage:
     if not archive.is_file():
         raise ImageError(
             f"{archive} is missing: the e2e harness runs the operator from its image; "
-            "`PYTHONPATH=e2e .venv/bin/python -m lepton_e2e.operator_image` builds it, as "
-            "the e2e session, `make cluster-up` and `make demo` do first (docs/images.md)"
+            "`make operator-image` builds it, as `make test`, the e2e session, "
+            "`make cluster-up` and `make demo` do first (docs/images.md)"
         )
     key = archive_key(archive)
     family = into / archive.name.removesuffix(".oci.tar")
