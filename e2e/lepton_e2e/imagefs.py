@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lepton_e2e import podspec
+
 STAGE_TAG = "e2e"
 
 
@@ -67,11 +69,7 @@ class ImageConfig:
         )
 
     def argv(self, command: list[str] | None, args: list[str] | None) -> list[str]:
-        """Kubernetes' rule: ``command`` replaces the ENTRYPOINT (and drops the CMD),
-        ``args`` replace the CMD."""
-        if command:
-            return [*command, *(args or [])]
-        return [*self.entrypoint, *(args if args else self.cmd)]
+        return podspec.container_argv(self.entrypoint, self.cmd, command, args)
 
 
 def _strings(value: object) -> list[str]:

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from lepton_e2e import podspec
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_IMAGES_FILE = REPO_ROOT / "e2e" / "cluster" / "images.yaml"
 _TAG_OR_DIGEST = re.compile(r"(@sha256:[0-9a-f]+|:[^:/]+)$")
@@ -57,9 +59,10 @@ class LocalImage(BaseModel):
         return {key: self._resolve(value) for key, value in self.env.items()}
 
     def argv(self, container: dict[str, Any]) -> list[str]:
-        """Docker's rule: ``command`` replaces ENTRYPOINT, ``args`` replace CMD."""
-        command = container.get("command") or self.entrypoint
-        return [*command, *(container.get("args") or [])]
+        """The entry has no CMD: the container's ``args`` follow its ENTRYPOINT."""
+        return podspec.container_argv(
+            self.entrypoint, [], container.get("command"), container.get("args")
+        )
 
 
 class ImageTable(BaseModel):

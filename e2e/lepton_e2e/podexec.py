@@ -21,6 +21,7 @@ import ctypes
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,18 @@ def _open_sources(mounts: list[dict[str, Any]]) -> list[tuple[int, bool, dict[st
             source.mkdir(parents=True, exist_ok=True)
         sources.append((os.open(source, os.O_PATH), source.is_dir(), mount))
     return sources
+
+
+def _mount_volumes(
+    sources: list[tuple[int, bool, dict[str, Any]]], place: Callable[[str], Path]
+) -> None:
+    """Bind each opened volume where ``place`` puts its target (in the image's root, or
+    on the host for the virtualenv entries), closing the descriptors as it goes."""
+    for fd, is_dir, mount in sources:
+        target = place(mount["target"])
+        _ensure_target(is_dir, target)
+        _bind(fd, target, read_only=mount["read_only"])
+        os.close(fd)
 
 
 def in_root(root: Path, path: str) -> Path:
@@ -138,11 +151,7 @@ def _enter_rootfs(spec: dict[str, Any], sources: list[tuple[int, bool, dict[str,
             etc_file = in_root(root, f"/etc/{name}")
             _ensure_target(False, etc_file)
             _mount(str(host), etc_file, MS_BIND)
-    for fd, is_dir, mount in sources:
-        target = in_root(root, mount["target"])
-        _ensure_target(is_dir, target)
-        _bind(fd, target, read_only=mount["read_only"])
-        os.close(fd)
+    _mount_volumes(sources, lambda target: in_root(root, target))
     if spec.get("readOnlyRoot"):
         _mount(None, root, MS_BIND | MS_REMOUNT | MS_RDONLY)
     os.chroot(root)
@@ -163,11 +172,7 @@ def main(spec_path: str) -> None:
     # volume mounted over one of their parents (an emptyDir at /tmp, with a checkout
     # under /tmp) would hide them, which a container's own root filesystem never does.
     image_paths = [(Path(p), os.open(p, os.O_PATH)) for p in spec.get("imagePaths", [])]
-    for fd, is_dir, mount in sources:
-        target = Path(mount["target"])
-        _ensure_target(is_dir, target)
-        _bind(fd, target, read_only=mount["read_only"])
-        os.close(fd)
+    _mount_volumes(sources, Path)
     targets = [Path(m["target"]) for m in spec["mounts"]]
     for path, fd in image_paths:
         if any(path == t or t in path.parents for t in targets):

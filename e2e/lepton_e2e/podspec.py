@@ -165,6 +165,16 @@ def _expand(value: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
+def container_argv(
+    entrypoint: list[str], cmd: list[str], command: list[str] | None, args: list[str] | None
+) -> list[str]:
+    """Kubernetes' rule over an image's ENTRYPOINT and CMD: ``command`` replaces the
+    ENTRYPOINT (and drops the CMD), ``args`` replace the CMD."""
+    if command:
+        return [*command, *(args or [])]
+    return [*entrypoint, *(args if args else cmd)]
+
+
 def expand_argv(argv: list[str], env: dict[str, str]) -> list[str]:
     return [_expand(arg, env) for arg in argv]
 
