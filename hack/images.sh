@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make images`: build the project's images into OCI archives with Debian's buildah, no
 # daemon (vfs storage, chroot isolation, as root), then check the operator image from its
-# own unpacked root filesystem. `make test` builds the operator's image alone (the e2e
-# harness runs the operator from it: e2e/lepton_e2e/operator_image.py); the builder's
-# and Triton's are left to `make images` (gigabytes of torch and CUDA; NGC's base).
+# own unpacked root filesystem, and the builder image's entrypoint against the digits model
+# from its own. `make test` builds the operator's image alone (the e2e harness runs the
+# operator from it: e2e/lepton_e2e/operator_image.py); the builder's and Triton's are left
+# to `make images` (gigabytes of torch and CUDA; NGC's base).
 #
 # Why a local base: this workplace reaches package registries but no image registry, so
 # with BASE empty a Debian bookworm root filesystem with python3 is made by mmdebstrap from
@@ -67,11 +68,13 @@ for image in $IMAGES; do
   report "$ref" "$archive"
   # Only the archive stays: vfs storage holds a full copy of every layer.
   "${BUILDAH[@]}" rmi "$ref" >/dev/null
+  # Each image checked as soon as it is built (a later image's failure keeps the result).
+  case $image in
+    operator) hack/check-operator-image.sh "$archive" "$ref" ;;
+    builder) hack/check-builder-image.sh "$archive" "$ref" ;;
+  esac
 done
 
-if [[ " $IMAGES " == *" operator "* ]]; then
-  hack/check-operator-image.sh "$OUT/lepton-operator.oci.tar" "$REGISTRY/lepton-operator:$VERSION"
-fi
 # Leave no working containers or images in vfs storage but the base, which the next
 # build starts from (the e2e harness rebuilds the operator image at each source change).
 "${BUILDAH[@]}" rm --all >/dev/null
