@@ -40,9 +40,10 @@ system-deps:
 # uv (Astral's installer, from PyPI) installs the pinned set from its cache by hard links
 # and byte-compiles on both cores: a new venv in 53-63 s warm against pip's 199-350 s, one
 # after the other on the same machine (pip unpacks every file of torch and the CUDA wheels
-# again each time); with an empty cache its parallel downloads took 41 s here. Same packages, same constraints file; pip stays
-# in the venv for `make lock`. Byte-compiled at install since PYTHONDONTWRITEBYTECODE is
-# set on this machine kind: without it every test process compiles torch from source.
+# again each time); with an empty cache its parallel downloads took 41 s here. Same
+# packages, same constraints file; pip stays in the venv for `make lock`. Byte-compiled at
+# install since PYTHONDONTWRITEBYTECODE is set on this machine kind: without it no
+# __pycache__ is ever written and every test process compiles what it imports.
 UV_VERSION := 0.13.9
 
 $(VENV_STAMP): pyproject.toml $(CONSTRAINTS)

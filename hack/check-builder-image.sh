@@ -18,12 +18,9 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "builder image check FAILED: $*"; exit 1; }
 
 start=$SECONDS
-nice -n 19 skopeo copy -q "oci-archive:$archive:$ref" "oci:$work/oci:check"
-nice -n 19 umoci unpack --image "$work/oci:check" "$work/bundle" >/dev/null
-rm -rf "$work/oci"
+source "$(dirname "$0")/image-lib.sh"
+unpack_image "$archive" "$ref" "$work"
 echo "   unpacked in $((SECONDS - start)) s: $(du -sm "$work/bundle/rootfs" | cut -f1) MB"
-cfg=$work/bundle/config.json
-field() { python3 -c "import json,sys; c=json.load(open('$cfg')); print($1)"; }
 args=$(field '" ".join(c["process"]["args"])')
 [ "$args" = lepton-build ] || fail "entrypoint is '$args', the build Job passes only args"
 cwd=$(field 'c["process"]["cwd"]')

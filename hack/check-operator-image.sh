@@ -12,13 +12,11 @@ archive=$1 ref=$2
 work=$(mktemp -d /tmp/lepton-image-check.XXXXXX)
 trap 'umount -R "$work/rootfs-ro" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-nice -n 19 skopeo copy -q "oci-archive:$archive:$ref" "oci:$work/oci:check"
-nice -n 19 umoci unpack --image "$work/oci:check" "$work/bundle" >/dev/null
+source "$(dirname "$0")/image-lib.sh"
+unpack_image "$archive" "$ref" "$work"
 rootfs=$work/bundle/rootfs
-cfg=$work/bundle/config.json
 
 fail() { echo "operator image check FAILED: $*"; exit 1; }
-field() { python3 -c "import json,sys; c=json.load(open('$cfg')); print($1)"; }
 
 uid=$(field 'c["process"]["user"]["uid"]')
 [ "$uid" = 65532 ] || fail "runs as uid $uid, the chart's pod runs 65532"

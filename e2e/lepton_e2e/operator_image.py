@@ -39,6 +39,7 @@ INPUTS = (
     "hack/base.Containerfile",
     "hack/images.sh",
     "hack/check-operator-image.sh",
+    "hack/image-lib.sh",
 )
 
 
