@@ -519,13 +519,10 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
             "patch", "lm", "minilm", "-n", NAMESPACE, "--type=merge",
             "-p", '{"spec": {"scaling": {"minReplicas": 1}}}',
         )  # fmt: skip
-        # Back to one steady replica, so the next test starts from a settled model.
-        wait_for(
-            lambda: len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 1,
-            timeout=240,
-            interval=2,
-            what="one steady replica again",
-        )
+        # Settled again, so the next test starts from a steady model: one replica, or
+        # two while the planner holds the second by expected cost (the load just sent
+        # and the previous test's step are rises that may recur; seen on CI at 6b0c231).
+        _wait_settled(kube)
     samples = load.report.samples
     failed = [s for s in samples if not s.ok]
     # Requests fail only until the endpoint controller drops the dead pod and the
@@ -552,6 +549,29 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
         before["decision"]["variant"],
         before["decision"]["pool"],
     )
+
+
+def _wait_settled(kube: Kube, timeout: float = 240) -> list[str]:
+    """Wait until the operator has taken the spec's generation and the Service lists
+    exactly as many steady replicas as its decision names; on timeout say what the
+    decision was and why."""
+
+    def settled() -> list[str] | None:
+        model = kube.get("lm", "minilm", NAMESPACE)
+        status = model.get("status") or {}
+        if status.get("observedGeneration") != model["metadata"]["generation"]:
+            return None
+        endpoints = steady_endpoints(kube, "minilm", NAMESPACE)()
+        wanted = (status.get("decision") or {}).get("replicas")
+        return endpoints if endpoints is not None and len(endpoints) == wanted else None
+
+    try:
+        endpoints: list[str] = wait_for(
+            settled, timeout=timeout, interval=2, what="the model settled again"
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}; decision: {_status(kube).get('decision')}") from error
+    return endpoints
 
 
 def _deployment_ready_replicas(kube: Kube, served: dict[str, Any]) -> int:
