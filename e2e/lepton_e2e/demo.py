@@ -49,7 +49,7 @@ SAMPLE_INTERVAL_S = 5
 # Real English sentences staged as the calibration data: the accuracy guard runs fp32
 # over each of them with one thread, so 800 would take a minute of the demo.
 CALIBRATION_SENTENCES = 200
-DEMO_SLO_MS = 40.0
+DEMO_SLO_MS = 60.0  # why 60, not 40: under RAMP
 
 
 def demo_pools() -> list[dict[str, Any]]:
@@ -81,19 +81,27 @@ DEMO_PATCH: dict[str, Any] = {
 }
 # (seconds, offered req/s): low; a steady 20 req/s, which one replica carries and from
 # which the planner learns how much slower Triton serves than the build profiled (its
-# latency correction learns only at a steady load); 40 req/s, where one replica still
-# meets the SLO here but its queue grows; a plateau of 60 req/s, for which the planner
-# wants two; low again; then quiet long enough to see the scale-down: the rate window,
-# the peak floor (the pool's provisioning delay plus the replica's cold start: capacity
-# given back takes that long to return), the stabilization window and a sample.
+# latency correction learns only at a steady load); 45 req/s, past where the planner's
+# model wants a second replica for a 60 ms SLO (28 to 52 req/s, by its correction), so
+# that it starts before the plateau (one replica queues at 45 for those seconds: the
+# samples over the SLO in a good run); a plateau of 60 req/s on two;
+# low again; then quiet long enough to see the scale-down: the rate window, the peak
+# floor (the pool's provisioning delay plus the replica's cold start: capacity given
+# back takes that long to return), the stabilization window and a sample.
 # Measured here with the replicas pinned (a quiet machine, Prometheus' p95): one replica
 # 22 ms at 40 req/s, 28 to 34 ms at 60, 95 ms at 80; two replicas 23 ms at 60 and
 # 48 ms at 80. Three replicas on two cores ran slower than two (76 to 91 ms at 70 req/s).
+# The 60 ms SLO leaves room for this machine's hours at half speed (a pure-Python loop
+# 0.53 s or 1.2 s): then two replicas served 60 req/s at 46 to 58 ms, and even 5 req/s
+# on one took 26 to 43 ms. A 40 ms SLO, met in 97% of samples on a quiet hour, was
+# missed in 27 to 100% of them on slower ones; a direct step from 40 to 60 req/s scaled
+# up only at 60, and Triton's p95 (a sliding summary, about the last minute here) kept the
+# overload of those seconds through the plateau.
 RAMP: tuple[tuple[float, float], ...] = (
     (20, 5.0),
     (30, 20.0),
-    (20, 40.0),
-    (70, 60.0),
+    (30, 45.0),
+    (60, 60.0),
     (20, 5.0),
     (50, 0.0),
 )
@@ -490,8 +498,8 @@ def _summary(kube: Kube, demo: Demo, answered: int, failed: int, plot_path: Path
     )
     _say(
         f"p95 within the {DEMO_SLO_MS:g} ms SLO in {within} of {measured} samples "
-        f"({within / max(measured, 1):.0%}; Prometheus, {RATE_WINDOW_S} s window, a sample "
-        "every 5 s while requests were served)"
+        f"({within / max(measured, 1):.0%}; the operator's live p95, Triton's summaries "
+        "through Prometheus, a sample every 5 s while requests were served)"
     )
     _say(f"spend during the ramp ${spent:.4f} (Ready replicas x pool price)")
     _say("what the operator said (Events on the LeptonModel):")
