@@ -29,14 +29,19 @@ for tool in buildah mmdebstrap umoci skopeo; do
 done
 [ "$(id -u)" = 0 ] || { echo "buildah's vfs storage and chroot isolation need root here"; exit 1; }
 
+# The local base's Debian packages. libpython3.11: python:3.11-slim's interpreter is built
+# shared, and Triton's python backend stub (the builder's serving search) links against
+# libpython3.11.so.1.0, which Debian's python3 alone does not install.
+BASE_PACKAGES=python3,python3-venv,libpython3.11
+base_key=$(echo "$BASE_PACKAGES" | sha256sum | cut -c1-8)
 if [ -z "${BASE:-}" ]; then
-  BASE=localhost/lepton-base:bookworm
+  BASE=localhost/lepton-base:bookworm-$base_key
   # Cached beside the cluster binaries, so a new clone (CI, make test) reuses it.
-  cache=${XDG_CACHE_HOME:-$HOME/.cache}/lepton-operator/base-bookworm-python3
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/lepton-operator/base-bookworm-$base_key
   if [ ! -s "$cache/base.tar" ]; then
-    echo "== local base: mmdebstrap bookworm + python3 (Debian's packages)"
+    echo "== local base: mmdebstrap bookworm + $BASE_PACKAGES (Debian's packages)"
     mkdir -p "$cache"
-    nice -n 19 mmdebstrap --variant=minbase --format=tar --include=python3,python3-venv bookworm "$cache/base.tar.part"
+    nice -n 19 mmdebstrap --variant=minbase --format=tar --include="$BASE_PACKAGES" bookworm "$cache/base.tar.part"
     mv "$cache/base.tar.part" "$cache/base.tar"
   fi
   if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
@@ -70,15 +75,14 @@ for image in $IMAGES; do
   "${BUILDAH[@]}" rmi "$ref" >/dev/null
   # Each image checked as soon as it is built (a later image's failure keeps the result).
   case $image in
-    operator) hack/check-operator-image.sh "$archive" "$ref" ;;
-    builder) hack/check-builder-image.sh "$archive" "$ref" ;;
+    operator | builder) PYTHONPATH=e2e .venv/bin/python -m lepton_e2e check-image "$image" "$archive" ;;
   esac
 done
 
 # Leave no working containers or images in vfs storage but the base, which the next
 # build starts from (the e2e harness rebuilds the operator image at each source change).
 "${BUILDAH[@]}" rm --all >/dev/null
-for id in $("${BUILDAH[@]}" images --noheading --format '{{.Name}}:{{.Tag}}' | grep -vx 'localhost/lepton-base:bookworm'); do
+for id in $("${BUILDAH[@]}" images --noheading --format '{{.Name}}:{{.Tag}}' | grep -vx "localhost/lepton-base:bookworm-$base_key"); do
   "${BUILDAH[@]}" rmi "$id" >/dev/null 2>&1 || true
 done
 "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true

@@ -1,6 +1,8 @@
-"""``python -m lepton_e2e {up|down|status|pod-runner|demo|argocd-up|argocd-down}``: the
-local cluster's CLI (``argocd-up``, ``argocd-down``: real Argo CD beside it). The Go
-builds are ``python -m lepton_e2e.prebuild``, which needs no venv."""
+"""``python -m lepton_e2e {up|down|status|pod-runner|demo|argocd-up|argocd-down|
+check-image}``: the local cluster's CLI (``argocd-up``, ``argocd-down``: real Argo CD
+beside it; ``check-image operator|builder ARCHIVE``: a built image run by
+``image_checks``). The Go builds are ``python -m lepton_e2e.prebuild``, which
+needs no venv."""
 
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from lepton_e2e import demo
 
         return demo.main(argv[1:])
+    if argv[:1] == ["check-image"]:
+        from lepton_e2e import image_checks
+
+        return image_checks.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lepton_e2e", description=__doc__)
     parser.add_argument(
         "command",

@@ -10,7 +10,7 @@ tests the image itself.
 
 The archive is what ``make images`` writes (``buildah push ... oci-archive:``);
 ``skopeo`` copies it to an OCI layout and ``umoci`` unpacks its layers, the tools
-``hack/check-operator-image.sh`` uses. Each archive is unpacked once, under a key of
+``image_checks`` uses too. Each archive is unpacked once, under a key of
 its size and modification time, so a rebuilt image is unpacked again and an unchanged
 one costs nothing; concurrent pods (two operator replicas) share one unpack.
 """

@@ -38,8 +38,7 @@ INPUTS = (
     "runtimes/operator/Dockerfile",
     "hack/base.Containerfile",
     "hack/images.sh",
-    "hack/check-operator-image.sh",
-    "hack/image-lib.sh",
+    "e2e/lepton_e2e/image_checks.py",
 )
 
 

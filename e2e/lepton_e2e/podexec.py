@@ -135,7 +135,8 @@ def _mount_dev(dev: Path) -> None:
         ("stderr", "/proc/self/fd/2"),
     ):
         (dev / name).symlink_to(points_to)
-    (dev / "shm").mkdir(mode=0o1777)
+    (dev / "shm").mkdir()
+    (dev / "shm").chmod(0o1777)  # mkdir's mode passes the umask: uid 1000 could not write
 
 
 def _enter_rootfs(spec: dict[str, Any], sources: list[tuple[int, bool, dict[str, Any]]]) -> None:

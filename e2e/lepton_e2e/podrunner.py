@@ -47,6 +47,55 @@ E2E_DIR = Path(__file__).resolve().parents[1]
 STATUS_RETRY_SECONDS = 120.0
 
 
+def image_exec_spec(
+    pod_spec: dict[str, Any],
+    container: dict[str, Any],
+    facts: podspec.PodFacts,
+    objects: podspec.Lookup,
+    image: imagefs.UnpackedImage,
+    service_env: dict[str, str],
+) -> dict[str, Any]:
+    """``podexec``'s spec for a container run from its image: the image's root
+    filesystem and its config's entrypoint, env, user and working directory, under the
+    pod's own command, args, env and securityContext, as a kubelet and a container
+    runtime combine them. The caller adds the mounts and the termination message path."""
+    config = image.config
+    env = podspec.container_env(container, facts, objects, {**config.env, **service_env})
+    user = podspec.run_as(pod_spec, container, config.uid, config.gid)
+    argv = config.argv(container.get("command"), container.get("args"))
+    return {
+        "rootfs": str(image.rootfs),
+        "argv": podspec.expand_argv(argv, env),
+        "env": env,
+        "workingDir": container.get("workingDir") or config.working_dir,
+        "uid": user.uid,
+        "gid": user.gid,
+        "groups": list(user.groups),
+        "readOnlyRoot": bool(
+            (container.get("securityContext") or {}).get("readOnlyRootFilesystem")
+        ),
+    }
+
+
+def podexec_argv(spec_path: Path) -> list[str]:
+    """The command that starts one container from its ``podexec`` spec, in a mount
+    namespace of its own (its mounts go when it ends); run it with ``podexec_env()``."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        sys.executable,
+        "-m",
+        "lepton_e2e.podexec",
+        str(spec_path),
+    ]
+
+
+def podexec_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(E2E_DIR)}
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -220,28 +269,10 @@ class PodWorker(threading.Thread):
         objects: podspec.Lookup,
         archive: Path,
     ) -> dict[str, Any]:
-        """Run from the image itself: its root filesystem, its config's entrypoint, env,
-        user and working directory, under the pod's own command, args, env and
-        securityContext, as a kubelet and a container runtime combine them."""
         unpacked = imagefs.unpack(archive, self.runner.state_dir / "images")
-        config = unpacked.config
-        env = podspec.container_env(
-            container, facts, objects, {**config.env, **self.runner.service_env}
+        return image_exec_spec(
+            self.spec, container, facts, objects, unpacked, self.runner.service_env
         )
-        user = podspec.run_as(self.spec, container, config.uid, config.gid)
-        argv = config.argv(container.get("command"), container.get("args"))
-        return {
-            "rootfs": str(unpacked.rootfs),
-            "argv": podspec.expand_argv(argv, env),
-            "env": env,
-            "workingDir": container.get("workingDir") or config.working_dir,
-            "uid": user.uid,
-            "gid": user.gid,
-            "groups": list(user.groups),
-            "readOnlyRoot": bool(
-                (container.get("securityContext") or {}).get("readOnlyRootFilesystem")
-            ),
-        }
 
     def _launch(
         self,
@@ -251,18 +282,7 @@ class PodWorker(threading.Thread):
         volumes: dict[str, Path],
     ) -> subprocess.Popen[bytes]:
         spec_path = self._exec_spec(container, facts, objects, volumes)
-        launcher_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(E2E_DIR)}
-        argv = [
-            *self.netns.exec_prefix(),
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            sys.executable,
-            "-m",
-            "lepton_e2e.podexec",
-            str(spec_path),
-        ]
+        argv = [*self.netns.exec_prefix(), *podexec_argv(spec_path)]
         self.started_at[container["name"]] = _now()
         log.info("starting %s/%s container %s", self.namespace, self.pod_name, container["name"])
         with (self.dir / f"{container['name']}.log").open("ab") as log_file:
@@ -270,7 +290,7 @@ class PodWorker(threading.Thread):
                 argv,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=launcher_env,
+                env=podexec_env(),
                 start_new_session=True,
             )
         # The container's process group, as a runtime's inspect would give it: what a

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -151,8 +152,8 @@ def _server(repository: Path, model: str, settings: SearchSettings) -> Iterator[
         while not _ready(address):
             if process.poll() is not None or time.monotonic() > deadline:
                 log_file.flush()
-                tail = (workdir / "tritonserver.log").read_text()[-2000:]
-                raise RuntimeError(f"tritonserver did not become ready: {tail}")
+                text = (workdir / "tritonserver.log").read_text(errors="replace")
+                raise RuntimeError(f"tritonserver did not become ready: {_why(text)}")
             time.sleep(0.5)
         yield address
     finally:
@@ -164,6 +165,15 @@ def _server(repository: Path, model: str, settings: SearchSettings) -> Iterator[
             process.wait()
         log_file.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _why(log_text: str) -> str:
+    """What a failed tritonserver said about its failure: its error lines (``E<date>``
+    and ``error: ...``), not the tail, which is mostly the table of its options."""
+    errors = [
+        line.strip() for line in log_text.splitlines() if re.match(r"E\d{4} |error: ", line.strip())
+    ]
+    return " | ".join(errors)[-1500:] if errors else log_text[-1500:]
 
 
 def _ready(address: str) -> bool:

@@ -50,3 +50,23 @@ def test_the_backend_folder_gets_the_stub_of_the_running_python(tmp_path):
     assert stub.read_bytes() == wheel_stub.read_bytes()
     assert os.access(wheel_triton.binary(), os.X_OK)
     assert (wheel_triton.cache_directory() / "local").is_dir()
+
+
+def test_a_server_that_did_not_start_is_reported_by_its_error_lines_not_its_tail():
+    """Seen on the builder image: the log's last 2000 characters began with the options
+    table, the report keeps a reason's first 1000, so the stub's missing libpython
+    never reached the report."""
+    from lepton_builder.servingsearch import _why
+
+    table = "\n".join(f"| option_{i} | value |" for i in range(60))
+    log = (
+        'I1207 01:10:38.202214 28586 model_lifecycle.cc:472] "loading: digits:1"\n'
+        'E1207 01:10:38.201176 28586 server.cc:241] "CudaDriverHelper has not been initialized."\n'
+        f"{table}\n"
+        "error: creating server: Invalid argument - load failed for model 'digits'\n"
+    )
+    why = _why(log)
+    assert why.startswith("E1207 01:10:38.201176 28586 server.cc:241]")
+    assert why.endswith("load failed for model 'digits'")
+    assert "option_" not in why
+    assert _why("no error lines at all") == "no error lines at all"
