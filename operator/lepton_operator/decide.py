@@ -15,6 +15,7 @@ guards against, beyond what the planner does:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -53,10 +54,16 @@ from lepton_operator.planning.seasonal import (
     to_status,
 )
 from lepton_operator.report import Profile
+from lepton_operator.timestamps import parse_time
 
 PEAK_WINDOW_S = 30.0
-# How far the load may move between two samples for their latency to correct the model.
+# How far the load may move within the latency window for its p95 to correct the model.
 STEADY_SHARE = 0.2
+# Triton's latency quantiles (``nv_inference_request_summary_us``) are a sliding summary
+# of about the last minute (prometheus-cpp's summary age; after make demo's plateau ended
+# the p95 stayed at the plateau's for 52 to 68 s at 5 req/s, 2026-12-07). A p95 read
+# sooner after a scale or a change of load still holds the seconds before it.
+LATENCY_WINDOW_S = 60.0
 # How long a burst is remembered: an option that cannot keep up with the highest load of
 # this window is not chosen while another can (the planner's ``burst_peak_rps``).
 BURST_MEMORY_S = 3600.0
@@ -189,11 +196,13 @@ def planned_replicas_ready(live: LiveFigures | None, current: Serving) -> bool:
     return ready == {current.pool: current.replicas}
 
 
-def steady_load(rates: list[list[float]]) -> bool:
-    """Whether the load held still between the last two samples (within STEADY_SHARE).
+def steady_load(rates: list[list[float]], window_s: float = 0.0) -> bool:
+    """Whether the load held still over the latency window: every sample of the last
+    ``window_s`` (and the one before the latest, at least) within STEADY_SHARE of the
+    latest, the rate the p95 is judged at.
 
-    Prometheus' p95 and request rate cover the same window, but while the load moves
-    they describe different loads: the p95 is dominated by the heavier load's many
+    Prometheus' p95 and request rate cover about the same window, but while the load
+    moves they describe different loads: the p95 is dominated by the heavier load's many
     requests, the rate is the window's mean. After a drop, that p95 compared with the
     prediction at the lower mean rate blamed the model for a load already gone: the
     correction grew about 3x and, with the peak still held, scaled an idle model up
@@ -202,9 +211,25 @@ def steady_load(rates: list[list[float]]) -> bool:
     latency corrects the model only at a steady load; a first sample counts as steady."""
     if len(rates) < 2:
         return True
-    before, now = rates[-2][1], rates[-1][1]
-    high = max(before, now)
-    return high <= 0 or abs(now - before) <= STEADY_SHARE * high
+    now_t, now = rates[-1]
+    window = [r for t, r in rates[:-1] if now_t - t <= window_s] or [rates[-2][1]]
+    return all(abs(now - r) <= STEADY_SHARE * max(now, r) for r in window)
+
+
+def settled_since(
+    previous: float | None, decision_time: str | None, settled: bool, now_s: float
+) -> float | None:
+    """Since when the Ready replicas have been the decision's alone (``PlannerMemory
+    .ready_since``): the remembered time while they still are, else this sample's; never
+    before the decision last changed (a scale-down the samples did not see under way).
+    None while they are not."""
+    if not settled:
+        return None
+    since = now_s if previous is None else previous
+    if decision_time:
+        with contextlib.suppress(ValueError):  # a hand-edited time: the remembered one
+            since = max(since, parse_time(decision_time).timestamp())
+    return since
 
 
 def decide(
@@ -260,14 +285,25 @@ def decide(
         minutes = remember_minute_peaks(minutes, now_s, seen_rps)
         daily = observe(daily, now_s, seen_rps)
     observed = sample.p95_ms if sample else (live.p95_ms if live else None)
-    if current is None or (serving is not None and serving - {(current.pool, current.variant)}):
+    alone = current is not None and not (
+        serving is not None and serving - {(current.pool, current.variant)}
+    )
+    ready = alone and current is not None and planned_replicas_ready(live, current)
+    ready_since = remembered.ready_since
+    if sample is not None:
+        ready_since = settled_since(ready_since, decision.time if decision else None, ready, now_s)
+    if not alone:
         observed = None  # nothing of this build serves yet, or a move under way (mixed p95)
-    elif not planned_replicas_ready(live, current):
+    elif not ready:
         # A scale still provisioning (or draining): the p95 is that of the replicas
         # Ready, not of those planned, and compared with the plan's prediction it would
         # blame the model for the cold start (the correction grew 1.5-2x so).
         observed = None
-    elif sample is not None and not steady_load(rates):
+    elif ready_since is None or now_s - ready_since < LATENCY_WINDOW_S:
+        # Ready, but Triton's summary still holds the seconds before: the overload of a
+        # scale-up's wait taught the correction x0.57 -> x1.70 (make demo, 2026-12-07).
+        observed = None
+    elif sample is not None and not steady_load(rates, LATENCY_WINDOW_S):
         observed = None  # the p95 and the rate of a moving load describe different loads
     slo = spec.slo.p95_latency_ms
     lowest, highest = spec.scaling.min_replicas, spec.scaling.max_replicas
@@ -360,6 +396,7 @@ def decide(
         peaks=peaks,
         minutes=minutes,
         daily=DailyLoadStatus.model_validate(to_status(daily)),
+        ready_since=None if ready_since is None else round(ready_since, 3),
         review_at=None if review is None else round(review, 3),
     )
     return Decided(_left_out(_as_plan(result), unschedulable, retry_at), new_memory)

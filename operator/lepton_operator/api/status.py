@@ -318,6 +318,14 @@ class PlannerMemory(Spec):
     daily: DailyLoadStatus | None = Field(
         default=None, description="The load per time of day on recent days."
     )
+    ready_since: float | None = Field(
+        default=None,
+        alias="readySince",
+        description="Unix seconds from which the Ready replicas have been the decision's, "
+        "serving its build alone (the first sample that saw them so): Triton's p95 is a "
+        "sliding summary, so it is the plan's own, and corrects the model, only once "
+        "that window has passed since. None while they are not.",
+    )
     review_at: float | None = Field(
         default=None,
         alias="reviewAt",

@@ -304,9 +304,11 @@ class Ours:
         current = seen.current
         # While others than the current target serve (a move under way), or the Ready
         # replicas are not those planned (a scale still provisioning), the observed p95
-        # is not the plan's and corrects nothing, as in decide(). decide()'s other guard,
-        # a steady load (steady_load), has nothing to guard here: a replayed minute's p95
-        # is that of its own rate, never of a window spanning two loads.
+        # is not the plan's and corrects nothing, as in decide(). A replayed minute is
+        # decide()'s latency window (Triton's summary of about a minute): its p95 is
+        # that of the replicas Ready through the minute (``seen.ready``) at its own
+        # rate, so decide()'s other guards, the plan Ready for the whole window and a
+        # load steady over it (steady_load), hold by construction.
         ready = {c: n for c, n in seen.ready.items() if n}
         moving = ready != {current.config: current.replicas}
         return self._take(
