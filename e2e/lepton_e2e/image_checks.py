@@ -28,7 +28,6 @@ scikit-learn, and the model is the Job's input, not part of the image.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import time
@@ -38,7 +37,7 @@ from typing import Any
 import yaml
 
 from lepton_e2e import imagefs, models, podspec
-from lepton_e2e.podrunner import image_exec_spec, podexec_argv, podexec_env
+from lepton_e2e.podrunner import image_exec_spec, podexec_argv, podexec_env, write_exec_spec
 from lepton_operator.api.spec import LeptonModelSpec
 from lepton_operator.report import BuildReport, parse_report
 from lepton_operator.resources import build
@@ -116,16 +115,7 @@ def _run_container(
     facts = podspec.PodFacts.from_pod(pod, pod_ip="127.0.0.1", host_ip="127.0.0.1")
     spec = image_exec_spec(pod["spec"], container, facts, {}, image, {})
     work.mkdir(parents=True, exist_ok=True)
-    termination_log = work / "termination-log"
-    termination_log.write_bytes(b"")
-    termination_log.chmod(0o666)
-    mounts = podspec.container_mounts(container, volumes, termination_log)
-    spec["terminationMessagePath"] = mounts[-1].target
-    spec["mounts"] = [
-        {"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in mounts
-    ]
-    spec_path = work / "exec.json"
-    spec_path.write_text(json.dumps(spec, indent=1))
+    spec_path = write_exec_spec(spec, container, volumes, work)
     log = work / f"{container['name']}.log"
     with log.open("wb") as out:
         code = subprocess.run(

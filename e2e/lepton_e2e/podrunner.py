@@ -100,6 +100,26 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def write_exec_spec(
+    spec: dict[str, Any], container: dict[str, Any], volumes: dict[str, Path], work_dir: Path
+) -> Path:
+    """Add the container's volume mounts and its termination log to podexec's ``spec``
+    and write it under ``work_dir``: the path to hand ``podexec_argv``. The log starts
+    empty and world-writable, as a kubelet makes it: the container's user writes it."""
+    name = container["name"]
+    termination_log = work_dir / f"{name}.termination-log"
+    termination_log.write_bytes(b"")
+    termination_log.chmod(0o666)
+    mounts = podspec.container_mounts(container, volumes, termination_log)
+    spec["terminationMessagePath"] = mounts[-1].target
+    spec["mounts"] = [
+        {"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in mounts
+    ]
+    path = work_dir / f"{name}.exec.json"
+    path.write_text(json.dumps(spec, indent=1))
+    return path
+
+
 class PodWorker(threading.Thread):
     """Owns one pod from its start to its end or deletion."""
 
@@ -232,13 +252,8 @@ class PodWorker(threading.Thread):
         objects: podspec.Lookup,
         volumes: dict[str, Path],
     ) -> Path:
-        name = container["name"]
         image = self.runner.images.lookup(container["image"])
         assert image is not None  # the runner only takes pods whose images are listed
-        termination_log = self.dir / f"{name}.termination-log"
-        termination_log.write_bytes(b"")
-        termination_log.chmod(0o666)  # as a kubelet makes it: the container's user writes it
-        mounts = podspec.container_mounts(container, volumes, termination_log)
         archive = image.archive()
         if archive is not None:
             spec = self._image_spec(container, facts, objects, archive)
@@ -254,13 +269,7 @@ class PodWorker(threading.Thread):
                 "workingDir": container.get("workingDir"),
                 "imagePaths": [str(E2E_DIR.parent), sys.prefix],
             }
-        spec["terminationMessagePath"] = mounts[-1].target
-        spec["mounts"] = [
-            {"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in mounts
-        ]
-        path = self.dir / f"{name}.exec.json"
-        path.write_text(json.dumps(spec, indent=1))
-        return path
+        return write_exec_spec(spec, container, volumes, self.dir)
 
     def _image_spec(
         self,
