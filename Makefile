@@ -115,15 +115,16 @@ argocd-up: deps cluster-bin argocd-bin ## start the local cluster (if needed) an
 cluster-down: deps ## stop the local cluster and remove its state
 	$(E2E) down
 
-# The operator's image, which the e2e harness runs (rebuilt only when what its Dockerfile
-# copies changed). `make test` builds it beside lint, so the e2e tests do not wait for it.
-.PHONY: operator-image
-operator-image: deps ## the operator's image for the e2e harness (build/images; rebuilt when its sources change)
-	$(E2E).operator_image
+# The operator's and the activator's images, which the e2e harness runs (each rebuilt only
+# when what its Dockerfile copies changed). `make test` builds them beside lint, so the
+# e2e tests do not wait for them.
+.PHONY: e2e-images
+e2e-images: deps ## the operator's and activator's images for the e2e harness (build/images; rebuilt when their sources change)
+	$(E2E).shipped_images
 
 .PHONY: test
 test: bootstrap ## everything CI runs: lint, unit, integration and e2e on the real cluster (prints the 30 slowest)
-	$(MAKE) --no-print-directory --output-sync=target -j2 lint operator-image
+	$(MAKE) --no-print-directory --output-sync=target -j2 lint e2e-images
 	@rc=0; $(PY) -m pytest -n 2 --dist loadgroup --durations=30 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
@@ -164,9 +165,9 @@ bench-serving: deps ## Triton's serving overhead over the raw variant (MiniLM in
 bench-scale: deps cluster-bin ## 100 then 1,000 LeptonModels on the real apiserver: latency, memory, API req/s
 	$(E2E).scale_bench --sizes $(or $(SIZES),100,1000) --out docs/bench/scale.json
 
-# Image builds (hack/images.sh). `make test` builds only the operator's image, which the
-# e2e harness runs (lepton_e2e.operator_image, rebuilt when its sources change); this
-# builds every image asked for.
+# Image builds (hack/images.sh). `make test` builds only the operator's and the
+# activator's images, which the e2e harness runs (lepton_e2e.shipped_images, rebuilt when
+# their sources change); this builds every image asked for.
 IMAGES ?= operator builder activator triton
 
 .PHONY: images

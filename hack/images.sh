@@ -2,8 +2,8 @@
 # `make images`: build the project's images into OCI archives with Debian's buildah, no
 # daemon (vfs storage, chroot isolation, as root), then check the operator image from its
 # own unpacked root filesystem, and the builder image's entrypoint against the digits model
-# from its own. `make test` builds the operator's image alone (the e2e harness runs the
-# operator from it: e2e/lepton_e2e/operator_image.py); the builder's and Triton's are left
+# from its own. `make test` builds the operator's and the activator's images alone (the e2e
+# harness runs them: e2e/lepton_e2e/shipped_images.py); the builder's and Triton's are left
 # to `make images` (gigabytes of torch and CUDA; NGC's base).
 #
 # Why a local base: this workplace reaches package registries but no image registry, so

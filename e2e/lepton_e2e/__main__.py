@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 
-from lepton_e2e import argocd, argocd_build, binaries, operator_image
+from lepton_e2e import argocd, argocd_build, binaries, shipped_images
 from lepton_e2e.cluster import Cluster
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cluster = Cluster()
     if args.command == "up":
-        operator_image.ensure_built()  # a chart installed on this cluster runs from it
+        shipped_images.ensure_built()  # a chart installed on this cluster runs from them
         kubeconfig = cluster.up()
         timings_file = cluster.dir / "timings.json"
         if timings_file.exists():

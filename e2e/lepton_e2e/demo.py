@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from kubernetes import config as kube_config
 
-from lepton_e2e import binaries, models, operator_image
+from lepton_e2e import binaries, models, shipped_images
 from lepton_e2e.cluster import Cluster, state_root
 from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, prometheus_for
 from lepton_e2e.load import ConstantLoad, sample_inputs, served_sample, service_targets
@@ -382,8 +382,8 @@ def run(demo: Demo) -> int:
         print("a local cluster is already up; `make cluster-down` first", file=sys.stderr)
         return 1
     with contextlib.ExitStack() as stack:
-        with demo.phase("the operator's image (built once per change of its sources)"):
-            operator_image.ensure_built()
+        with demo.phase("the operator's and activator's images (built once per change)"):
+            shipped_images.ensure_built()
         with demo.phase("cluster: a real kube-apiserver, scheduler, KWOK nodes"):
             bin_dir = binaries.ensure_built()
             stack.callback(cluster.down, True)

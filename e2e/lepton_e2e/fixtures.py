@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from lepton_e2e import binaries, operator_image
+from lepton_e2e import binaries, shipped_images
 from lepton_e2e.cluster import Cluster, ClusterConfig, state_root
 from lepton_e2e.prometheus import KubeAccess, PrometheusServer, triton_endpoints_job
 
@@ -103,7 +103,7 @@ def kube() -> Iterator[Kube]:
     if external and Path(external).resolve() == cluster.config.kubeconfig.resolve():
         external = None  # pointed at the harness's own cluster: it runs process pods
     if not external:
-        operator_image.ensure_built()  # the runner starts the operator's pods from it
+        shipped_images.ensure_built()  # the runner starts the chart's pods from them
     started_here = False
     if external:
         kubeconfig = Path(external)

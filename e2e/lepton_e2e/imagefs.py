@@ -132,8 +132,8 @@ def unpack(archive: Path, into: Path) -> UnpackedImage:
     replaces them, and each holds a whole root filesystem."""
     if not archive.is_file():
         raise ImageError(
-            f"{archive} is missing: the e2e harness runs the operator from its image; "
-            "`make operator-image` builds it, as `make test`, the e2e session, "
+            f"{archive} is missing: the e2e harness runs the operator and the activator "
+            "from their images; `make e2e-images` builds them, as `make test`, the e2e session, "
             "`make cluster-up` and `make demo` do first (docs/images.md)"
         )
     key = archive_key(archive)

@@ -55,7 +55,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config, watch
 
-from lepton_e2e import binaries, operator_image, pass_breakdown
+from lepton_e2e import binaries, pass_breakdown, shipped_images
 from lepton_e2e.cluster import GATED_BUILDER_IMAGE, REPORT_WRITTEN_ANNOTATION, Cluster
 from lepton_e2e.fixture_builder import fixture_report
 from lepton_e2e.fixtures import (
@@ -667,7 +667,7 @@ class Environment:
 
 def _kube() -> Kube:
     bin_dir = binaries.ensure_built()
-    operator_image.ensure_built()  # the runner starts the operator's pods from it
+    shipped_images.ensure_built()  # the runner starts the chart's pods from them
     cluster = Cluster()
     kubeconfig = cluster.config.kubeconfig if cluster.is_up() else cluster.up()
     return Kube(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lepton_e2e import imagefs, operator_image, podexec, podspec
+from lepton_e2e import imagefs, podexec, podspec, shipped_images
 from lepton_e2e.images import load_image_table
 
 OPERATOR_CONFIG = {
@@ -72,7 +72,7 @@ def test_the_layout_config_is_read_through_index_and_manifest(tmp_path: Path) ->
 
 
 def test_a_missing_archive_says_how_to_build_it(tmp_path: Path) -> None:
-    with pytest.raises(imagefs.ImageError, match="make operator-image"):
+    with pytest.raises(imagefs.ImageError, match="make e2e-images"):
         imagefs.unpack(tmp_path / "lepton-operator.oci.tar", tmp_path / "images")
 
 
@@ -109,18 +109,23 @@ def test_run_as_non_root_refuses_an_image_that_runs_as_root() -> None:
         podspec.run_as({"securityContext": {"runAsNonRoot": True}}, {"name": "c"}, 0, 0)
 
 
-def test_the_harness_runs_the_operator_from_its_archive() -> None:
-    """The chart's operator pods run from the image, not the checkout's virtualenv."""
-    image = load_image_table().lookup("ghcr.io/lepton-ai/lepton-operator:0.1.0")
+@pytest.mark.parametrize("shipped", [shipped_images.OPERATOR, shipped_images.ACTIVATOR])
+def test_the_harness_runs_the_chart_s_pods_from_their_archives(
+    shipped: shipped_images.ShippedImage,
+) -> None:
+    """The chart's operator and activator pods run from the images the harness builds,
+    not the checkout's virtualenv."""
+    image = load_image_table().lookup(f"ghcr.io/lepton-ai/lepton-{shipped.name}:0.1.0")
     assert image is not None
-    assert image.archive() == operator_image.ARCHIVE
+    assert image.archive() == shipped.archive
+    assert f"runtimes/{shipped.name}/Dockerfile" in shipped.inputs
 
 
 def _repo_copy(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     for name in ("pyproject.toml", "README.md", "requirements/constraints.txt"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(operator_image.REPO_ROOT / name, root / name)
+        shutil.copy(shipped_images.REPO_ROOT / name, root / name)
     (root / "operator" / "pkg").mkdir(parents=True)
     (root / "operator" / "pkg" / "code.py").write_text("A = 1\n")
     (root / ".gitignore").write_text("__pycache__/\n")
@@ -130,13 +135,15 @@ def _repo_copy(tmp_path: Path) -> Path:
 
 def test_the_operator_image_is_rebuilt_when_its_sources_change(tmp_path: Path) -> None:
     root = _repo_copy(tmp_path)
-    before = operator_image.inputs_digest(root)
+    before = shipped_images.inputs_digest(shipped_images.OPERATOR, root)
     (root / "operator" / "pkg" / "__pycache__").mkdir()
     (root / "operator" / "pkg" / "__pycache__" / "code.cpython-311.pyc").write_bytes(b"x")
     (root / "docs.md").write_text("not in the image\n")
-    assert operator_image.inputs_digest(root) == before  # caches and other files: no
+    assert (
+        shipped_images.inputs_digest(shipped_images.OPERATOR, root) == before
+    )  # caches and other files: no
     (root / "operator" / "pkg" / "code.py").write_text("A = 2\n")
-    assert operator_image.inputs_digest(root) != before
+    assert shipped_images.inputs_digest(shipped_images.OPERATOR, root) != before
 
 
 def test_mount_targets_follow_the_images_links_within_its_root(tmp_path: Path) -> None:
