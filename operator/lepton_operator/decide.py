@@ -243,11 +243,15 @@ def decide(
     unschedulable: set[str] | frozenset[str] = frozenset(),
     retry_at: dict[str, float] | None = None,
     serving: frozenset[tuple[str, str]] | None = None,
+    rate_window_s: float = 60.0,
 ) -> Decided:
     """``unschedulable``: pools left out, with ``retry_at`` (Unix seconds) saying until
     when for those backing off (planning/backoff.py). ``serving``: the (pool, variant)
     pairs of the Ready serving pods, when known; while others than the current decision
-    serve, the observed latency is theirs too and corrects nothing."""
+    serve, the observed latency is theirs too and corrects nothing. ``rate_window_s``:
+    the range of the rates sampled (``config.prometheus.rateWindow``); each rate sample
+    is the mean of that range, so those of the last ``LATENCY_WINDOW_S - rate_window_s``
+    (and the one before the latest, at least) describe the load the p95 covers."""
     memory = status.planner
     remembered = memory or PlannerMemory()
     if not accepted:
@@ -303,7 +307,7 @@ def decide(
         # Ready, but Triton's summary still holds the seconds before: the overload of a
         # scale-up's wait taught the correction x0.57 -> x1.70 (make demo, 2026-12-07).
         observed = None
-    elif sample is not None and not steady_load(rates, LATENCY_WINDOW_S):
+    elif sample is not None and not steady_load(rates, LATENCY_WINDOW_S - rate_window_s):
         observed = None  # the p95 and the rate of a moving load describe different loads
     slo = spec.slo.p95_latency_ms
     lowest, highest = spec.scaling.min_replicas, spec.scaling.max_replicas

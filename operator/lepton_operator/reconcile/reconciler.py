@@ -710,6 +710,7 @@ class Reconciler:
             observed.avoidance.avoid,
             observed.avoidance.retry_at,
             serving_configs(observed.pods),
+            duration_seconds(self.config.prometheus.rate_window),
         )
         plan = decided.plan
         if observed.floor > spec.scaling.min_replicas and isinstance(plan, Plan):

@@ -93,7 +93,8 @@ def test_steady_load_tolerates_noise_and_a_first_sample() -> None:
 
 
 def test_steady_load_looks_over_the_whole_latency_window() -> None:
-    """A load that rose 40 s ago and has held since is still moving for a 60 s p95."""
+    """A load that rose 40 s ago and has held since is still moving for a 60 s p95 when
+    the rates are sampled over short ranges."""
     rates = [[0.0, 10.0], [20.0, 20.0], [40.0, 20.0], [60.0, 20.5]]
     assert steady_load(rates)  # the last two agree
     assert not steady_load(rates, window_s=60.0)
@@ -131,3 +132,33 @@ def test_settled_since_keeps_the_earliest_ready_sample() -> None:
     assert settled_since(NOW - 100, DECIDED, True, NOW) == NOW - 100
     assert settled_since(NOW - 100, DECIDED, False, NOW) is None
     assert settled_since(NOW - 100, "not a time", True, NOW) == NOW - 100
+
+
+def test_with_short_rate_windows_the_samples_across_the_latency_window_must_agree() -> None:
+    """A 15 s rate window (make demo's): the sample 30 s back still describes loads the
+    p95 covers; with the default 1 m one, the latest sample's range is the p95's window."""
+    rose = [[NOW - 30, 10.0], [NOW - 15, 20.0]]
+    status_rates = [list(r) for r in rose]
+
+    def correction(rate_window_s: float) -> float:
+        status = LeptonModelStatus.model_validate(
+            {
+                "decision": {
+                    "variant": "onnx",
+                    "pool": "cpu",
+                    "replicas": 2,
+                    "hourlyCostUSD": 0.68,
+                    "reason": "r",
+                    "time": DECIDED,
+                },
+                "live": {"time": "t", "replicasByPool": {"cpu": 2}},
+                "planner": {"correction": 1.0, "rates": status_rates, "readySince": LONG_READY},
+            }
+        )
+        sample = LiveSample(NOW, 20.0, None, 45.0, None, None, None, None, None)
+        result = decide(SPEC, POOLS, [ONNX], {}, status, sample, NOW, rate_window_s=rate_window_s)
+        assert result.planner is not None
+        return result.planner.correction
+
+    assert correction(15.0) == 1.0
+    assert correction(60.0) > 1.0
