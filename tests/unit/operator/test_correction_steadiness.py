@@ -43,6 +43,7 @@ def _decided(
     ready_since: float | None = LONG_READY,
     decided: str = DECIDED,
     ready: int = 2,
+    rate_window_s: float = 60.0,
 ) -> tuple[float, float | None]:
     """The correction and ``readySince`` decide() keeps after one sample at NOW."""
     status = LeptonModelStatus.model_validate(
@@ -60,7 +61,7 @@ def _decided(
         }
     )
     sample = LiveSample(NOW, rps, None, p95_ms, None, None, None, None, None)
-    result = decide(SPEC, POOLS, [ONNX], {}, status, sample, NOW)
+    result = decide(SPEC, POOLS, [ONNX], {}, status, sample, NOW, rate_window_s=rate_window_s)
     assert result.planner is not None
     return result.planner.correction, result.planner.ready_since
 
@@ -138,27 +139,5 @@ def test_with_short_rate_windows_the_samples_across_the_latency_window_must_agre
     """A 15 s rate window (make demo's): the sample 30 s back still describes loads the
     p95 covers; with the default 1 m one, the latest sample's range is the p95's window."""
     rose = [[NOW - 30, 10.0], [NOW - 15, 20.0]]
-    status_rates = [list(r) for r in rose]
-
-    def correction(rate_window_s: float) -> float:
-        status = LeptonModelStatus.model_validate(
-            {
-                "decision": {
-                    "variant": "onnx",
-                    "pool": "cpu",
-                    "replicas": 2,
-                    "hourlyCostUSD": 0.68,
-                    "reason": "r",
-                    "time": DECIDED,
-                },
-                "live": {"time": "t", "replicasByPool": {"cpu": 2}},
-                "planner": {"correction": 1.0, "rates": status_rates, "readySince": LONG_READY},
-            }
-        )
-        sample = LiveSample(NOW, 20.0, None, 45.0, None, None, None, None, None)
-        result = decide(SPEC, POOLS, [ONNX], {}, status, sample, NOW, rate_window_s=rate_window_s)
-        assert result.planner is not None
-        return result.planner.correction
-
-    assert correction(15.0) == 1.0
-    assert correction(60.0) > 1.0
+    assert _decided(rose, 20.0, 45.0, rate_window_s=15.0)[0] == 1.0
+    assert _decided(rose, 20.0, 45.0, rate_window_s=60.0)[0] > 1.0
