@@ -37,9 +37,19 @@ def entrypoint(steps: list[tuple[str, str]]) -> list[str]:
     return list(json.loads(args))
 
 
+def e2e_images() -> dict:
+    return yaml.safe_load((REPO / "e2e" / "cluster" / "images.yaml").read_text())["images"]
+
+
 def e2e_entrypoint(repository: str) -> list[str]:
-    images = yaml.safe_load((REPO / "e2e" / "cluster" / "images.yaml").read_text())["images"]
-    return list(images[repository]["entrypoint"])
+    return list(e2e_images()[repository]["entrypoint"])
+
+
+def assert_e2e_runs_the_image(name: str) -> None:
+    """The harness runs the image itself (its archive), with the entrypoint of its config."""
+    entry = e2e_images()[f"ghcr.io/lepton-ai/lepton-{name}"]
+    assert entry["ociArchive"].endswith(f"/build/images/lepton-{name}.oci.tar")
+    assert "entrypoint" not in entry
 
 
 OPERATOR = RUNTIMES / "operator" / "Dockerfile"
@@ -62,11 +72,7 @@ def test_the_operator_entrypoint_is_the_script_the_chart_and_e2e_expect() -> Non
     # The chart's Deployment gives no command; the harness stands in with this argv.
     deployment = (CHART / "templates" / "deployment.yaml").read_text()
     assert not re.search(r"^\s+command:", deployment, re.M)
-    # The harness runs the image itself, with the entrypoint of its config.
-    images = yaml.safe_load((REPO / "e2e" / "cluster" / "images.yaml").read_text())["images"]
-    operator = images["ghcr.io/lepton-ai/lepton-operator"]
-    assert operator["ociArchive"].endswith("/build/images/lepton-operator.oci.tar")
-    assert "entrypoint" not in operator
+    assert_e2e_runs_the_image("operator")
 
 
 def test_the_operator_final_stage_installs_nothing() -> None:
@@ -116,11 +122,8 @@ def test_the_activator_image_is_what_the_chart_and_e2e_run() -> None:
     dockerfile = RUNTIMES / "activator" / "Dockerfile"
     steps = final_stage(dockerfile)
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert (
-        entrypoint(steps)
-        == ["lepton-activator"]
-        == e2e_entrypoint("ghcr.io/lepton-ai/lepton-activator")
-    )
+    assert entrypoint(steps) == ["lepton-activator"]
+    assert_e2e_runs_the_image("activator")
     assert scripts["lepton-activator"] == "lepton_activator.__main__:main"
     template = (CHART / "templates" / "activator.yaml").read_text()
     assert 'command: ["lepton-activator"]' in template
