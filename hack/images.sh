@@ -80,7 +80,8 @@ for image in $IMAGES; do
 done
 
 # Leave no working containers or images in vfs storage but the base, which the next
-# build starts from (the e2e harness rebuilds the operator image at each source change).
+# build starts from (the e2e harness rebuilds the operator's and the activator's images at
+# each source change).
 "${BUILDAH[@]}" rm --all >/dev/null
 for id in $("${BUILDAH[@]}" images --noheading --format '{{.Name}}:{{.Tag}}' | grep -vx "localhost/lepton-base:bookworm-$base_key"); do
   "${BUILDAH[@]}" rmi "$id" >/dev/null 2>&1 || true

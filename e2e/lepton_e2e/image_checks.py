@@ -63,10 +63,11 @@ class CheckFailed(AssertionError):
     pass
 
 
-def _native_backends() -> list[str]:
-    """The chart's images.tritonNativeBackends: what the operator's build Jobs get."""
+def _chart_config() -> dict[str, Any]:
+    """The chart's default operator configuration (``config`` in its values.yaml)."""
     values = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
-    return list(values["config"]["images"]["tritonNativeBackends"])
+    config: dict[str, Any] = values["config"]
+    return config
 
 
 def build_pod(image: str) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def build_pod(image: str) -> dict[str, Any]:
         BUILD,
         image,
         search_seconds_per_level=1,
-        serving_backends=_native_backends(),
+        serving_backends=list(_chart_config()["images"]["tritonNativeBackends"]),
     )
     template = job["spec"]["template"]
     container = template["spec"]["containers"][0]
@@ -266,8 +267,7 @@ def check_operator(archive: Path, work: Path) -> list[str]:
     code, out = run("bad-config", "images: {}\n", ["--log-format", "plain"])
     if code != 2:
         raise CheckFailed(f"a bad configuration exited {code}, not 2: {out[-2000:]}")
-    values = yaml.safe_load((REPO / "charts" / "lepton-operator" / "values.yaml").read_text())
-    code, out = run("chart-config", yaml.safe_dump(values["config"]), ["--log-format", "plain"])
+    code, out = run("chart-config", yaml.safe_dump(_chart_config()), ["--log-format", "plain"])
     # Past validation it looks for a cluster: none here, so the kubernetes client's error.
     if code in (0, 2) or "kube" not in out or "config" not in out:
         raise CheckFailed(

@@ -58,7 +58,7 @@ def image_exec_spec(
     """``podexec``'s spec for a container run from its image: the image's root
     filesystem and its config's entrypoint, env, user and working directory, under the
     pod's own command, args, env and securityContext, as a kubelet and a container
-    runtime combine them. The caller adds the mounts and the termination message path."""
+    runtime combine them. ``write_exec_spec`` adds the mounts and the termination log."""
     config = image.config
     env = podspec.container_env(container, facts, objects, {**config.env, **service_env})
     user = podspec.run_as(pod_spec, container, config.uid, config.gid)

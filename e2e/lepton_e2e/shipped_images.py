@@ -63,7 +63,6 @@ OPERATOR = ShippedImage(
     "operator", (*_PROJECT, "runtimes/operator/Dockerfile", "e2e/lepton_e2e/image_checks.py")
 )
 ACTIVATOR = ShippedImage("activator", (*_PROJECT, "runtimes/activator/Dockerfile"))
-ARCHIVE = OPERATOR.archive  # the operator's, which most callers mean
 
 
 def inputs_digest(image: ShippedImage = OPERATOR, root: Path = REPO_ROOT) -> str:
