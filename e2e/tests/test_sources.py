@@ -9,7 +9,8 @@ which downloads, checks and builds; Triton serves what was built, and a request 
 the Service answers what the fp32 model answered. Status says what checked each file
 (``SourceVerified``: the sha256, the Hub's listing, or nothing, with a warning) and the
 Hub commit the revision resolved to. A second model of the same file, once the first
-is Ready, finds it on the namespace's source cache and downloads nothing.
+is Ready, finds it on the namespace's source cache and downloads nothing, and finds the
+first one's whole build in its build cache: it reuses it, served under its own name.
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ def test_a_model_from_each_remote_source_builds_and_serves(
             f"{https}/team/digits.pt", sha256=digest, credentialsSecret="internal-ca"
         )
         kube.apply(models.leptonmodel("from-https-again", again, OPTIMIZATION), namespace=namespace)
-        _ready(kube, namespace, ["from-https-again"])
+        again_status = _ready(kube, namespace, ["from-https-again"])["from-https-again"]
         assert files.seen.count("/team/digits.pt") == 1, files.seen
+        # The same bytes, settings, builder and node: the build itself is reused.
+        assert all(b.get("reusedFrom") for b in again_status["builds"]), again_status["builds"]
         kept = state_root() / "pvcs" / namespace / SOURCE_CACHE / "sha256" / digest
         assert (kept / "digits.pt").read_bytes() == weights
 
@@ -141,7 +144,7 @@ def test_a_model_from_each_remote_source_builds_and_serves(
         "from-s3": ("False", "NoChecksum"),
         "from-hub": ("True", "HubChecksums"),
     }
-    for name, status in statuses.items():
+    for name, status in {**statuses, "from-https-again": again_status}.items():
         sample = served_sample(status, namespace, name)
         (address,) = service_endpoints(kube, name, namespace)
         answer = infer(address, name, sample_inputs(sample))

@@ -95,6 +95,13 @@ class VariantReport(_Report):
         return self.profiles
 
 
+class ReusedBuild(_Report):
+    """The builder found this build already made in the namespace's build cache."""
+
+    built_at: str | None = Field(default=None, alias="builtAt")
+    build_seconds: float | None = Field(default=None, alias="buildSeconds", ge=0)
+
+
 class BuildReport(_Report):
     schema_version: Literal[1] = Field(alias="schemaVersion")
     pool: str
@@ -106,6 +113,9 @@ class BuildReport(_Report):
         default=None,
         alias="sourceCommit",
         description="The Hub commit an hf:// revision resolved to, for the record.",
+    )
+    reused: ReusedBuild | None = Field(
+        default=None, description="Set when the build was reused rather than made."
     )
 
 

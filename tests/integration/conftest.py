@@ -56,9 +56,11 @@ def build_digits(digits: SourceModel) -> BuildDigits:
         variants: list[str],
         repository: Path,
         upload: dict[str, str] | None = None,
+        **fields: Any,
     ) -> BuildReport:
         """Run the real builder on the digits model, profiling briefly (the tests that use
-        it serve the repository; they do not judge speed), and return its parsed report."""
+        it serve the repository; they do not judge speed), and return its parsed report.
+        ``fields``: the request's other fields (``modelName``, ``buildCache``, ...)."""
         request: dict[str, Any] = {
             "requestVersion": 1,
             "modelName": "digits",
@@ -80,6 +82,7 @@ def build_digits(digits: SourceModel) -> BuildDigits:
         }
         if upload is not None:
             request["upload"] = upload
+        request.update(fields)
         report_file = work / "report.json"
         argv = ["--request", json.dumps(request), "--report-file", str(report_file)]
         fast = ["--profile-seconds", "0.2", "--min-iterations", "3", "--threads", "2"]

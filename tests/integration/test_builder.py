@@ -463,3 +463,55 @@ def test_for_a_native_serving_image_the_search_measures_on_python_and_writes_nat
     cached = parse((folder / "configs" / "cached.pbtxt").read_text())
     assert cached.backend == "onnxruntime" and cached.response_cache.enable
     assert (folder / "1" / "model.onnx").exists()
+
+
+def test_a_kept_build_is_reused_for_another_model_and_served_under_its_name(
+    build_digits, digits, tmp_path
+):
+    """The namespace's build cache: the same bytes, settings, builder and hardware built
+    again under another model's name and pool take the kept build, which a real Triton
+    serves under the new name; other calibration data makes the build again."""
+    cache = tmp_path / "builds"
+    (tmp_path / "first").mkdir()
+    first = build_digits(
+        tmp_path / "first", ["onnx"], tmp_path / "first" / "repository", buildCache=str(cache)
+    )
+    assert first.reused is None
+    assert len([e for e in cache.iterdir() if ".partial-" not in e.name]) == 1
+
+    (tmp_path / "second").mkdir()
+    second = build_digits(
+        tmp_path / "second",
+        ["onnx"],
+        tmp_path / "second" / "repository",
+        buildCache=str(cache),
+        modelName="digits-copy",
+        pool="cpu-large",
+    )
+    assert second.reused is not None and second.reused.built_at
+    assert second.pool == "cpu-large"
+    assert second.repository == str(tmp_path / "second" / "repository")
+    onnx = next(v for v in second.variants if v.name == "onnx")
+    assert onnx.triton_model == "digits-copy"
+    assert onnx.profiles == next(v for v in first.variants if v.name == "onnx").profiles
+    _assert_triton_answers_like_the_reference(
+        tmp_path / "second" / "repository" / "onnx", tmp_path / "triton", "digits-copy"
+    )
+
+    fewer = digits.sources_root / "models" / "digits-calibration-fewer.npz"
+    with np.load(digits.sources_root / "models" / "digits-calibration.npz") as data:
+        np.savez(fewer, **{k: data[k][:48] for k in data.files})
+    (tmp_path / "third").mkdir()
+    third = build_digits(
+        tmp_path / "third",
+        ["onnx"],
+        tmp_path / "third" / "repository",
+        buildCache=str(cache),
+        optimization={
+            "variants": ["onnx"],
+            "batchSizes": [1, 4],
+            "calibrationUri": "pvc://models/digits-calibration-fewer.npz",
+            "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
+        },
+    )
+    assert third.reused is None

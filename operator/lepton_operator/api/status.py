@@ -96,6 +96,15 @@ class BuildStatus(Spec):
     duration_seconds: int | None = Field(
         default=None, alias="durationSeconds", description="Wall time of the finished Job."
     )
+    reused_from: str | None = Field(
+        default=None,
+        alias="reusedFrom",
+        max_length=256,
+        description="Set when the builder found this build already made in the "
+        "namespace's build cache (the same model and calibration bytes, settings, "
+        "builder and hardware) and reused it: when and in how long that build was made. "
+        "Its profiles are that build's measurements.",
+    )
 
 
 class VariantStatus(Spec):

@@ -91,6 +91,23 @@ def job_started(job: Mapping[str, Any] | None) -> bool:
     return int(((job or {}).get("status") or {}).get("ready") or 0) > 0
 
 
+def reused_from(report: BuildReport | None) -> str | None:
+    """``status.builds[].reusedFrom``: when the reused build was made, and in how long."""
+    if report is None or report.reused is None:
+        return None
+    made = report.reused.built_at or "an earlier build"
+    took = report.reused.build_seconds
+    return made + (f" in {took:.0f} s" if took is not None else "")
+
+
+def reused_note(builds: list[BuildStatus]) -> str:
+    """For the Built condition: which pools' builds came from the build cache."""
+    reused = [b.pool for b in builds if b.reused_from]
+    if not reused:
+        return ""
+    return f"; reused from the namespace's build cache: {', '.join(reused)}"
+
+
 def still_building(running: list[BuildStatus]) -> str:
     """Which pools still build, and why, for the Built condition."""
     return "; ".join(

@@ -63,6 +63,8 @@ from lepton_operator.reconcile.builds import (
     job_seconds,
     job_started,
     job_state,
+    reused_from,
+    reused_note,
     still_building,
     waiting_for_node,
 )
@@ -326,7 +328,8 @@ class Reconciler:
             "PartiallyBuilt" if running else "BuildSucceeded",
             f"{len(accepted)} of {len(read.rows)} variant(s) accepted on "
             f"{len(succeeded)} of {len(read.builds)} pool(s)"
-            + (f"; serving from those while {still_building(running)}" if running else ""),
+            + (f"; serving from those while {still_building(running)}" if running else "")
+            + reused_note(succeeded),
         )
         # The other pools' builds re-plan when they finish; nothing is kept until then.
         if not running and (finished is None or finished.build != build):
@@ -515,6 +518,7 @@ class Reconciler:
             phase=phase,
             message=message,
             duration_seconds=seconds if phase != "Running" else None,
+            reused_from=reused_from(report),
         )
         return FetchedBuild(entry, report)
 

@@ -56,6 +56,8 @@ def build_request(
     rebuild does not download them again: the namespace's cache claim
     (``source_cache_claim``, mounted by ``job``) where the namespace has one, else a
     folder on the model's volume, else (an S3 repository: no volume) nothing.
+    ``buildCache``, on the namespace's claim only, is where it keeps finished builds
+    by their inputs' bytes, the builder and the hardware, so the same build is reused.
     ``servingBackends``: the native Triton backends of the serving image, which the
     builder's config.pbtxt names where they serve an artifact (the python backend
     otherwise); absent when there are none, as before the key existed.
@@ -80,6 +82,7 @@ def build_request(
         request["upload"] = {"uri": s3_uri(s3, build, pool.name)}
     if source_cache_claim:
         request["sourceCache"] = NAMESPACE_SOURCE_CACHE
+        request["buildCache"] = NAMESPACE_BUILD_CACHE
     elif not s3:
         request["sourceCache"] = SOURCE_CACHE
     return request
@@ -90,6 +93,9 @@ SOURCES_MOUNT = "/sources"
 # reads it (its --model-repository is a variant's own folder).
 SOURCE_CACHE = f"{MODELS_MOUNT}/.source-cache"
 NAMESPACE_SOURCE_CACHE = "/source-cache"  # the namespace's cache claim, where it has one
+# Finished builds kept by what decides them (the builder's buildcache), only on the
+# namespace's claim: a model's own volume already holds its current build.
+NAMESPACE_BUILD_CACHE = f"{NAMESPACE_SOURCE_CACHE}/builds"
 
 
 def source_claims(spec: LeptonModelSpec) -> list[str]:

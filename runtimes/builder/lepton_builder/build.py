@@ -7,6 +7,7 @@ about each variant, and the operator decides from it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -16,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from lepton_builder import calibration, canary, cpu, tritonrepo
+from lepton_builder import buildcache, calibration, canary, cpu, tritonrepo
 from lepton_builder.accuracy import Usage, Verdict, judge
-from lepton_builder.loading import SOURCES_ROOT, load_model, local_source
+from lepton_builder.loading import SOURCES_ROOT, LoadedModel, load_model, local_source
 from lepton_builder.loadtime import load_seconds
 from lepton_builder.profiling import Budget, peak_memory_reader, profile
 from lepton_builder.request import BuildRequest
@@ -70,16 +71,71 @@ def _run_batched(run: Any, arrays: Arrays, batch_size: int = 8) -> Arrays:
 
 
 def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, Any]:
+    """The build's report, its repository written; a build kept in the request's
+    build cache with the same key (``buildcache``) is reused instead of made again."""
     started = time.monotonic()
     source = request.model
     log.info("loading %s model from %s", source.format, source.uri)
     cache = Path(request.source_cache) if request.source_cache else None
     model = load_model(source, settings.sources_root, cache=cache)
-    labels = None
+    calibration_path = None
     if request.optimization.calibration_uri:
-        path, _ = local_source(
+        calibration_path, _ = local_source(
             request.optimization.calibration_uri, sources_root=settings.sources_root, cache=cache
         )
+    builds = Path(request.build_cache) if request.build_cache else None
+    repository = Path(request.repository)
+    key = None
+    if builds is not None:
+        key = buildcache.build_key(
+            decided_by(request, settings), model.path, calibration_path, request.device
+        )
+        kept = buildcache.reuse(builds, key, repository, request.model_name)
+        if kept is not None:
+            return buildcache.reused_report(
+                kept, key, request.pool, str(repository), time.monotonic() - started
+            )
+    report = _build(request, settings, model, calibration_path, started)
+    if key is not None:
+        buildcache.keep(builds, key, repository, report)
+    return report
+
+
+def decided_by(request: BuildRequest, settings: Settings) -> dict[str, Any]:
+    """What of the request and the settings decides what a build makes and measures:
+    no path, no place's name (the repository, the report ConfigMap, the upload, the
+    caches, the pool), not the model's name (``buildcache.reuse`` renames) and no
+    source's URI (its bytes count instead, in the key). The
+    latency target counts only where the serving search scores at it."""
+    fields = request.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude={"repository", "report_config_map", "upload", "source_cache", "build_cache"},
+    )
+    fields.pop("pool")
+    fields.pop("modelName")  # the clients' name: a reused build's models are renamed
+    fields["model"].pop("uri")
+    fields["model"].pop("sha256", None)
+    fields["optimization"].pop("calibrationUri", None)
+    if not request.optimization.serving_search:
+        fields.pop("latencyTargetMs", None)
+    measured = dataclasses.asdict(settings)
+    measured.pop("sources_root")
+    fields["settings"] = measured
+    return fields
+
+
+def _build(
+    request: BuildRequest,
+    settings: Settings,
+    model: LoadedModel,
+    calibration_path: Path | None,
+    started: float,
+) -> dict[str, Any]:
+    source = request.model
+    labels = None
+    if calibration_path is not None:
+        path = calibration_path
         inputs = calibration.load(path, source.inputs)
         if request.optimization.accuracy.metric == "label-accuracy":
             labels = calibration.load_labels(
@@ -130,6 +186,7 @@ def build(request: BuildRequest, settings: Settings = Settings()) -> dict[str, A
         "guard": guard_report(request, len(inputs[0])),
         "repository": str(repository),
         "buildSeconds": round(time.monotonic() - started, 1),
+        "builtAt": buildcache.now(),
         "variants": rows,
     }
     if model.commit:  # what an hf:// revision resolved to, for the record

@@ -92,3 +92,10 @@ class BuildRequest(_Request):
         description="Folder that keeps downloaded sources between builds, keyed by "
         "content (lepton_builder.sourcecache); unset: nothing is kept.",
     )
+    build_cache: str | None = Field(
+        default=None,
+        alias="buildCache",
+        description="Folder that keeps finished builds by what decides them "
+        "(lepton_builder.buildcache), shared by the namespace's builds: a build with "
+        "the same key is reused instead of made again; unset: every build is made.",
+    )

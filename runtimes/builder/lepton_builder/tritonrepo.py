@@ -270,6 +270,17 @@ def write_configs(folder: Path, config: str) -> None:
     (folder / "configs" / f"{CACHED_CONFIG}.pbtxt").write_text(render(cached))
 
 
+def rename_model(repository: Path, old: str, new: str) -> None:
+    """A written model folder served under another name: the folder and its configs'
+    ``name`` (a kept build reused by a model of another name, ``buildcache``)."""
+    folder = repository / old
+    target = repository / new
+    folder.rename(target)
+    config = parse((target / "config.pbtxt").read_text())
+    config.name = new
+    write_configs(target, render(config))
+
+
 def write_model(
     repository: Path,
     name: str,

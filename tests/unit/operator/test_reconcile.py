@@ -134,9 +134,11 @@ def _complete_builds(
     reports: dict[str, list[dict[str, Any]]],
     job_complete: bool = True,
     commit: str | None = None,
+    reused: dict[str, Any] | None = None,
 ) -> None:
     """Each build's report written; ``job_complete``: the Job controller has marked the
-    Job complete too (else the builder has written its report and not yet exited)."""
+    Job complete too (else the builder has written its report and not yet exited);
+    ``reused``: the builder found the build in the namespace's build cache."""
     for job in kube.of_kind("Job"):
         pool = job["metadata"]["labels"]["lepton.ai/pool"]
         if pool not in reports:
@@ -154,6 +156,8 @@ def _complete_builds(
         }
         if commit:
             report["sourceCommit"] = commit  # an hf:// model's, as the builder writes it
+        if reused:
+            report["reused"] = reused
         cm = kube.objects[("ConfigMap", "ml", request["reportConfigMap"])]
         cm["data"] = {REPORT_KEY: json.dumps(report)}
 
@@ -546,16 +550,19 @@ def test_builds_use_the_namespaces_source_cache_only_where_it_has_one(spec, conf
     spec["model"]["uri"] = "https://models.example/minilm.onnx"
     spec["model"]["format"] = "onnx"
 
-    def caches(kube: FakeKube, config=config) -> set[str]:
+    def caches(kube: FakeKube, config=config) -> set[tuple[str, str | None]]:
+        """(sourceCache, buildCache) of each build request."""
         _reconciler(kube, config).reconcile(_body(spec))
-        return {
-            json.loads(j["spec"]["template"]["spec"]["containers"][0]["args"][1])["sourceCache"]
+        requests = [
+            json.loads(j["spec"]["template"]["spec"]["containers"][0]["args"][1])
             for j in kube.of_kind("Job")
-        }
+        ]
+        return {(r["sourceCache"], r.get("buildCache")) for r in requests}
 
-    assert caches(FakeKube()) == {"/models/.source-cache"}  # the model's own volume
+    # The model's own volume keeps downloads, not a second copy of its build.
+    assert caches(FakeKube()) == {("/models/.source-cache", None)}
     shared = _with_source_claim(FakeKube(), config.builds.source_cache_claim)
-    assert caches(shared) == {"/source-cache"}
+    assert caches(shared) == {("/source-cache", "/source-cache/builds")}
     # The claim is the user's: read, never made, changed nor owned.
     claim = shared.objects[("PersistentVolumeClaim", "ml", "lepton-source-cache")]
     assert claim == {
@@ -566,8 +573,24 @@ def test_builds_use_the_namespaces_source_cache_only_where_it_has_one(spec, conf
         update={"builds": config.builds.model_copy(update={"source_cache_claim": ""})}
     )
     assert caches(_with_source_claim(FakeKube(), "lepton-source-cache"), off) == {
-        "/models/.source-cache"
+        ("/models/.source-cache", None)
     }
+
+
+def test_a_build_reused_from_the_namespaces_cache_says_so_in_status(spec, config):
+    kube = _with_source_claim(FakeKube())
+    reconciler = _reconciler(kube, config)
+    status = reconciler.reconcile(_body(spec)).wire()
+    reused = {"builtAt": "2026-12-07T06:40:00Z", "buildSeconds": 312.4, "key": "k"}
+    _complete_builds(kube, REPORTS, reused=reused)
+    status = reconciler.reconcile(_body(spec, status)).wire()
+    assert {b["pool"]: b.get("reusedFrom") for b in status["builds"]} == {
+        "cpu-standard": "2026-12-07T06:40:00Z in 312 s",
+        "gpu-l4": "2026-12-07T06:40:00Z in 312 s",
+    }
+    built = _condition(status, "Built")
+    assert built["status"] == "True"
+    assert "reused from the namespace's build cache: cpu-standard, gpu-l4" in built["message"]
 
 
 def test_a_missing_source_claim_waits_with_a_reason_and_builds_nothing(spec, config):
