@@ -163,8 +163,10 @@ class Builds(_Config):
         description="A PersistentVolumeClaim of this name in a model's namespace "
         "(ReadWriteMany, made by you) is the namespace's source cache: every build there "
         "keeps its checked downloads on it by content and finds them again, so models "
-        "sharing a source download it once. Where there is none, each model keeps its "
-        "own cache on its build volume. Empty: no namespace cache.",
+        "sharing a source download it once, and keeps its finished build, which a build "
+        "of the same bytes, settings, builder and hardware reuses instead of making it "
+        "again. Where there is none, each model keeps its own download cache on its "
+        "build volume (and no build cache). Empty: no namespace cache.",
     )
 
 
