@@ -28,11 +28,13 @@ from lepton_operator.api.status import (
     LiveFigures,
     PlannerMemory,
     PlannerRecommendation,
+    ThroughputScale,
     VariantStatus,
 )
 from lepton_operator.live.sample import LiveSample
 from lepton_operator.planning import NoPlan, Plan
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
+from lepton_operator.planning.correction import LATENCY_VARIANCE, Scale
 from lepton_operator.planning.planner import (
     HEADROOM_WINDOW_S,
     RISE_MEMORY_S,
@@ -350,6 +352,14 @@ def decide(
         # correct by (the plan recommended in advisory mode is the one applied).
         current=None if blind else current,
         correction=remembered.correction or 1.0,
+        correction_variance=(
+            LATENCY_VARIANCE
+            if remembered.correction_variance is None
+            else remembered.correction_variance
+        ),
+        throughput={
+            t.pool: Scale(t.scale, t.variance, t.covariance) for t in remembered.throughput
+        },
         history=() if blind else history,
         now_s=now_s,
         scale_up_window_s=float(spec.scaling.scale_up_stabilization_seconds),
@@ -389,6 +399,22 @@ def decide(
     )
     new_memory = PlannerMemory(
         correction=result.correction if sample else remembered.correction,
+        correction_variance=(
+            round(result.correction_variance, 6) if sample else remembered.correction_variance
+        ),
+        throughput=(
+            [
+                ThroughputScale(
+                    pool=pool,
+                    scale=t.value,
+                    variance=round(t.variance, 6),
+                    covariance=round(t.covariance, 6),
+                )
+                for pool, t in sorted(result.throughput.items())
+            ]
+            if sample
+            else remembered.throughput
+        ),
         # Only fresh figures are recommendations; passes in between leave no trace.
         history=[
             PlannerRecommendation(

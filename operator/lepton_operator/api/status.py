@@ -293,9 +293,29 @@ class DailyLoadStatus(Spec):
     )
 
 
+class ThroughputScale(Spec):
+    """What a pool's replicas serve against what their profiles said, learned from the
+    p95 observed while they queued (planning/correction.py)."""
+
+    pool: str = Field(max_length=63, description="The pool.")
+    scale: float = Field(
+        default=1.0,
+        description="Multiplies the profiled most req/s of each of the pool's replicas.",
+    )
+    variance: float = Field(
+        default=0.0,
+        ge=0,
+        description="Of the scale's log: how well it is known (the filter's state).",
+    )
+    covariance: float = Field(
+        default=0.0,
+        description="Of the scale's log with the latency correction's (the filter's state).",
+    )
+
+
 class PlannerMemory(Spec):
-    """What the live planner remembers between evaluations: its model correction
-    (observed over predicted p95), its recent recommendations (stabilization windows)
+    """What the live planner remembers between evaluations: its model corrections
+    (latency and, per pool, throughput), its recent recommendations (stabilization windows)
     and recent request rates (trend and peak, the burst memory's sliding maximum, and
     each minute's peak over the six hours of the rise memory).
     Small and bounded by the windows."""
@@ -304,6 +324,20 @@ class PlannerMemory(Spec):
         default=1.0,
         description="Observed over predicted p95 of what serves, smoothed: scales the "
         "capacity model's predictions on that pool.",
+    )
+    correction_variance: float | None = Field(
+        default=None,
+        alias="correctionVariance",
+        ge=0,
+        description="Of the correction's log: how well it is known (the filter that "
+        "fits it with the throughput scales). None: as before any reading.",
+    )
+    throughput: list[ThroughputScale] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Per pool: what its replicas serve against their profiles, learned "
+        "from the p95 observed while they queued; scales the capacity model's most "
+        "req/s per replica there.",
     )
     history: list[PlannerRecommendation] = Field(
         default_factory=list, max_length=2000, description="Recent recommendations."

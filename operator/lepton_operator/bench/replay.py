@@ -33,7 +33,7 @@ minute, each pool paid for its most replicas over ``[t, t + delay]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -50,6 +50,7 @@ from lepton_operator.decide import (
     remember_peak,
 )
 from lepton_operator.planning.capacity import P95_TAIL, Capacity, capacity_from_profiles
+from lepton_operator.planning.correction import LATENCY_VARIANCE, Scale
 from lepton_operator.planning.planner import (
     PlanInput,
     PoolState,
@@ -245,6 +246,8 @@ class Ours:
     scale_down_window_s: float = 300.0
     name: str = "ours"
     correction: float = 1.0
+    correction_variance: float = LATENCY_VARIANCE
+    throughput: Mapping[str, Scale] = field(default_factory=dict)
     history: tuple[Recommendation, ...] = ()
     peaks: list[list[float]] = field(default_factory=list)
     minutes: list[list[float]] = field(default_factory=list)
@@ -269,6 +272,8 @@ class Ours:
             now_s=now_s,
             scale_down_window_s=self.scale_down_window_s,
             correction=self.correction,
+            correction_variance=self.correction_variance,
+            throughput=self.throughput,
             history=self.history,
             **more,
         )
@@ -280,6 +285,7 @@ class Ours:
                 raise ValueError("the planner found no schedulable pool")
             return fallback
         self.correction, self.history = result.correction, result.history
+        self.correction_variance, self.throughput = result.correction_variance, result.throughput
         self.reasons.append(result.reason)
         return Target(result.variant, result.pool, result.replicas)
 

@@ -4,9 +4,11 @@ Pure and deterministic: the operator feeds it from Prometheus and the cluster, t
 replay benchmark from a trace, the unit tests from literals; all run this code.
 
 One evaluation:
-1. **Correct the model** with reality: the ratio of observed to predicted p95 for what
-   is serving now, smoothed, applies to every candidate on the same pool (contention
-   and hardware differences are the pool's).
+1. **Correct the model** with reality (``correction``): the p95 observed of what serves
+   now, against the prediction, teaches a latency scale, which applies to every
+   candidate on the same pool (contention and hardware differences are the pool's),
+   and that pool's throughput scale (what a replica serves), which is kept per pool;
+   one Kalman filter weighs each reading by how much the queue made of it.
 2. **Plan for when capacity arrives**: each candidate is sized for the load forecast
    one cold start ahead (its pool's provisioning delay plus its variant's measured load
    time; a rising trend is extrapolated, a falling one is not), and never below the
@@ -41,10 +43,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from lepton_operator.planning.capacity import Capacity
+from lepton_operator.planning.correction import LATENCY_VARIANCE, Fit, Scale, learn, scaled
 from lepton_operator.planning.holding import (
     MISS_WEIGHT,
     Risk,
@@ -70,8 +74,6 @@ HEADROOM_WINDOW_S = 900.0
 VARIABILITY_QUANTILE = 0.95
 # The window of the load's trend (``decide.load_trend``): its rise, the slope of each half.
 TREND_WINDOW_S = 120.0
-CORRECTION_WEIGHT = 0.3  # EWMA weight of the newest observed/predicted ratio
-CORRECTION_BOUNDS = (0.5, 4.0)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,11 @@ class PlanInput:
     recent_peak_rps: float = 0.0
     observed_p95_ms: float | None = None
     current: Serving | None = None
+    # What observed latency taught (``correction``): the latency scale of the pool
+    # serving and its variance, and each pool's throughput scale.
     correction: float = 1.0
+    correction_variance: float = LATENCY_VARIANCE
+    throughput: Mapping[str, Scale] = field(default_factory=dict)
     history: tuple[Recommendation, ...] = ()
     now_s: float = 0.0
     scale_up_window_s: float = 0.0
@@ -156,6 +162,8 @@ class LivePlan(Plan):
     """The plan, and what the planner carries to its next evaluation."""
 
     correction: float = 1.0
+    correction_variance: float = LATENCY_VARIANCE
+    throughput: Mapping[str, Scale] = field(default_factory=dict)
     history: tuple[Recommendation, ...] = field(default=())
 
 
@@ -168,20 +176,20 @@ class _Option:
     meets: bool
 
 
-def updated_correction(plan_input: PlanInput) -> float:
+def updated_fit(plan_input: PlanInput) -> Fit:
+    """What the observed p95 of what serves teaches the capacity model
+    (``correction.learn``): the latency scale and the serving pool's throughput scale.
+    The caller says when a reading is the plan's own (``observed_p95_ms``, else None)."""
+    fit = Fit(
+        Scale(plan_input.correction, plan_input.correction_variance), dict(plan_input.throughput)
+    )
     current = plan_input.current
     if current is None or plan_input.observed_p95_ms is None or plan_input.rate_rps <= 0:
-        return plan_input.correction
+        return fit
     capacity = _find(plan_input.capacities, current.variant, current.pool)
     if capacity is None:
-        return plan_input.correction
-    predicted = capacity.p95_ms(plan_input.rate_rps, current.replicas)
-    if not math.isfinite(predicted) or predicted <= 0:
-        return plan_input.correction
-    low, high = CORRECTION_BOUNDS
-    ratio = min(max(plan_input.observed_p95_ms / predicted, low), high)
-    blended = (1 - CORRECTION_WEIGHT) * plan_input.correction + CORRECTION_WEIGHT * ratio
-    return round(min(max(blended, low), high), 4)
+        return fit
+    return learn(fit, capacity, plan_input.rate_rps, current.replicas, plan_input.observed_p95_ms)
 
 
 def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | None:
@@ -345,7 +353,7 @@ def _daily_note(plan_input: PlanInput, best: _Option) -> str:
     expected = plan_input.shape.daily_expected_rps
     if expected <= 0:
         return ""
-    without = plan(replace(plan_input, daily=None))
+    without = _plan(replace(plan_input, daily=None))
     chosen = (best.capacity.variant, best.capacity.pool, best.replicas)
     if without is not None and (without.variant, without.pool, without.replicas) == chosen:
         return ""
@@ -427,8 +435,26 @@ def _within_budget(option: _Option, plan_input: PlanInput, correction: float) ->
 
 
 def plan(plan_input: PlanInput) -> LivePlan | None:
-    """None only when no candidate can run anywhere (no schedulable pool)."""
-    correction = updated_correction(plan_input)
+    """None only when no candidate can run anywhere (no schedulable pool).
+
+    The reading of what serves corrects the model first (``updated_fit``); the plan is
+    made on the corrected model: each pool's replicas serving its throughput scale,
+    the serving pool's p95 times the latency scale."""
+    fit = updated_fit(plan_input)
+    corrected = replace(
+        plan_input,
+        capacities=[scaled(c, fit.scale(c.pool)) for c in plan_input.capacities],
+        correction=fit.latency.value,
+        correction_variance=fit.latency.variance,
+        throughput=fit.throughput,
+        observed_p95_ms=None,
+    )
+    return _plan(corrected)
+
+
+def _plan(plan_input: PlanInput) -> LivePlan | None:
+    """``plan`` on the corrected model (its input's correction already learned)."""
+    correction = plan_input.correction
     every = _options(plan_input, correction)
     options = _remembers_bursts(every, plan_input)
     if not options:
@@ -526,21 +552,36 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
         reason=(
             f"{why}: {best.capacity.variant} on {best.capacity.pool} x{best.replicas}, "
             f"predicted p95 {_ms(p95)}, ${best.replicas * pool.hourly_price_usd:.2f}/h"
-            + (f" (model corrected x{k:.2f} by observed latency)" if abs(k - 1) > 0.05 else "")
+            + _correction_note(plan_input, best.capacity.pool, k)
         ),
         correction=correction,
+        correction_variance=plan_input.correction_variance,
+        throughput=plan_input.throughput,
         history=history,
     )
+
+
+def _correction_note(plan_input: PlanInput, pool: str, latency: float) -> str:
+    """What observed latency changed in the model the plan was sized with, if much: the
+    latency scale of the pool serving, the throughput scale of the plan's pool."""
+    said = []
+    if abs(latency - 1) > 0.05:
+        said.append(f"x{latency:.2f}")
+    found = plan_input.throughput.get(pool)
+    if found is not None and abs(found.value - 1) > 0.05:
+        said.append(f"a replica serving x{found.value:.2f} its profiled req/s")
+    return f" (model corrected {', '.join(said)} by observed latency)" if said else ""
 
 
 def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option:
     """The fastest affordable option when none meets the SLO, unless what serves now is
     about as fast.
 
-    Only the serving pool's prediction carries the observed-latency correction; the
-    others are the profiles' word. Compared as they stand, a pool made to look slow by
-    its own correction loses to an equal one that is not, which then gets the
-    correction in turn: the plan would alternate every pass. So the move is judged on
+    Only the serving pool's prediction carries the observed-latency correction, and
+    only pools that served have a throughput scale; the others are the profiles' word.
+    Compared as they stand, a pool made to look slow by its own correction loses to an
+    equal one that is not, which then gets the correction in turn: the plan would
+    alternate every pass. So the move is judged on
     the profiles alone, on equal footing, and must gain ``SWITCH_MARGIN``."""
     # An option the budget cut below the floor (zero replicas) answers nothing, however
     # fast a lone request would be on it: it comes last.
@@ -553,8 +594,11 @@ def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option
         return best
 
     def profiled(option: _Option) -> float:
-        load = _planning_load(plan_input, plan_input.pools[option.capacity.pool], option.capacity)
-        return option.capacity.p95_ms(load, option.replicas)
+        # The throughput scales too are learned only where a pool served: undone here.
+        found = plan_input.throughput.get(option.capacity.pool)
+        capacity = scaled(option.capacity, 1.0 / found.value) if found else option.capacity
+        load = _planning_load(plan_input, plan_input.pools[capacity.pool], capacity)
+        return capacity.p95_ms(load, option.replicas)
 
     return best if profiled(best) < profiled(mine) * (1 - SWITCH_MARGIN) else mine
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
 
 from lepton_operator.decide import BURST_MEMORY_S, burst_peak, load_trend, remember_peak
 from lepton_operator.planning.capacity import Capacity, capacity_from_profiles
+from lepton_operator.planning.correction import Scale
 from lepton_operator.planning.planner import (
     LivePlan,
     PlanInput,
@@ -403,6 +405,7 @@ def test_with_no_option_meeting_the_slo_a_slower_looking_pool_is_kept_on_equal_p
     pools = {**POOLS, "cpu-b": PoolState("cpu-b", 0.34, provisioning_seconds=60)}
     serving: Serving | None = Serving("onnx", "cpu", 1)
     correction, seen = 1.0, []
+    throughput: Mapping[str, Scale] = {}
     for step in range(6):
         result = _plan(
             10,
@@ -413,10 +416,11 @@ def test_with_no_option_meeting_the_slo_a_slower_looking_pool_is_kept_on_equal_p
             current=serving,
             observed_p95_ms=60.0,
             correction=correction,
+            throughput=throughput,
             now_s=step * 30.0,
         )
         assert not result.slo_met
-        correction = result.correction
+        correction, throughput = result.correction, result.throughput
         serving = Serving(result.variant, result.pool, result.replicas)
         seen.append(result.pool)
     assert seen == ["cpu"] * 6, seen

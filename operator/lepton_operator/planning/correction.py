@@ -1,0 +1,175 @@
+"""What the observed p95 teaches the capacity model: its latency and its throughput.
+
+The capacity model (``capacity``) predicts a replica's p95 from two profiled numbers,
+a lone request's p95 and the most a replica serves; either can be off on a real
+cluster (Triton's own overhead and a shared CPU slow a lone request; another node type
+or contention changes what a replica serves). The planner corrects both from the p95
+it observes, with two scales fitted jointly in log space:
+
+- the **latency** scale ``k`` (``PlanInput.correction``) multiplies every predicted
+  p95 of the pool serving now, as it always has;
+- the **throughput** scale ``s`` of each pool multiplies its replicas' most req/s
+  (``Capacity.max_rps``), so the queueing curve itself moves: what a replica serves
+  within the SLO, not only how slow it is.
+
+One reading, a p95 at a rate over some replicas, cannot tell the two apart by itself;
+how it moves each depends on how sensitive the prediction is to it there. A nearly
+idle replica's p95 is its lone request's (``k``); near its capacity the queue
+dominates and ``s`` moves it most (the elasticity of the queueing term to ``s`` is
+``1 + 1 / (1 - rho)``). A Kalman filter over ``(ln k, ln s)`` weighs each reading by
+that sensitivity and by how well each scale is known already: ``k``, read at every
+load, is known well (its gain is the 0.3 of the moving average it replaces);
+``s`` starts uncertain (``THROUGHPUT_PRIOR_SD``, the profile's throughput is the M/M/1
+curve's weak part) and is learned from the readings where the replicas queue, then
+kept through quiet hours that say nothing about it (their readings barely move it).
+Without it a model 20% pessimistic about throughput paid for a replica more than
+needed all day: the corrected p95 at half load fitted a lower ``k``, which hardly moves
+what a replica serves at the SLO (``holding.served_rps``).
+
+The covariance is kept diagonal (each scale's own variance): two numbers per pool in
+the status, and the cross-term matters little once ``k`` is well known. Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from lepton_operator.planning.capacity import P95_TAIL, Capacity
+
+LATENCY_BOUNDS = (0.5, 4.0)  # of k, and of one reading's observed / predicted p95
+THROUGHPUT_BOUNDS = (0.5, 2.0)  # of s
+# Readings whose predicted p95 is less queueing than this teach no throughput (``learn``).
+MIN_QUEUEING_SHARE = 0.1
+# The p95's own noise from one reading to the next, as a log: about 15%.
+READING_VARIANCE = 0.15**2
+# k's variance in its steady state, where a reading moves it by LATENCY_GAIN of its error
+# (the moving average's weight it replaces), and the drift per reading that keeps it so.
+LATENCY_GAIN = 0.3
+LATENCY_VARIANCE = READING_VARIANCE * LATENCY_GAIN / (1.0 - LATENCY_GAIN)
+DRIFT_VARIANCE = LATENCY_GAIN * LATENCY_VARIANCE
+# s before any reading: within a factor of about 1.5 either way.
+THROUGHPUT_PRIOR_SD = math.log(1.5)
+THROUGHPUT_VARIANCE = THROUGHPUT_PRIOR_SD**2
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One fitted scale and the variance of its log."""
+
+    value: float = 1.0
+    variance: float = THROUGHPUT_VARIANCE
+    covariance: float = 0.0  # of ln s with ln k (the throughput scale of the pool serving)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What the readings taught: the latency scale ``k`` (of the pool serving) and the
+    throughput scale of each pool seen serving."""
+
+    latency: Scale = Scale(1.0, LATENCY_VARIANCE)
+    throughput: Mapping[str, Scale] = field(default_factory=dict)
+
+    def scale(self, pool: str) -> float:
+        found = self.throughput.get(pool)
+        return found.value if found else 1.0
+
+
+def scaled(capacity: Capacity, throughput: float) -> Capacity:
+    """``capacity`` serving ``throughput`` times its profiled req/s."""
+    if throughput == 1.0:
+        return capacity
+    return replace(capacity, max_rps=capacity.max_rps * throughput)
+
+
+def queueing_share(capacity: Capacity, rate_rps: float, replicas: int) -> float:
+    """The queueing term's share of the predicted p95 (0 idle, towards 1 near capacity;
+    1 when it cannot keep up)."""
+    if rate_rps <= 0 or replicas <= 0 or capacity.max_rps <= 0:
+        return 0.0
+    rho = rate_rps / (replicas * capacity.max_rps)
+    if rho >= 1.0:
+        return 1.0
+    queueing = P95_TAIL * (1000.0 / capacity.max_rps) * rho / (1.0 - rho)
+    return queueing / (capacity.base_p95_ms + queueing)
+
+
+def throughput_sensitivity(
+    capacity: Capacity, rate_rps: float, replicas: int, latency: float = 1.0
+) -> float:
+    """d ln p95 / d ln s at this reading (<= 0; 0 without queueing): the queueing
+    term's share of the p95 times its elasticity, ``1 + 1 / (1 - rho)``."""
+    rho = rate_rps / (replicas * capacity.max_rps) if replicas > 0 and capacity.max_rps > 0 else 0
+    if rate_rps <= 0 or rho <= 0 or rho >= 1.0:
+        return 0.0
+    return -queueing_share(capacity, rate_rps, replicas) * (1.0 + 1.0 / (1.0 - rho))
+
+
+def learn(
+    fit: Fit,
+    capacity: Capacity,
+    rate_rps: float,
+    replicas: int,
+    observed_p95_ms: float,
+) -> Fit:
+    """``fit`` after one reading: ``observed_p95_ms`` at ``rate_rps`` over ``replicas``
+    of ``capacity`` (as profiled; its pool's scale is applied here). Unchanged when
+    the prediction is unbounded (the model says overloaded: no curve to fit) or there
+    is no load."""
+    if rate_rps <= 0 or replicas <= 0 or not observed_p95_ms > 0:
+        return fit
+    pool = capacity.pool
+    k, s = fit.latency, fit.throughput.get(pool, Scale())
+    model = scaled(capacity, s.value)
+    predicted = model.p95_ms(rate_rps, replicas, k.value)
+    if not math.isfinite(predicted) or predicted <= 0:
+        return fit
+    low, high = LATENCY_BOUNDS
+    error = math.log(min(max(observed_p95_ms / predicted, low), high))
+    j_s = throughput_sensitivity(model, rate_rps, replicas, k.value)
+    if queueing_share(model, rate_rps, replicas) < MIN_QUEUEING_SHARE:
+        # Nearly idle: the reading's error is the lone request's; read as throughput,
+        # a lone request 1.5x slow lowered s by a fifth in twenty readings.
+        j_s = 0.0
+    # A Kalman update over (ln k, ln s of each pool), the reading's sensitivity
+    # H = (1, j_s) to (k, this pool's s): P H^T, the innovation's variance, the gains.
+    pk = k.variance + s.covariance * j_s
+    ps = s.covariance + s.variance * j_s
+    innovation = pk + ps * j_s + READING_VARIANCE
+    gain_k = pk / innovation
+    latency = Scale(
+        round(_bounded(k.value * math.exp(gain_k * error), LATENCY_BOUNDS), 4),
+        # Drift grows what readings at one load cannot tell apart: at most the prior.
+        min(k.variance - gain_k * pk + DRIFT_VARIANCE, THROUGHPUT_VARIANCE),
+    )
+    learned = {}
+    for name, other in {**fit.throughput, pool: s}.items():
+        # Another pool's s is tied to k by what it taught k while it served (their
+        # covariance): learning k moves it too (pools' covariance with one another is
+        # not kept).
+        mine = name == pool
+        p_here = ps if mine else other.covariance
+        gain = p_here / innovation
+        variance = other.variance - gain * p_here + (DRIFT_VARIANCE if mine else 0.0)
+        learned[name] = _within(
+            Scale(
+                round(_bounded(other.value * math.exp(gain * error), THROUGHPUT_BOUNDS), 4),
+                variance,
+                other.covariance - gain * pk,
+            ),
+            latency.variance,
+        )
+    return Fit(latency, learned)
+
+
+def _within(scale: Scale, latency_variance: float) -> Scale:
+    """Variances at most the prior's, and a covariance they allow (the matrix stays
+    positive definite)."""
+    variance = min(max(scale.variance, 1e-6), THROUGHPUT_VARIANCE)
+    bound = 0.99 * math.sqrt(variance * latency_variance)
+    return Scale(scale.value, variance, min(max(scale.covariance, -bound), bound))
+
+
+def _bounded(value: float, bounds: tuple[float, float]) -> float:
+    return min(max(value, bounds[0]), bounds[1])
