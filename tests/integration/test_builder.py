@@ -472,22 +472,22 @@ def test_a_kept_build_is_reused_for_another_model_and_served_under_its_name(
     again under another model's name and pool take the kept build, which a real Triton
     serves under the new name; other calibration data makes the build again."""
     cache = tmp_path / "builds"
-    (tmp_path / "first").mkdir()
-    first = build_digits(
-        tmp_path / "first", ["onnx"], tmp_path / "first" / "repository", buildCache=str(cache)
-    )
+
+    def build(name: str, **fields):
+        (tmp_path / name).mkdir()
+        return build_digits(
+            tmp_path / name,
+            ["onnx"],
+            tmp_path / name / "repository",
+            buildCache=str(cache),
+            **fields,
+        )
+
+    first = build("first")
     assert first.reused is None
     assert len([e for e in cache.iterdir() if ".partial-" not in e.name]) == 1
 
-    (tmp_path / "second").mkdir()
-    second = build_digits(
-        tmp_path / "second",
-        ["onnx"],
-        tmp_path / "second" / "repository",
-        buildCache=str(cache),
-        modelName="digits-copy",
-        pool="cpu-large",
-    )
+    second = build("second", modelName="digits-copy", pool="cpu-large")
     assert second.reused is not None and second.reused.built_at
     assert second.pool == "cpu-large"
     assert second.repository == str(tmp_path / "second" / "repository")
@@ -501,17 +501,10 @@ def test_a_kept_build_is_reused_for_another_model_and_served_under_its_name(
     fewer = digits.sources_root / "models" / "digits-calibration-fewer.npz"
     with np.load(digits.sources_root / "models" / "digits-calibration.npz") as data:
         np.savez(fewer, **{k: data[k][:48] for k in data.files})
-    (tmp_path / "third").mkdir()
-    third = build_digits(
-        tmp_path / "third",
-        ["onnx"],
-        tmp_path / "third" / "repository",
-        buildCache=str(cache),
-        optimization={
-            "variants": ["onnx"],
-            "batchSizes": [1, 4],
-            "calibrationUri": "pvc://models/digits-calibration-fewer.npz",
-            "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
-        },
-    )
-    assert third.reused is None
+    optimization = {
+        "variants": ["onnx"],
+        "batchSizes": [1, 4],
+        "calibrationUri": "pvc://models/digits-calibration-fewer.npz",
+        "accuracy": {"metric": "top1-agreement", "tolerance": 0.98},
+    }
+    assert build("third", optimization=optimization).reused is None
