@@ -144,6 +144,7 @@ def reuse(cache: Path | None, key: str, repository: Path, model_name: str) -> di
         os.utime(entry / REPORT)  # used: the last to be removed
     except (OSError, ValueError, KeyError) as error:  # removed beside us, unreadable: build
         log.warning("could not reuse kept build %s: %s", key, error)
+        shutil.rmtree(repository, ignore_errors=True)  # no half copy under the new build
         return None
     log.info("reused the build kept as %s (made %s)", key, report.get("builtAt", "?"))
     return report

@@ -195,3 +195,18 @@ def test_the_least_recently_used_entries_go_first_and_partial_ones_are_not_entri
     buildcache.keep(cache, "k3", made, report)
     assert sorted(p.name for p in cache.iterdir()) == ["k0.partial-writer", "k1", "k3"]
     assert json.loads((cache / "k3" / "report.json").read_text())["builtAt"]
+
+
+def test_an_entry_removed_while_it_is_copied_leaves_no_half_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, made = tmp_path / "builds", tmp_path / "made"
+    buildcache.keep(cache, "k1", made, _written(made))
+
+    def copy_half(source: Path, target: Path) -> None:
+        (target / "onnx").mkdir(parents=True)
+        raise FileNotFoundError("removed by another build's clean-up")
+
+    monkeypatch.setattr(buildcache.shutil, "copytree", copy_half)
+    assert buildcache.reuse(cache, "k1", tmp_path / "r", "digits") is None
+    assert not (tmp_path / "r").exists()
