@@ -49,6 +49,10 @@ READING_VARIANCE = 0.15**2
 LATENCY_GAIN = 0.3
 LATENCY_VARIANCE = READING_VARIANCE * LATENCY_GAIN / (1.0 - LATENCY_GAIN)
 DRIFT_VARIANCE = LATENCY_GAIN * LATENCY_VARIANCE
+# s drifts far slower: what a replica serves changes with its hardware, not from one
+# minute to the next; at k's drift the noise of readings with little queueing in them
+# walked an L4's s by 16% and a noisy plateau missed the SLO in 2% of minutes.
+THROUGHPUT_DRIFT_VARIANCE = 0.01**2
 # s before any reading: within a factor of about 1.5 either way.
 THROUGHPUT_PRIOR_SD = math.log(1.5)
 THROUGHPUT_VARIANCE = THROUGHPUT_PRIOR_SD**2
@@ -151,7 +155,7 @@ def learn(
         mine = name == pool
         p_here = ps if mine else other.covariance
         gain = p_here / innovation
-        variance = other.variance - gain * p_here + (DRIFT_VARIANCE if mine else 0.0)
+        variance = other.variance - gain * p_here + (THROUGHPUT_DRIFT_VARIANCE if mine else 0.0)
         learned[name] = _within(
             Scale(
                 round(_bounded(other.value * math.exp(gain * error), THROUGHPUT_BOUNDS), 4),

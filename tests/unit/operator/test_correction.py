@@ -78,10 +78,31 @@ def test_a_queue_shorter_than_profiled_teaches_throughput() -> None:
 
 
 def test_throughput_learned_under_load_is_kept_through_a_lull() -> None:
+    """Quiet readings say nothing of the queue: what a busy hour taught stays (what they
+    say of the latency scale only sharpens it, through the filter's covariance)."""
     busy = _readings(Fit(), WORLD, [(1.0, 1)] * 10 + [(30.0, 1)] * 30)
     quiet = _readings(busy, WORLD, [(1.0, 1)] * 120)
-    assert quiet.scale("cpu") == pytest.approx(busy.scale("cpu"), abs=0.02)
-    assert quiet.throughput["cpu"].variance > busy.throughput["cpu"].variance  # less sure
+    assert busy.scale("cpu") == pytest.approx(1.25, abs=0.05)
+    assert quiet.scale("cpu") == pytest.approx(1.25, abs=0.03)
+
+
+def test_noisy_readings_of_a_right_model_leave_throughput_near_one() -> None:
+    """Readings 15% noisy (the filter's own assumption) of a model that is right, a day
+    of them at an L4's half load, where the queue is a seventh of the p95: the
+    throughput scale wanders, but its day stays within 15% of one on every draw (with
+    the latency scale's drift it walked by up to a quarter, and in the replay a noisy
+    plateau missed the SLO in 2% of minutes)."""
+    import random
+
+    gpu = Capacity("torch-compile", "gpu", base_p95_ms=3.6, max_rps=4900.0)
+    for seed in range(5):
+        rng = random.Random(seed)
+        fit, seen = Fit(), []
+        for _ in range(1440):
+            observed = gpu.p95_ms(4900.0, 2) * math.exp(rng.gauss(0.0, 0.15))
+            fit = learn(fit, gpu, 4900.0, 2, observed)
+            seen.append(fit.scale("gpu"))
+        assert abs(sum(seen[60:]) / len(seen[60:]) - 1.0) < 0.15
 
 
 def test_an_overloaded_world_lowers_throughput_within_bounds() -> None:
@@ -107,7 +128,7 @@ def test_pools_keep_their_own_throughput() -> None:
     gpu = Capacity("fp16", "gpu", base_p95_ms=2.0, max_rps=2000.0)
     fit = _readings(Fit(), WORLD, [(1.0, 1)] * 10 + [(30.0, 1)] * 30)
     fit = learn(fit, gpu, 1500.0, 1, gpu.p95_ms(1500.0, 1))
-    assert fit.scale("gpu") == pytest.approx(1.0, abs=0.01)
+    assert fit.scale("gpu") == pytest.approx(1.0, abs=0.03)
     assert fit.scale("cpu") > 1.15
     for scale in fit.throughput.values():  # the filter's covariance stays valid
         assert scale.covariance**2 <= scale.variance * fit.latency.variance
