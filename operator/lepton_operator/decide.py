@@ -411,6 +411,7 @@ def decide(
                     covariance=round(t.covariance, 6),
                 )
                 for pool, t in sorted(result.throughput.items())
+                if pool in {p.name for p in pools}  # a pool no longer offered is forgotten
             ]
             if sample
             else remembered.throughput

@@ -233,3 +233,10 @@ def test_live_a_settled_reading_writes_the_pools_throughput_and_the_next_pass_re
 def test_live_replicas_not_the_planned_ones_teach_no_throughput() -> None:
     assert _live(200.0, ready=2).throughput == []
     assert LATENCY_VARIANCE > 0
+
+
+def test_live_a_pool_no_longer_offered_is_forgotten() -> None:
+    gone = {"pool": "gpu-old", "scale": 0.8, "variance": 0.01, "covariance": 0.0}
+    kept = {"pool": "cpu", "scale": 1.1, "variance": 0.01, "covariance": 0.0}
+    memory = _live(WORLD.p95_ms(25.0, 1), ready=1, throughput=[gone, kept])
+    assert [t.pool for t in memory.throughput] == ["cpu"]
