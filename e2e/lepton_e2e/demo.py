@@ -21,6 +21,7 @@ import contextlib
 import copy
 import itertools
 import json
+import shutil
 import signal
 import sys
 import threading
@@ -35,7 +36,14 @@ from kubernetes import config as kube_config
 
 from lepton_e2e import binaries, models, shipped_images
 from lepton_e2e.cluster import Cluster, state_root
-from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, prometheus_for
+from lepton_e2e.fixtures import (
+    NAMESPACE_CACHE,
+    Kube,
+    installed_operator,
+    model_namespace,
+    namespace_cache,
+    prometheus_for,
+)
 from lepton_e2e.load import ConstantLoad, sample_inputs, served_sample, service_targets
 from lepton_operator.bench.__main__ import main as bench_main
 
@@ -147,6 +155,7 @@ class Point:
 class Demo:
     out: Path
     ramp: tuple[tuple[float, float], ...] = RAMP
+    fresh_build: bool = False  # empty the kept builds first: the builder works again
     phases: list[tuple[str, float]] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
 
@@ -378,6 +387,15 @@ def _decision_events(kube: Kube) -> list[str]:
     return [f"{e.get('reason')}: {e.get('message')}" for e in mine]
 
 
+def _namespace_cache(kube: Kube, fresh: bool) -> None:
+    """The namespace's cache claim on a folder under the project's cache, kept between
+    demos; ``fresh``: its builds emptied first."""
+    kept = binaries.cache_root() / "demo-namespace-cache"
+    if fresh:
+        shutil.rmtree(kept / "builds", ignore_errors=True)
+    namespace_cache(kube, NAMESPACE, kept)
+
+
 def run(demo: Demo) -> int:
     cluster = Cluster()
     if cluster.is_up():
@@ -414,7 +432,11 @@ def run(demo: Demo) -> int:
         with demo.phase("kubectl apply -f build/demo/minilm.yaml"):
             kube.kubectl("create", "namespace", NAMESPACE)
             model_namespace(kube, NAMESPACE)
-            _say("namespace demo: restricted Pod Security, PVC `models` with MiniLM-L6")
+            _namespace_cache(kube, demo.fresh_build)
+            _say(
+                "namespace demo: restricted Pod Security, PVC `models` with MiniLM-L6, and "
+                f"`{NAMESPACE_CACHE}`, the namespace's source and build cache (kept between demos)"
+            )
             models.copy_minilm(
                 state_root() / "pvcs" / NAMESPACE / "models",
                 "all-minilm-l6-v2",
@@ -432,6 +454,12 @@ def run(demo: Demo) -> int:
             status = _wait_built_and_ready(kube)
             print(kube.kubectl("get", "lm", "-n", NAMESPACE).stdout)
             print(_variants_table(status))
+            for reused in (b for b in status.get("builds") or [] if b.get("reusedFrom")):
+                _say(
+                    f"{reused['pool']}: the build was reused from the namespace's build cache "
+                    f"(made {reused['reusedFrom']}); `make demo DEMO_ARGS=--fresh-build` "
+                    "builds afresh"
+                )
             _say(f"decision: {status['decision']['reason']}")
         with demo.phase("load ramp through the Service (up, plateau, down, quiet)"):
             answered, failed = _drive(kube, demo, status)
@@ -514,12 +542,17 @@ def _summary(kube: Kube, demo: Demo, answered: int, failed: int, plot_path: Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lepton_e2e demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "build" / "demo")
+    parser.add_argument(
+        "--fresh-build",
+        action="store_true",
+        help="build MiniLM afresh instead of reusing an earlier demo's build",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     # Ctrl-C and a TERM from CI both unwind through the ExitStack: load stops, the
     # chart is uninstalled, Prometheus and the cluster go down.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    demo = Demo(args.out)
+    demo = Demo(args.out, fresh_build=args.fresh_build)
     try:
         return run(demo)
     except KeyboardInterrupt:

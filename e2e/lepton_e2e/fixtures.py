@@ -244,6 +244,29 @@ def models_claim(kube: Kube, namespace: str) -> Path:
     return state_root() / "pvcs" / namespace / "models"
 
 
+NAMESPACE_CACHE = "lepton-source-cache"  # the chart's default builds.sourceCacheClaim
+
+
+def suite_cache() -> Path:
+    """The folder every e2e module's namespace cache shares, for the cluster's life: a
+    build one module made (the same bytes, settings, builder and hardware) is reused by
+    the next instead of made again; each ``make test`` starts without one."""
+    return state_root() / "shared" / NAMESPACE_CACHE
+
+
+def namespace_cache(kube: Kube, namespace: str, folder: Path) -> None:
+    """The namespace's cache claim (downloads and finished builds) on ``folder``, which
+    other namespaces' claims may share, as claims bound to volumes of one NFS export do.
+    The local cluster's volumes are folders: the claim's is linked to ``folder`` before
+    the claim is made; the teardown's volume clean-up removes the link, not the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = state_root() / "pvcs" / namespace / NAMESPACE_CACHE
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(folder, target_is_directory=True)
+    shared_claim(kube, namespace, NAMESPACE_CACHE)
+
+
 PROMETHEUS_PORT = 9090
 
 

@@ -22,7 +22,14 @@ import pytest
 import yaml
 
 from lepton_e2e import models
-from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
+from lepton_e2e.fixtures import (
+    Kube,
+    installed_operator,
+    models_claim,
+    namespace_cache,
+    suite_cache,
+    wait_for,
+)
 from lepton_e2e.load import (
     ConstantLoad,
     sample_inputs,
@@ -85,6 +92,9 @@ def advised(kube: Kube, operator: None) -> Iterator[dict[str, Any]]:
     try:
         claim = models_claim(kube, NAMESPACE)
         trained = models.train_digits(claim)
+        # The suite's shared namespace cache: the other module that builds the digits
+        # example reuses this build, or this one reuses its.
+        namespace_cache(kube, NAMESPACE, suite_cache())
         assert trained.test_accuracy > 0.9
         kube.apply(_digits(), namespace=NAMESPACE)
 

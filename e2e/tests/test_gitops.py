@@ -27,7 +27,14 @@ from lepton_e2e import models
 from lepton_e2e.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from lepton_e2e.argocd import ArgoCD
 from lepton_e2e.cluster import Cluster, state_root
-from lepton_e2e.fixtures import RESTRICTED, Kube, models_claim, wait_for
+from lepton_e2e.fixtures import (
+    RESTRICTED,
+    Kube,
+    models_claim,
+    namespace_cache,
+    suite_cache,
+    wait_for,
+)
 from lepton_e2e.gitrepo import LocalRepo, example_application
 from lepton_e2e.load import infer, steady_endpoints
 
@@ -151,6 +158,9 @@ def synced(kube: Kube, argocd: ArgoCD, repo: LocalRepo) -> Iterator[list[tuple[s
     kube.kubectl("create", "namespace", MODELS)
     claim = models_claim(kube, MODELS)
     trained = models.train_digits(claim)
+    # The suite's shared namespace cache: the other module that builds the digits
+    # example reuses this build, or this one reuses its.
+    namespace_cache(kube, MODELS, suite_cache())
     assert trained.test_accuracy > 0.9
 
     operator = example_application("lepton-operator", repo.url, argocd.server)
