@@ -26,8 +26,9 @@ Without it a model 20% pessimistic about throughput paid for a replica more than
 needed all day: the corrected p95 at half load fitted a lower ``k``, which hardly moves
 what a replica serves at the SLO (``holding.served_rps``).
 
-The covariance is kept diagonal (each scale's own variance): two numbers per pool in
-the status, and the cross-term matters little once ``k`` is well known. Pure.
+Each pool's ``ln s`` keeps its variance and its covariance with ``ln k`` (one reading
+moves both); the pools' scales are kept independent of each other, so the status holds
+three numbers per pool. Pure.
 """
 
 from __future__ import annotations
