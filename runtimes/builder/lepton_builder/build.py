@@ -110,10 +110,16 @@ def decided_by(request: BuildRequest, settings: Settings) -> dict[str, Any]:
     fields = request.model_dump(
         mode="json",
         by_alias=True,
-        exclude={"repository", "report_config_map", "upload", "source_cache", "build_cache"},
+        exclude={
+            "repository",
+            "report_config_map",
+            "upload",
+            "source_cache",
+            "build_cache",
+            "pool",
+            "model_name",  # the clients' name: a reused build's models are renamed
+        },
     )
-    fields.pop("pool")
-    fields.pop("modelName")  # the clients' name: a reused build's models are renamed
     fields["model"].pop("uri")
     fields["model"].pop("sha256", None)
     fields["optimization"].pop("calibrationUri", None)

@@ -75,8 +75,8 @@ def content_digest(path: Path) -> str:
     if path.is_file():
         return file_sha256(path)
     digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{item.relative_to(path)}\0{file_sha256(item)}\0".encode())
+    for name, sha256 in _file_digests(path).items():
+        digest.update(f"{name}\0{sha256}\0".encode())
     return digest.hexdigest()
 
 
