@@ -358,7 +358,8 @@ def decide(
             else remembered.correction_variance
         ),
         throughput={
-            t.pool: Scale(t.scale, t.variance, t.covariance) for t in remembered.throughput
+            t.pool: Scale(t.scale, t.variance, t.covariance, t.proven)
+            for t in remembered.throughput
         },
         history=() if blind else history,
         now_s=now_s,
@@ -409,6 +410,7 @@ def decide(
                     scale=t.value,
                     variance=round(t.variance, 6),
                     covariance=round(t.covariance, 6),
+                    proven=t.proven,
                 )
                 for pool, t in sorted(result.throughput.items())
                 if pool in {p.name for p in pools}  # a pool no longer offered is forgotten

@@ -311,6 +311,13 @@ class ThroughputScale(Spec):
         default=0.0,
         description="Of the scale's log with the latency correction's (the filter's state).",
     )
+    proven: float = Field(
+        default=0.0,
+        ge=0,
+        description="The most a replica of the pool was seen to serve within the SLO, as a "
+        "multiple of what its profile serves there: a scale above 1 is credited only up to "
+        "a quarter beyond it.",
+    )
 
 
 class PlannerMemory(Spec):

@@ -37,6 +37,9 @@ class Capacity:
     # The cold start last observed on the cluster (pod created to Ready), if any: the
     # planner uses whichever is longer, this or the pool's provisioning plus the load.
     observed_cold_start_seconds: float | None = None
+    # What ``max_rps`` was multiplied by from the profile's (``correction.scaled``): the
+    # throughput the observed latency credited it with.
+    throughput_scale: float = 1.0
 
     def p95_ms(self, rate_rps: float, replicas: int, correction: float = 1.0) -> float:
         """Predicted p95 with the load spread evenly; ``inf`` when it cannot keep up.

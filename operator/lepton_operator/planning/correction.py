@@ -27,8 +27,18 @@ needed all day: the corrected p95 at half load fitted a lower ``k``, which hardl
 what a replica serves at the SLO (``holding.served_rps``).
 
 Each pool's ``ln s`` keeps its variance and its covariance with ``ln k`` (one reading
-moves both); the pools' scales are kept independent of each other, so the status holds
-three numbers per pool. Pure.
+moves both); the pools' scales are kept independent of each other.
+
+**What is credited is what was seen** (``credited``): the curve's shape is the model's
+guess, so a throughput above the profile's is credited only up to ``EXTRAPOLATION``
+beyond the most a replica of the pool was seen to serve within the SLO (``Scale.proven``,
+as a multiple of what its profile serves there). A replica on two shared cores answered
+20 req/s at 32 ms where the M/M/1 curve said 47, so the filter read x1.3 its profile and
+the planner kept one replica to 40 req/s (the curve: 59 ms); it served 40 at 35 ms and
+46 at over 100 (its knee is sharper than the curve's), and the step to 50 queued for
+the seconds a second replica took to start. A lower throughput than profiled is credited
+at once: the readings that taught it were slow. So the status holds four numbers per
+pool. Pure.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from lepton_operator.planning.capacity import P95_TAIL, Capacity
+from lepton_operator.planning.holding import served_rps
 
 LATENCY_BOUNDS = (0.5, 4.0)  # of k, and of one reading's observed / predicted p95
 THROUGHPUT_BOUNDS = (0.5, 2.0)  # of s
@@ -57,6 +68,10 @@ THROUGHPUT_DRIFT_VARIANCE = 0.01**2
 # s before any reading: within a factor of about 1.5 either way.
 THROUGHPUT_PRIOR_SD = math.log(1.5)
 THROUGHPUT_VARIANCE = THROUGHPUT_PRIOR_SD**2
+# How far beyond the most a replica was seen to serve within the SLO a learned throughput
+# above the profile's is credited (``credited``): a quarter more than was seen, so a
+# planner that uses what it was credited is credited more at the next reading.
+EXTRAPOLATION = 0.25
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,9 @@ class Scale:
     value: float = 1.0
     variance: float = THROUGHPUT_VARIANCE
     covariance: float = 0.0  # of ln s with ln k (the throughput scale of the pool serving)
+    # The most a replica of the pool was seen to serve within the SLO, as a multiple of
+    # what its profile serves there (0: never seen): what ``credited`` extrapolates from.
+    proven: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,15 +95,50 @@ class Fit:
     throughput: Mapping[str, Scale] = field(default_factory=dict)
 
     def scale(self, pool: str) -> float:
+        """The pool's learned throughput scale (1 where it never served)."""
         found = self.throughput.get(pool)
         return found.value if found else 1.0
 
+    def credited(self, capacity: Capacity, slo_ms: float) -> float:
+        """The throughput scale the planner sizes ``capacity`` with (``credited``)."""
+        found = self.throughput.get(capacity.pool)
+        return credited(found, capacity, slo_ms, self.latency.value) if found else 1.0
+
 
 def scaled(capacity: Capacity, throughput: float) -> Capacity:
-    """``capacity`` serving ``throughput`` times its profiled req/s."""
+    """``capacity`` serving ``throughput`` times its profiled req/s (``unscaled`` undoes
+    it)."""
     if throughput == 1.0:
         return capacity
-    return replace(capacity, max_rps=capacity.max_rps * throughput)
+    return replace(
+        capacity,
+        max_rps=capacity.max_rps * throughput,
+        throughput_scale=capacity.throughput_scale * throughput,
+    )
+
+
+def unscaled(capacity: Capacity) -> Capacity:
+    """``capacity`` as profiled, whatever scale it was given (``scaled``)."""
+    return scaled(capacity, 1.0 / capacity.throughput_scale)
+
+
+def credited(scale: Scale, capacity: Capacity, slo_ms: float, latency: float) -> float:
+    """``scale.value``, but where it is above 1 at most the scale whose replica serves,
+    within ``slo_ms`` at the latency scale ``latency``, ``1 + EXTRAPOLATION`` times the
+    most one was seen to (``scale.proven``) and never below the profile's 1.
+
+    What a replica serves within the SLO at scale ``s`` over what it serves at 1
+    (``holding.served_rps``) is ``s^2 (1 + c) / (1 + c s)``, ``c`` the SLO's room over a
+    lone request in queueing tails of one profiled service time; solved for ``s``."""
+    room = slo_ms / latency - capacity.base_p95_ms
+    if scale.value <= 1.0 or room <= 0 or capacity.max_rps <= 0:
+        return scale.value  # slower, or nothing is served within the SLO: nothing to bound
+    limit = (1.0 + EXTRAPOLATION) * scale.proven
+    if limit <= 1.0:
+        return 1.0
+    c = room * capacity.max_rps / (P95_TAIL * 1000.0)
+    bound = (limit * c + math.sqrt((limit * c) ** 2 + 4.0 * (1.0 + c) * limit)) / (2.0 * (1.0 + c))
+    return min(scale.value, bound)
 
 
 def queueing_share(capacity: Capacity, rate_rps: float, replicas: int) -> float:
@@ -117,11 +170,14 @@ def learn(
     rate_rps: float,
     replicas: int,
     observed_p95_ms: float,
+    *,
+    slo_ms: float | None = None,
 ) -> Fit:
     """``fit`` after one reading: ``observed_p95_ms`` at ``rate_rps`` over ``replicas``
     of ``capacity`` (as profiled; its pool's scale is applied here). Unchanged when
     the prediction is unbounded (the model says overloaded: no curve to fit) or there
-    is no load."""
+    is no load. With ``slo_ms``, a reading within it also records what a replica was
+    seen to serve (``Scale.proven``)."""
     if rate_rps <= 0 or replicas <= 0 or not observed_p95_ms > 0:
         return fit
     pool = capacity.pool
@@ -162,9 +218,15 @@ def learn(
                 round(_bounded(other.value * math.exp(gain * error), THROUGHPUT_BOUNDS), 4),
                 variance,
                 other.covariance - gain * pk,
+                other.proven,
             ),
             latency.variance,
         )
+    if slo_ms is not None and observed_p95_ms <= slo_ms:
+        profiled = served_rps(capacity, 1, slo_ms, latency.value)
+        if profiled > 0:
+            seen = round(rate_rps / replicas / profiled, 4)
+            learned[pool] = replace(learned[pool], proven=max(learned[pool].proven, seen))
     return Fit(latency, learned)
 
 
@@ -173,7 +235,7 @@ def _within(scale: Scale, latency_variance: float) -> Scale:
     positive definite)."""
     variance = min(max(scale.variance, 1e-6), THROUGHPUT_VARIANCE)
     bound = 0.99 * math.sqrt(variance * latency_variance)
-    return Scale(scale.value, variance, min(max(scale.covariance, -bound), bound))
+    return replace(scale, variance=variance, covariance=min(max(scale.covariance, -bound), bound))
 
 
 def _bounded(value: float, bounds: tuple[float, float]) -> float:

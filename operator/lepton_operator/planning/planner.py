@@ -48,7 +48,14 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from lepton_operator.planning.capacity import Capacity
-from lepton_operator.planning.correction import LATENCY_VARIANCE, Fit, Scale, learn, scaled
+from lepton_operator.planning.correction import (
+    LATENCY_VARIANCE,
+    Fit,
+    Scale,
+    learn,
+    scaled,
+    unscaled,
+)
 from lepton_operator.planning.holding import (
     MISS_WEIGHT,
     Risk,
@@ -189,7 +196,14 @@ def updated_fit(plan_input: PlanInput) -> Fit:
     capacity = _find(plan_input.capacities, current.variant, current.pool)
     if capacity is None:
         return fit
-    return learn(fit, capacity, plan_input.rate_rps, current.replicas, plan_input.observed_p95_ms)
+    return learn(
+        fit,
+        capacity,
+        plan_input.rate_rps,
+        current.replicas,
+        plan_input.observed_p95_ms,
+        slo_ms=plan_input.slo_ms,
+    )
 
 
 def _find(capacities: list[Capacity], variant: str, pool: str) -> Capacity | None:
@@ -438,12 +452,13 @@ def plan(plan_input: PlanInput) -> LivePlan | None:
     """None only when no candidate can run anywhere (no schedulable pool).
 
     The reading of what serves corrects the model first (``updated_fit``); the plan is
-    made on the corrected model: each pool's replicas serving its throughput scale,
-    the serving pool's p95 times the latency scale."""
+    made on the corrected model: each pool's replicas serving its throughput scale as
+    far as it is credited (``correction.credited``: up to a quarter beyond what one was
+    seen to serve within the SLO), the serving pool's p95 times the latency scale."""
     fit = updated_fit(plan_input)
     corrected = replace(
         plan_input,
-        capacities=[scaled(c, fit.scale(c.pool)) for c in plan_input.capacities],
+        capacities=[scaled(c, fit.credited(c, plan_input.slo_ms)) for c in plan_input.capacities],
         correction=fit.latency.value,
         correction_variance=fit.latency.variance,
         throughput=fit.throughput,
@@ -552,7 +567,7 @@ def _plan(plan_input: PlanInput) -> LivePlan | None:
         reason=(
             f"{why}: {best.capacity.variant} on {best.capacity.pool} x{best.replicas}, "
             f"predicted p95 {_ms(p95)}, ${best.replicas * pool.hourly_price_usd:.2f}/h"
-            + _correction_note(plan_input, best.capacity.pool, k)
+            + _correction_note(plan_input, best.capacity, k)
         ),
         correction=correction,
         correction_variance=plan_input.correction_variance,
@@ -561,15 +576,21 @@ def _plan(plan_input: PlanInput) -> LivePlan | None:
     )
 
 
-def _correction_note(plan_input: PlanInput, pool: str, latency: float) -> str:
+def _correction_note(plan_input: PlanInput, capacity: Capacity, latency: float) -> str:
     """What observed latency changed in the model the plan was sized with, if much: the
-    latency scale of the pool serving, the throughput scale of the plan's pool."""
+    latency scale of the pool serving, the throughput scale of the plan's pool and, when
+    less of it was credited (``correction.credited``), how much."""
     said = []
     if abs(latency - 1) > 0.05:
         said.append(f"x{latency:.2f}")
-    found = plan_input.throughput.get(pool)
+    found = plan_input.throughput.get(capacity.pool)
     if found is not None and abs(found.value - 1) > 0.05:
         said.append(f"a replica serving x{found.value:.2f} its profiled req/s")
+        if capacity.throughput_scale < found.value - 0.005:
+            said[-1] += (
+                f", credited x{capacity.throughput_scale:.2f}: a replica was seen to serve "
+                f"x{found.proven:.2f} what its profile serves within the SLO"
+            )
     return f" (model corrected {', '.join(said)} by observed latency)" if said else ""
 
 
@@ -595,8 +616,7 @@ def _fastest_or_current(plan_input: PlanInput, capped: list[_Option]) -> _Option
 
     def profiled(option: _Option) -> float:
         # The throughput scales too are learned only where a pool served: undone here.
-        found = plan_input.throughput.get(option.capacity.pool)
-        capacity = scaled(option.capacity, 1.0 / found.value) if found else option.capacity
+        capacity = unscaled(option.capacity)
         load = _planning_load(plan_input, plan_input.pools[capacity.pool], capacity)
         return capacity.p95_ms(load, option.replicas)
 

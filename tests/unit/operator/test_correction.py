@@ -23,14 +23,17 @@ from lepton_operator.decide import LATENCY_WINDOW_S, decide
 from lepton_operator.live.sample import LiveSample
 from lepton_operator.planning.capacity import Capacity
 from lepton_operator.planning.correction import (
+    EXTRAPOLATION,
     LATENCY_BOUNDS,
     LATENCY_VARIANCE,
     THROUGHPUT_BOUNDS,
     Fit,
     Scale,
+    credited,
     learn,
     scaled,
     throughput_sensitivity,
+    unscaled,
 )
 from lepton_operator.planning.holding import served_rps
 from lepton_operator.planning.planner import PlanInput, PoolState, Serving, plan
@@ -145,11 +148,63 @@ def test_the_planner_sizes_with_the_learned_throughput() -> None:
         current=Serving("onnx", "cpu", 1),
     )
     profiled = plan(base)
-    learned = plan(replace(base, throughput={"cpu": Scale(1.25, 0.01)}))
+    # A replica was seen to serve 35 req/s within the SLO (its profile 27.8 there).
+    learned = plan(replace(base, throughput={"cpu": Scale(1.25, 0.01, proven=1.27)}))
     assert profiled is not None and learned is not None
     assert (profiled.replicas, learned.replicas) == (2, 1)
     assert "serving x1.25 its profiled req/s" in learned.reason
+    assert "credited" not in learned.reason
     assert learned.throughput["cpu"].value == 1.25  # carried to the next evaluation
+
+
+def test_a_replica_is_credited_a_quarter_beyond_what_it_was_seen_to_serve() -> None:
+    """Its profile serves 27.8 req/s within 100 ms; learned x1.5, but seen serving 25:
+    credited what serves 31.25."""
+    profiled = served_rps(CPU, 1, 100)
+    seen = Scale(1.5, 0.01, proven=25.0 / profiled)
+    scale = credited(seen, CPU, 100, 1.0)
+    assert 1.0 < scale < 1.5
+    assert served_rps(scaled(CPU, scale), 1, 100) == pytest.approx(
+        (1 + EXTRAPOLATION) * 25.0, rel=1e-6
+    )
+    assert credited(replace(seen, proven=0.5), CPU, 100, 1.0) == 1.0  # never below the profile
+    assert credited(replace(seen, proven=2.0), CPU, 100, 1.0) == 1.5  # never above what it learned
+    assert credited(Scale(0.8, 0.01), CPU, 100, 1.0) == 0.8  # slower is credited at once
+    assert credited(Scale(1.2, 0.01), CPU, 20, 1.0) == 1.2  # no room within the SLO: no bound
+
+
+def test_a_reading_within_the_slo_records_what_a_replica_served() -> None:
+    fit = learn(Fit(), CPU, 20.0, 2, CPU.p95_ms(20.0, 2), slo_ms=100)
+    assert fit.throughput["cpu"].proven == pytest.approx(10.0 / served_rps(CPU, 1, 100), abs=1e-3)
+    over = learn(fit, CPU, 60.0, 3, 150.0, slo_ms=100)  # over the SLO: no evidence of serving
+    assert over.throughput["cpu"].proven == fit.throughput["cpu"].proven
+    assert learn(Fit(), CPU, 20.0, 2, CPU.p95_ms(20.0, 2)).throughput["cpu"].proven == 0.0
+    assert unscaled(scaled(scaled(CPU, 1.2), 1.1)) == CPU
+
+
+def test_a_replica_seen_at_20_req_s_is_not_planned_to_carry_40() -> None:
+    """The demo on two shared cores: one replica served 20 req/s at 32 ms where the curve
+    said 47, the filter read x1.35 its profile, and the plan kept one replica to 40
+    req/s (the curve's 59 ms); the replica's knee was at 45 and the step to 50 queued
+    while a second started. Credited a quarter beyond 20, it asks for the second by 30."""
+    replica = Capacity("onnx", "cpu-standard", base_p95_ms=19.1, max_rps=57.8)
+    pools = {"cpu-standard": PoolState("cpu-standard", 0.34, provisioning_seconds=10)}
+    fit = learn(Fit(), replica, 20.0, 1, 31.7, slo_ms=60)
+    learned = Scale(1.35, 0.01, proven=fit.throughput["cpu-standard"].proven)
+    base = PlanInput(
+        capacities=[replica],
+        pools=pools,
+        rate_rps=30.0,
+        slo_ms=60,
+        max_replicas=2,
+        current=Serving("onnx", "cpu-standard", 1),
+        throughput={"cpu-standard": learned},
+    )
+    asked = plan(base)
+    assert asked is not None and asked.replicas == 2
+    assert "credited x1.0" in asked.reason
+    trusting = plan(replace(base, throughput={"cpu-standard": replace(learned, proven=2.0)}))
+    assert trusting is not None and trusting.replicas == 1
 
 
 def test_the_replay_learns_a_pessimistic_model_and_drops_the_extra_replica() -> None:
@@ -224,7 +279,8 @@ def test_live_a_settled_reading_writes_the_pools_throughput_and_the_next_pass_re
     assert (learned.pool, learned.scale > 1.05) == ("cpu", True)
     assert memory.correction_variance is not None and memory.correction_variance > 0
     wire = memory.model_dump(by_alias=True)
-    assert set(wire["throughput"][0]) == {"pool", "scale", "variance", "covariance"}
+    assert set(wire["throughput"][0]) == {"pool", "scale", "variance", "covariance", "proven"}
+    assert learned.proven > 0  # the reading was within the SLO
     assert "correctionVariance" in wire
     [again] = _live(faster, ready=1, throughput=wire["throughput"]).throughput
     assert again.scale > learned.scale
