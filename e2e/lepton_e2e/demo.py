@@ -35,6 +35,7 @@ import yaml
 from kubernetes import config as kube_config
 
 from lepton_e2e import binaries, models, shipped_images
+from lepton_e2e.capacity_check import Sample, served_capacity, steady_checks
 from lepton_e2e.cluster import Cluster, state_root
 from lepton_e2e.fixtures import (
     NAMESPACE_CACHE,
@@ -532,11 +533,39 @@ def _summary(kube: Kube, demo: Demo, answered: int, failed: int, plot_path: Path
         "through Prometheus, a sample every 5 s while requests were served)"
     )
     _say(f"spend during the ramp ${spent:.4f} (Ready replicas x pool price)")
+    _say_capacity_checks(kube, points)
     _say("what the operator said (Events on the LeptonModel):")
     for line in _decision_events(kube)[-12:]:
         _say(f"  {line[:150]}")
     _say(f"plot: {plot_path}  data: {plot_path.with_suffix('.json')}")
     _say("phases: " + "; ".join(f"{name.split(':')[0]} {took:.0f} s" for name, took in demo.phases))
+
+
+def _say_capacity_checks(kube: Kube, points: list[Point]) -> None:
+    """The operator's capacity model, uncorrected, against what Triton served at each
+    steady step of the ramp (``capacity_check``): the error the planner's correction
+    learns, stated."""
+    status = kube.get("lm", MODEL, NAMESPACE).get("status") or {}
+    capacity = served_capacity(kube, NAMESPACE, MODEL, status)
+    samples = [
+        Sample(p.offered_rps, p.live_rps, sum(p.ready_by_pool.values()), p.client_p95_ms)
+        for p in points
+    ]
+    _say(
+        f"the capacity model against real Triton (profile: a lone request "
+        f"{capacity.base_p95_ms:.1f} ms, at most {capacity.max_rps:.1f} req/s a replica):"
+    )
+    for check in steady_checks(samples, capacity):
+        _say(f"  {check.line(capacity)}")
+    planner = status.get("planner") or {}
+    _say(
+        f"  the planner learned: latency x{planner.get('correction') or 1.0:.2f}"
+        + "".join(
+            f", {t['pool']} serving x{t.get('scale', 1.0):.2f} its profile"
+            f" (seen serving x{t.get('proven', 0.0):.2f} of it within the SLO)"
+            for t in planner.get("throughput") or []
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

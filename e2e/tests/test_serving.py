@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from lepton_e2e import models
+from lepton_e2e.capacity_check import Check, served_capacity
 from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import (
     Kube,
@@ -42,8 +43,6 @@ from lepton_e2e.load import (
     serving_pods,
     steady_endpoints,
 )
-from lepton_operator.planning.capacity import capacity_from_profiles
-from lepton_operator.report import parse_report
 
 pytestmark = pytest.mark.e2e
 
@@ -187,37 +186,19 @@ def test_live_figures_agree_with_what_clients_measured(
 def _print_capacity_model_error(
     kube: Kube, status: dict[str, Any], rate: float, client_p95: float
 ) -> None:
-    """Issue 25's check of the capacity model against real Triton: the operator's own
-    model (``capacity_from_profiles`` over the build report's profiles, uncorrected)
-    predicts the p95 at the rate the clients sent on the Ready replicas; the clients
-    measured what Triton served. A measurement, printed: the planner's latency
-    correction exists because this error is not small on a shared machine."""
-    decision = status["decision"]
-    reports = [
-        parse_report(cm["data"]["report.json"])
-        for cm in kube.list(
-            "configmap", NAMESPACE, "lepton.ai/model=minilm,lepton.ai/component=build-report"
-        )
-        if cm["metadata"]["labels"].get("lepton.ai/build-hash") == status["buildHash"]
-        and (cm.get("data") or {}).get("report.json")
-    ]
-    (report,) = [r for r in reports if r.pool == decision["pool"]]
-    (variant,) = [v for v in report.variants if v.name == decision["variant"]]
-    slo = kube.get("lm", "minilm", NAMESPACE)["spec"]["slo"]["p95LatencyMs"]
-    capacity = capacity_from_profiles(
-        variant.name, decision["pool"], variant.capacity_profiles, float(slo)
-    )
-    assert capacity is not None, variant
+    """Issue 25's check of the capacity model against real Triton
+    (``capacity_check``): the operator's own model, uncorrected, predicts the p95 at the
+    rate the clients sent on the Ready replicas; the clients measured what Triton
+    served. A measurement, printed: the planner's latency correction exists because
+    this error is not small on a shared machine."""
+    capacity = served_capacity(kube, NAMESPACE, "minilm", status)
     ready = sum(int(n) for n in (status["live"].get("replicasByPool") or {}).values()) or 1
-    predicted = capacity.p95_ms(rate, ready)
-    error = (predicted - client_p95) / client_p95
+    check = Check(rate, ready, capacity.p95_ms(rate, ready), client_p95)
     print(
-        f"capacity model: {variant.name} on {decision['pool']} x{ready} at {rate:.2f} req/s "
-        f"predicted p95 {predicted:.1f} ms (uncorrected), Triton served {client_p95:.1f} ms "
-        f"to the clients: error {error:+.0%}; the planner's correction "
+        f"capacity model: {check.line(capacity)}; the planner's correction "
         f"x{(status.get('planner') or {}).get('correction') or 1.0}"
     )
-    assert math.isfinite(predicted) and predicted > 0
+    assert math.isfinite(check.predicted_ms) and check.predicted_ms > 0
 
 
 def _reaction_s(prometheus: Any, status: dict[str, Any], since: float) -> float | None:
