@@ -174,12 +174,31 @@ def learn(
     slo_ms: float | None = None,
 ) -> Fit:
     """``fit`` after one reading: ``observed_p95_ms`` at ``rate_rps`` over ``replicas``
-    of ``capacity`` (as profiled; its pool's scale is applied here). Unchanged when
-    the prediction is unbounded (the model says overloaded: no curve to fit) or there
-    is no load. With ``slo_ms``, a reading within it also records what a replica was
-    seen to serve (``Scale.proven``)."""
+    of ``capacity`` (as profiled; its pool's scale is applied here). The scales are
+    unchanged when the prediction is unbounded (the model says overloaded: no curve to
+    fit); nothing changes without load. With ``slo_ms``, a reading within it also
+    records what a replica was seen to serve (``Scale.proven``), overloaded or not."""
     if rate_rps <= 0 or replicas <= 0 or not observed_p95_ms > 0:
         return fit
+    fitted = _filtered(fit, capacity, rate_rps, replicas, observed_p95_ms)
+    if slo_ms is None or observed_p95_ms > slo_ms:
+        return fitted
+    profiled = served_rps(capacity, 1, slo_ms, fitted.latency.value)
+    if profiled <= 0:
+        return fitted
+    mine = fitted.throughput.get(capacity.pool, Scale())
+    seen = max(mine.proven, round(rate_rps / replicas / profiled, 4))
+    if seen == mine.proven:
+        return fitted
+    return replace(
+        fitted, throughput={**fitted.throughput, capacity.pool: replace(mine, proven=seen)}
+    )
+
+
+def _filtered(
+    fit: Fit, capacity: Capacity, rate_rps: float, replicas: int, observed_p95_ms: float
+) -> Fit:
+    """The Kalman update of ``learn``: the scales after one reading."""
     pool = capacity.pool
     k, s = fit.latency, fit.throughput.get(pool, Scale())
     model = scaled(capacity, s.value)
@@ -222,11 +241,6 @@ def learn(
             ),
             latency.variance,
         )
-    if slo_ms is not None and observed_p95_ms <= slo_ms:
-        profiled = served_rps(capacity, 1, slo_ms, latency.value)
-        if profiled > 0:
-            seen = round(rate_rps / replicas / profiled, 4)
-            learned[pool] = replace(learned[pool], proven=max(learned[pool].proven, seen))
     return Fit(latency, learned)
 
 

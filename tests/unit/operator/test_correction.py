@@ -179,6 +179,13 @@ def test_a_reading_within_the_slo_records_what_a_replica_served() -> None:
     over = learn(fit, CPU, 60.0, 3, 150.0, slo_ms=100)  # over the SLO: no evidence of serving
     assert over.throughput["cpu"].proven == fit.throughput["cpu"].proven
     assert learn(Fit(), CPU, 20.0, 2, CPU.p95_ms(20.0, 2)).throughput["cpu"].proven == 0.0
+    # The model says one replica cannot keep up with 60 req/s; it served them in 80 ms:
+    # no curve to fit, but seen serving.
+    overloaded = learn(Fit(), CPU, 60.0, 1, 80.0, slo_ms=100)
+    assert overloaded.scale("cpu") == 1.0
+    assert overloaded.throughput["cpu"].proven == pytest.approx(
+        60.0 / served_rps(CPU, 1, 100), abs=1e-3
+    )
     assert unscaled(scaled(scaled(CPU, 1.2), 1.1)) == CPU
 
 
