@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -170,9 +172,22 @@ class Builds(_Config):
     )
 
 
+# One namespace name, or kopf's pattern: globs of a name's characters and `*`/`?`, each
+# maybe `!`-negated, joined by commas (kopf ignores spaces around them).
+_GLOB = r"!?[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?"
+WatchPattern = Annotated[
+    str, StringConstraints(pattern=rf"^{_GLOB}(\s*,\s*{_GLOB})*$", max_length=253)
+]
+
+
 class OperatorConfig(_Config):
-    watch_namespaces: list[str] = Field(
-        default_factory=list, alias="watchNamespaces", description="Empty: every namespace."
+    watch_namespaces: list[WatchPattern] = Field(
+        default_factory=list,
+        alias="watchNamespaces",
+        description="Namespace names or kopf's namespace patterns: comma-separated globs "
+        "(`*`, `?`), `!` before a glob excludes it, an item starting with an exclusion "
+        "means every namespace but those (`!kube-*`). A namespace matching any item is "
+        "watched. Empty: every namespace.",
     )
     lease_name: str = Field(
         default="lepton-operator",

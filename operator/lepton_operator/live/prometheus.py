@@ -27,6 +27,7 @@ from lepton_operator.live.breaker import UnreachableBreaker
 from lepton_operator.live.fleet import fleet_samples
 from lepton_operator.live.queries import fleet_queries, model_queries
 from lepton_operator.live.sample import LiveSample, MetricsUnavailable, Reason
+from lepton_operator.watched import are_names, watches
 
 __all__ = ["LiveSample", "MetricsUnavailable", "PrometheusMetrics"]
 
@@ -84,8 +85,11 @@ class PrometheusMetrics:
         with ``{}``. Raises ``MetricsUnavailable`` and nothing else, as ``sample``.
         """
         timestamp = time.time() if at is None else at
+        # Plain names are selected by Prometheus; kopf's patterns (globs, exclusions) have
+        # no PromQL regex of the same meaning, so those answers are filtered here.
+        selected = namespaces if are_names(namespaces) else ()
         try:
-            queries = fleet_queries(self.settings.rate_window, namespaces)
+            queries = fleet_queries(self.settings.rate_window, selected)
         except ValueError as error:
             raise MetricsUnavailable("QueryFailed", str(error)) from error
         results: dict[str, list[dict[str, Any]]] = {}
@@ -93,7 +97,10 @@ class PrometheusMetrics:
             results[field.name] = self._query(getattr(queries, field.name), timestamp)
             if field.name == "request_rate_rps" and not results[field.name]:
                 return {}
-        return fleet_samples(results, timestamp)
+        samples = fleet_samples(results, timestamp)
+        if selected or not namespaces:
+            return samples
+        return {key: sample for key, sample in samples.items() if watches(key[0], namespaces)}
 
     def close(self) -> None:
         self._client.close()

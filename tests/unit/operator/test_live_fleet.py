@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -202,10 +203,12 @@ def test_nan_reads_as_none():
 class _Asked(PrometheusMetrics):
     """The adapter with Prometheus replaced by canned vectors per figure."""
 
-    def __init__(self, answers: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(
+        self, answers: dict[str, list[dict[str, Any]]], selected: Sequence[str] = ("team-a",)
+    ) -> None:
         super().__init__(Prometheus(url="http://prometheus:9090", rateWindow="30s"))
         self.by_query = {
-            getattr(fleet_queries("30s", ["team-a"]), name): answer
+            getattr(fleet_queries("30s", selected), name): answer
             for name, answer in answers.items()
         }
         self.asked: list[str] = []
@@ -232,3 +235,13 @@ def test_sample_all_stops_after_an_empty_request_rate():
     with pytest.raises(MetricsUnavailable) as caught:
         metrics.sample_all(namespaces=[""])
     assert caught.value.reason == "QueryFailed"
+
+
+def test_sample_all_with_patterns_asks_for_every_namespace_and_keeps_those_kopf_watches():
+    rates = _vector(("team-a", "m", "1"), ("team-b", "m", "2"), ("other", "m", "3"))
+    metrics = _Asked({"request_rate_rps": rates}, selected=())
+    samples = metrics.sample_all(namespaces=["team-*,!team-b"])
+    assert metrics.asked[0] == fleet_queries("30s").request_rate_rps  # no namespace matcher
+    assert list(samples) == [("team-a", "m")]
+    assert list(metrics.sample_all(namespaces=["!team-*"])) == [("other", "m")]
+    assert len(metrics.sample_all(namespaces=[])) == 3
