@@ -125,7 +125,7 @@ e2e-images: deps ## the operator's and activator's images for the e2e harness (b
 .PHONY: test
 test: bootstrap ## everything CI runs: lint, unit, integration and e2e on the real cluster (prints the 30 slowest)
 	$(MAKE) --no-print-directory --output-sync=target -j2 lint e2e-images
-	@rc=0; $(PY) -m pytest -n 2 --dist loadgroup --durations=30 || rc=$$?; \
+	@rc=0; $(PY) -m pytest -n 3 --dist loadgroup --durations=30 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that proves nothing, so it fails"; fi; \
 	exit $$rc
 

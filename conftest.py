@@ -1,9 +1,10 @@
-"""Suite-wide pytest settings: how `make test` shares its tests between two xdist workers.
+"""Suite-wide pytest settings: how `make test` shares its tests between three xdist workers.
 
-The e2e tests share one local cluster and install the chart under one release name per
-module; the integration tests start Triton on 127.0.0.1's fixed ports (8000-8002). Each
-of those two sets runs in order on one worker, the two side by side (the e2e suite
-mostly waits on scrapes and windows), and the unit tests fill in around them.
+The e2e tests share one local cluster in two lanes (``lepton_e2e.lanes``: each lane's
+modules in order on one worker, with its own operator release and namespaces); the
+integration tests start Triton on 127.0.0.1's fixed ports (8000-8002), so they run in
+order on a third. The three run side by side (the e2e suite mostly waits on scrapes and
+windows), and the unit tests fill in around them.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 
+from lepton_e2e.lanes import lane_of
+
+E2E = "e2e/tests/"
 # Node-id prefixes (relative to the repository) whose tests must not run concurrently
 # with each other, and the scope each runs in.
-SERIAL_SCOPES = {"e2e/tests/": "cluster", "tests/integration/": "local-triton"}
+SERIAL_SCOPES = {"tests/integration/": "local-triton"}
 
 
 class SerialScopesScheduling(LoadGroupScheduling):
@@ -23,6 +27,8 @@ class SerialScopesScheduling(LoadGroupScheduling):
     be spread over both workers."""
 
     def _split_scope(self, nodeid: str) -> str:
+        if nodeid.startswith(E2E):
+            return f"cluster-lane-{lane_of(nodeid.split('::')[0]).name}"
         for prefix, scope in SERIAL_SCOPES.items():
             if nodeid.startswith(prefix):
                 return scope

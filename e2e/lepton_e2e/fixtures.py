@@ -1,10 +1,12 @@
 """pytest fixtures for the real local cluster.
 
-``kube`` (session-scoped) brings the harness's cluster up once per test session and
-takes it down at the end, unless ``KUBECONFIG`` points at a cluster already running
-(then it is used and left alone), or ``LEPTON_E2E_KEEP=1`` asks to keep it for the
-next run. ``namespace`` gives each test a namespace of its own, deleted afterwards.
-``prometheus`` (session-scoped) runs a real Prometheus 3 that discovers Triton Services.
+``kube`` (session-scoped) brings the harness's cluster up once for every pytest process
+of a run (the xdist workers share it, ``lanes.cluster_in_use``) and takes it down after
+the last, unless ``KUBECONFIG`` points at a cluster already running (then it is used and
+left alone), or ``LEPTON_E2E_KEEP=1`` asks to keep it for the next run. ``lane`` is the
+test module's lane (``lanes``); ``namespace`` gives each test a namespace of its own in
+that lane, deleted afterwards. ``prometheus`` runs a real Prometheus 3 per lane that
+discovers Triton Services.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from kubernetes import client, config
 
 from lepton_e2e import binaries, shipped_images
 from lepton_e2e.cluster import Cluster, ClusterConfig, state_root
+from lepton_e2e.lanes import SOLO, Lane, cluster_in_use, lane_of
 from lepton_e2e.prometheus import KubeAccess, PrometheusServer, triton_endpoints_job
+from lepton_operator.watched import watches
 
 
 @dataclass
@@ -97,31 +101,45 @@ def wait_for(
 
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:
-    bin_dir = binaries.ensure_built()
     cluster = Cluster()
     external = os.environ.get("KUBECONFIG")
     if external and Path(external).resolve() == cluster.config.kubeconfig.resolve():
         external = None  # pointed at the harness's own cluster: it runs process pods
-    if not external:
-        shipped_images.ensure_built()  # the runner starts the chart's pods from them
-    started_here = False
     if external:
-        kubeconfig = Path(external)
-    else:
-        started_here = not cluster.is_up()
-        kubeconfig = cluster.up()
+        bin_dir = binaries.ensure_built()
+        with _client(Path(external), bin_dir, runs_process_pods=False) as handle:
+            yield handle
+        return
+
+    def up() -> Path:
+        binaries.ensure_built()
+        shipped_images.ensure_built()  # the runner starts the chart's pods from them
+        return cluster.up()
+
+    keep = os.environ.get("LEPTON_E2E_KEEP") == "1"
+    in_use = cluster_in_use(cluster.is_up, up, lambda: cluster.down(quiet=True), keep)
+    with in_use as kubeconfig, _client(kubeconfig, binaries.bin_dir(), True) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _client(kubeconfig: Path, bin_dir: Path, runs_process_pods: bool) -> Iterator[Kube]:
     api = config.new_client_from_config(str(kubeconfig))
     try:
-        yield Kube(kubeconfig=kubeconfig, bin_dir=bin_dir, api=api, runs_process_pods=not external)
+        yield Kube(kubeconfig, bin_dir, api, runs_process_pods)
     finally:
         api.close()
-        if started_here and os.environ.get("LEPTON_E2E_KEEP") != "1":
-            cluster.down(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def lane(request: pytest.FixtureRequest) -> Lane:
+    """The test module's lane: its operator release, namespaces and Prometheus."""
+    return lane_of(request.path)
 
 
 @pytest.fixture
-def namespace(kube: Kube) -> Iterator[str]:
-    name = f"e2e-{secrets.token_hex(3)}"
+def namespace(kube: Kube, lane: Lane) -> Iterator[str]:
+    name = lane.namespace(secrets.token_hex(3))
     kube.kubectl("create", "namespace", name)
     # Pods may only start once the namespace's default ServiceAccount exists.
     wait_for(
@@ -157,28 +175,34 @@ def helm(kube: Kube, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[None]:
-    """The chart installed into a namespace enforcing restricted Pod Security; the
-    operator runs as real process pods (two replicas, one Lease holder). Removed afterwards.
-    ``sets`` are extra ``--set`` values, e.g. the Prometheus URL."""
+def installed_operator(
+    kube: Kube, builder_image: str, *sets: str, lane: Lane = SOLO
+) -> Iterator[None]:
+    """The chart installed as ``lane``'s release into its namespace, which enforces
+    restricted Pod Security; the operator runs as real process pods (two replicas, one
+    Lease holder) and watches the lane's namespaces. Removed afterwards, with the models
+    of those namespaces. ``sets`` are extra ``--set`` values, e.g. the Prometheus URL."""
     assert kube.runs_process_pods, "the operator runs as a process pod of the harness"
+    home = lane.operator_namespace
     # The previous module's operator namespace may still be Terminating (its deletion
     # waits at most 120 s): creating it again now would fail AlreadyExists.
     wait_for(
-        lambda: kube.kubectl("get", "namespace", OPERATOR_NAMESPACE, check=False).returncode,
+        lambda: kube.kubectl("get", "namespace", home, check=False).returncode,
         timeout=300,
         interval=2,
-        what=f"namespace {OPERATOR_NAMESPACE} of an earlier install gone",
+        what=f"namespace {home} of an earlier install gone",
     )
-    kube.kubectl("create", "namespace", OPERATOR_NAMESPACE)
-    kube.kubectl("label", "namespace", OPERATOR_NAMESPACE, RESTRICTED)
+    kube.kubectl("create", "namespace", home)
+    kube.kubectl("label", "namespace", home, RESTRICTED)
     helm(
         kube,
         "install",
-        "lepton",
+        lane.release,
         str(CHART),
         "-n",
-        OPERATOR_NAMESPACE,
+        home,
+        "--set-json",
+        f"config.watchNamespaces={json.dumps(list(lane.watch))}",
         "--set",
         f"config.images.builder={builder_image}",
         # The local Triton is the nvidia-pytriton wheel's: the python backend only.
@@ -197,16 +221,25 @@ def installed_operator(kube: Kube, builder_image: str, *sets: str) -> Iterator[N
         # The models go first, while the operator runs: each carries kopf's finalizer
         # (the operator's timer needs it), which only the operator lifts. A test's
         # namespace deleted without waiting would otherwise be stuck Terminating, and
-        # the CRD with it.
-        kube.kubectl(
-            *("delete", "leptonmodels.lepton.ai", "--all", "--all-namespaces"),
-            *("--wait=true", "--timeout=100s"),
-            check=False,
-        )
-        helm(kube, "uninstall", "lepton", "-n", OPERATOR_NAMESPACE, "--wait")
-        kube.kubectl(
-            "delete", "namespace", OPERATOR_NAMESPACE, "--wait=true", "--timeout=120s", check=False
-        )
+        # the CRD with it. Only this lane's: the other lane's operator lifts its own.
+        for namespace in _model_namespaces(kube, lane):
+            kube.kubectl(
+                *("delete", "leptonmodels.lepton.ai", "--all", "-n", namespace),
+                *("--wait=true", "--timeout=100s"),
+                check=False,
+            )
+        helm(kube, "uninstall", lane.release, "-n", home, "--wait")
+        kube.kubectl("delete", "namespace", home, "--wait=true", "--timeout=120s", check=False)
+
+
+def _model_namespaces(kube: Kube, lane: Lane) -> list[str]:
+    """The namespaces holding a LeptonModel that ``lane``'s operator watches."""
+    listed = kube.kubectl(
+        "get", "leptonmodels.lepton.ai", "--all-namespaces", "-o", "json", check=False
+    )
+    items = json.loads(listed.stdout)["items"] if listed.returncode == 0 else []
+    namespaces = {item["metadata"]["namespace"] for item in items}
+    return sorted(ns for ns in namespaces if watches(ns, lane.watch))
 
 
 def shared_claim(kube: Kube, namespace: str, name: str) -> None:
@@ -267,36 +300,46 @@ def namespace_cache(kube: Kube, namespace: str, folder: Path) -> None:
     shared_claim(kube, namespace, NAMESPACE_CACHE)
 
 
-PROMETHEUS_PORT = 9090
-
-
-def prometheus_for(kube: Kube) -> PrometheusServer:
+def prometheus_for(kube: Kube, lane: Lane = SOLO) -> PrometheusServer:
     """A real Prometheus 3 (not started) discovering the operator's Triton Services.
 
     On the harness's cluster it listens on the pod bridge's gateway
-    (``http://10.244.0.1:9090``), so the operator, itself a process pod, reaches it as an
-    in-cluster Prometheus; on another cluster, on loopback. Its data starts fresh.
+    (``http://10.244.0.1:9090``; the lane's port), so the operator, itself a process
+    pod, reaches it as an in-cluster Prometheus; on another cluster, on loopback. Its
+    data starts fresh.
     """
     host = ClusterConfig.default().network.gateway if kube.runs_process_pods else "127.0.0.1"
-    home = state_root() / "prometheus"
+    home = state_root() / f"prometheus-{lane.name}"
     shutil.rmtree(home, ignore_errors=True)
     access = KubeAccess.from_kubeconfig(kube.kubeconfig, home / "secrets")
     return PrometheusServer(
         home,
-        f"{host}:{PROMETHEUS_PORT}",
+        f"{host}:{lane.prometheus_port}",
         [triton_endpoints_job(access)],
         binary=kube.bin_dir / "prometheus",
     )
 
 
 @pytest.fixture(scope="session")
-def prometheus(kube: Kube) -> Iterator[PrometheusServer]:
-    """``prometheus_for`` the session's cluster, fresh for each session;
-    ``stop()``/``start()`` keep its data within one."""
-    server = prometheus_for(kube)
-    server.start()
+def _prometheus_by_lane(kube: Kube) -> Iterator[dict[str, PrometheusServer]]:
+    """The lanes' Prometheus servers this process started, stopped at its end."""
+    servers: dict[str, PrometheusServer] = {}
     try:
-        server.wait_ready()
-        yield server
+        yield servers
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    kube: Kube, lane: Lane, _prometheus_by_lane: dict[str, PrometheusServer]
+) -> PrometheusServer:
+    """``prometheus_for`` the module's lane, fresh for each session (the modules of a
+    lane share it); ``stop()``/``start()`` keep its data within one."""
+    if lane.name not in _prometheus_by_lane:
+        server = prometheus_for(kube, lane)
+        server.start()
+        _prometheus_by_lane[lane.name] = server
+        server.wait_ready()
+    return _prometheus_by_lane[lane.name]

@@ -50,6 +50,7 @@ from lepton_e2e.fixtures import (
     model_namespace,
     wait_for,
 )
+from lepton_e2e.lanes import Lane
 from lepton_e2e.spec_strategies import Case
 from lepton_operator.api import GROUP, PLURAL, VERSION, parse_spec
 from lepton_operator.config import OperatorConfig
@@ -206,8 +207,10 @@ def test_admission_and_pydantic_agree_and_name_the_field(
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube, crd: None) -> Iterator[None]:
-    with installed_operator(kube, FIXTURE_BUILDER, f"config.images.triton={SIMULATED_TRITON}"):
+def operator(kube: Kube, crd: None, lane: Lane) -> Iterator[None]:
+    with installed_operator(
+        kube, FIXTURE_BUILDER, f"config.images.triton={SIMULATED_TRITON}", lane=lane
+    ):
         yield
 
 

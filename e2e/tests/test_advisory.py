@@ -30,6 +30,7 @@ from lepton_e2e.fixtures import (
     suite_cache,
     wait_for,
 )
+from lepton_e2e.lanes import Lane
 from lepton_e2e.load import (
     ConstantLoad,
     sample_inputs,
@@ -49,8 +50,8 @@ LOAD_RPS = 4.0
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube) -> Iterator[None]:
-    with installed_operator(kube, BUILDER):
+def operator(kube: Kube, lane: Lane) -> Iterator[None]:
+    with installed_operator(kube, BUILDER, lane=lane):
         yield
 
 

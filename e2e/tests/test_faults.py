@@ -39,6 +39,7 @@ from lepton_e2e.fixtures import (
     model_namespace,
     wait_for,
 )
+from lepton_e2e.lanes import Lane
 
 pytestmark = pytest.mark.e2e
 
@@ -61,13 +62,14 @@ OWNED_KINDS = (
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube) -> Iterator[None]:
+def operator(kube: Kube, lane: Lane) -> Iterator[None]:
     with installed_operator(
         kube,
         FIXTURE_BUILDER,
         f"config.images.triton={SIMULATED_TRITON}",
         f"config.builds.deadlineSeconds={BUILD_DEADLINE_SECONDS}",
         f"config.serving.nodeWaitSeconds={NODE_WAIT_S}",
+        lane=lane,
     ):
         yield
 
@@ -325,6 +327,7 @@ def test_fault_a_build_hung_past_its_deadline_is_stopped_and_the_old_variant_kee
     )
 
 
+@pytest.mark.whole_cluster("restarts the apiserver every lane's tests talk to")
 def test_fault_apiserver_restart_loses_nothing_and_the_operator_acts_after_it(
     kube: Kube, models: str
 ) -> None:

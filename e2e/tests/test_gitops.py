@@ -36,13 +36,14 @@ from lepton_e2e.fixtures import (
     wait_for,
 )
 from lepton_e2e.gitrepo import LocalRepo, example_application
+from lepton_e2e.lanes import LANE_A
 from lepton_e2e.load import infer, steady_endpoints
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = "gitops-models"
-OPERATOR_NAMESPACE = "lepton-system"
+OPERATOR_NAMESPACE = LANE_A.operator_namespace
 MODEL_FILE = "examples/digits.yaml"
 # What a prune could wrongly take: the serving objects and the build Jobs.
 OWNED_KINDS = "deployments,services,jobs"
@@ -169,7 +170,11 @@ def synced(kube: Kube, argocd: ArgoCD, repo: LocalRepo) -> Iterator[list[tuple[s
     operator["spec"]["syncPolicy"]["managedNamespaceMetadata"] = {"labels": {key: value}}
     # The local Triton is the nvidia-pytriton wheel's: the python backend only.
     values = operator["spec"]["source"]["helm"]["valuesObject"]
-    values["config"] = {"images": {"tritonNativeBackends": []}}
+    # The operator watches lane A's namespaces, not those of the lane beside it.
+    values["config"] = {
+        "images": {"tritonNativeBackends": []},
+        "watchNamespaces": list(LANE_A.watch),
+    }
     model_app = example_application("lepton-models", repo.url, argocd.server)
     model_app["spec"]["source"]["directory"]["include"] = Path(MODEL_FILE).name
     model_app["spec"]["destination"]["namespace"] = MODELS

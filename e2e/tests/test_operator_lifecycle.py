@@ -30,6 +30,7 @@ from lepton_e2e.fixtures import (
     model_namespace,
     wait_for,
 )
+from lepton_e2e.lanes import Lane
 
 pytestmark = pytest.mark.e2e
 
@@ -41,8 +42,10 @@ EXAMPLE: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minilm.yaml").rea
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube) -> Iterator[None]:
-    with installed_operator(kube, FIXTURE_BUILDER, f"config.images.triton={SIMULATED_TRITON}"):
+def operator(kube: Kube, lane: Lane) -> Iterator[None]:
+    with installed_operator(
+        kube, FIXTURE_BUILDER, f"config.images.triton={SIMULATED_TRITON}", lane=lane
+    ):
         yield
 
 

@@ -27,6 +27,7 @@ from lepton_builder.selection import DEFAULT_VARIANTS
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
+from lepton_e2e.lanes import Lane
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +36,11 @@ BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube) -> Iterator[None]:
+def operator(kube: Kube, lane: Lane) -> Iterator[None]:
     # The serving search measures each load level 1 s instead of 3: the test checks what
     # the search does with its figures, not their precision (issue 27: test timings from
     # the operator's own configuration).
-    with installed_operator(kube, BUILDER, "config.builds.searchSecondsPerLevel=1"):
+    with installed_operator(kube, BUILDER, "config.builds.searchSecondsPerLevel=1", lane=lane):
         yield
 
 

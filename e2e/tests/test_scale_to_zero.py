@@ -44,13 +44,14 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
+from lepton_e2e.lanes import LANE_B, Lane
 from lepton_e2e.load import sample_inputs, served_sample, service_endpoints
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
-NAMESPACE = "zero-e2e"
+NAMESPACE = LANE_B.namespace("zero")
 MODEL = "digits"
 BURST = 20
 IDLE_WINDOW_S = 20  # scaleDownStabilizationSeconds
@@ -71,7 +72,7 @@ def _cluster_runs_the_activator() -> None:
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube, prometheus: Any) -> Iterator[None]:
+def operator(kube: Kube, prometheus: Any, lane: Lane) -> Iterator[None]:
     _cluster_runs_the_activator()
     with installed_operator(
         kube,
@@ -80,6 +81,7 @@ def operator(kube: Kube, prometheus: Any) -> Iterator[None]:
         f"config.prometheus.rateWindow={RATE_WINDOW_S}s",
         "config.prometheus.timeoutSeconds=3",
         "activator.timeoutSeconds=240",
+        lane=lane,
     ):
         yield
 

@@ -33,6 +33,7 @@ from lepton_e2e.fixtures import (
     models_claim,
     wait_for,
 )
+from lepton_e2e.lanes import LANE_B, Lane
 from lepton_e2e.load import (
     ConstantLoad,
     infer,
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
-NAMESPACE = "serving-e2e"
+NAMESPACE = LANE_B.namespace("serving")
 RATE_WINDOW_S = 30
 # cpu-standard's provisioningSeconds in the chart's default pools, which the tests install.
 POOL_PROVISIONING_S = 60.0
@@ -58,13 +59,14 @@ STEP_RPS = 40.0  # more than one replica carries within the scaling test's 40 ms
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube, prometheus: Any) -> Iterator[None]:
+def operator(kube: Kube, prometheus: Any, lane: Lane) -> Iterator[None]:
     with installed_operator(
         kube,
         BUILDER,
         f"config.prometheus.url={prometheus.url}",
         f"config.prometheus.rateWindow={RATE_WINDOW_S}s",
         "config.prometheus.timeoutSeconds=3",
+        lane=lane,
     ):
         yield
 

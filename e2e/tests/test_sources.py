@@ -30,6 +30,7 @@ from lepton_e2e import models, sourceservers
 from lepton_e2e.cluster import ClusterConfig, state_root
 from lepton_e2e.fakes3 import CREDENTIALS, gofakes3
 from lepton_e2e.fixtures import Kube, installed_operator, model_namespace, shared_claim, wait_for
+from lepton_e2e.lanes import Lane
 from lepton_e2e.load import infer, sample_inputs, served_sample, service_endpoints
 
 pytestmark = pytest.mark.e2e
@@ -40,8 +41,8 @@ SOURCE_CACHE = "lepton-source-cache"  # the chart's default builds.sourceCacheCl
 
 
 @pytest.fixture(scope="module")
-def operator(kube: Kube) -> Iterator[None]:
-    with installed_operator(kube, BUILDER):
+def operator(kube: Kube, lane: Lane) -> Iterator[None]:
+    with installed_operator(kube, BUILDER, lane=lane):
         yield
 
 
