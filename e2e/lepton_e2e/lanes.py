@@ -53,9 +53,7 @@ LANE_B = Lane("b", "lepton-system-b", "lepton-b", "e2e-b-", ("e2e-b-*",), 9091)
 # Lane B: modules that never name lane A's operator namespace and use only the CPU pool
 # (lane A's cordons are of the GPU pool), about as long together as the rest (the
 # slowest tests in docs/development.md).
-LANE_B_MODULES = frozenset(
-    {"test_serving.py", "test_scale_to_zero.py", "test_prometheus.py", "test_real_builder.py"}
-)
+LANE_B_MODULES = frozenset({"test_serving.py", "test_prometheus.py", "test_real_builder.py"})
 
 
 def lane_of(module: str | Path) -> Lane:

@@ -35,6 +35,12 @@ REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
 
 
+# The search's capacity is the busiest level within the SLO. 50 ms read 0 req/s for the
+# default configuration on a busy hour (the lanes and the integration tests beside it on
+# two cores: even a lone request queued past it); the test is about the search, not speed.
+SEARCH_SLO_MS = 250
+
+
 @pytest.fixture(scope="module")
 def operator(kube: Kube, lane: Lane) -> Iterator[None]:
     # The serving search measures each load level 1 s instead of 3: the test checks what
@@ -128,7 +134,7 @@ def test_the_build_job_searches_serving_configurations_and_the_planner_sizes_fro
     traffic) predicts what a lone client saw on Triton, not the in-process profile."""
     doc = _digits_model()
     doc["spec"]["optimization"].update(variants=["onnx"], servingSearch=True)
-    doc["spec"]["slo"] = {"p95LatencyMs": 50}
+    doc["spec"]["slo"] = {"p95LatencyMs": SEARCH_SLO_MS}
     status = _built(kube, namespace, doc, timeout=600)
 
     (report_cm,) = kube.list(
@@ -147,7 +153,8 @@ def test_the_build_job_searches_serving_configurations_and_the_planner_sizes_fro
             assert all(lv["requests"] > 0 and lv["failed"] == 0 for lv in trial["levels"])
         assert search["chosen"]["capacityRps"] >= search["default"]["capacityRps"] > 0
         summary = rows[name]["servingConfig"]
-        assert re.search(r"req/s within 50 ms p95 \(default [0-9.]+\)$", summary), summary
+        pattern = rf"req/s within {SEARCH_SLO_MS} ms p95 \(default [0-9.]+\)$"
+        assert re.search(pattern, summary), summary
 
     decision = status["decision"]
     served = accepted[decision["variant"]]
@@ -165,7 +172,7 @@ def test_the_build_job_searches_serving_configurations_and_the_planner_sizes_fro
 
     # The status row: the busiest load level within the SLO that Triton served under the
     # chosen configuration. No traffic yet: the plan's p95 is a lone client's on Triton.
-    within = [lv for lv in chosen["levels"] if lv["p95Ms"] <= 50]
+    within = [lv for lv in chosen["levels"] if lv["p95Ms"] <= SEARCH_SLO_MS]
     on_triton = max(within, key=lambda lv: lv["throughputRps"])
     lone = min(chosen["levels"], key=lambda lv: lv["batchSize"])
     in_process = [p["p95Ms"] for p in served["profiles"]]
