@@ -44,14 +44,14 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from lepton_e2e import models
 from lepton_e2e.cluster import state_root
 from lepton_e2e.fixtures import Kube, installed_operator, models_claim, wait_for
-from lepton_e2e.lanes import LANE_B, Lane
+from lepton_e2e.lanes import Lane, lane_of
 from lepton_e2e.load import sample_inputs, served_sample, service_endpoints
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
-NAMESPACE = LANE_B.namespace("zero")
+NAMESPACE = lane_of(__file__).namespace("zero")  # watched by its lane's operator
 MODEL = "digits"
 BURST = 20
 IDLE_WINDOW_S = 20  # scaleDownStabilizationSeconds

@@ -33,7 +33,7 @@ from lepton_e2e.fixtures import (
     models_claim,
     wait_for,
 )
-from lepton_e2e.lanes import LANE_B, Lane
+from lepton_e2e.lanes import Lane, lane_of
 from lepton_e2e.load import (
     ConstantLoad,
     infer,
@@ -49,7 +49,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = "ghcr.io/lepton-ai/lepton-builder:0.1.0"
-NAMESPACE = LANE_B.namespace("serving")
+NAMESPACE = lane_of(__file__).namespace("serving")  # watched by its lane's operator
 RATE_WINDOW_S = 30
 # cpu-standard's provisioningSeconds in the chart's default pools, which the tests install.
 POOL_PROVISIONING_S = 60.0
