@@ -3,6 +3,7 @@ operator watches, the whole-cluster turn, and the cluster shared by the run's pr
 
 from __future__ import annotations
 
+import ast
 import os
 import threading
 import time
@@ -129,3 +130,28 @@ def test_a_user_that_died_without_leaving_does_not_keep_it_up() -> None:
         text = record.read_text().replace("[", "[999999999, ", 1)  # no such process
         record.write_text(text)
     assert cluster.downs == 1
+
+
+def _fixed_namespaces(module: Path) -> list[str]:
+    """The literal namespace names a module sets at its top (``NAMESPACE = "..."``)."""
+    tree = ast.parse(module.read_text())
+    return [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and any(isinstance(t, ast.Name) and t.id in ("NAMESPACE", "MODELS") for t in node.targets)
+    ]
+
+
+def test_every_fixed_namespace_of_a_module_is_watched_by_its_lanes_operator() -> None:
+    """A module moved to the other lane with a literal namespace would go unwatched, and
+    the other lane's teardown would delete its models."""
+    fixed = {path.name: _fixed_namespaces(path) for path in E2E_TESTS.glob("test_*.py")}
+    assert fixed["test_advisory.py"] == ["advisory-e2e"]  # the scan finds them
+    for name, namespaces in fixed.items():
+        lane = lane_of(name)
+        for namespace in namespaces:
+            assert watches(namespace, lane.watch), (name, namespace, lane.name)
+            assert not any(watches(namespace, o.watch) for o in (LANE_A, LANE_B) if o != lane)
