@@ -427,6 +427,7 @@ def run(demo: Demo) -> int:
                     f"config.prometheus.rateWindow={RATE_WINDOW_S}s",
                     f"config.prometheus.sampleIntervalSeconds={SAMPLE_INTERVAL_S}",
                     "config.prometheus.timeoutSeconds=3",
+                    uninstall=False,  # the cluster goes down as a whole at the end
                 )
             )
             _say(kube.kubectl("get", "pods", "-n", "lepton-system").stdout.strip())
