@@ -9,10 +9,11 @@ install has (``lepton-system``, release ``lepton``), so its tests read as a user
 cluster does; lane B's names carry ``-b``.
 
 What the lanes cannot share is taken in turns: a test that changes the whole cluster
-(restarts the apiserver, cordons a pool, fills every GPU) is marked ``whole_cluster``
-and runs while no other e2e test does (``cluster_turn``); every other e2e test runs
-beside the other lane's. The cluster itself is up while any pytest process of the run
-uses it (``cluster_in_use``): the first brings it up, the last takes it down.
+(the apiserver restart) is marked ``whole_cluster`` and runs while no other e2e test
+does (``cluster_turn``); every other e2e test runs beside the other lane's. Lane B uses
+only the CPU pool, so lane A's tests that cordon or fill the GPU pool need no turn. The
+cluster itself is up while any pytest process of the run uses it (``cluster_in_use``):
+the first brings it up, the last takes it down.
 """
 
 from __future__ import annotations
