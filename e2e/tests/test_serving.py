@@ -495,6 +495,7 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
             wait_for(back, timeout=180, interval=1, what="the killed container back in service")
             recovered = time.time()
             time.sleep(5)
+        serving_after = {p["metadata"]["name"] for p in serving_pods(kube, "minilm", NAMESPACE)}
         # Phase Deploying while one replica restarts; back to Ready once the operator's
         # next pass sees both (seconds later on a busy machine: 5 s was not always enough).
         after = wait_for(
@@ -503,7 +504,6 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
             interval=2,
             what="the model Ready again after the restart",
         )
-        serving_after = {p["metadata"]["name"] for p in serving_pods(kube, "minilm", NAMESPACE)}
     finally:
         kube.kubectl(
             "patch", "lm", "minilm", "-n", NAMESPACE, "--type=merge",
