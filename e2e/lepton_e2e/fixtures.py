@@ -153,7 +153,7 @@ def namespace(kube: Kube, lane: Lane) -> Iterator[str]:
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-OPERATOR_NAMESPACE = "lepton-system"
+OPERATOR_NAMESPACE = SOLO.operator_namespace  # a single install's, lane A's
 # The stand-in builder (a real process pod writing a fixed report, lepton_e2e.fixture_builder)
 # and a Triton image no process stands for, so KWOK simulates its pods: what the tests
 # about the operator's lifecycle install it with.

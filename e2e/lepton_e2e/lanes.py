@@ -19,6 +19,7 @@ the first brings it up, the last takes it down.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -45,10 +46,11 @@ class Lane:
         return f"{self.namespace_prefix}{purpose}"
 
 
-# A single install, as `make demo` and the scale benchmark run it: it watches everything.
-SOLO = Lane("solo", "lepton-system", "lepton", "e2e-", (), 9090)
 # Lane A's generated namespaces are `e2e-<6 hex digits>`: none starts `e2e-b-`.
 LANE_A = Lane("a", "lepton-system", "lepton", "e2e-", ("!e2e-b-*",), 9090)
+# A single install, as `make demo` and the scale benchmark run it: lane A's names,
+# watching every namespace.
+SOLO = dataclasses.replace(LANE_A, name="solo", watch=())
 LANE_B = Lane("b", "lepton-system-b", "lepton-b", "e2e-b-", ("e2e-b-*",), 9091)
 
 # Lane B: modules that never name lane A's operator namespace and use only the CPU pool
