@@ -31,7 +31,7 @@ import yaml
 
 from lepton_e2e import binaries
 from lepton_e2e.argocd_build import COMPONENTS, ensure_built
-from lepton_e2e.cluster import Cluster, stop_process_group
+from lepton_e2e.cluster import Cluster, stop_process_groups
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "argocd"
@@ -132,11 +132,10 @@ class ArgoCD:
 
     def down(self) -> None:
         """Stop Argo CD's processes; its objects go with the cluster."""
-        for name in reversed(("argocd-redis", *COMPONENTS)):
-            pid_file = self.cluster.pids / f"{name}.pid"
-            if pid_file.exists():
-                stop_process_group(pid_file)
-                pid_file.unlink(missing_ok=True)
+        pid_files = [self.cluster.pids / f"{name}.pid" for name in ("argocd-redis", *COMPONENTS)]
+        stop_process_groups(pid_files)
+        for pid_file in pid_files:
+            pid_file.unlink(missing_ok=True)
 
     def alive(self) -> list[str]:
         """The components whose process is running (a test checks none has died)."""

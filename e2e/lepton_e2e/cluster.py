@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,7 @@ class Cluster:
     def down(self, quiet: bool = False) -> None:
         """Stop every process, remove pod namespaces and the bridge, and wipe state."""
         if self.pids.exists():
-            for pid_file in sorted(self.pids.glob("*.pid")):
-                stop_process_group(pid_file)
+            stop_process_groups(sorted(self.pids.glob("*.pid")))
         cluster_id = (
             (self.dir / "cluster-id").read_text() if (self.dir / "cluster-id").exists() else None
         )
@@ -441,20 +441,37 @@ def _go_module_dir(module: str, version: str) -> Path:
 def stop_process_group(pid_file: Path, grace: float = 15) -> None:
     """SIGTERM the process group a pid file names, SIGKILL it after ``grace`` s. A
     missing or stale pid file means there is nothing to stop."""
-    try:
-        pid = int(pid_file.read_text())
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, ValueError, PermissionError, FileNotFoundError):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    stop_process_groups([pid_file], grace)
+
+
+def stop_process_groups(pid_files: Iterable[Path], grace: float = 15) -> None:
+    """SIGTERM every process group the pid files name at once, then SIGKILL those still
+    running after ``grace`` s: one grace period for all, not one each (stopped in turn,
+    a cluster's components took 41 s to stop, each lingering in its own shutdown)."""
+    signalled: list[int] = []
+    for pid_file in pid_files:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+            pid = int(pid_file.read_text())
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, ValueError, PermissionError, FileNotFoundError):
+            continue
+        signalled.append(pid)
+    deadline = time.monotonic() + grace
+    while signalled and time.monotonic() < deadline:
+        signalled = [pid for pid in signalled if _running(pid)]
+        if signalled:
+            time.sleep(0.2)
+    for pid in signalled:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _match(stage: dict[str, Any]) -> list[dict[str, Any]]:
