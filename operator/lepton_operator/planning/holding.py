@@ -87,8 +87,12 @@ def miss_risk(
 
     A rise starts at a sample at or below ``served`` and is a later sample within the
     time to bring capacity back (``lead_s`` plus one sample's delay to see it) that is
-    above it, by a ratio to its start that, applied to ``rate_rps``, is above it too
-    (from no load, its level alone). It lasts while the samples stay above, at most that
+    above it, by a rise that, applied to ``rate_rps``, is above it too (from no load,
+    its level alone). A rise is read two ways, and counts if either goes past: as a
+    ratio to its start (a level's own noise, in proportion to the level) and as load
+    added to whatever the load is (a burst on top of an idle floor: 2.5 to 5,900 req/s
+    read as x2,360 of a floor now at 1 req/s would say 2,360 and hide a burst that
+    comes back as it was). It lasts while the samples stay above, at most that
     time: a burst longer than a cold start is met once the capacity is back. Both tests,
     so the load seen must have gone past what the smaller fleet serves (a step long
     since climbed is not a rise at its new level) and must do so again from where the
@@ -106,7 +110,11 @@ def miss_risk(
     def rises(level: float, value: float) -> bool:
         if value <= served:
             return False
-        return level <= 0 or rate_rps <= 0 or value / level * rate_rps > served
+        if level <= 0 or rate_rps <= 0:
+            return True
+        scaled = value / level * rate_rps  # a level's noise, in proportion
+        added = rate_rps + (value - level)  # a burst on top of whatever the load is
+        return max(scaled, added) > served
 
     durations: list[float] = []
     i = 0

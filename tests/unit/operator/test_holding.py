@@ -39,9 +39,13 @@ POOLS = {
 }
 
 
-def _bursts(minutes: int, base: float, every: int, length: int) -> list[float]:
-    """``base`` req/s, ten times that for ``length`` minutes every ``every`` minutes."""
-    return [base * 10 if m % every >= every - length else base for m in range(minutes)]
+def _bursts(
+    minutes: int, base: float, every: int, length: int, high: float | None = None
+) -> list[float]:
+    """``base`` req/s, ``high`` (ten times ``base`` unless given) for ``length`` minutes
+    every ``every`` minutes."""
+    top = base * 10 if high is None else high
+    return [top if m % every >= every - length else base for m in range(minutes)]
 
 
 def _samples(rates: list[float]) -> tuple[tuple[float, float], ...]:
@@ -91,6 +95,21 @@ def test_a_rise_counts_only_past_the_smaller_fleet_and_from_the_load_now() -> No
     # A step climbed an hour ago is not a rise at its new level.
     climbed = _samples([3.0] * 5 + [25.0] * 55)
     assert miss_risk(climbed, 3600.0, 25.0, served, 60.0, VARIABILITY_WINDOW_S) == NO_RISK
+
+
+def test_a_burst_from_an_idle_floor_counts_from_a_quieter_load_now() -> None:
+    served = served_rps(CPU, 1, 100)  # about 30 req/s
+    # Bursts of 60 req/s from a floor of 2.5, read while the load is at 1 req/s: as a
+    # ratio (x24 of 1 req/s) they would not reach 30; as load added on top of the floor
+    # (a batch job, a client's retry storm) they do, and bursts like that recur as they
+    # were. Either kind counts: the planner cannot tell which it saw.
+    floor = _samples(_bursts(60, 2.5, 20, 5, high=60.0))
+    risk = miss_risk(floor, 3600.0, 1.0, served, 60.0, VARIABILITY_WINDOW_S)
+    assert risk.rises == 3 and risk.recurs
+    # A level's noise, 25 to 31 req/s, seen from 2 req/s now: neither reading (x1.24,
+    # +6) takes 2 req/s past 30. The load has left that level behind.
+    small_rise = _samples(_bursts(60, 25.0, 20, 5, high=31.0))
+    assert miss_risk(small_rise, 3600.0, 2.0, served, 60.0, VARIABILITY_WINDOW_S) == NO_RISK
 
 
 def test_a_burst_longer_than_a_cold_start_misses_only_until_capacity_is_back() -> None:
