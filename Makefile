@@ -130,7 +130,7 @@ test: bootstrap ## everything CI runs: lint, unit, integration and e2e on the re
 	exit $$rc
 
 .PHONY: demo
-demo: ## the product end to end on the local cluster: build, serve, a load ramp, plots (about 6 min warm)
+demo: ## the product end to end on the local cluster: build, serve, a load ramp, plots (about 5 min warm)
 	$(MAKE) --no-print-directory -j2 deps cluster-bin
 	$(E2E) demo --out build/demo $(DEMO_ARGS)
 

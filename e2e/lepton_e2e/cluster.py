@@ -34,6 +34,7 @@ from lepton_e2e.images import KWOK_IMAGE_REPOSITORIES, load_image_table
 from lepton_e2e.netns import Network, kill_processes_in, namespaces_with_prefix
 from lepton_e2e.pools import load_pools, node_manifests
 
+TEARDOWN_GRACE_S = 5.0  # a component's SIGTERM-to-SIGKILL when the cluster is taken down
 KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 # A builder image no process stands for: KWOK runs its pods, and completes one only once
 # something playing the builder (the scale benchmark) has written the build report and
@@ -144,7 +145,10 @@ class Cluster:
     def down(self, quiet: bool = False) -> None:
         """Stop every process, remove pod namespaces and the bridge, and wipe state."""
         if self.pids.exists():
-            stop_process_groups(sorted(self.pids.glob("*.pid")))
+            # Everything goes, its state wiped next: no shutdown is worth waiting out
+            # (the pod runner lingered in its pods' grace periods), and the pods'
+            # processes, their own sessions, are killed by namespace below.
+            stop_process_groups(sorted(self.pids.glob("*.pid")), grace=TEARDOWN_GRACE_S)
         cluster_id = (
             (self.dir / "cluster-id").read_text() if (self.dir / "cluster-id").exists() else None
         )

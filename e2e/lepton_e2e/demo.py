@@ -88,28 +88,29 @@ DEMO_PATCH: dict[str, Any] = {
     "scaling": {"minReplicas": 1, "maxReplicas": 2, "scaleDownStabilizationSeconds": 20},
     "pools": demo_pools(),
 }
-# (seconds, offered req/s): low; a steady 20 req/s, which one replica carries, for long
-# enough that the planner learns how much slower Triton serves here than the build
-# profiled (its correction reads a p95 only once the summary's minute saw one steady
-# load: the 15 s rate window plus 45 s of samples that agree); 40 req/s,
-# past where the planner's model wants a second replica for a 60 ms SLO (28 to 52 req/s
-# by the corrections seen), so that it starts before the plateau (one replica queues at
-# 40 for those seconds: the samples over the SLO in a good run); a plateau of 50 req/s
-# on two; low again; then quiet long enough to see the scale-down: the rate window, the
-# peak floor (the pool's provisioning delay plus the replica's cold start: capacity
-# given back takes that long to return), the stabilization window and a sample.
-# Measured here with the replicas pinned (a quiet machine, Prometheus' p95): one replica
-# 22 ms at 40 req/s, 28 to 34 ms at 60, 95 ms at 80; two replicas 23 ms at 60 and
-# 48 ms at 80. Three replicas on two cores ran slower than two (76 to 91 ms at 70 req/s).
-# The plateau was 60 req/s until 2026-12-07: on slower hours two replicas served it at
-# 118 to 366 ms with 1.7 of the 2 cores busy (the two Triton stubs half a core each, the
-# apiserver, the load generator and the rest 0.65): queueing at 85% of the machine. 50
-# leaves a sixth of that room. A 40 ms SLO, met in 97% of samples on a quiet hour, was
-# missed in 27 to 100% of them on slower ones; a direct step from 40 to 60 req/s scaled
-# up only at 60, and Triton's p95 (a sliding summary, about the last minute here) kept the
-# overload of those seconds through the plateau.
+# (seconds, offered req/s): low, briefly (10 s: the planner learns nothing there, and a
+# warm demo fits in 5 minutes with it shorter than the 20 s it was); a steady 20 req/s,
+# which one replica carries, for long enough that the planner learns how much slower
+# Triton serves here than the build profiled (its correction reads a p95 only once the
+# summary's minute saw one steady load: the 15 s rate window plus 45 s of samples that
+# agree); 40 req/s, past where the planner's model wants a second replica for a 60 ms
+# SLO (28 to 52 req/s by the corrections seen), so that it starts before the plateau
+# (one replica queues at 40 for those seconds: the samples over the SLO in a good run);
+# a plateau of 50 req/s on two; low again; then quiet long enough to see the scale-down:
+# the rate window, the peak floor (the pool's provisioning delay plus the replica's cold
+# start: capacity given back takes that long to return), the stabilization window and a
+# sample. Measured here with the replicas pinned (a quiet machine, Prometheus' p95): one
+# replica 22 ms at 40 req/s, 28 to 34 ms at 60, 95 ms at 80; two replicas 23 ms at 60
+# and 48 ms at 80. Three replicas on two cores ran slower than two (76 to 91 ms at 70
+# req/s). The plateau was 60 req/s until 2026-12-07: on slower hours two replicas served
+# it at 118 to 366 ms with 1.7 of the 2 cores busy (the two Triton stubs half a core
+# each, the apiserver, the load generator and the rest 0.65): queueing at 85% of the
+# machine. 50 leaves a sixth of that room. A 40 ms SLO, met in 97% of samples on a quiet
+# hour, was missed in 27 to 100% of them on slower ones; a direct step from 40 to 60
+# req/s scaled up only at 60, and Triton's p95 (a sliding summary, about the last minute
+# here) kept the overload of those seconds through the plateau.
 RAMP: tuple[tuple[float, float], ...] = (
-    (20, 5.0),
+    (10, 5.0),
     (65, 20.0),
     (30, 40.0),
     (60, 50.0),

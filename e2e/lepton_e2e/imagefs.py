@@ -12,7 +12,8 @@ The archive is what ``make images`` writes (``buildah push ... oci-archive:``);
 ``skopeo`` copies it to an OCI layout and ``umoci`` unpacks its layers, the tools
 ``image_checks`` uses too. Each archive is unpacked once, under a key of
 its size and modification time, so a rebuilt image is unpacked again and an unchanged
-one costs nothing; concurrent pods (two operator replicas) share one unpack.
+one costs nothing, in this cluster or the next (the pod runner unpacks into the cache);
+concurrent pods (two operator replicas) share one unpack.
 """
 
 from __future__ import annotations
@@ -127,20 +128,25 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def unpack(archive: Path, into: Path) -> UnpackedImage:
-    """The archive's root filesystem and config under ``into/<name>/<key>``, unpacked
-    on first use. Earlier unpacks of the same archive name are removed: a rebuilt image
-    replaces them, and each holds a whole root filesystem."""
+    """The archive's root filesystem and config under ``into/<name>/<checkout>/<key>``,
+    unpacked on first use. ``into`` may outlive the cluster (the pod runner keeps it in
+    the cache: a warm ``make demo`` then starts the operator without unpacking 800 MB
+    again). Per checkout, earlier unpacks of the archive are removed, since a rebuilt
+    image replaces them and each holds a whole root filesystem; so are those of
+    checkouts whose archive is gone (a clean clone removed), and no other: another
+    checkout's cluster may be running from its own."""
     if not archive.is_file():
         raise ImageError(
             f"{archive} is missing: the e2e harness runs the operator and the activator "
             "from their images; `make e2e-images` builds them, as `make test`, the e2e session, "
             "`make cluster-up` and `make demo` do first (docs/images.md)"
         )
-    key = archive_key(archive)
-    family = into / archive.name.removesuffix(".oci.tar")
-    target = family / key
+    name = into / archive.name.removesuffix(".oci.tar")
+    family = name / hashlib.sha256(str(archive.resolve()).encode()).hexdigest()[:12]
+    target = family / archive_key(archive)
     done = target / "config.json"
-    with locked(family / ".lock"):
+    with locked(name / ".lock"):
+        _forget_removed_checkouts(name)
         if not done.exists():
             for stale in family.glob("*"):
                 if stale.is_dir():
@@ -149,8 +155,19 @@ def unpack(archive: Path, into: Path) -> UnpackedImage:
             found = read_layout_config(target / "oci")
             shutil.rmtree(target / "oci")  # the layers are in the root filesystem now
             done.write_text(json.dumps(found))
+            (family / ARCHIVE_RECORD).write_text(str(archive.resolve()))
     config = ImageConfig.parse(json.loads(done.read_text()))
     return UnpackedImage(target / "bundle" / "rootfs", config)
+
+
+ARCHIVE_RECORD = "archive"  # in each checkout's folder: the archive it unpacks
+
+
+def _forget_removed_checkouts(name: Path) -> None:
+    for family in name.iterdir():
+        record = family / ARCHIVE_RECORD
+        if record.is_file() and not Path(record.read_text()).exists():
+            shutil.rmtree(family, ignore_errors=True)
 
 
 def _unpack_fresh(archive: Path, target: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from lepton_e2e import imagefs, podspec
+from lepton_e2e import binaries, imagefs, podspec
 from lepton_e2e.images import ImageTable
 from lepton_e2e.netns import Network, PodNamespace
 
@@ -278,7 +278,7 @@ class PodWorker(threading.Thread):
         objects: podspec.Lookup,
         archive: Path,
     ) -> dict[str, Any]:
-        unpacked = imagefs.unpack(archive, self.runner.state_dir / "images")
+        unpacked = imagefs.unpack(archive, binaries.cache_root() / "unpacked-images")
         return image_exec_spec(
             self.spec, container, facts, objects, unpacked, self.runner.service_env
         )

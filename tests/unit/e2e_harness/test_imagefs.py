@@ -168,3 +168,17 @@ def test_a_link_loop_in_the_image_is_an_error_not_a_hang(tmp_path: Path) -> None
     (root / "b").symlink_to("/a")
     with pytest.raises(OSError, match="too many"):
         podexec.in_root(root, "/a/x")
+
+
+def test_unpacks_of_removed_checkouts_are_forgotten_and_no_others(tmp_path: Path) -> None:
+    """The unpacked images outlive clusters in the cache: a clean clone's are removed
+    once its archive is gone; another checkout's, whose cluster may be running, stay."""
+    name = tmp_path / "images" / "lepton-operator"
+    kept_archive = tmp_path / "kept.oci.tar"
+    kept_archive.write_bytes(b"")
+    for checkout, archive in (("kept", kept_archive), ("gone", tmp_path / "gone.oci.tar")):
+        (name / checkout / "0123").mkdir(parents=True)
+        (name / checkout / imagefs.ARCHIVE_RECORD).write_text(str(archive))
+    (name / "unrecorded" / "0123").mkdir(parents=True)  # mid-unpack: left alone
+    imagefs._forget_removed_checkouts(name)
+    assert sorted(p.name for p in name.iterdir()) == ["kept", "unrecorded"]
