@@ -73,3 +73,19 @@ def test_slo_share_judges_only_windows_that_saw_requests():
 
     points = [point(None, None), point(5, 20), point(40, 80), point(40, 45), point(0, 80)]
     assert demo.slo_share(points, slo_ms=50) == (2, 3)
+
+
+def test_below_the_limit_drops_only_misses_with_the_most_replicas_ready():
+    def point(p95: float, ready: int) -> demo.Point:
+        return demo.Point(0, 40, None, 40.0, p95, {"cpu-standard": ready}, {}, 0.0)
+
+    points = [
+        point(30, 1),  # within, one replica
+        point(90, 1),  # over with one Ready: the plan's miss, judged
+        point(95, 2),  # over with both Ready: past what the machine carries, dropped
+        point(40, 2),  # within with both
+        demo.Point(0, 0, None, 0.0, 200.0, {"cpu-standard": 1}, {}, 0.0),  # no requests
+    ]
+    assert demo.slo_share(points, slo_ms=60) == (2, 4)
+    assert demo.slo_share_below_the_limit(points, slo_ms=60, most_replicas=2) == (2, 3)
+    assert demo.slo_share_below_the_limit(points, slo_ms=60, most_replicas=3) == (2, 4)
