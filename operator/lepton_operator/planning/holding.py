@@ -32,6 +32,9 @@ from lepton_operator.planning.capacity import P95_TAIL, Capacity
 SLO_SHARE_TARGET = 0.99
 MISS_WEIGHT = 1.0 / (1.0 - SLO_SHARE_TARGET)  # a second over the SLO, in seconds of the fleet
 RECURRENCE_MIN = 2  # rises within the memory before they count as a pattern
+# A rise to at least this multiple of where it started is a burst, which may come back
+# on top of any load; a smaller one is the noise of its level, which scales with it.
+BURST_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,14 @@ def miss_risk(
     A rise starts at a sample at or below ``served`` and is a later sample within the
     time to bring capacity back (``lead_s`` plus one sample's delay to see it) that is
     above it, by a rise that, applied to ``rate_rps``, is above it too (from no load,
-    its level alone). A rise is read two ways, and counts if either goes past: as a
-    ratio to its start (a level's own noise, in proportion to the level) and as load
-    added to whatever the load is (a burst on top of an idle floor: 2.5 to 5,900 req/s
-    read as x2,360 of a floor now at 1 req/s would say 2,360 and hide a burst that
-    comes back as it was). It lasts while the samples stay above, at most that
-    time: a burst longer than a cold start is met once the capacity is back. Both tests,
+    its level alone). A rise is read as a ratio to its start (a level's own noise, in
+    proportion to the level) and, when it at least doubled the load (``BURST_RATIO``),
+    also as load added to whatever the load is (a burst on top of an idle floor: 2.5
+    to 5,900 req/s read as x2,360 of a floor now at 1 req/s would say 2,360 and hide a
+    burst that comes back as it was); it counts if either reading goes past. Noise
+    read as added load would carry a busy level's wiggles down a day's decline. It
+    lasts while the samples stay above, at most that time: a burst longer than a cold
+    start is met once the capacity is back. Both tests,
     so the load seen must have gone past what the smaller fleet serves (a step long
     since climbed is not a rise at its new level) and must do so again from where the
     load is now (the noise of a level the load has since left behind, such as a decline
@@ -113,6 +118,8 @@ def miss_risk(
         if level <= 0 or rate_rps <= 0:
             return True
         scaled = value / level * rate_rps  # a level's noise, in proportion
+        if value < BURST_RATIO * level:
+            return scaled > served
         added = rate_rps + (value - level)  # a burst on top of whatever the load is
         return max(scaled, added) > served
 

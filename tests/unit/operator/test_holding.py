@@ -110,6 +110,11 @@ def test_a_burst_from_an_idle_floor_counts_from_a_quieter_load_now() -> None:
     # +6) takes 2 req/s past 30. The load has left that level behind.
     small_rise = _samples(_bursts(60, 25.0, 20, 5, high=31.0))
     assert miss_risk(small_rise, 3600.0, 2.0, served, 60.0, VARIABILITY_WINDOW_S) == NO_RISK
+    # A level's noise (29 to 36 req/s, x1.24) is never read as added load: from 23.5 req/s
+    # now, +7 would pass 30, but the noise of a lower level is smaller (x1.24 of 23.5
+    # is 29), as on a day's decline.
+    noise = _samples([29.0, 36.0] * 30)
+    assert miss_risk(noise, 3600.0, 23.5, served, 60.0, VARIABILITY_WINDOW_S) == NO_RISK
 
 
 def test_a_burst_longer_than_a_cold_start_misses_only_until_capacity_is_back() -> None:
