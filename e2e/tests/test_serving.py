@@ -442,6 +442,32 @@ def test_prometheus_down_leaves_serving_untouched_and_is_reported(
     assert ("Warning", "PrometheusUnreachable") in events
 
 
+def _container_story(kube: Kube, pod_name: str) -> str:
+    """What a pod's containers and endpoints look like now, with the tail of its
+    Triton's log: what a timed-out restart leaves to read once the cluster is gone."""
+    pod = kube.get("pod", pod_name, NAMESPACE)
+    statuses = [
+        {k: c.get(k) for k in ("name", "ready", "restartCount", "state", "lastState")}
+        for c in pod["status"].get("containerStatuses") or []
+    ]
+    log = state_root() / "pods" / f"{NAMESPACE}_{pod_name}" / "triton.log"
+    tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
+    endpoints = steady_endpoints(kube, "minilm", NAMESPACE)()
+    runner_log = state_root() / "logs" / "pod-runner.log"
+    runner = [
+        line
+        for line in (
+            runner_log.read_text(errors="replace") if runner_log.exists() else ""
+        ).splitlines()
+        if pod_name in line
+    ][-10:]
+    return (
+        f"phase {pod['status'].get('phase')} ({pod['status'].get('reason')}: "
+        f"{pod['status'].get('message')}); containers {statuses}; steady endpoints "
+        f"{endpoints}; the pod runner on it: {runner}; the end of triton.log: {tail}"
+    )
+
+
 def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_serves(
     kube: Kube, served: dict[str, Any]
 ) -> None:
@@ -492,7 +518,10 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
                 listed = len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 2
                 return pod if restarted and listed else None
 
-            wait_for(back, timeout=180, interval=1, what="the killed container back in service")
+            try:
+                wait_for(back, timeout=180, interval=1, what="the killed container back in service")
+            except AssertionError as error:
+                raise AssertionError(f"{error}; {_container_story(kube, victim)}") from error
             recovered = time.time()
             time.sleep(5)
         serving_after = {p["metadata"]["name"] for p in serving_pods(kube, "minilm", NAMESPACE)}
