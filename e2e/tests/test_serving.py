@@ -474,7 +474,8 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
     """One of two replicas' tritonserver is SIGKILLed (a segfault, the OOM killer) under
     a bounded load sent as a Service client would: the container restarts in place, the
     other replica answers throughout, and requests fail only while the dead one is still
-    listed as an endpoint. The operator changes nothing: a crash is not a new plan."""
+    listed as an endpoint. The operator keeps its variant and pool: a crash is not a new
+    plan (it may add a replica while one is down, as it would for any lost capacity)."""
     kube.kubectl(
         "patch", "lm", "minilm", "-n", NAMESPACE, "--type=merge",
         "-p", '{"spec": {"scaling": {"minReplicas": 2}}}',
@@ -515,7 +516,10 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
                     ) from error
                 statuses = pod["status"].get("containerStatuses") or []
                 restarted = any(c.get("restartCount", 0) >= 1 for c in statuses)
-                listed = len(steady_endpoints(kube, "minilm", NAMESPACE)() or []) == 2
+                # Its own endpoint listed again. The planner may have added a replica
+                # while one was down (seen: three endpoints, the victim's among them).
+                endpoints = steady_endpoints(kube, "minilm", NAMESPACE)() or []
+                listed = any(e.split(":")[0] == pod["status"].get("podIP") for e in endpoints)
                 return pod if restarted and listed else None
 
             try:
@@ -561,8 +565,9 @@ def test_a_triton_process_killed_under_load_is_restarted_and_the_other_replica_s
     assert len(failed) <= bound
     assert not gaps, gaps
     assert all(s.done < recovered for s in failed), "failures after recovery"
-    # Restarted in place, not replaced; the operator's plan and phase unchanged.
-    assert serving_after == set(pods)
+    # Restarted in place, not replaced: both pods still serve (a replica the planner
+    # added while one was down may serve beside them); variant, pool and phase unchanged.
+    assert set(pods) <= serving_after, (set(pods), serving_after)
     assert after["phase"] == "Ready"
     assert (after["decision"]["variant"], after["decision"]["pool"]) == (
         before["decision"]["variant"],
