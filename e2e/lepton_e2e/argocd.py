@@ -31,7 +31,7 @@ import yaml
 
 from lepton_e2e import binaries
 from lepton_e2e.argocd_build import COMPONENTS, ensure_built
-from lepton_e2e.cluster import Cluster, stop_process_groups
+from lepton_e2e.cluster import Cluster, pid_file_running, stop_process_groups
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "argocd"
@@ -139,13 +139,11 @@ class ArgoCD:
 
     def alive(self) -> list[str]:
         """The components whose process is running (a test checks none has died)."""
-        running = []
-        for name in ("argocd-redis", *COMPONENTS):
-            pid_file = self.cluster.pids / f"{name}.pid"
-            with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-                os.kill(int(pid_file.read_text()), 0)
-                running.append(name)
-        return running
+        return [
+            name
+            for name in ("argocd-redis", *COMPONENTS)
+            if pid_file_running(self.cluster.pids / f"{name}.pid")
+        ]
 
     def log(self, component: str) -> Path:
         return self.cluster.logs / f"{component}.log"

@@ -352,14 +352,7 @@ class Cluster:
             time.sleep(0.01)
 
     def _alive(self, name: str) -> bool:
-        pid_file = self.pids / f"{name}.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            os.kill(int(pid_file.read_text()), 0)
-        except (ProcessLookupError, ValueError):
-            return False
-        return True
+        return pid_file_running(self.pids / f"{name}.pid")
 
     # ---- readiness -------------------------------------------------------------------
     def _ready(self, path: str) -> bool:
@@ -462,7 +455,7 @@ def stop_process_groups(pid_files: Iterable[Path], grace: float = 15) -> None:
         signalled.append(pid)
     deadline = time.monotonic() + grace
     while signalled and time.monotonic() < deadline:
-        signalled = [pid for pid in signalled if _running(pid)]
+        signalled = [pid for pid in signalled if pid_running(pid)]
         if signalled:
             time.sleep(0.2)
     for pid in signalled:
@@ -470,12 +463,24 @@ def stop_process_groups(pid_files: Iterable[Path], grace: float = 15) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def _running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
+    """Whether a process of that pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     return True
+
+
+def pid_file_running(pid_file: Path) -> bool:
+    """Whether the process a pid file names runs; a missing or unreadable file: no."""
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    return pid_running(pid)
 
 
 def _match(stage: dict[str, Any]) -> list[dict[str, Any]]:

@@ -511,10 +511,17 @@ def _replay_both_pools(out: Path) -> None:
     _say(f"plot: {out / 'replay-diurnal.png'}")
 
 
+def _judged(points: list[Point]) -> list[tuple[float, Point]]:
+    """The samples with a p95 to judge, each with it: Prometheus saw requests in its
+    window; a window without requests has no p95 of its own."""
+    return [
+        (p.live_p95_ms, p) for p in points if p.live_p95_ms is not None and (p.live_rps or 0) > 0
+    ]
+
+
 def slo_share(points: list[Point], slo_ms: float) -> tuple[int, int]:
-    """(samples within the SLO, samples measured). Measured: Prometheus saw requests in
-    its window; a window without requests has no p95 of its own to judge."""
-    p95s = [p.live_p95_ms for p in points if p.live_p95_ms is not None and (p.live_rps or 0) > 0]
+    """(samples within the SLO, samples measured), over the samples ``_judged``."""
+    p95s = [p95 for p95, _ in _judged(points)]
     return sum(p95 <= slo_ms for p95 in p95s), len(p95s)
 
 
@@ -526,14 +533,12 @@ def slo_share_below_the_limit(
     that hour (or Triton's one-minute summary still holds such seconds), no fault of
     the plan; one over it with fewer Ready is the plan's (too few asked for, or asked
     for late and still starting) and counts."""
-    judged = [p for p in points if p.live_p95_ms is not None and (p.live_rps or 0) > 0]
     below = [
-        p
-        for p in judged
-        if p.live_p95_ms is not None
-        and (p.live_p95_ms <= slo_ms or sum(p.ready_by_pool.values()) < most_replicas)
+        p95
+        for p95, p in _judged(points)
+        if p95 <= slo_ms or sum(p.ready_by_pool.values()) < most_replicas
     ]
-    return sum(p.live_p95_ms is not None and p.live_p95_ms <= slo_ms for p in below), len(below)
+    return sum(p95 <= slo_ms for p95 in below), len(below)
 
 
 def _summary(kube: Kube, demo: Demo, answered: int, failed: int, plot_path: Path) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lepton_e2e.cluster import state_root
+from lepton_e2e.cluster import pid_running, state_root
 
 
 @dataclass(frozen=True)
@@ -98,16 +98,6 @@ def cluster_turn(whole_cluster: bool) -> Iterator[None]:
         yield
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class _Users:
     """Who uses the cluster now, and whether this run brought it up (and so takes it
@@ -119,7 +109,7 @@ class _Users:
     @classmethod
     def read(cls, path: Path) -> _Users:
         raw = json.loads(path.read_text()) if path.exists() else {}
-        pids = [pid for pid in raw.get("pids", []) if _alive(pid)]
+        pids = [pid for pid in raw.get("pids", []) if pid_running(pid)]
         return cls(pids=pids, started=bool(raw.get("started")) and bool(pids))
 
     def write(self, path: Path) -> None:

@@ -6,13 +6,12 @@ cluster's components are (so init, not this test, reaps them).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from lepton_e2e.cluster import stop_process_groups
+from lepton_e2e.cluster import pid_file_running, stop_process_groups
 
 # Ignores SIGTERM, as a component lingering in its graceful shutdown does.
 STUBBORN = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
@@ -33,22 +32,14 @@ def _start(tmp_path: Path, name: str, code: str) -> Path:
     return pid_file
 
 
-def _gone(pid_file: Path) -> bool:
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_stubborn_groups_share_one_grace_period_then_are_killed(tmp_path: Path) -> None:
     pid_files = [_start(tmp_path, f"stubborn-{i}", STUBBORN) for i in range(3)]
     began = time.monotonic()
     stop_process_groups(pid_files, grace=1.0)
     took = time.monotonic() - began
-    assert not any(_gone(pid_file) for pid_file in pid_files)  # SIGTERM was ignored...
+    assert all(pid_file_running(pid_file) for pid_file in pid_files)  # SIGTERM ignored...
     deadline = time.monotonic() + 10
-    while not all(_gone(pid_file) for pid_file in pid_files):  # ...SIGKILL is not
+    while any(pid_file_running(pid_file) for pid_file in pid_files):  # ...SIGKILL is not
         assert time.monotonic() < deadline, "a group outlived SIGKILL"
         time.sleep(0.1)
     # In turn they would take three grace periods; at once, one (and polling).
@@ -64,4 +55,4 @@ def test_obedient_groups_end_without_waiting_and_missing_files_are_skipped(
     began = time.monotonic()
     stop_process_groups([pid_file, stale, tmp_path / "absent.pid"], grace=30)
     assert time.monotonic() - began < 10
-    assert _gone(pid_file)
+    assert not pid_file_running(pid_file)
