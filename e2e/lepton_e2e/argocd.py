@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import config as kube_config
 
 from lepton_e2e import binaries
 from lepton_e2e.argocd_build import COMPONENTS, ensure_built
 from lepton_e2e.cluster import Cluster, pid_file_running, stop_process_groups
+from lepton_e2e.crds import wait_established
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "argocd"
@@ -71,14 +73,9 @@ class ArgoCD:
         # client-side apply's last-applied annotation may hold.
         for crd in ("application-crd.yaml", "appproject-crd.yaml"):
             self._kubectl(cluster_bin, "apply", "--server-side", "-f", str(argocd_bin / crd))
-        self._kubectl(
-            cluster_bin,
-            "wait",
-            "--for=condition=Established",
-            "crd/applications.argoproj.io",
-            "crd/appprojects.argoproj.io",
-            "--timeout=60s",
-        )
+        api = kube_config.new_client_from_config(str(self.cluster.config.kubeconfig))
+        with contextlib.closing(api):
+            wait_established(api, ["applications.argoproj.io", "appprojects.argoproj.io"])
         self._kubectl(
             cluster_bin, "apply", "-f", "-", stdin=yaml.safe_dump_all(self._objects(argocd_bin))
         )

@@ -30,9 +30,13 @@ from kubernetes import client, config
 
 from lepton_e2e import binaries, shipped_images
 from lepton_e2e.cluster import Cluster, ClusterConfig, state_root
+from lepton_e2e.crds import wait_established
 from lepton_e2e.lanes import SOLO, Lane, cluster_in_use, lane_of
 from lepton_e2e.prometheus import KubeAccess, PrometheusServer, triton_endpoints_job
 from lepton_operator.watched import watches
+
+REPO = Path(__file__).resolve().parents[2]
+LEPTON_CRD = "leptonmodels.lepton.ai"
 
 
 @dataclass
@@ -75,6 +79,11 @@ class Kube:
         args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
         items: list[dict[str, Any]] = json.loads(self.kubectl(*args).stdout)["items"]
         return items
+
+    def install_crds(self) -> None:
+        """The project's CRDs from ``crds/``, as a user applies them, and served."""
+        self.kubectl("apply", "-f", str(REPO / "crds"))
+        wait_established(self.api, [LEPTON_CRD], timeout=30)
 
 
 def crash_container(namespace: str, pod: str, container: str) -> None:

@@ -152,10 +152,7 @@ CASES: list[tuple[str, list[Callable[[dict[str, Any]], None]], str]] = [
 
 @pytest.fixture(scope="module")
 def crd(kube: Kube) -> None:
-    kube.kubectl("apply", "-f", str(REPO / "crds"))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "crd/leptonmodels.lepton.ai", "--timeout=30s"
-    )
+    kube.install_crds()
 
 
 def _dry_run(kube: Kube, doc: dict[str, Any], namespace: str) -> Any:

@@ -81,10 +81,7 @@ ADMITTED: list[dict[str, Any]] = []
 
 @pytest.fixture(scope="module")
 def crd(kube: Kube) -> None:
-    kube.kubectl("apply", "-f", str(REPO / "crds"))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "crd/leptonmodels.lepton.ai", "--timeout=30s"
-    )
+    kube.install_crds()
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,13 @@ taints, Jobs whose pods run for real, RBAC and Pod Security enforced."""
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.request
 from typing import Any
 
 import pytest
 
+from lepton_e2e.crds import crd_state, wait_established
 from lepton_e2e.fixtures import Kube, wait_for
 from lepton_e2e.pools import POOL_LABEL, load_pools
 
@@ -316,3 +318,41 @@ def test_pod_security_restricted_rejects_a_plain_pod(kube: Kube, namespace: str)
     )
     assert result.returncode != 0
     assert "violates PodSecurity" in result.stderr and "runAsNonRoot" in result.stderr
+
+
+def test_a_crd_applied_a_moment_before_is_waited_for_until_served(kube: Kube) -> None:
+    # `kubectl wait --for=condition=Established` refuses a CRD that has no conditions
+    # yet instead of waiting; `wait_established` waits through it, and returns only once
+    # the new kind can be stored.
+    group = f"t{secrets.token_hex(4)}.e2e.lepton.local"
+    name = f"widgets.{group}"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": group,
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    assert crd_state(kube.api, name) == "missing"
+    try:
+        kube.apply(crd)
+        wait_established(kube.api, [name], timeout=30)
+        assert crd_state(kube.api, name) == "Established"
+        widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}}
+        kube.apply(widget, namespace="default")
+        assert kube.get(f"widgets.{group}", "w", "default")["metadata"]["name"] == "w"
+    finally:
+        kube.kubectl("delete", "crd", name, "--wait=false", check=False)
+    with pytest.raises(AssertionError, match="not Established"):
+        wait_established(kube.api, [f"gadgets.{group}"], timeout=1)
