@@ -179,8 +179,10 @@ def test_live_figures_agree_with_what_clients_measured(
     # Triton's own p95 (what status shows) leaves out what only the clients spend: HTTP
     # on both sides and, on a shared machine, the load generator's own scheduling. So
     # it may sit well below the clients' figure (71 ms against 96 ms seen, with other
-    # work on the cores) but never far above it.
-    assert 0.6 * client_p95 <= live["p95Ms"] <= 1.2 * client_p95
+    # work on the cores; 406 against 679 with a benchmark beside the suite) but never
+    # far above it. The lower bound is there for a unit or a window read wrong (a
+    # factor of 1,000, or an idle window's zero), not for the clients' own overhead.
+    assert client_p95 / 4 <= live["p95Ms"] <= 1.2 * client_p95
     assert _condition(status, "MetricsAvailable").get("status") == "True"
     assert status["p95Ms"] == live["p95Ms"]  # the printer column shows what was observed
 
