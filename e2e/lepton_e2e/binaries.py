@@ -3,12 +3,16 @@
 The cache folder is keyed by a hash of everything that decides the binaries
 (go.mod, go.sum, the multi-call main, the pinned tools, the stamped tools), so a warm
 ``make test`` reuses them and a version bump rebuilds. A build lands in a temporary folder that
-is renamed into place only when complete, so an interrupted build is never reused.
+is renamed into place only when complete, so an interrupted build is never reused, and
+one process builds a folder at a time: another that needs it waits for that build
+(``build_once``), as a test does for ``make test``'s Argo CD built in the background.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -16,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +175,58 @@ def staged(target: Path) -> Iterator[Path]:
     staging.rename(target)
 
 
+@contextlib.contextmanager
+def _building(target: Path) -> Iterator[None]:
+    """Held while this process builds ``target``: a second process waits here rather
+    than building it again beside the first (two Go builds of the same modules on two
+    cores take twice as long, and one of them is thrown away).
+
+    The lock file holds the builder's process group. A waiter raises that group to the
+    normal priority: ``make test`` starts Argo CD's build at the lowest one, to use only
+    the cores the cluster's build and the tests leave idle, and a test that needs it now
+    should not wait behind everything else.
+    """
+    lock = target.with_name(target.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _hurry(lock)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpgrp()).encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _hurry(lock: Path) -> None:
+    """Say who is waiting for what, and raise the builder's priority where allowed."""
+    group = lock.read_text().strip()
+    print(f"waiting for process group {group or '?'} building {lock.stem}", file=sys.stderr)
+    if not group.isdigit():
+        return
+    try:
+        os.setpriority(os.PRIO_PGRP, int(group), 0)
+    except OSError as error:  # not ours to raise (no CAP_SYS_NICE), or it just ended
+        if error.errno not in (errno.EPERM, errno.EACCES, errno.ESRCH):
+            raise
+
+
+def build_once(target: Path, built: Path, build: Callable[[Path], None]) -> Path:
+    """``target``, built first by ``build(staging)`` unless ``built`` (a file in it)
+    exists, or once another process's build of it ends."""
+    if built.exists():
+        return target
+    with _building(target):
+        if not built.exists():  # another process built it while this one waited
+            with staged(target) as staging:
+                build(staging)
+    return target
+
+
 def go_install(args: list[str], gobin: Path, env: Mapping[str, str], out: Any) -> None:
     """``go install args`` into ``gobin``, with VCS stamping off (modules have no .git)."""
     subprocess.run(
@@ -190,14 +246,16 @@ def ensure_built(log: bool = True) -> Path:
         return target
     if shutil.which("go") is None:
         raise RuntimeError("Go is needed to build the local cluster; `make deps` installs it")
-    started = time.monotonic()
     env = {**os.environ, "GOFLAGS": "-mod=mod -buildvcs=false"}
     out = sys.stderr if log else subprocess.DEVNULL
-    print(f"building the local cluster into {target} (cold: several minutes)", file=sys.stderr)
-    with staged(target) as staging:
+
+    def build(staging: Path) -> None:
+        started = time.monotonic()
+        print(f"building the local cluster into {target} (cold: several minutes)", file=sys.stderr)
         _build_cluster(staging, env, out)
-    print(f"built in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return target
+        print(f"built in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+    return build_once(target, target / MULTICALL, build)
 
 
 def _build_cluster(staging: Path, env: Mapping[str, str], out: Any) -> None:
@@ -239,7 +297,9 @@ def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
     if shutil.which("go") is None:
         raise RuntimeError(f"Go is needed to build {name}; `make deps` checks for it")
     out = sys.stderr if log else subprocess.DEVNULL
-    print(f"building {tool.spec} into {target}", file=sys.stderr)
-    with staged(target) as staging:
+
+    def build(staging: Path) -> None:
+        print(f"building {tool.spec} into {target}", file=sys.stderr)
         go_install(tool.install_args(), staging, os.environ, out)
-    return target / name
+
+    return build_once(target, target / name, build) / name
