@@ -10,11 +10,12 @@ through "not there yet", "no conditions yet" and "still being deleted".
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from lepton_e2e.waiting import wait_for
 
 
 def crd_state(api: client.ApiClient, name: str) -> str:
@@ -37,15 +38,21 @@ def crd_state(api: client.ApiClient, name: str) -> str:
     return f"Established={established.status} ({established.reason})"
 
 
+class CrdStates(dict[str, str]):
+    """Each CRD's state (``crd_state``), true once every one is Established: ``wait_for``
+    ends on it, and on a timeout its message is the last states."""
+
+    def __bool__(self) -> bool:
+        return all(state == "Established" for state in self.values())
+
+
 def wait_established(
     api: client.ApiClient, names: Sequence[str], timeout: float = 60, interval: float = 0.25
 ) -> None:
     """Return once every named CRD is Established; fail naming each one's state."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {name: crd_state(api, name) for name in names}
-        if all(state == "Established" for state in states.values()):
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"CRDs not Established within {timeout:.0f} s: {states}")
-        time.sleep(interval)
+    wait_for(
+        lambda: CrdStates({name: crd_state(api, name) for name in names}),
+        timeout,
+        interval,
+        what="CRDs Established",
+    )

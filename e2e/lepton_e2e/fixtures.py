@@ -18,8 +18,7 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from lepton_e2e.cluster import Cluster, ClusterConfig, state_root
 from lepton_e2e.crds import wait_established
 from lepton_e2e.lanes import SOLO, Lane, cluster_in_use, lane_of
 from lepton_e2e.prometheus import KubeAccess, PrometheusServer, triton_endpoints_job
+from lepton_e2e.waiting import wait_for
 from lepton_operator.watched import watches
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,20 +92,6 @@ def crash_container(namespace: str, pod: str, container: str) -> None:
     in place (restartPolicy Always), as a kubelet does."""
     group = state_root() / "pods" / f"{namespace}_{pod}" / f"{container}.pgid"
     os.killpg(int(group.read_text()), signal.SIGKILL)
-
-
-def wait_for(
-    check: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "condition"
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="session")

@@ -354,5 +354,6 @@ def test_a_crd_applied_a_moment_before_is_waited_for_until_served(kube: Kube) ->
         assert kube.get(f"widgets.{group}", "w", "default")["metadata"]["name"] == "w"
     finally:
         kube.kubectl("delete", "crd", name, "--wait=false", check=False)
-    with pytest.raises(AssertionError, match="not Established"):
+    missing = r"waiting for CRDs Established; last: \{'gadgets\.[^']+': 'missing'\}"
+    with pytest.raises(AssertionError, match=missing):
         wait_established(kube.api, [f"gadgets.{group}"], timeout=1)
