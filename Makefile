@@ -104,7 +104,7 @@ cluster-up: deps cluster-bin ## start the local cluster; prints the KUBECONFIG t
 	$(E2E) up
 
 .PHONY: argocd-bin
-argocd-bin: system-deps ## build Argo CD (controller, repo-server) from Go modules (cached; cold ~7 min)
+argocd-bin: system-deps ## build Argo CD (controller, repo-server) from Go modules (cached; cold 9 to 20 min here)
 	$(PREBUILD) argocd
 
 .PHONY: argocd-up
