@@ -227,54 +227,16 @@ def build_once(target: Path, built: Path, build: Callable[[Path], None]) -> Path
     return target
 
 
-@dataclass(frozen=True)
-class BuildCommand:
-    """One command of a build (``go build``, ``go install``): its arguments, folder, environment."""
-
-    args: list[str]
-    cwd: Path
-    env: Mapping[str, str]
-
-
-def go_install_command(args: list[str], gobin: Path, env: Mapping[str, str]) -> BuildCommand:
+def go_install(args: list[str], gobin: Path, env: Mapping[str, str], out: Any) -> None:
     """``go install args`` into ``gobin``, with VCS stamping off (modules have no .git)."""
-    return BuildCommand(
+    subprocess.run(
         ["go", "install", *args],
-        gobin,
-        {**env, "GOBIN": str(gobin), "GOFLAGS": "-buildvcs=false"},
+        env={**env, "GOBIN": str(gobin), "GOFLAGS": "-buildvcs=false"},
+        check=True,
+        stdout=out,
+        stderr=out,
+        cwd=gobin,
     )
-
-
-def run_together(commands: list[BuildCommand], out: Any) -> None:
-    """Run ``commands`` side by side and wait for all; raise for the first that failed
-    (the others stopped).
-
-    Why side by side: one Go build leaves cores idle for long stretches (resolving and
-    downloading modules, linking one large binary on one core): a cold cluster build
-    took 1664 s one step after the other while Argo CD's build, at the lowest priority
-    beside it, still finished in 992 s on what it left. The go command shares its
-    module and build caches safely between processes.
-    """
-    running = [
-        subprocess.Popen(c.args, cwd=c.cwd, env=dict(c.env), stdout=out, stderr=out)
-        for c in commands
-    ]
-    try:
-        while [process.poll() for process in running].count(None):  # poll every one
-            _raise_for_failed(running)
-            time.sleep(0.2)
-        _raise_for_failed(running)
-    finally:
-        for process in running:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
-def _raise_for_failed(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.returncode not in (None, 0):
-            raise subprocess.CalledProcessError(process.returncode, process.args)
 
 
 def ensure_built(log: bool = True) -> Path:
@@ -297,19 +259,28 @@ def ensure_built(log: bool = True) -> Path:
 
 
 def _build_cluster(staging: Path, env: Mapping[str, str], out: Any) -> None:
-    multicall = BuildCommand(
+    subprocess.run(
         [
-            *("go", "build", "-ldflags", _ldflags(kubernetes_version())),
-            *("-o", str(staging / MULTICALL), "./cmd/leptoncluster"),
+            "go",
+            "build",
+            "-ldflags",
+            _ldflags(kubernetes_version()),
+            "-o",
+            str(staging / MULTICALL),
+            "./cmd/leptoncluster",
         ],
-        CLUSTER_SRC,
-        env,
+        cwd=CLUSTER_SRC,
+        env=env,
+        check=True,
+        stdout=out,
+        stderr=out,
     )
-    installs = [[tool] for tool in tools()]
-    installs += [stamped.install_args() for stamped in STAMPED_TOOLS]
-    run_together([multicall, *(go_install_command(a, staging, env) for a in installs)], out)
     for component in COMPONENTS:
         (staging / component).symlink_to(MULTICALL)
+    installs = [[tool] for tool in tools()]
+    installs += [stamped.install_args() for stamped in STAMPED_TOOLS]
+    for args in installs:
+        go_install(args, staging, env, out)
 
 
 def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
@@ -329,6 +300,6 @@ def ensure_tool(tool: StampedTool, log: bool = True) -> Path:
 
     def build(staging: Path) -> None:
         print(f"building {tool.spec} into {target}", file=sys.stderr)
-        run_together([go_install_command(tool.install_args(), staging, os.environ)], out)
+        go_install(tool.install_args(), staging, os.environ, out)
 
     return build_once(target, target / name, build) / name

@@ -146,27 +146,3 @@ def test_background_prebuild_returns_at_once_and_its_process_logs_what_it_did(tm
     while key not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert log.read_text().strip() == key
-
-
-def test_build_commands_run_side_by_side_and_a_failure_stops_the_rest(tmp_path: Path):
-    import pytest
-
-    from lepton_e2e.binaries import BuildCommand, run_together
-
-    env = {"PATH": os.environ["PATH"]}
-    # Each waits for the other's file: one after the other, neither would ever end.
-    pair = [
-        BuildCommand(["sh", "-c", "touch a; while [ ! -e b ]; do sleep 0.05; done"], tmp_path, env),
-        BuildCommand(["sh", "-c", "touch b; while [ ! -e a ]; do sleep 0.05; done"], tmp_path, env),
-    ]
-    started = time.monotonic()
-    run_together(pair, subprocess.DEVNULL)
-    assert time.monotonic() - started < 30
-
-    slow = BuildCommand(["sh", "-c", "sleep 60; touch late"], tmp_path, env)
-    failing = BuildCommand(["sh", "-c", "exit 3"], tmp_path, env)
-    started = time.monotonic()
-    with pytest.raises(subprocess.CalledProcessError) as failed:
-        run_together([slow, failing], subprocess.DEVNULL)
-    assert failed.value.returncode == 3
-    assert time.monotonic() - started < 30 and not (tmp_path / "late").exists()
